@@ -1,0 +1,312 @@
+// Package arp encodes and decodes Ethernet II frames carrying ARP for IPv4
+// over Ethernet (htype 1, ptype 0x0800, hlen 6, plen 4), with an optional
+// floatip trailer carried in the Ethernet padding, and sends and receives
+// them on an AF_PACKET socket.
+//
+// The codec is our own rather than github.com/mdlayher/arp because floatip
+// needs the bytes after the 28-byte ARP payload (the trailer) and RFC 5227
+// probes with sender IP 0.0.0.0, and because only a 2022 snapshot of that
+// module is available.
+package arp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+)
+
+// Operation is the ARP opcode.
+type Operation uint16
+
+// ARP opcodes (RFC 826).
+const (
+	OperationRequest Operation = 1
+	OperationReply   Operation = 2
+)
+
+// String returns "request", "reply" or the number, for logs.
+func (o Operation) String() string {
+	switch o {
+	case OperationRequest:
+		return "request"
+	case OperationReply:
+		return "reply"
+	default:
+		return "Operation(" + strconv.Itoa(int(o)) + ")"
+	}
+}
+
+// Kind says why a floatip node sent a frame; carried in the trailer.
+type Kind uint8
+
+// Kinds of floatip frames.
+const (
+	// KindProbe is a standby's or a starting node's RFC 5227 probe.
+	KindProbe Kind = 1
+	// KindAnnounce is the holder's gratuitous ARP.
+	KindAnnounce Kind = 2
+	// KindRelease says the holder gives the VIP up (graceful stop), so
+	// standbys can take over without waiting for probes to time out.
+	KindRelease Kind = 3
+	// KindBeacon is a standby's periodic broadcast of its presence.
+	KindBeacon Kind = 4
+	// KindDefend is the holder defending the VIP against a conflicting claim.
+	KindDefend Kind = 5
+)
+
+// String returns the kind's name, or "Kind(N)" for a value this version
+// does not know (a newer peer may send one).
+func (k Kind) String() string {
+	switch k {
+	case KindProbe:
+		return "probe"
+	case KindAnnounce:
+		return "announce"
+	case KindRelease:
+		return "release"
+	case KindBeacon:
+		return "beacon"
+	case KindDefend:
+		return "defend"
+	default:
+		return "Kind(" + strconv.Itoa(int(k)) + ")"
+	}
+}
+
+// FlagHolder in Trailer.Flags says the sender currently holds the VIP.
+const FlagHolder uint8 = 1 << 0
+
+// FlagClaiming in Trailer.Flags says the sender found the VIP free and is
+// waiting its turn to claim it; a better standby that sees it checks the
+// holder at once and claims first.
+const FlagClaiming uint8 = 1 << 1
+
+// Trailer is floatip's own data, placed right after the 28-byte ARP payload
+// inside the padding of a minimum-size Ethernet frame, so ordinary hosts
+// process the ARP normally and floatip peers learn each other's priority and
+// intent. Layout (big endian), 12 bytes:
+//
+//	[0:4]  magic "FLIP"
+//	[4]    version (1)
+//	[5]    kind
+//	[6]    priority
+//	[7]    flags
+//	[8:12] node ID (uint32, a hash of the node name)
+type Trailer struct {
+	Kind     Kind
+	Priority uint8
+	Flags    uint8
+	NodeID   uint32
+}
+
+// Packet is one Ethernet II frame carrying an IPv4-over-Ethernet ARP
+// message and, when a floatip node sent it, a Trailer.
+type Packet struct {
+	// Ethernet header.
+	Destination net.HardwareAddr
+	Source      net.HardwareAddr
+
+	Operation          Operation
+	SenderHardwareAddr net.HardwareAddr
+	SenderIP           netip.Addr
+	TargetHardwareAddr net.HardwareAddr
+	TargetIP           netip.Addr
+
+	// Trailer is nil when the frame carries none (any non-floatip host, or
+	// the kernel's own replies).
+	Trailer *Trailer
+}
+
+// Broadcast is the Ethernet broadcast address.
+var Broadcast = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+// ErrMalformed is wrapped by every error UnmarshalBinary returns, so callers
+// that read from the wire can tell junk (log it, keep reading) from a broken
+// socket.
+var ErrMalformed = errors.New("malformed ARP frame")
+
+const (
+	etherTypeARP  = 0x0806
+	etherTypeIPv4 = 0x0800
+	htypeEthernet = 1
+
+	ethHeaderLen = 14
+	arpLen       = 28
+	trailerLen   = 12
+	// minFrameLen is the minimum Ethernet frame without the FCS; shorter
+	// frames are padded by us, as some NICs and switches drop runts.
+	minFrameLen = 60
+
+	trailerVersion = 1
+)
+
+var trailerMagic = [4]byte{'F', 'L', 'I', 'P'}
+
+// zeroMAC is the target hardware address of requests, which RFC 5227 asks
+// to be zero.
+var zeroMAC = net.HardwareAddr{0, 0, 0, 0, 0, 0}
+
+// MarshalBinary encodes p as an Ethernet frame of at least 60 bytes (the
+// minimum frame size, zero padded). All four MACs must be 6 bytes and both
+// IPs IPv4.
+func (p *Packet) MarshalBinary() ([]byte, error) {
+	for _, m := range []struct {
+		name string
+		addr net.HardwareAddr
+	}{
+		{"destination", p.Destination},
+		{"source", p.Source},
+		{"sender hardware address", p.SenderHardwareAddr},
+		{"target hardware address", p.TargetHardwareAddr},
+	} {
+		if len(m.addr) != 6 {
+			return nil, fmt.Errorf("marshal ARP frame: %s %q is not a 6-byte Ethernet address", m.name, m.addr)
+		}
+	}
+	if !p.SenderIP.Is4() {
+		return nil, fmt.Errorf("marshal ARP frame: sender IP %v is not IPv4", p.SenderIP)
+	}
+	if !p.TargetIP.Is4() {
+		return nil, fmt.Errorf("marshal ARP frame: target IP %v is not IPv4", p.TargetIP)
+	}
+
+	b := make([]byte, minFrameLen)
+	copy(b[0:6], p.Destination)
+	copy(b[6:12], p.Source)
+	binary.BigEndian.PutUint16(b[12:14], etherTypeARP)
+
+	a := b[ethHeaderLen:]
+	binary.BigEndian.PutUint16(a[0:2], htypeEthernet)
+	binary.BigEndian.PutUint16(a[2:4], etherTypeIPv4)
+	a[4] = 6
+	a[5] = 4
+	binary.BigEndian.PutUint16(a[6:8], uint16(p.Operation))
+	copy(a[8:14], p.SenderHardwareAddr)
+	sip := p.SenderIP.As4()
+	copy(a[14:18], sip[:])
+	copy(a[18:24], p.TargetHardwareAddr)
+	tip := p.TargetIP.As4()
+	copy(a[24:28], tip[:])
+
+	if t := p.Trailer; t != nil {
+		tr := a[arpLen : arpLen+trailerLen]
+		copy(tr[0:4], trailerMagic[:])
+		tr[4] = trailerVersion
+		tr[5] = uint8(t.Kind)
+		tr[6] = t.Priority
+		tr[7] = t.Flags
+		binary.BigEndian.PutUint32(tr[8:12], t.NodeID)
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes an Ethernet frame into p. Every error wraps
+// ErrMalformed. The trailer is parsed only when its magic and version match;
+// any other bytes after the ARP payload are Ethernet padding and ignored.
+// p does not alias b.
+func (p *Packet) UnmarshalBinary(b []byte) error {
+	if len(b) < ethHeaderLen+arpLen {
+		return fmt.Errorf("%w: %d bytes, need at least %d", ErrMalformed, len(b), ethHeaderLen+arpLen)
+	}
+	if et := binary.BigEndian.Uint16(b[12:14]); et != etherTypeARP {
+		return fmt.Errorf("%w: ethertype %#04x is not ARP", ErrMalformed, et)
+	}
+	a := b[ethHeaderLen:]
+	htype := binary.BigEndian.Uint16(a[0:2])
+	ptype := binary.BigEndian.Uint16(a[2:4])
+	if htype != htypeEthernet || ptype != etherTypeIPv4 || a[4] != 6 || a[5] != 4 {
+		return fmt.Errorf("%w: htype %d ptype %#04x hlen %d plen %d is not IPv4 over Ethernet",
+			ErrMalformed, htype, ptype, a[4], a[5])
+	}
+	op := Operation(binary.BigEndian.Uint16(a[6:8]))
+	if op != OperationRequest && op != OperationReply {
+		return fmt.Errorf("%w: unknown operation %d", ErrMalformed, uint16(op))
+	}
+
+	*p = Packet{
+		Destination:        cloneMAC(b[0:6]),
+		Source:             cloneMAC(b[6:12]),
+		Operation:          op,
+		SenderHardwareAddr: cloneMAC(a[8:14]),
+		SenderIP:           netip.AddrFrom4([4]byte(a[14:18])),
+		TargetHardwareAddr: cloneMAC(a[18:24]),
+		TargetIP:           netip.AddrFrom4([4]byte(a[24:28])),
+	}
+
+	if tr := a[arpLen:]; len(tr) >= trailerLen && [4]byte(tr[0:4]) == trailerMagic && tr[4] == trailerVersion {
+		p.Trailer = &Trailer{
+			Kind:     Kind(tr[5]),
+			Priority: tr[6],
+			Flags:    tr[7],
+			NodeID:   binary.BigEndian.Uint32(tr[8:12]),
+		}
+	}
+	return nil
+}
+
+func cloneMAC(b []byte) net.HardwareAddr {
+	return append(net.HardwareAddr(nil), b...)
+}
+
+// NewProbe returns an RFC 5227 probe for vip: a request with sender IP
+// 0.0.0.0, so it does not pollute other hosts' ARP caches, and target IP
+// vip. dst is Broadcast, or the holder's MAC for a unicast probe that does
+// not disturb the rest of the segment.
+func NewProbe(src, dst net.HardwareAddr, vip netip.Addr, t *Trailer) *Packet {
+	return &Packet{
+		Destination:        dst,
+		Source:             src,
+		Operation:          OperationRequest,
+		SenderHardwareAddr: src,
+		SenderIP:           netip.IPv4Unspecified(),
+		TargetHardwareAddr: zeroMAC,
+		TargetIP:           vip,
+		Trailer:            t,
+	}
+}
+
+// NewAnnouncement returns an RFC 5227 announcement (gratuitous ARP) for vip:
+// a broadcast request with sender IP and target IP both vip, which makes
+// every host on the segment update its cache entry for vip to src.
+func NewAnnouncement(src net.HardwareAddr, vip netip.Addr, t *Trailer) *Packet {
+	return &Packet{
+		Destination:        Broadcast,
+		Source:             src,
+		Operation:          OperationRequest,
+		SenderHardwareAddr: src,
+		SenderIP:           vip,
+		TargetHardwareAddr: zeroMAC,
+		TargetIP:           vip,
+		Trailer:            t,
+	}
+}
+
+// NewReply returns a unicast reply to dst (at dstIP) saying vip is at src.
+func NewReply(src, dst net.HardwareAddr, vip netip.Addr, dstIP netip.Addr, t *Trailer) *Packet {
+	return &Packet{
+		Destination:        dst,
+		Source:             src,
+		Operation:          OperationReply,
+		SenderHardwareAddr: src,
+		SenderIP:           vip,
+		TargetHardwareAddr: dst,
+		TargetIP:           dstIP,
+		Trailer:            t,
+	}
+}
+
+// IsProbe reports whether p is an RFC 5227 probe: a request with the
+// unspecified sender IP, which claims nothing.
+func (p *Packet) IsProbe() bool {
+	return p.Operation == OperationRequest && p.SenderIP == netip.IPv4Unspecified()
+}
+
+// ClaimsIP reports whether the sender of p claims to own ip: its sender IP
+// is ip, as in an announcement, a reply, or any request sent from ip. The
+// unspecified address is never claimed: that is what a probe sends.
+func (p *Packet) ClaimsIP(ip netip.Addr) bool {
+	return ip.IsValid() && !ip.IsUnspecified() && p.SenderIP == ip
+}

@@ -1,0 +1,154 @@
+package arp
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mdlayher/packet"
+)
+
+// packetConn is the part of *packet.Conn that Conn uses; tests substitute a
+// fake so Read's filtering runs without privileges.
+type packetConn interface {
+	ReadFrom(b []byte) (int, net.Addr, error)
+	WriteTo(b []byte, addr net.Addr) (int, error)
+	SetReadDeadline(t time.Time) error
+	Close() error
+}
+
+// Conn is an AF_PACKET socket for ARP frames on one interface. Read and
+// Write may be called from different goroutines.
+type Conn struct {
+	pc     packetConn
+	ifname string
+	mac    net.HardwareAddr
+	// bufLen is the read buffer size: one whole frame of the interface's
+	// MTU, so a long non-floatip frame is not mistaken for a short one.
+	bufLen int
+	// closed is set by Close, so Read and Write can report net.ErrClosed
+	// however the socket library words the failure (EBADF after Close,
+	// os.ErrClosed for a Read that Close interrupted).
+	closed atomic.Bool
+}
+
+// Listen opens an AF_PACKET socket that receives and sends ARP frames on
+// ifi. It needs CAP_NET_RAW.
+func Listen(ifi *net.Interface) (*Conn, error) {
+	if ifi == nil {
+		return nil, errors.New("arp: listen: nil interface")
+	}
+	if len(ifi.HardwareAddr) != 6 {
+		return nil, fmt.Errorf("arp: listen on %q: interface has no Ethernet address (got %q)", ifi.Name, ifi.HardwareAddr)
+	}
+	pc, err := packet.Listen(ifi, packet.Raw, etherTypeARP, nil)
+	if err != nil {
+		return nil, listenError(ifi.Name, err)
+	}
+	return newConn(pc, ifi), nil
+}
+
+// listenError keeps the errno (for errors.Is) but drops the *net.OpError's
+// repetition of the interface name, and says which capability is missing,
+// since that is by far the most common reason Listen fails.
+func listenError(ifname string, err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		err = errno
+	}
+	if errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("arp: listen on %q: %w (needs CAP_NET_RAW)", ifname, err)
+	}
+	return fmt.Errorf("arp: listen on %q: %w", ifname, err)
+}
+
+func newConn(pc packetConn, ifi *net.Interface) *Conn {
+	bufLen := ifi.MTU + ethHeaderLen
+	if bufLen < 1514 {
+		bufLen = 1514
+	}
+	return &Conn{
+		pc:     pc,
+		ifname: ifi.Name,
+		mac:    cloneMAC(ifi.HardwareAddr),
+		bufLen: bufLen,
+	}
+}
+
+// HardwareAddr returns the interface's MAC address, the source of the
+// frames this Conn sends. The caller must not modify it.
+func (c *Conn) HardwareAddr() net.HardwareAddr { return c.mac }
+
+// Read blocks for the next ARP frame from another host.
+//
+// Frames whose Ethernet source is our own MAC are skipped: packet sockets
+// also see our own transmissions and our kernel's replies, and a node must
+// not mistake its own announcement for a peer's claim. A frame that does not
+// parse is returned as an error wrapping ErrMalformed; the caller should log
+// it and keep reading. A deadline set with SetReadDeadline ends a blocked
+// Read with an error matching os.ErrDeadlineExceeded; Close ends it (and
+// fails any later Read or Write) with an error matching net.ErrClosed.
+func (c *Conn) Read() (*Packet, error) {
+	// A fresh buffer per call keeps Read safe to call from any goroutine;
+	// ARP traffic is far too sparse for the allocation to matter.
+	buf := make([]byte, c.bufLen)
+	for {
+		n, from, err := c.pc.ReadFrom(buf)
+		if err != nil {
+			return nil, c.ioError("read", err)
+		}
+		frame := buf[:n]
+		if len(frame) >= 12 && bytes.Equal(frame[6:12], c.mac) {
+			continue
+		}
+		p := new(Packet)
+		if err := p.UnmarshalBinary(frame); err != nil {
+			return nil, fmt.Errorf("arp: read on %q from %v: %w", c.ifname, from, err)
+		}
+		return p, nil
+	}
+}
+
+// Write marshals p and sends it to p.Destination.
+func (c *Conn) Write(p *Packet) error {
+	b, err := p.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("arp: write on %q: %w", c.ifname, err)
+	}
+	if _, err := c.pc.WriteTo(b, &packet.Addr{HardwareAddr: p.Destination}); err != nil {
+		return c.ioError(fmt.Sprintf("write %v to %v", p.Operation, p.Destination), err)
+	}
+	return nil
+}
+
+// SetReadDeadline sets the deadline for Read; the zero time means none.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	if err := c.pc.SetReadDeadline(t); err != nil {
+		return fmt.Errorf("arp: set read deadline on %q: %w", c.ifname, err)
+	}
+	return nil
+}
+
+// Close closes the socket, ending any blocked Read.
+func (c *Conn) Close() error {
+	c.closed.Store(true)
+	if err := c.pc.Close(); err != nil {
+		return fmt.Errorf("arp: close on %q: %w", c.ifname, err)
+	}
+	return nil
+}
+
+// ioError adds context to a socket error and, once Close was called, makes
+// it match net.ErrClosed, so callers have one way to tell shutdown from
+// failure.
+func (c *Conn) ioError(op string, err error) error {
+	if c.closed.Load() && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("arp: %s on %q: %w (%w)", op, c.ifname, net.ErrClosed, err)
+	}
+	return fmt.Errorf("arp: %s on %q: %w", op, c.ifname, err)
+}
