@@ -1,0 +1,52 @@
+// Command floatip keeps floating IPv4 addresses (VIPs) reachable across Linux
+// machines on one L2 segment, using ARP alone.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/alecthomas/kong"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+type cli struct {
+	Run     runCmd     `cmd:"" help:"Run the daemon in the foreground until SIGTERM/SIGINT."`
+	Check   checkCmd   `cmd:"" help:"Validate a configuration file and print the effective configuration."`
+	Version versionCmd `cmd:"" help:"Print the version."`
+	Lab     labCmd     `cmd:"" help:"Network-namespace lab: a live failover demo, and benchmarks (needs root)."`
+}
+
+type versionCmd struct{}
+
+func (versionCmd) Run() error {
+	fmt.Println("floatip", version)
+	return nil
+}
+
+// exitError carries an exit code without printing anything more.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func main() {
+	var c cli
+	ctx := kong.Parse(&c,
+		kong.Name("floatip"),
+		kong.Description("Floating IP failover over ARP: one VIP, many Linux nodes, no load balancer."),
+		kong.UsageOnError(),
+	)
+	err := ctx.Run()
+	if err == nil {
+		return
+	}
+	var e exitError
+	if errors.As(err, &e) {
+		os.Exit(e.code)
+	}
+	fmt.Fprintln(os.Stderr, "floatip:", err)
+	os.Exit(1)
+}

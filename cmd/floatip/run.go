@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/floatip/floatip/internal/config"
+	"github.com/floatip/floatip/internal/daemon"
+)
+
+// configFlags are shared by run and check: the file, then flags on top.
+type configFlags struct {
+	Config    string   `short:"c" placeholder:"FILE" help:"YAML configuration file (see README); flags override it."`
+	Interface string   `short:"i" placeholder:"IF" help:"Interface the VIPs live on, e.g. eth0."`
+	VIP       []string `name:"vip" placeholder:"A.B.C.D" help:"A VIP (repeatable); replaces the file's groups with one group named default."`
+	Priority  int      `short:"p" placeholder:"1..254" help:"Priority of this node; the highest live node claims a free VIP first (default 100)."`
+	NodeName  string   `placeholder:"NAME" help:"This node's name in logs (default: hostname)."`
+	Profile   string   `placeholder:"default|fast" help:"Timing preset: default, or fast (about 4x quicker failover, 5x more probes)."`
+	LogFormat string   `placeholder:"text|json" help:"Log format on stderr."`
+	LogLevel  string   `placeholder:"debug|info|warn|error" help:"Log level."`
+}
+
+// load reads the file (if any), applies the flags and validates. Problems
+// are printed one per line and reported as exit status 2.
+func (f configFlags) load() (config.Config, error) {
+	cfg := config.Default()
+	if f.Config != "" {
+		var err error
+		if cfg, err = config.Load(f.Config); err != nil {
+			return cfg, problems(err)
+		}
+	}
+	if err := cfg.Apply(config.Overrides{
+		Interface: f.Interface, VIPs: f.VIP, Priority: f.Priority, Profile: f.Profile,
+		LogFormat: f.LogFormat, LogLevel: f.LogLevel,
+	}); err != nil {
+		return cfg, problems(err)
+	}
+	if f.NodeName != "" {
+		cfg.NodeName = f.NodeName
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, problems(err)
+	}
+	return cfg, nil
+}
+
+func problems(err error) error {
+	fmt.Fprintln(os.Stderr, err)
+	return exitError{code: 2}
+}
+
+type runCmd struct {
+	configFlags
+}
+
+func (r runCmd) Run() error {
+	cfg, err := r.load()
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return daemon.Run(ctx, cfg, log)
+}
+
+func newLogger(cfg config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+type checkCmd struct {
+	configFlags
+}
+
+func (c checkCmd) Run() error {
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	os.Stdout.Write(cfg.YAML())
+	return nil
+}

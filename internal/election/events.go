@@ -1,0 +1,84 @@
+package election
+
+import (
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/floatip/floatip/internal/arp"
+)
+
+// Event is something the machine reacts to.
+type Event interface{ event() }
+
+// Start begins the machine with what the daemon found on the interface.
+type Start struct {
+	LinkUp  bool // admin up with carrier
+	Present bool // at least one of the group's VIPs is already configured
+}
+
+// Tick tells the machine that its Deadline has passed.
+type Tick struct{}
+
+// Frame is an ARP frame seen on the interface (never our own).
+type Frame struct{ Packet *arp.Packet }
+
+// LinkChanged reports the interface going down (or losing carrier) or up.
+type LinkChanged struct{ Up bool }
+
+// AddrChanged reports one of the group's VIPs appearing on or disappearing
+// from the interface, whoever caused it.
+type AddrChanged struct {
+	Addr    netip.Addr
+	Present bool
+}
+
+// ClaimFailed reports that adding or renewing the VIPs failed.
+type ClaimFailed struct{ Err error }
+
+// Stop asks for an orderly stop: release the VIP and tell the standbys.
+type Stop struct{}
+
+func (Start) event()       {}
+func (Tick) event()        {}
+func (Frame) event()       {}
+func (LinkChanged) event() {}
+func (AddrChanged) event() {}
+func (ClaimFailed) event() {}
+func (Stop) event()        {}
+
+// Action is something the daemon must carry out for the machine.
+type Action interface{ action() }
+
+// Send transmits an ARP frame.
+type Send struct{ Packet *arp.Packet }
+
+// AddVIPs adds every VIP of the group as /32 with this lifetime, or renews it.
+type AddVIPs struct{ Lifetime time.Duration }
+
+// RemoveVIPs deletes every VIP of the group from the interface.
+type RemoveVIPs struct{}
+
+// Transition reports a change of state and why; the daemon logs it (and
+// later runs hooks and counts it).
+type Transition struct {
+	From, To State
+	Reason   string
+}
+
+// Note is a log line worth writing that is not a transition (conflicts).
+type Note struct {
+	Level slog.Level
+	Msg   string
+	Attrs []any
+}
+
+// Done says the machine stopped; the owner goroutine may exit.
+type Done struct{}
+
+func (Send) action()       {}
+func (AddVIPs) action()    {}
+func (RemoveVIPs) action() {}
+func (Transition) action() {}
+func (Note) action()       {}
+func (Done) action()       {}

@@ -1,0 +1,581 @@
+package election
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/floatip/floatip/internal/arp"
+)
+
+// State is where a group's machine stands.
+type State uint8
+
+const (
+	StateInit      State = iota // not started
+	StateProbing                // checking whether the VIP is in use, no holder known yet
+	StateStandby                // another node holds the VIP; we keep checking it
+	StateCandidate              // the VIP is free; waiting our turn to claim it
+	StateHolder                 // we hold the VIP
+	StateFault                  // we cannot hold the VIP (link down, claim failed)
+	StateStopped                // stopped for good
+)
+
+var stateNames = [...]string{"init", "probing", "standby", "candidate", "holder", "fault", "stopped"}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("state(%d)", s)
+}
+
+// ForeignPolicy says what a holder does when a host that is not floatip
+// keeps claiming the VIP.
+type ForeignPolicy uint8
+
+const (
+	// Yield follows RFC 5227 section 2.4 (b): defend once, and give the
+	// address up if the conflict repeats within DefendInterval.
+	Yield ForeignPolicy = iota
+	// Defend keeps the VIP and re-announces at most once per DefendInterval.
+	Defend
+)
+
+// DefendInterval is RFC 5227's DEFEND_INTERVAL.
+const DefendInterval = 10 * time.Second
+
+// Timing holds the protocol's knobs; see the config package for their meaning.
+type Timing struct {
+	CheckInterval    time.Duration
+	Misses           int
+	ClaimSlot        time.Duration
+	AnnounceCount    int
+	AnnounceInterval time.Duration
+	Lifetime         time.Duration
+	RenewInterval    time.Duration
+	BeaconInterval   time.Duration
+}
+
+// Params describe one VIP group on one node.
+type Params struct {
+	VIPs          []netip.Addr // the first one is probed for the whole group
+	MAC           net.HardwareAddr
+	Priority      uint8
+	NodeID        uint32
+	Timing        Timing
+	ForeignPolicy ForeignPolicy
+}
+
+// renewMargin is how close to the lifetime's end a renewal may still be sent.
+// Past it the daemon was suspended long enough that the kernel may have
+// removed the VIP and a standby taken it, so renewing could create a
+// duplicate.
+const renewMargin = 250 * time.Millisecond
+
+// Machine is one group's state machine. It is not safe for concurrent use:
+// one goroutine owns it.
+type Machine struct {
+	p     Params
+	state State
+	out   []Action
+
+	peers map[string]*peer // by MAC, learned from trailers
+
+	// waiting states (probing, standby)
+	holder      net.HardwareAddr // known holder's MAC, nil if unknown
+	departed    net.HardwareAddr // holder we just lost; not a candidate
+	misses      int
+	outstanding bool // a probe was sent and not yet answered
+	answered    bool
+	nextProbe   time.Time
+	nextBeacon  time.Time
+	verifyUntil time.Time // checking the holder after a worse peer's claim intent
+
+	// candidate
+	claimAt time.Time
+
+	// holder
+	verifyLeft     int // probes left to verify an address found configured at start
+	lastRenew      time.Time
+	nextRenew      time.Time
+	announceLeft   int
+	nextAnnounce   time.Time
+	foreignMAC     net.HardwareAddr // unknown claimant we are waiting to hear a trailer from
+	foreignUntil   time.Time
+	lastForeign    time.Time // last time we defended against a non-floatip claimant
+	lastForeignMAC net.HardwareAddr
+
+	// fault
+	retryAt time.Time
+}
+
+type peer struct {
+	mac      net.HardwareAddr
+	priority uint8
+	nodeID   uint32
+	holder   bool
+	claiming bool
+	lastSeen time.Time
+}
+
+// New returns a machine in StateInit. Params are assumed validated.
+func New(p Params) *Machine {
+	return &Machine{p: p, peers: make(map[string]*peer)}
+}
+
+// State returns the current state.
+func (m *Machine) State() State { return m.state }
+
+// Holder returns the MAC of the node believed to hold the VIP, our own when
+// we hold it, or nil.
+func (m *Machine) Holder() net.HardwareAddr {
+	if m.state == StateHolder {
+		return m.p.MAC
+	}
+	return m.holder
+}
+
+// Deadline returns when the machine next wants a Tick; zero when it waits
+// for events only.
+func (m *Machine) Deadline() time.Time {
+	var d time.Time
+	for _, t := range []time.Time{m.nextProbe, m.verifyUntil, m.claimAt, m.nextRenew, m.nextAnnounce, m.foreignUntil, m.retryAt, m.nextBeacon} {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
+		}
+	}
+	return d
+}
+
+// Handle feeds one event at time now and returns the actions to carry out,
+// in order.
+func (m *Machine) Handle(now time.Time, ev Event) []Action {
+	m.out = nil
+	switch ev := ev.(type) {
+	case Start:
+		m.start(now, ev)
+	case Tick:
+		m.tick(now)
+	case Frame:
+		m.frame(now, ev.Packet)
+	case LinkChanged:
+		m.link(now, ev.Up)
+	case AddrChanged:
+		m.addr(now, ev)
+	case ClaimFailed:
+		if m.state == StateHolder {
+			m.emit(RemoveVIPs{})
+			m.toFault(now, "adding the VIP failed: "+ev.Err.Error())
+		}
+	case Stop:
+		m.stop(now)
+	}
+	return m.out
+}
+
+func (m *Machine) emit(a Action) { m.out = append(m.out, a) }
+
+func (m *Machine) note(level slog.Level, msg string, attrs ...any) {
+	m.emit(Note{Level: level, Msg: msg, Attrs: attrs})
+}
+
+func (m *Machine) transition(to State, reason string) {
+	from := m.state
+	m.state = to
+	m.emit(Transition{From: from, To: to, Reason: reason})
+}
+
+// clearTimers forgets every state-specific deadline.
+func (m *Machine) clearTimers() {
+	m.nextProbe, m.nextBeacon, m.verifyUntil, m.claimAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	m.nextRenew, m.nextAnnounce, m.foreignUntil, m.retryAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	m.foreignMAC = nil
+}
+
+func (m *Machine) start(now time.Time, ev Start) {
+	if m.state != StateInit {
+		return
+	}
+	switch {
+	case !ev.LinkUp:
+		m.toFault(now, "link is down")
+	case ev.Present:
+		m.toHolder(now, "VIP already configured here (daemon restart); keeping it while verifying that no other host claims it", true)
+	default:
+		m.toWaiting(now, StateProbing, nil, "starting: checking whether the VIP is in use")
+	}
+}
+
+// toWaiting enters probing or standby and probes at once.
+func (m *Machine) toWaiting(now time.Time, s State, holder net.HardwareAddr, reason string) {
+	m.clearTimers()
+	m.holder = holder
+	m.misses = 0
+	m.outstanding, m.answered = false, false
+	m.nextBeacon = now.Add(m.p.Timing.BeaconInterval)
+	m.transition(s, reason)
+	m.sendProbe(now, true)
+}
+
+// sendProbe sends the periodic check: broadcast when no holder is known or a
+// beacon is due (so every node learns our priority), unicast to the holder
+// otherwise (to spare the LAN broadcasts).
+func (m *Machine) sendProbe(now time.Time, broadcast bool) {
+	kind := arp.KindProbe
+	if !m.nextBeacon.IsZero() && !now.Before(m.nextBeacon) {
+		kind = arp.KindBeacon
+		broadcast = true
+		m.nextBeacon = now.Add(m.p.Timing.BeaconInterval)
+	}
+	dst := arp.Broadcast
+	if !broadcast && m.holder != nil {
+		dst = m.holder
+	}
+	if m.holder == nil {
+		dst = arp.Broadcast
+	}
+	m.emit(Send{Packet: arp.NewProbe(m.p.MAC, dst, m.p.VIPs[0], m.trailer(kind, 0))})
+	m.outstanding, m.answered = true, false
+	m.nextProbe = now.Add(m.p.Timing.CheckInterval)
+}
+
+func (m *Machine) trailer(kind arp.Kind, flags uint8) *arp.Trailer {
+	return &arp.Trailer{Kind: kind, Priority: m.p.Priority, Flags: flags, NodeID: m.p.NodeID}
+}
+
+func (m *Machine) tick(now time.Time) {
+	switch m.state {
+	case StateProbing, StateStandby:
+		if !m.verifyUntil.IsZero() && !now.Before(m.verifyUntil) {
+			m.verifyUntil = time.Time{}
+			if !m.answered {
+				m.toCandidate(now, "a lower-priority node is claiming and the holder did not answer our check")
+				return
+			}
+		}
+		if !m.nextProbe.IsZero() && !now.Before(m.nextProbe) {
+			if m.outstanding && !m.answered {
+				m.misses++
+			} else if m.answered {
+				m.misses = 0
+			}
+			if m.misses >= m.p.Timing.Misses {
+				reason := fmt.Sprintf("%d consecutive probes unanswered: the VIP is free", m.misses)
+				if m.holder != nil {
+					reason = fmt.Sprintf("holder %s silent for %d consecutive probes", m.holder, m.misses)
+				}
+				m.toCandidate(now, reason)
+				return
+			}
+			m.sendProbe(now, false)
+		}
+	case StateCandidate:
+		if !m.claimAt.IsZero() && !now.Before(m.claimAt) {
+			m.toHolder(now, "our turn came and nobody claimed the VIP", false)
+		}
+	case StateHolder:
+		m.holderTick(now)
+	case StateFault:
+		if !m.retryAt.IsZero() && !now.Before(m.retryAt) {
+			m.toWaiting(now, StateProbing, nil, "retrying after a fault")
+		}
+	}
+}
+
+// toCandidate starts our turn to claim: at once when no better live standby
+// is known, otherwise after rank × ClaimSlot, announcing the intent so that a
+// better standby that has not noticed the silence yet checks and claims first.
+func (m *Machine) toCandidate(now time.Time, reason string) {
+	m.departed = m.holder
+	m.clearTimers()
+	rank := m.rank(now)
+	m.transition(StateCandidate, fmt.Sprintf("%s (rank %d among live standbys)", reason, rank))
+	if rank == 0 {
+		m.toHolder(now, "highest-priority live standby", false)
+		return
+	}
+	m.claimAt = now.Add(time.Duration(rank) * m.p.Timing.ClaimSlot)
+	m.emit(Send{Packet: arp.NewProbe(m.p.MAC, arp.Broadcast, m.p.VIPs[0], m.trailer(arp.KindProbe, arp.FlagClaiming))})
+}
+
+// rank counts live peers that would win a claim against us.
+func (m *Machine) rank(now time.Time) int {
+	live := 3 * m.p.Timing.BeaconInterval
+	n := 0
+	for _, p := range m.peers {
+		if p.holder || now.Sub(p.lastSeen) > live || bytes.Equal(p.mac, m.departed) {
+			continue
+		}
+		if m.beats(p.priority, p.mac) {
+			n++
+		}
+	}
+	return n
+}
+
+// beats reports whether a node with priority prio and MAC mac wins over us:
+// higher priority first, then the lower MAC.
+func (m *Machine) beats(prio uint8, mac net.HardwareAddr) bool {
+	if prio != m.p.Priority {
+		return prio > m.p.Priority
+	}
+	return bytes.Compare(mac, m.p.MAC) < 0
+}
+
+func (m *Machine) toHolder(now time.Time, reason string, verify bool) {
+	m.clearTimers()
+	m.holder, m.departed = nil, nil
+	m.transition(StateHolder, reason)
+	m.emit(AddVIPs{Lifetime: m.p.Timing.Lifetime})
+	m.lastRenew = now
+	m.nextRenew = now.Add(m.p.Timing.RenewInterval)
+	m.nextBeacon = now.Add(m.p.Timing.BeaconInterval)
+	if verify {
+		// Announcing before verifying would pull clients to us while another
+		// node may hold the VIP; probe first, announce when nobody answered.
+		m.verifyLeft = m.p.Timing.Misses
+		m.sendHolderProbe(now)
+		m.nextAnnounce = now.Add(m.p.Timing.CheckInterval)
+		return
+	}
+	m.verifyLeft = 0
+	m.startAnnouncing(now)
+}
+
+func (m *Machine) startAnnouncing(now time.Time) {
+	m.announceLeft = m.p.Timing.AnnounceCount
+	m.announce(now)
+}
+
+func (m *Machine) announce(now time.Time) {
+	for _, vip := range m.p.VIPs {
+		m.emit(Send{Packet: arp.NewAnnouncement(m.p.MAC, vip, m.trailer(arp.KindAnnounce, arp.FlagHolder))})
+	}
+	m.announceLeft--
+	if m.announceLeft > 0 {
+		m.nextAnnounce = now.Add(m.p.Timing.AnnounceInterval)
+	} else {
+		m.nextAnnounce = time.Time{}
+	}
+}
+
+// sendHolderProbe asks, without touching any ARP cache, whether another host
+// answers for our VIP. Holders send one per beacon interval so that two
+// holders (after a partition heals) find each other.
+func (m *Machine) sendHolderProbe(now time.Time) {
+	m.emit(Send{Packet: arp.NewProbe(m.p.MAC, arp.Broadcast, m.p.VIPs[0], m.trailer(arp.KindBeacon, arp.FlagHolder))})
+}
+
+func (m *Machine) holderTick(now time.Time) {
+	if overdue := now.Sub(m.lastRenew); overdue > m.p.Timing.Lifetime-renewMargin {
+		m.emit(RemoveVIPs{})
+		m.toWaiting(now, StateProbing, nil, fmt.Sprintf("no renewal for %s (daemon suspended?): the kernel may have dropped the VIP and another node taken it", overdue.Round(time.Millisecond)))
+		return
+	}
+	if !m.nextRenew.IsZero() && !now.Before(m.nextRenew) {
+		m.emit(AddVIPs{Lifetime: m.p.Timing.Lifetime})
+		m.lastRenew = now
+		m.nextRenew = now.Add(m.p.Timing.RenewInterval)
+	}
+	if !m.nextAnnounce.IsZero() && !now.Before(m.nextAnnounce) {
+		if m.verifyLeft > 0 {
+			m.verifyLeft--
+			if m.verifyLeft > 0 {
+				m.sendHolderProbe(now)
+				m.nextAnnounce = now.Add(m.p.Timing.CheckInterval)
+			} else {
+				m.note(slog.LevelInfo, "verified: no other host claims the VIP")
+				m.startAnnouncing(now)
+			}
+		} else {
+			m.announce(now)
+		}
+	}
+	if !m.foreignUntil.IsZero() && !now.Before(m.foreignUntil) {
+		mac := m.foreignMAC
+		m.foreignUntil, m.foreignMAC = time.Time{}, nil
+		m.foreignClaim(now, mac)
+		if m.state != StateHolder {
+			return
+		}
+	}
+	if !m.nextBeacon.IsZero() && !now.Before(m.nextBeacon) {
+		m.sendHolderProbe(now)
+		m.nextBeacon = now.Add(m.p.Timing.BeaconInterval)
+	}
+}
+
+func (m *Machine) ours(ip netip.Addr) bool { return slices.Contains(m.p.VIPs, ip) }
+
+func (m *Machine) frame(now time.Time, p *arp.Packet) {
+	if p == nil || bytes.Equal(p.SenderHardwareAddr, m.p.MAC) || bytes.Equal(p.Source, m.p.MAC) {
+		return
+	}
+	probe := p.IsProbe()
+	if probe && !m.ours(p.TargetIP) || !probe && !m.ours(p.SenderIP) {
+		return
+	}
+	var pr *peer
+	if t := p.Trailer; t != nil {
+		key := string(p.SenderHardwareAddr)
+		pr = m.peers[key]
+		if pr == nil {
+			pr = &peer{mac: slices.Clone(p.SenderHardwareAddr)}
+			m.peers[key] = pr
+		}
+		pr.priority, pr.nodeID, pr.lastSeen = t.Priority, t.NodeID, now
+		pr.holder = t.Flags&arp.FlagHolder != 0 && t.Kind != arp.KindRelease
+		pr.claiming = t.Flags&arp.FlagClaiming != 0
+	}
+	switch m.state {
+	case StateProbing, StateStandby:
+		m.waitingFrame(now, p, pr)
+	case StateCandidate:
+		if !probe {
+			m.toWaiting(now, StateStandby, p.SenderHardwareAddr, fmt.Sprintf("%s claimed the VIP first", p.SenderHardwareAddr))
+		}
+	case StateHolder:
+		if !probe {
+			m.conflict(now, p, pr)
+		}
+	}
+}
+
+func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
+	if !p.IsProbe() {
+		// Someone answers for the VIP: the holder is alive (or a new one).
+		m.answered = true
+		m.misses = 0
+		if !bytes.Equal(m.holder, p.SenderHardwareAddr) {
+			m.holder = slices.Clone(p.SenderHardwareAddr)
+			if m.state == StateProbing {
+				m.transition(StateStandby, fmt.Sprintf("VIP is held by %s", p.SenderHardwareAddr))
+			} else {
+				m.note(slog.LevelInfo, "holder changed", "holder", p.SenderHardwareAddr.String())
+			}
+		}
+		return
+	}
+	if pr == nil {
+		return
+	}
+	switch {
+	case p.Trailer.Kind == arp.KindRelease && (m.holder == nil || bytes.Equal(m.holder, p.SenderHardwareAddr)):
+		m.toCandidate(now, fmt.Sprintf("holder %s released the VIP", p.SenderHardwareAddr))
+	case pr.claiming && !m.beats(pr.priority, pr.mac):
+		// A worse standby found the holder silent. Check the holder ourselves,
+		// briefly, and claim first if it is really gone.
+		if m.verifyUntil.IsZero() {
+			m.sendProbe(now, false)
+			m.verifyUntil = now.Add(max(m.p.Timing.ClaimSlot/2, time.Millisecond))
+		}
+	case m.state == StateProbing && !pr.holder && m.beats(pr.priority, pr.mac):
+		// Simultaneous start: let the better node claim first.
+		m.misses = 0
+	}
+}
+
+// conflict handles another MAC claiming one of our VIPs while we hold it.
+func (m *Machine) conflict(now time.Time, p *arp.Packet, pr *peer) {
+	mac := p.SenderHardwareAddr
+	if pr == nil {
+		pr = m.peers[string(mac)]
+	}
+	if pr == nil {
+		// Not known as a floatip node yet: tell it who we are and give it a
+		// moment to answer with its own trailer before treating it as foreign.
+		if m.foreignMAC == nil {
+			m.note(slog.LevelWarn, "conflict: another host claims the VIP; announcing ours", "claimant", mac.String(), "vip", p.SenderIP.String())
+			m.defend()
+			m.foreignMAC = slices.Clone(mac)
+			m.foreignUntil = now.Add(max(5*m.p.Timing.CheckInterval, 200*time.Millisecond))
+		}
+		return
+	}
+	if bytes.Equal(m.foreignMAC, mac) {
+		m.foreignMAC, m.foreignUntil = nil, time.Time{}
+	}
+	if m.beats(pr.priority, pr.mac) {
+		m.emit(RemoveVIPs{})
+		m.toWaiting(now, StateStandby, mac, fmt.Sprintf("conflict with %s (priority %d) which wins over us (priority %d): releasing", mac, pr.priority, m.p.Priority))
+		return
+	}
+	m.note(slog.LevelWarn, "conflict: we win, re-announcing", "claimant", mac.String(), "claimant_priority", pr.priority)
+	m.defend()
+	m.startAnnouncing(now)
+}
+
+func (m *Machine) defend() {
+	for _, vip := range m.p.VIPs {
+		m.emit(Send{Packet: arp.NewAnnouncement(m.p.MAC, vip, m.trailer(arp.KindDefend, arp.FlagHolder))})
+	}
+}
+
+// foreignClaim decides about a claimant that never identified as floatip.
+func (m *Machine) foreignClaim(now time.Time, mac net.HardwareAddr) {
+	recent := !m.lastForeign.IsZero() && now.Sub(m.lastForeign) < DefendInterval
+	if m.p.ForeignPolicy == Yield && recent {
+		m.emit(RemoveVIPs{})
+		m.toWaiting(now, StateStandby, mac, fmt.Sprintf("host %s (not floatip) keeps claiming the VIP: yielding (RFC 5227 2.4b; set on_foreign_claim: defend to keep it)", mac))
+		return
+	}
+	m.lastForeign, m.lastForeignMAC = now, slices.Clone(mac)
+	if !recent {
+		m.note(slog.LevelError, "host that is not floatip claims the VIP: defending", "claimant", mac.String())
+		m.defend()
+		m.startAnnouncing(now)
+	}
+}
+
+func (m *Machine) link(now time.Time, up bool) {
+	switch {
+	case !up && m.state != StateFault && m.state != StateStopped && m.state != StateInit:
+		if m.state == StateHolder {
+			m.emit(RemoveVIPs{})
+		}
+		m.toFault(now, "link down or carrier lost")
+	case up && m.state == StateFault:
+		m.toWaiting(now, StateProbing, nil, "link is up again")
+	}
+}
+
+func (m *Machine) toFault(now time.Time, reason string) {
+	m.clearTimers()
+	m.holder = nil
+	m.transition(StateFault, reason)
+	if reason != "link down or carrier lost" && reason != "link is down" {
+		m.retryAt = now.Add(time.Second)
+	}
+}
+
+func (m *Machine) addr(now time.Time, ev AddrChanged) {
+	if ev.Present || m.state != StateHolder || !m.ours(ev.Addr) {
+		return
+	}
+	m.emit(RemoveVIPs{})
+	m.toWaiting(now, StateProbing, nil, fmt.Sprintf("VIP %s disappeared from the interface (removed by hand or expired): releasing the group and probing again", ev.Addr))
+}
+
+func (m *Machine) stop(now time.Time) {
+	if m.state == StateStopped {
+		return
+	}
+	held := m.state == StateHolder
+	m.clearTimers()
+	if held {
+		// Delete first, then tell the standbys: the best one claims at once.
+		m.emit(RemoveVIPs{})
+		for range 2 {
+			m.emit(Send{Packet: arp.NewProbe(m.p.MAC, arp.Broadcast, m.p.VIPs[0], m.trailer(arp.KindRelease, 0))})
+		}
+		m.transition(StateStopped, "stopping: released the VIP and told the standbys")
+	} else {
+		m.transition(StateStopped, "stopping")
+	}
+	m.emit(Done{})
+}
