@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -127,6 +128,7 @@ func prefixArg(p string) string {
 // demo is one run of the failover demo.
 type demo struct {
 	l       *lab.Lab
+	watch   *holderWatch
 	out     io.Writer
 	fault   string
 	daemons map[string]*lab.Proc // node name -> floatip
@@ -187,6 +189,8 @@ func (d *demo) run(ctx context.Context, profile string) error {
 	}
 	d.printf("client in %s requests http://%v:%d/ every 5 ms (50 ms timeout)\n\n", d.l.ClientNode().NS, d.l.VIP, lab.ServicePort)
 
+	d.watch = watchHolders(ctx, d.l)
+	defer d.watch.stop()
 	pr := newPrinter(d, client)
 	prDone := make(chan struct{})
 	prCtx, prStop := context.WithCancel(ctx)
@@ -229,6 +233,7 @@ func (d *demo) run(ctx context.Context, profile string) error {
 		return ctx.Err()
 	}
 	samples := client.Stop()
+	d.watch.stop()
 	stopPrinter()
 	end, _ := d.l.Holders()
 
@@ -237,6 +242,9 @@ func (d *demo) run(ctx context.Context, profile string) error {
 	d.printSummary(old, res, samples, end, werr == nil)
 	if werr != nil {
 		d.printf("\nFAILED: no answer from a new holder within %s of the fault\n", demoRecover)
+		if d.fault == "service" {
+			d.printf("(floatip on %s is healthy and keeps the VIP: nothing in this demo checks the HTTP service)\n", old)
+		}
 		return exitError{1}
 	}
 	return nil
@@ -295,7 +303,7 @@ func (d *demo) applyFault(n *lab.Node, at time.Time, healed chan<- struct{}) err
 		what = "kill the HTTP service on " + n.Name + " (floatip stays up)"
 		err = d.svcs[n.Name].Kill()
 	case "partition":
-		what = fmt.Sprintf("partition %s (link cut for %s, processes keep running)", n.Name, demoPartitionFor)
+		what = fmt.Sprintf("partition %s from every other host for %s (its link stays up, so it keeps its VIP: split brain until the heal)", n.Name, demoPartitionFor)
 		err = n.Partition()
 		time.AfterFunc(demoPartitionFor, func() {
 			if herr := n.Heal(); herr != nil {
@@ -373,6 +381,11 @@ func (d *demo) printTimeline(faultAt time.Time, old string, r lab.Result) {
 			evs = append(evs, event{l.Time(), name, describe(l)})
 		}
 	}
+	for _, c := range d.watch.changes() {
+		if !c.at.Before(faultAt) {
+			evs = append(evs, event{c.at, "lab", c.text()})
+		}
+	}
 	if r.Failed > 0 {
 		evs = append(evs, event{r.FirstFail.At, "client", "first failed request (" + r.FirstFail.Err + ")"})
 		evs = append(evs, event{r.LastFail.At, "client", "last failed request (" + r.LastFail.Err + ")"})
@@ -430,13 +443,14 @@ func orNone(s []string) []string {
 // something changes (answering node, failures), otherwise a heartbeat line
 // each second; daemon log events appear as they happen.
 type printer struct {
-	d       *demo
-	c       *lab.Client
-	next    int
-	logNext map[string]int
-	lastKey string
-	lastAt  time.Time
-	quiet   int // batches not shown since the last line
+	d         *demo
+	c         *lab.Client
+	next      int
+	logNext   map[string]int
+	watchNext int
+	lastKey   string
+	lastAt    time.Time
+	quiet     int // batches not shown since the last line
 }
 
 func newPrinter(d *demo, c *lab.Client) *printer {
@@ -479,6 +493,11 @@ func (p *printer) batch() {
 			}
 		}
 	}
+	changes := p.d.watch.changes()
+	for _, c := range changes[min(p.watchNext, len(changes)):] {
+		outs = append(outs, out{c.at, fmt.Sprintf("%s  %-5s %s", clock(c.at), "lab", c.text())})
+	}
+	p.watchNext = len(changes)
 	if at, line, ok := p.clientLine(); ok {
 		outs = append(outs, out{at, line})
 	}
@@ -502,9 +521,6 @@ func (p *printer) clientLine() (at time.Time, line string, ok bool) {
 		if !good {
 			continue
 		}
-		if at.IsZero() || s.At.Before(at) {
-			at = s.At
-		}
 		if s.OK {
 			nOK++
 			nodes[s.Node]++
@@ -517,6 +533,9 @@ func (p *printer) clientLine() (at time.Time, line string, ok bool) {
 	if nOK+nFail == 0 {
 		return at, "", false
 	}
+	// Stamp the line when the answers (or timeouts) arrived, so lines stay
+	// in order: a timeout is sent 50 ms before it is reported.
+	at = time.Now()
 	status := "ok"
 	switch {
 	case nFail > 0 && nOK == 0:
@@ -585,3 +604,62 @@ func nodeNames(nodes []*lab.Node) string {
 func clock(t time.Time) string { return t.Format("15:04:05.000") }
 
 func roundMS(d time.Duration) string { return d.Round(time.Millisecond).String() }
+
+// holderWatch records, every 10 ms, which nodes have the VIP on eth0, as the
+// kernel sees it (independent of what the daemons log).
+type holderWatch struct {
+	mu     sync.Mutex
+	log    []holderChange
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type holderChange struct {
+	at       time.Time
+	from, to []string
+}
+
+func (c holderChange) text() string {
+	return "VIP holders: " + strings.Join(orNone(c.from), ",") + " -> " + strings.Join(orNone(c.to), ",")
+}
+
+func watchHolders(ctx context.Context, l *lab.Lab) *holderWatch {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &holderWatch{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		last, _ := l.Holders()
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			h, err := l.Holders()
+			if err != nil || slices.Equal(h, last) {
+				continue
+			}
+			w.mu.Lock()
+			w.log = append(w.log, holderChange{time.Now(), last, h})
+			w.mu.Unlock()
+			last = h
+		}
+	}()
+	return w
+}
+
+func (w *holderWatch) stop() {
+	w.cancel()
+	<-w.done
+}
+
+func (w *holderWatch) changes() []holderChange {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]holderChange(nil), w.log...)
+}

@@ -1,0 +1,534 @@
+// Package lab builds a network-namespace lab for floatip: a bridge, N node
+// namespaces and a client namespace on one L2 segment inside 198.18.0.0/24
+// (the benchmark range), and runs processes in them, injects faults and
+// measures outages.
+//
+// Layout for prefix "flab" and 3 nodes:
+//
+//	flab-br   bridge br0 with ports n1, n2, n3, c (veths)
+//	flab-n1   eth0 198.18.0.11/24   (peer of n1 in flab-br)
+//	flab-n2   eth0 198.18.0.12/24
+//	flab-n3   eth0 198.18.0.13/24
+//	flab-c    eth0 198.18.0.200/24  (the client)
+//
+// The VIP defaults to 198.18.0.100. Nothing is created in the host's own
+// network namespace, and every process the lab starts runs inside a lab
+// namespace, so lab traffic cannot reach the host's network.
+//
+// The lab is a test harness: it shells out to `ip` for setup and to `ip
+// netns exec` to run processes, and uses netlink handles opened inside the
+// namespaces for the fast paths (polling the VIP, cutting links).
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// DefaultPrefix names the demo's namespaces: flab-br, flab-n1, ...
+const DefaultPrefix = "flab"
+
+// Addresses of the lab, all inside 198.18.0.0/24 (RFC 2544 benchmark range).
+var (
+	Subnet     = netip.MustParsePrefix("198.18.0.0/24")
+	DefaultVIP = netip.MustParseAddr("198.18.0.100")
+	ClientIP   = netip.MustParseAddr("198.18.0.200")
+)
+
+// ServicePort is the port every node's HTTP service listens on.
+const ServicePort = 8080
+
+// MaxNodes bounds Options.Nodes: node i gets 198.18.0.(10+i), below the VIP.
+const MaxNodes = 80
+
+// NodeIP is the address of node i (1-based): 198.18.0.(10+i).
+func NodeIP(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 18, 0, byte(10 + i)}) }
+
+// Options configures Up.
+type Options struct {
+	// Prefix names the namespaces (Prefix-br, Prefix-n1, ..., Prefix-c).
+	// Lower-case letters and digits, at most 10; default "flab".
+	Prefix string
+	// Nodes is the number of node namespaces, 1..80; default 2.
+	Nodes int
+	// VIP is the floating address; default 198.18.0.100. It must be inside
+	// 198.18.0.0/24 and not a node's or the client's address.
+	VIP netip.Addr
+	// Binary is the floatip executable run inside the namespaces (daemon,
+	// `lab serve`, `lab client`); default os.Executable(). Tests must set it
+	// (see Build): a test binary is not floatip.
+	Binary string
+	// Progress receives human progress lines ("creating namespaces... ok");
+	// nil discards them.
+	Progress io.Writer
+
+	// hook, when set (tests only), runs before each setup step; an error
+	// from it fails Up at that step.
+	hook func(step string) error
+}
+
+// Lab is a running lab. Its methods are safe for concurrent use.
+type Lab struct {
+	Prefix string
+	VIP    netip.Addr
+	Binary string
+
+	nodes  []*Node
+	client *Node
+	brNS   string
+	br     *netlink.Handle // handle inside Prefix-br, for cutting links
+
+	progress io.Writer
+
+	mu      sync.Mutex
+	procs   []*Proc
+	handles []*netlink.Handle
+	downed  bool
+}
+
+var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`)
+
+func (o *Options) setDefaults() error {
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if !prefixRE.MatchString(o.Prefix) {
+		return fmt.Errorf("lab: prefix %q: want 1 to 10 lower-case letters and digits, starting with a letter", o.Prefix)
+	}
+	if o.Nodes == 0 {
+		o.Nodes = 2
+	}
+	if o.Nodes < 1 || o.Nodes > MaxNodes {
+		return fmt.Errorf("lab: %d nodes: want 1 to %d", o.Nodes, MaxNodes)
+	}
+	if !o.VIP.IsValid() {
+		o.VIP = DefaultVIP
+	}
+	if !o.VIP.Is4() || !Subnet.Contains(o.VIP) || o.VIP == Subnet.Addr() || o.VIP.As4()[3] == 255 {
+		return fmt.Errorf("lab: VIP %v: want a host address inside %v", o.VIP, Subnet)
+	}
+	if o.VIP == ClientIP {
+		return fmt.Errorf("lab: VIP %v is the client's address", o.VIP)
+	}
+	for i := 1; i <= o.Nodes; i++ {
+		if o.VIP == NodeIP(i) {
+			return fmt.Errorf("lab: VIP %v is node n%d's address", o.VIP, i)
+		}
+	}
+	if o.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("lab: find the floatip executable: %w", err)
+		}
+		o.Binary = exe
+	}
+	abs, err := filepath.Abs(o.Binary)
+	if err != nil {
+		return err
+	}
+	o.Binary = abs
+	if fi, err := os.Stat(o.Binary); err != nil {
+		return fmt.Errorf("lab: floatip binary: %w", err)
+	} else if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return fmt.Errorf("lab: floatip binary %s is not an executable file", o.Binary)
+	}
+	return nil
+}
+
+// ErrExists matches (errors.Is) Up's error when namespaces with the prefix
+// already exist.
+var ErrExists = errors.New("lab already running")
+
+type existsError struct{ msg string }
+
+func (e existsError) Error() string        { return e.msg }
+func (e existsError) Is(target error) bool { return target == ErrExists }
+
+// Up builds the lab: namespaces, bridge, veths, addresses. It starts no
+// process. On any error (including ctx ending) it tears down whatever it made
+// and returns the error.
+//
+// Up refuses to run when not root, when `ip netns` does not work, and when
+// namespaces with the prefix already exist.
+func Up(ctx context.Context, o Options) (_ *Lab, err error) {
+	if err := o.setDefaults(); err != nil {
+		return nil, err
+	}
+	if os.Geteuid() != 0 {
+		return nil, errors.New("the lab needs root (it creates network namespaces): run it with sudo")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return nil, errors.New("the lab needs the `ip` command (iproute2)")
+	}
+	existing, err := labNamespaces(o.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	if len(existing) > 0 {
+		return nil, existsError{fmt.Sprintf("a lab named %s is already running (namespaces %s); `floatip lab --cleanup%s` removes it",
+			o.Prefix, strings.Join(existing, ", "), prefixFlag(o.Prefix))}
+	}
+
+	l := &Lab{
+		Prefix:   o.Prefix,
+		VIP:      o.VIP,
+		Binary:   o.Binary,
+		brNS:     o.Prefix + "-br",
+		progress: o.Progress,
+	}
+	for i := 1; i <= o.Nodes; i++ {
+		name := fmt.Sprintf("n%d", i)
+		l.nodes = append(l.nodes, &Node{Name: name, NS: o.Prefix + "-" + name, IP: NodeIP(i), Index: i, lab: l})
+	}
+	l.client = &Node{Name: "c", NS: o.Prefix + "-c", IP: ClientIP, lab: l}
+	defer func() {
+		if err != nil {
+			if derr := l.Down(); derr != nil {
+				err = fmt.Errorf("%w (and tearing down: %v)", err, derr)
+			}
+		}
+	}()
+
+	step := func(name string, f func() error) error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("lab: %s: %w", name, err)
+		}
+		l.printf("%s... ", name)
+		if o.hook != nil {
+			if err := o.hook(name); err != nil {
+				l.printf("failed\n")
+				return fmt.Errorf("lab: %s: %w", name, err)
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			l.printf("interrupted\n")
+			return fmt.Errorf("lab: %s: %w", name, err)
+		}
+		if err := f(); err != nil {
+			l.printf("failed\n")
+			return fmt.Errorf("lab: %s: %w", name, err)
+		}
+		l.printf("ok\n")
+		return nil
+	}
+
+	all := append([]*Node{l.client}, l.nodes...)
+	if err := step("creating namespaces", func() error {
+		for _, ns := range append([]string{l.brNS}, nsNames(all)...) {
+			if err := ipCmd(ctx, "netns", "add", ns); err != nil {
+				return err
+			}
+			if err := ipCmd(ctx, "-n", ns, "link", "set", "lo", "up"); err != nil {
+				return err
+			}
+			// No IPv6 in the lab: no DAD, no router solicitations, less noise.
+			_ = setSysctls(ns, map[string]string{
+				"ipv6/conf/all/disable_ipv6":     "1",
+				"ipv6/conf/default/disable_ipv6": "1",
+			})
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := step("creating bridge br0", func() error {
+		if err := ipCmd(ctx, "-n", l.brNS, "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0"); err != nil {
+			return err
+		}
+		return ipCmd(ctx, "-n", l.brNS, "link", "set", "br0", "up")
+	}); err != nil {
+		return nil, err
+	}
+	if err := step(fmt.Sprintf("wiring %s and the client", nodeRange(l.nodes)), func() error {
+		for _, n := range all {
+			if err := n.wire(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := step("opening netlink handles", func() error {
+		h, err := l.handleIn(l.brNS)
+		if err != nil {
+			return err
+		}
+		l.br = h
+		for _, n := range all {
+			if n.h, err = l.handleIn(n.NS); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func prefixFlag(prefix string) string {
+	if prefix == DefaultPrefix {
+		return ""
+	}
+	return " --prefix " + prefix
+}
+
+func nsNames(ns []*Node) []string {
+	var s []string
+	for _, n := range ns {
+		s = append(s, n.NS)
+	}
+	return s
+}
+
+func nodeRange(nodes []*Node) string {
+	if len(nodes) == 1 {
+		return nodes[0].Name
+	}
+	return nodes[0].Name + ".." + nodes[len(nodes)-1].Name
+}
+
+// wire creates the node's veth pair (bridge side named after the node, node
+// side eth0), attaches it to br0 and configures the node's address.
+func (n *Node) wire(ctx context.Context) error {
+	br := n.lab.brNS
+	steps := [][]string{
+		{"-n", br, "link", "add", n.Name, "type", "veth", "peer", "name", "eth0", "netns", n.NS},
+		{"-n", br, "link", "set", n.Name, "master", "br0", "up"},
+		{"-n", n.NS, "addr", "add", netip.PrefixFrom(n.IP, Subnet.Bits()).String(), "dev", "eth0"},
+		{"-n", n.NS, "link", "set", "eth0", "up"},
+	}
+	for _, s := range steps {
+		if err := ipCmd(ctx, s...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Lab) handleIn(ns string) (*netlink.Handle, error) {
+	nsh, err := netns.GetFromName(ns)
+	if err != nil {
+		return nil, fmt.Errorf("open namespace %s: %w", ns, err)
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		return nil, fmt.Errorf("netlink handle in %s: %w", ns, err)
+	}
+	l.mu.Lock()
+	l.handles = append(l.handles, h)
+	l.mu.Unlock()
+	return h, nil
+}
+
+func (l *Lab) printf(format string, args ...any) {
+	if l.progress != nil {
+		fmt.Fprintf(l.progress, format, args...)
+	}
+}
+
+// Node returns node i, 1-based; nil when out of range.
+func (l *Lab) Node(i int) *Node {
+	if i < 1 || i > len(l.nodes) {
+		return nil
+	}
+	return l.nodes[i-1]
+}
+
+// Nodes returns the nodes in order n1, n2, ...
+func (l *Lab) Nodes() []*Node { return append([]*Node(nil), l.nodes...) }
+
+// NodeByName returns the node called name ("n2"), or nil.
+func (l *Lab) NodeByName(name string) *Node {
+	for _, n := range l.nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// ClientNode is the client namespace (Prefix-c, 198.18.0.200) as a Node, to
+// run commands there; it is not among Nodes and never holds the VIP.
+func (l *Lab) ClientNode() *Node { return l.client }
+
+func (l *Lab) track(p *Proc) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.downed {
+		return errors.New("lab: the lab is down")
+	}
+	l.procs = append(l.procs, p)
+	return nil
+}
+
+// Procs returns every process the lab has started, running or not.
+func (l *Lab) Procs() []*Proc {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]*Proc(nil), l.procs...)
+}
+
+// StopProcs kills every process the lab started (their whole process
+// groups) and waits for them, keeping the namespaces.
+func (l *Lab) StopProcs() error {
+	var errs []error
+	for _, p := range l.Procs() {
+		if err := p.Kill(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Down kills every process the lab started (process groups, then anything
+// else left inside its namespaces) and deletes its namespaces. It is
+// idempotent and safe after a partial Up.
+func (l *Lab) Down() error {
+	l.mu.Lock()
+	l.downed = true
+	handles := l.handles
+	l.handles = nil
+	l.mu.Unlock()
+	errs := []error{l.StopProcs()}
+	for _, h := range handles {
+		h.Close()
+	}
+	errs = append(errs, Cleanup(l.Prefix))
+	return errors.Join(errs...)
+}
+
+// Cleanup removes a lab's leftovers by name: it SIGKILLs every process inside
+// the namespaces Prefix-br, Prefix-c and Prefix-n<N>, then deletes those
+// namespaces (which deletes their veths and the bridge). Nothing else is
+// touched. Removing nothing is not an error.
+func Cleanup(prefix string) error {
+	if !prefixRE.MatchString(prefix) {
+		return fmt.Errorf("lab: prefix %q: want 1 to 10 lower-case letters and digits, starting with a letter", prefix)
+	}
+	names, err := labNamespaces(prefix)
+	if err != nil {
+		return err
+	}
+	// Nodes and client first, the bridge last.
+	sort.SliceStable(names, func(i, j int) bool { return !strings.HasSuffix(names[i], "-br") && strings.HasSuffix(names[j], "-br") })
+	var errs []error
+	for _, ns := range names {
+		if err := killNamespaceProcs(ns); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, ns := range names {
+		if err := ipCmd(context.Background(), "netns", "delete", ns); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CleanupReport is Cleanup that also returns the namespaces it removed.
+func CleanupReport(prefix string) ([]string, error) {
+	if !prefixRE.MatchString(prefix) {
+		return nil, Cleanup(prefix)
+	}
+	names, err := labNamespaces(prefix)
+	if err != nil {
+		return nil, err
+	}
+	return names, Cleanup(prefix)
+}
+
+// Holders returns the names of the nodes holding the VIP on eth0, skipping
+// powered-off nodes (a machine that is off holds nothing; its namespace keeps
+// the address only because the lab cannot really switch it off).
+func (l *Lab) Holders() ([]string, error) {
+	var holders []string
+	for _, n := range l.nodes {
+		if n.PoweredOff() {
+			continue
+		}
+		ok, err := n.HasVIP()
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			holders = append(holders, n.Name)
+		}
+	}
+	return holders, nil
+}
+
+// WaitHolders polls Holders every 10 ms until want(holders) holds, ctx ends,
+// or timeout passes; it returns the last holders seen either way.
+func (l *Lab) WaitHolders(ctx context.Context, want func([]string) bool, timeout time.Duration) ([]string, error) {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		h, err := l.Holders()
+		if err != nil {
+			return h, err
+		}
+		if want(h) {
+			return h, nil
+		}
+		if time.Now().After(deadline) {
+			return h, fmt.Errorf("lab: holders still %v after %v", h, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return h, fmt.Errorf("lab: waiting for holders (now %v): %w", h, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// ExactlyOne is a WaitHolders condition: exactly one node holds the VIP.
+func ExactlyOne(h []string) bool { return len(h) == 1 }
+
+// HeldBy returns a WaitHolders condition: the holders are exactly names.
+func HeldBy(names ...string) func([]string) bool {
+	return func(h []string) bool {
+		if len(h) != len(names) {
+			return false
+		}
+		for i := range h {
+			if h[i] != names[i] {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// Build compiles the floatip command into dir and returns the path of the
+// executable. It runs `go build` from the current directory, which must be
+// inside the floatip module (true for any test in it).
+func Build(dir string) (string, error) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("lab: build floatip: %w", err)
+	}
+	out := filepath.Join(dir, "floatip")
+	cmd := exec.Command(goTool, "build", "-o", out, "github.com/floatip/floatip/cmd/floatip")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("lab: go build floatip: %v\n%s", err, b)
+	}
+	return out, nil
+}

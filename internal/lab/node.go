@@ -1,0 +1,314 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+// Node is one namespace of the lab: a node (n1, n2, ...) or the client (c).
+type Node struct {
+	Name  string     // "n1"; also the name of its bridge-side veth in Prefix-br
+	NS    string     // "flab-n1"
+	IP    netip.Addr // 198.18.0.11
+	Index int        // 1-based; 0 for the client
+
+	lab *Lab
+	h   *netlink.Handle // inside NS
+
+	mu    sync.Mutex
+	procs []*Proc
+	off   bool
+}
+
+// Start runs name with args inside the node's namespace (`ip netns exec NS
+// name args...`) in its own process group, capturing stdout and stderr line
+// by line. The process is killed when ctx ends, by Down, and by PowerOff.
+func (n *Node) Start(ctx context.Context, name string, args ...string) (*Proc, error) {
+	label := n.Name + "/" + name
+	if name == n.lab.Binary && len(args) > 0 {
+		label = n.Name + "/floatip " + args[0]
+		if args[0] == "lab" && len(args) > 1 {
+			label += " " + args[1]
+		}
+	}
+	p, err := startProc(ctx, label, n.NS, append([]string{name}, args...))
+	if err != nil {
+		return nil, err
+	}
+	if err := n.lab.track(p); err != nil {
+		_ = p.Kill()
+		return nil, err
+	}
+	n.mu.Lock()
+	n.procs = append(n.procs, p)
+	n.mu.Unlock()
+	return p, nil
+}
+
+// FloatipArgs are the arguments StartFloatip passes before its extra ones.
+func (n *Node) FloatipArgs() []string {
+	return []string{"run", "--interface", "eth0", "--vip", n.lab.VIP.String(), "--node-name", n.Name, "--log-format", "json"}
+}
+
+// StartFloatip runs the daemon on the node: `floatip run --interface eth0
+// --vip VIP --node-name NAME --log-format json` followed by extraArgs (for
+// example "--priority", "200", "--profile", "fast").
+func (n *Node) StartFloatip(ctx context.Context, extraArgs ...string) (*Proc, error) {
+	return n.Start(ctx, n.lab.Binary, append(n.FloatipArgs(), extraArgs...)...)
+}
+
+// StartService runs `floatip lab serve --name NAME --listen :8080` on the
+// node, an HTTP server answering the node's name, and waits (up to 5 s) until
+// it listens.
+func (n *Node) StartService(ctx context.Context) (*Proc, error) {
+	p, err := n.Start(ctx, n.lab.Binary, "lab", "serve", "--name", n.Name, "--listen", ":"+strconv.Itoa(ServicePort))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := p.WaitMsg(ctx, 5*time.Second, "listening", nil); err != nil {
+		_ = p.Kill()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Procs returns the processes started on this node.
+func (n *Node) Procs() []*Proc {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]*Proc(nil), n.procs...)
+}
+
+func (n *Node) link() (netlink.Link, error) {
+	if n.h == nil {
+		return nil, errors.New("lab: the lab is not up")
+	}
+	l, err := n.h.LinkByName("eth0")
+	if err != nil {
+		return nil, fmt.Errorf("lab: %s eth0: %w", n.Name, err)
+	}
+	return l, nil
+}
+
+// Addrs returns the IPv4 addresses on the node's eth0.
+func (n *Node) Addrs() ([]netip.Prefix, error) {
+	link, err := n.link()
+	if err != nil {
+		return nil, err
+	}
+	var addrs []netlink.Addr
+	for try := 0; ; try++ {
+		addrs, err = n.h.AddrList(link, netlink.FAMILY_V4)
+		if errors.Is(err, netlink.ErrDumpInterrupted) && try < 5 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("lab: %s addresses: %w", n.Name, err)
+		}
+		break
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok {
+			continue
+		}
+		ones, _ := a.Mask.Size()
+		out = append(out, netip.PrefixFrom(ip.Unmap(), ones))
+	}
+	return out, nil
+}
+
+// HasVIP reports whether the VIP is configured on the node's eth0.
+func (n *Node) HasVIP() (bool, error) {
+	addrs, err := n.Addrs()
+	if err != nil {
+		return false, err
+	}
+	for _, a := range addrs {
+		if a.Addr() == n.lab.VIP {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// AddVIP configures the VIP on eth0 by hand (/32), as a daemon would; for
+// tests of the lab itself.
+func (n *Node) AddVIP() error {
+	return n.lab.runIP("-n", n.NS, "addr", "add", n.lab.VIP.String()+"/32", "dev", "eth0")
+}
+
+// DelVIP removes the VIP from eth0 if it is there.
+func (n *Node) DelVIP() error {
+	addrs, err := n.Addrs()
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		if a.Addr() == n.lab.VIP {
+			if err := n.lab.runIP("-n", n.NS, "addr", "del", a.String(), "dev", "eth0"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (l *Lab) runIP(args ...string) error {
+	return ipCmd(context.Background(), args...)
+}
+
+func (n *Node) setCable(up bool) error {
+	if n.lab.br == nil {
+		return errors.New("lab: the lab is not up")
+	}
+	link, err := n.lab.br.LinkByName(n.Name)
+	if err != nil {
+		return fmt.Errorf("lab: bridge port %s: %w", n.Name, err)
+	}
+	if up {
+		err = n.lab.br.LinkSetUp(link)
+	} else {
+		err = n.lab.br.LinkSetDown(link)
+	}
+	if err != nil {
+		return fmt.Errorf("lab: set bridge port %s up=%v: %w", n.Name, up, err)
+	}
+	return nil
+}
+
+// Partition cuts the node off every other lab host while its link stays up,
+// like a switch that stops forwarding its traffic (not a pulled cable: the
+// node keeps carrier, so its daemon cannot tell and keeps its VIP; that is
+// the split brain the protocol has to resolve when the partition heals).
+// Its processes keep running. Heal undoes it. The bridge drops the frames
+// with an nftables rule in the bridge namespace.
+func (n *Node) Partition() error {
+	table := "lab_partition_" + n.Name
+	return n.nftInBridge("add table bridge " + table + "\n" +
+		"add chain bridge " + table + " forward { type filter hook forward priority 0; policy accept; }\n" +
+		"add rule bridge " + table + " forward iifname \"" + n.Name + "\" drop\n" +
+		"add rule bridge " + table + " forward oifname \"" + n.Name + "\" drop\n")
+}
+
+// Heal reconnects a partitioned node.
+func (n *Node) Heal() error {
+	return n.nftInBridge("delete table bridge lab_partition_" + n.Name + "\n")
+}
+
+// Unplug pulls the node's cable: its bridge-side veth goes down and its eth0
+// loses carrier. Its processes keep running. Plug undoes it.
+func (n *Node) Unplug() error { return n.setCable(false) }
+
+// Plug puts the node's cable back.
+func (n *Node) Plug() error { return n.setCable(true) }
+
+func (n *Node) nftInBridge(script string) error {
+	cmd := exec.Command("ip", "netns", "exec", n.lab.Prefix+"-br", "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("lab: nft in %s-br: %v: %s", n.lab.Prefix, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// PowerOff simulates pulling the plug. Every process in the node's namespace
+// (those the lab started and any other) is first frozen with SIGSTOP, so none
+// can react to what follows (a real machine that loses power does not see its
+// link go down); then the link is cut (its bridge-side veth goes down); then
+// the processes are SIGKILLed and waited for. The link is cut within a few
+// milliseconds of the call. The node's namespace and addresses stay, but
+// Holders ignores a powered-off node. PowerOn brings it back.
+func (n *Node) PowerOff() error {
+	n.mu.Lock()
+	n.off = true
+	procs := append([]*Proc(nil), n.procs...)
+	n.mu.Unlock()
+	var errs []error
+	for _, p := range procs {
+		_ = p.Signal(syscall.SIGSTOP)
+	}
+	// Everything in the namespace, children of lab processes included.
+	pids, err := pidsInNamespace(n.NS)
+	errs = append(errs, err)
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	waitStopped(pids, time.Now().Add(200*time.Millisecond))
+	errs = append(errs, n.setCable(false))
+	for _, p := range procs {
+		_ = p.Signal(syscall.SIGKILL)
+	}
+	errs = append(errs, killAndWait(pids, time.Now().Add(3*time.Second)))
+	for _, p := range procs {
+		errs = append(errs, p.Kill())
+	}
+	errs = append(errs, killNamespaceProcs(n.NS))
+	return errors.Join(errs...)
+}
+
+// waitStopped waits until each pid is stopped or gone, or until deadline.
+func waitStopped(pids []int, deadline time.Time) {
+	for _, pid := range pids {
+		for processState(pid) == 'R' || processState(pid) == 'S' || processState(pid) == 'D' {
+			if time.Now().After(deadline) {
+				return
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+}
+
+// PowerOn simulates the node booting again: every IPv4 address on eth0 other
+// than the node's own is removed (a rebooted machine has lost its VIPs), and
+// the link comes back. No process is started.
+func (n *Node) PowerOn() error {
+	addrs, err := n.Addrs()
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		if a.Addr() != n.IP {
+			if err := n.lab.runIP("-n", n.NS, "addr", "del", a.String(), "dev", "eth0"); err != nil {
+				return err
+			}
+		}
+	}
+	if err := n.setCable(true); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.off = false
+	n.mu.Unlock()
+	return nil
+}
+
+// PoweredOff reports whether PowerOff was called (and PowerOn not since).
+func (n *Node) PoweredOff() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.off
+}
+
+func (n *Node) String() string {
+	return fmt.Sprintf("%s (%s, %s)", n.Name, n.NS, n.IP)
+}
+
+// joinNames is "n1, n2" or "none".
+func joinNames(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
