@@ -166,9 +166,19 @@ func (d *daemon) watch(ctx context.Context) {
 				g.deliver(election.LinkChanged{Up: up})
 			}
 		case ifaddr.AddrAdded, ifaddr.AddrRemoved:
-			if g := d.byVIP[ev.Addr]; g != nil {
-				g.deliver(election.AddrChanged{Addr: ev.Addr, Present: ev.Kind == ifaddr.AddrAdded})
+			g := d.byVIP[ev.Addr]
+			if g == nil {
+				continue
 			}
+			if ev.Kind == ifaddr.AddrRemoved {
+				// A removal we caused ourselves may be reported after the
+				// group already claimed the VIP again: only a VIP that is
+				// gone now counts.
+				if now, err := d.mgr.Present([]netip.Addr{ev.Addr}); err == nil && now[ev.Addr] {
+					continue
+				}
+			}
+			g.deliver(election.AddrChanged{Addr: ev.Addr, Present: ev.Kind == ifaddr.AddrAdded})
 		case ifaddr.Resync:
 			d.log.Warn("netlink subscription was lost and re-established; re-reading the interface")
 			link, err := d.mgr.Link()
