@@ -295,7 +295,8 @@ func (g *group) apply(actions []election.Action) bool {
 			if err := g.d.mgr.Claim(g.vips, a.Lifetime); err != nil {
 				g.log.Error("adding the VIPs", "err", err)
 				// Feed the failure back; the machine decides what follows.
-				actions = append(actions, g.m.Handle(time.Now(), election.ClaimFailed{Err: err})...)
+				// The rest of this batch (announcements) assumed success.
+				actions = append(actions[:i+1], g.m.Handle(time.Now(), election.ClaimFailed{Err: err})...)
 				continue
 			}
 			if !g.added {

@@ -42,12 +42,15 @@ const (
 	// Yield follows RFC 5227 section 2.4 (b): defend once, and give the
 	// address up if the conflict repeats within DefendInterval.
 	Yield ForeignPolicy = iota
-	// Defend keeps the VIP and re-announces at most once per DefendInterval.
+	// Defend keeps the VIP and re-announces at most once a second.
 	Defend
 )
 
 // DefendInterval is RFC 5227's DEFEND_INTERVAL.
 const DefendInterval = 10 * time.Second
+
+// defendEvery limits how often the Defend policy answers a foreign claimant.
+const defendEvery = time.Second
 
 // Timing holds the protocol's knobs; see the config package for their meaning.
 type Timing struct {
@@ -144,7 +147,12 @@ func (m *Machine) Holder() net.HardwareAddr {
 // for events only.
 func (m *Machine) Deadline() time.Time {
 	var d time.Time
-	for _, t := range []time.Time{m.nextProbe, m.verifyUntil, m.claimAt, m.nextRenew, m.nextAnnounce, m.foreignUntil, m.retryAt, m.nextBeacon} {
+	timers := []time.Time{m.nextProbe, m.verifyUntil, m.claimAt, m.nextRenew, m.nextAnnounce, m.foreignUntil, m.retryAt}
+	if m.state == StateHolder {
+		// Waiting states send their beacon with the next probe instead.
+		timers = append(timers, m.nextBeacon)
+	}
+	for _, t := range timers {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
 		}
@@ -291,7 +299,7 @@ func (m *Machine) tick(now time.Time) {
 // is known, otherwise after rank × ClaimSlot, announcing the intent so that a
 // better standby that has not noticed the silence yet checks and claims first.
 func (m *Machine) toCandidate(now time.Time, reason string) {
-	m.departed = m.holder
+	m.departed, m.holder = m.holder, nil
 	m.clearTimers()
 	rank := m.rank(now)
 	m.transition(StateCandidate, fmt.Sprintf("%s (rank %d among live standbys)", reason, rank))
@@ -440,7 +448,9 @@ func (m *Machine) frame(now time.Time, p *arp.Packet) {
 			m.toWaiting(now, StateStandby, p.SenderHardwareAddr, fmt.Sprintf("%s claimed the VIP first", p.SenderHardwareAddr))
 		}
 	case StateHolder:
-		if !probe {
+		// A claim, or another holder's own check for a second holder (after
+		// a partition heals, its probe may be all we ever see of it).
+		if !probe || pr != nil && pr.holder {
 			m.conflict(now, p, pr)
 		}
 	}
@@ -466,6 +476,7 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 	}
 	switch {
 	case p.Trailer.Kind == arp.KindRelease && (m.holder == nil || bytes.Equal(m.holder, p.SenderHardwareAddr)):
+		m.holder = slices.Clone(p.SenderHardwareAddr) // departed: not a candidate
 		m.toCandidate(now, fmt.Sprintf("holder %s released the VIP", p.SenderHardwareAddr))
 	case pr.claiming && !m.beats(pr.priority, pr.mac):
 		// A worse standby found the holder silent. Check the holder ourselves,
@@ -487,6 +498,11 @@ func (m *Machine) conflict(now time.Time, p *arp.Packet, pr *peer) {
 		pr = m.peers[string(mac)]
 	}
 	if pr == nil {
+		if bytes.Equal(mac, m.lastForeignMAC) && now.Sub(m.lastForeign) < DefendInterval {
+			// Known not to be floatip, and it claims again.
+			m.foreignClaim(now, mac)
+			return
+		}
 		// Not known as a floatip node yet: tell it who we are and give it a
 		// moment to answer with its own trailer before treating it as foreign.
 		if m.foreignMAC == nil {
@@ -518,18 +534,23 @@ func (m *Machine) defend() {
 
 // foreignClaim decides about a claimant that never identified as floatip.
 func (m *Machine) foreignClaim(now time.Time, mac net.HardwareAddr) {
-	recent := !m.lastForeign.IsZero() && now.Sub(m.lastForeign) < DefendInterval
-	if m.p.ForeignPolicy == Yield && recent {
-		m.emit(RemoveVIPs{})
-		m.toWaiting(now, StateStandby, mac, fmt.Sprintf("host %s (not floatip) keeps claiming the VIP: yielding (RFC 5227 2.4b; set on_foreign_claim: defend to keep it)", mac))
+	window := DefendInterval
+	if m.p.ForeignPolicy == Defend {
+		window = defendEvery
+	}
+	recent := !m.lastForeign.IsZero() && now.Sub(m.lastForeign) < window
+	if recent {
+		if m.p.ForeignPolicy == Yield {
+			m.emit(RemoveVIPs{})
+			m.toWaiting(now, StateStandby, mac, fmt.Sprintf("host %s (not floatip) keeps claiming the VIP: yielding (RFC 5227 2.4b; set on_foreign_claim: defend to keep it)", mac))
+		}
+		// Defend: we defended a moment ago; do not storm the LAN.
 		return
 	}
 	m.lastForeign, m.lastForeignMAC = now, slices.Clone(mac)
-	if !recent {
-		m.note(slog.LevelError, "host that is not floatip claims the VIP: defending", "claimant", mac.String())
-		m.defend()
-		m.startAnnouncing(now)
-	}
+	m.note(slog.LevelError, "host that is not floatip claims the VIP: defending", "claimant", mac.String())
+	m.defend()
+	m.startAnnouncing(now)
 }
 
 func (m *Machine) link(now time.Time, up bool) {
