@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -115,6 +117,14 @@ func (k *checker) check(c Config, require bool) {
 			}
 		case require:
 			k.add("node_name", "the host name could not be read: set node_name: in %s", k.fileName(c))
+		}
+	}
+	if k.ok("control.socket") && !filepath.IsAbs(c.Control.Socket) {
+		k.add("control.socket", "must be an absolute path, got %q", c.Control.Socket)
+	}
+	if k.ok("metrics.listen") && c.Metrics.Listen != "" {
+		if _, port, err := net.SplitHostPort(c.Metrics.Listen); err != nil || port == "" {
+			k.add("metrics.listen", "must be host:port (e.g. 127.0.0.1:9110), got %q", c.Metrics.Listen)
 		}
 	}
 	k.oneOf(c.Profile, "profile", profiles)

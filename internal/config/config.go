@@ -35,6 +35,9 @@ const (
 
 	// DefaultPriority is the node priority when none is configured.
 	DefaultPriority = 100
+
+	// DefaultSocket is where the daemon serves `floatip status` and friends.
+	DefaultSocket = "/run/floatip/floatip.sock"
 )
 
 var (
@@ -75,6 +78,19 @@ type Config struct {
 	LogLevel       string
 	Timing         Timing
 	Groups         []Group // "vips:" becomes Groups[0] named "default"
+	Control        Control
+	Metrics        Metrics
+}
+
+// Control is the daemon's unix control socket (status, release, hold, reload).
+type Control struct {
+	Socket string // absolute path; default DefaultSocket
+	Group  string // group allowed to use it besides root; "" = root only
+}
+
+// Metrics is the Prometheus endpoint; off unless Listen is set.
+type Metrics struct {
+	Listen string // host:port, e.g. "127.0.0.1:9110"; "" = off
 }
 
 // Preset returns the timing of a profile: "default" or "fast".
@@ -123,6 +139,7 @@ func Default() Config {
 		LogFormat:      LogFormatText,
 		LogLevel:       "info",
 		Timing:         t,
+		Control:        Control{Socket: DefaultSocket},
 	}
 }
 
@@ -190,6 +207,15 @@ type yamlGroup struct {
 	Priority int      `yaml:"priority,omitempty"`
 }
 
+type yamlControl struct {
+	Socket string `yaml:"socket"`
+	Group  string `yaml:"group,omitempty"`
+}
+
+type yamlMetrics struct {
+	Listen string `yaml:"listen,omitempty"`
+}
+
 type yamlConfig struct {
 	Interface      string      `yaml:"interface,omitempty"`
 	Priority       int         `yaml:"priority"`
@@ -201,6 +227,8 @@ type yamlConfig struct {
 	Timing         yamlTiming  `yaml:"timing"`
 	VIPs           []string    `yaml:"vips,omitempty,flow"`
 	Groups         []yamlGroup `yaml:"groups,omitempty"`
+	Control        yamlControl `yaml:"control"`
+	Metrics        yamlMetrics `yaml:"metrics,omitempty"`
 }
 
 // YAML returns the effective configuration as a YAML file that Parse reads
@@ -227,6 +255,8 @@ func (c Config) YAML() []byte {
 			RenewInterval:    t.RenewInterval.String(),
 			BeaconInterval:   t.BeaconInterval.String(),
 		},
+		Control: yamlControl{Socket: c.Control.Socket, Group: c.Control.Group},
+		Metrics: yamlMetrics{Listen: c.Metrics.Listen},
 	}
 	if isShorthand(c) {
 		y.VIPs = addrStrings(c.Groups[0].VIPs)

@@ -92,7 +92,7 @@ func TestDefault(t *testing.T) {
 	c := Default()
 	want := Config{
 		Priority: 100, NodeName: hostname(t), Profile: "default", OnForeignClaim: "yield",
-		LogFormat: "text", LogLevel: "info",
+		LogFormat: "text", LogLevel: "info", Control: Control{Socket: DefaultSocket},
 	}
 	want.Timing, _ = Preset("default")
 	if diff := cmp.Diff(want, c, addrEqual); diff != "" {
@@ -108,6 +108,7 @@ func TestParseValid(t *testing.T) {
 		c := Config{
 			Path: "floatip.yaml", Priority: 100, NodeName: host, Profile: "default",
 			OnForeignClaim: "yield", LogFormat: "text", LogLevel: "info", Timing: def,
+			Control: Control{Socket: DefaultSocket},
 		}
 		f(&c)
 		return c
@@ -251,6 +252,12 @@ func TestParseErrors(t *testing.T) {
 			[]string{`floatip.yaml:3: timing.beacon_interval: beacon_interval 50ms must be at least check_interval 100ms`}},
 		{"beacon below check, only check set", "timing:\n  check_interval: 2s\n",
 			[]string{`floatip.yaml:2: timing.check_interval: beacon_interval 500ms must be at least check_interval 2s`}},
+		{"relative control socket", "control:\n  socket: floatip.sock\n",
+			[]string{`floatip.yaml:2: control.socket: must be an absolute path, got "floatip.sock"`}},
+		{"metrics listen without port", "metrics:\n  listen: localhost\n",
+			[]string{`floatip.yaml:2: metrics.listen: must be host:port (e.g. 127.0.0.1:9110), got "localhost"`}},
+		{"unknown control key", "control:\n  path: /x\n",
+			[]string{`floatip.yaml:2: control: unknown key "path"`}},
 		{"timing not a mapping", "timing: fast\n",
 			[]string{`floatip.yaml:1: timing: must be a mapping of keys to values, not the value "fast"`}},
 		{"vip not an address", "groups:\n  - name: web\n    vips:\n      - 198.18.0.100\n      - 10.0.0.300\n",
@@ -361,6 +368,8 @@ func TestLoadFull(t *testing.T) {
 	want := Config{
 		Path: path, Interface: "eth0", Priority: 100, NodeName: "web1", Profile: "default",
 		OnForeignClaim: "yield", LogFormat: "text", LogLevel: "info",
+		Control: Control{Socket: "/run/floatip/floatip.sock", Group: "adm"},
+		Metrics: Metrics{Listen: "127.0.0.1:9110"},
 		Groups: []Group{
 			{Name: "web", VIPs: addrs("198.18.0.100", "198.18.0.101"), Priority: 150},
 			{Name: "db", VIPs: addrs("198.18.0.110"), Priority: 100},
@@ -601,6 +610,8 @@ timing:
   renew_interval: 1s
   beacon_interval: 500ms
 vips: [198.18.0.100]
+control:
+  socket: /run/floatip/floatip.sock
 `
 	if diff := cmp.Diff(want, string(c.YAML())); diff != "" {
 		t.Errorf("YAML (-want +got):\n%s", diff)

@@ -16,7 +16,7 @@ import (
 )
 
 var (
-	topKeys    = []string{"interface", "priority", "node_name", "profile", "on_foreign_claim", "log_format", "log_level", "timing", "vips", "groups"}
+	topKeys    = []string{"interface", "priority", "node_name", "profile", "on_foreign_claim", "log_format", "log_level", "timing", "vips", "groups", "control", "metrics"}
 	timingKeys = []string{"check_interval", "misses", "claim_slot", "announce_count", "announce_interval", "lifetime", "renew_interval", "beacon_interval"}
 	groupKeys  = []string{"name", "vips", "priority"}
 )
@@ -245,6 +245,15 @@ func (p *parser) config(root *yaml.Node, c *Config) {
 	p.str(m, "on_foreign_claim", "on_foreign_claim", &c.OnForeignClaim)
 	p.str(m, "log_format", "log_format", &c.LogFormat)
 	p.str(m, "log_level", "log_level", &c.LogLevel)
+	if e, ok := m["control"]; ok && !isNull(e.val) {
+		cm := p.mapping(e.val, "control", []string{"socket", "group"})
+		p.str(cm, "socket", "control.socket", &c.Control.Socket)
+		p.str(cm, "group", "control.group", &c.Control.Group)
+	}
+	if e, ok := m["metrics"]; ok && !isNull(e.val) {
+		mm := p.mapping(e.val, "metrics", []string{"listen"})
+		p.str(mm, "listen", "metrics.listen", &c.Metrics.Listen)
+	}
 
 	// A null "vips:" or "groups:" (all entries commented out) counts as unset.
 	v, hasV := m["vips"]
