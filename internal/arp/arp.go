@@ -84,6 +84,11 @@ const FlagHolder uint8 = 1 << 0
 // holder at once and claims first.
 const FlagClaiming uint8 = 1 << 1
 
+// FlagPassive in Trailer.Flags says the sender will not claim the VIP (a
+// maintenance hold, or later an unhealthy service), so other standbys do not
+// wait for it.
+const FlagPassive uint8 = 1 << 2
+
 // Trailer is floatip's own data, placed right after the 28-byte ARP payload
 // inside the padding of a minimum-size Ethernet frame, so ordinary hosts
 // process the ARP normally and floatip peers learn each other's priority and

@@ -39,6 +39,18 @@ type ClaimFailed struct{ Err error }
 // Stop asks for an orderly stop: release the VIP and tell the standbys.
 type Stop struct{}
 
+// Release asks the holder to hand the VIP to a standby and stay standby
+// (`floatip release`). Not holding, it does nothing.
+type Release struct{ Reason string }
+
+// Hold turns the maintenance hold on or off (`floatip hold`): while on, the
+// node never claims, and a holder hands the VIP away first.
+type Hold struct{ On bool }
+
+// Reconfigure replaces priority, timing and policy without leaving the
+// current state (a reload that kept the group's VIPs).
+type Reconfigure struct{ Params Params }
+
 func (Start) event()       {}
 func (Tick) event()        {}
 func (Frame) event()       {}
@@ -46,6 +58,9 @@ func (LinkChanged) event() {}
 func (AddrChanged) event() {}
 func (ClaimFailed) event() {}
 func (Stop) event()        {}
+func (Release) event()     {}
+func (Hold) event()        {}
+func (Reconfigure) event() {}
 
 // Action is something the daemon must carry out for the machine.
 type Action interface{ action() }
@@ -76,9 +91,13 @@ type Note struct {
 // Done says the machine stopped; the owner goroutine may exit.
 type Done struct{}
 
-func (Send) action()       {}
-func (AddVIPs) action()    {}
-func (RemoveVIPs) action() {}
-func (Transition) action() {}
-func (Note) action()       {}
-func (Done) action()       {}
+// ProbeAnswered reports the round trip of an answered probe (for metrics).
+type ProbeAnswered struct{ RTT time.Duration }
+
+func (Send) action()          {}
+func (AddVIPs) action()       {}
+func (RemoveVIPs) action()    {}
+func (Transition) action()    {}
+func (Note) action()          {}
+func (Done) action()          {}
+func (ProbeAnswered) action() {}

@@ -154,8 +154,9 @@ func transitions(acts []Action) []Transition {
 type harness struct {
 	t   *testing.T
 	m   *Machine
-	p   Params
-	now time.Time
+	p    Params
+	now  time.Time
+	rtts []time.Duration // ProbeAnswered reports of the last event
 }
 
 type option func(*Params)
@@ -193,7 +194,18 @@ func (h *harness) do(ev Event) []Action {
 	h.t.Helper()
 	acts := h.m.Handle(h.now, ev)
 	h.checkDeadlineZero()
-	return acts
+	// Round-trip reports feed metrics only; TestProbeAnsweredReportsRTT
+	// checks them, the transition tests leave them out.
+	h.rtts = nil
+	kept := acts[:0:0]
+	for _, a := range acts {
+		if r, ok := a.(ProbeAnswered); ok {
+			h.rtts = append(h.rtts, r.RTT)
+			continue
+		}
+		kept = append(kept, a)
+	}
+	return kept
 }
 
 func (h *harness) checkDeadlineZero() {

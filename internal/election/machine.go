@@ -115,7 +115,22 @@ type Machine struct {
 
 	// fault
 	retryAt time.Time
+
+	held      bool      // maintenance hold: never claim
+	probeSent time.Time // when the outstanding probe left, for its round trip
+	stats     Stats
 }
+
+// Stats count what the machine did, for status and metrics.
+type Stats struct {
+	Claims, Releases, Conflicts, ProbesSent, ProbesUnanswered, Transitions uint64
+}
+
+// Stats returns the counters so far.
+func (m *Machine) Stats() Stats { return m.stats }
+
+// Held reports whether the maintenance hold is on.
+func (m *Machine) Held() bool { return m.held }
 
 type peer struct {
 	mac      net.HardwareAddr
@@ -123,6 +138,7 @@ type peer struct {
 	nodeID   uint32
 	holder   bool
 	claiming bool
+	passive  bool
 	lastSeen time.Time
 }
 
@@ -182,6 +198,26 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 		}
 	case Stop:
 		m.stop(now)
+	case Release:
+		if m.state == StateHolder {
+			m.release(now, "released on request: "+ev.Reason)
+		}
+	case Hold:
+		if ev.On == m.held {
+			break
+		}
+		m.held = ev.On
+		m.note(slog.LevelInfo, "maintenance hold", "on", ev.On)
+		if ev.On && m.state == StateHolder {
+			m.release(now, "maintenance hold: handing the VIP away")
+		}
+		if ev.On && m.state == StateCandidate {
+			m.toWaiting(now, StateStandby, nil, "maintenance hold: not claiming")
+		}
+	case Reconfigure:
+		vips := m.p.VIPs
+		m.p = ev.Params
+		m.p.VIPs = vips
 	}
 	return m.out
 }
@@ -195,6 +231,13 @@ func (m *Machine) note(level slog.Level, msg string, attrs ...any) {
 func (m *Machine) transition(to State, reason string) {
 	from := m.state
 	m.state = to
+	m.stats.Transitions++
+	switch {
+	case to == StateHolder:
+		m.stats.Claims++
+	case from == StateHolder:
+		m.stats.Releases++
+	}
 	m.emit(Transition{From: from, To: to, Reason: reason})
 }
 
@@ -247,7 +290,13 @@ func (m *Machine) sendProbe(now time.Time, broadcast bool) {
 	if m.holder == nil {
 		dst = arp.Broadcast
 	}
-	m.emit(Send{Packet: arp.NewProbe(m.p.MAC, dst, m.p.VIPs[0], m.trailer(kind, 0))})
+	var flags uint8
+	if m.held {
+		flags |= arp.FlagPassive
+	}
+	m.emit(Send{Packet: arp.NewProbe(m.p.MAC, dst, m.p.VIPs[0], m.trailer(kind, flags))})
+	m.stats.ProbesSent++
+	m.probeSent = now
 	m.outstanding, m.answered = true, false
 	m.nextProbe = now.Add(m.p.Timing.CheckInterval)
 }
@@ -269,10 +318,11 @@ func (m *Machine) tick(now time.Time) {
 		if !m.nextProbe.IsZero() && !now.Before(m.nextProbe) {
 			if m.outstanding && !m.answered {
 				m.misses++
+				m.stats.ProbesUnanswered++
 			} else if m.answered {
 				m.misses = 0
 			}
-			if m.misses >= m.p.Timing.Misses {
+			if m.misses >= m.p.Timing.Misses && !m.held {
 				reason := fmt.Sprintf("%d consecutive probes unanswered: the VIP is free", m.misses)
 				if m.holder != nil {
 					reason = fmt.Sprintf("holder %s silent for %d consecutive probes", m.holder, m.misses)
@@ -299,6 +349,10 @@ func (m *Machine) tick(now time.Time) {
 // is known, otherwise after rank × ClaimSlot, announcing the intent so that a
 // better standby that has not noticed the silence yet checks and claims first.
 func (m *Machine) toCandidate(now time.Time, reason string) {
+	if m.held {
+		m.note(slog.LevelInfo, "not claiming: maintenance hold", "why", reason)
+		return
+	}
 	m.departed, m.holder = m.holder, nil
 	m.clearTimers()
 	rank := m.rank(now)
@@ -316,7 +370,7 @@ func (m *Machine) rank(now time.Time) int {
 	live := 3 * m.p.Timing.BeaconInterval
 	n := 0
 	for _, p := range m.peers {
-		if p.holder || now.Sub(p.lastSeen) > live || bytes.Equal(p.mac, m.departed) {
+		if p.holder || p.passive || now.Sub(p.lastSeen) > live || bytes.Equal(p.mac, m.departed) {
 			continue
 		}
 		if m.beats(p.priority, p.mac) {
@@ -439,6 +493,7 @@ func (m *Machine) frame(now time.Time, p *arp.Packet) {
 		pr.priority, pr.nodeID, pr.lastSeen = t.Priority, t.NodeID, now
 		pr.holder = t.Flags&arp.FlagHolder != 0 && t.Kind != arp.KindRelease
 		pr.claiming = t.Flags&arp.FlagClaiming != 0
+		pr.passive = t.Flags&arp.FlagPassive != 0
 	}
 	switch m.state {
 	case StateProbing, StateStandby:
@@ -459,6 +514,9 @@ func (m *Machine) frame(now time.Time, p *arp.Packet) {
 func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 	if !p.IsProbe() {
 		// Someone answers for the VIP: the holder is alive (or a new one).
+		if m.outstanding && !m.answered && p.Operation == arp.OperationReply {
+			m.emit(ProbeAnswered{RTT: now.Sub(m.probeSent)})
+		}
 		m.answered = true
 		m.misses = 0
 		if !bytes.Equal(m.holder, p.SenderHardwareAddr) {
@@ -516,6 +574,7 @@ func (m *Machine) conflict(now time.Time, p *arp.Packet, pr *peer) {
 	if bytes.Equal(m.foreignMAC, mac) {
 		m.foreignMAC, m.foreignUntil = nil, time.Time{}
 	}
+	m.stats.Conflicts++
 	if m.beats(pr.priority, pr.mac) {
 		m.emit(RemoveVIPs{})
 		m.toWaiting(now, StateStandby, mac, fmt.Sprintf("conflict with %s (priority %d) which wins over us (priority %d): releasing", mac, pr.priority, m.p.Priority))
@@ -582,6 +641,22 @@ func (m *Machine) addr(now time.Time, ev AddrChanged) {
 	m.toWaiting(now, StateProbing, nil, fmt.Sprintf("VIP %s disappeared from the interface (removed by hand or expired): releasing the group and probing again", ev.Addr))
 }
 
+// release hands the VIP away: delete it, tell the standbys (the best one
+// claims at once), and wait as a standby. With no standby to take it, our
+// own checks find the VIP free again and we reclaim it (unless held), so a
+// release never leaves the VIP on no node.
+func (m *Machine) release(now time.Time, reason string) {
+	m.emit(RemoveVIPs{})
+	m.sendRelease()
+	m.toWaiting(now, StateStandby, nil, reason)
+}
+
+func (m *Machine) sendRelease() {
+	for range 2 {
+		m.emit(Send{Packet: arp.NewProbe(m.p.MAC, arp.Broadcast, m.p.VIPs[0], m.trailer(arp.KindRelease, arp.FlagPassive))})
+	}
+}
+
 func (m *Machine) stop(now time.Time) {
 	if m.state == StateStopped {
 		return
@@ -591,9 +666,7 @@ func (m *Machine) stop(now time.Time) {
 	if held {
 		// Delete first, then tell the standbys: the best one claims at once.
 		m.emit(RemoveVIPs{})
-		for range 2 {
-			m.emit(Send{Packet: arp.NewProbe(m.p.MAC, arp.Broadcast, m.p.VIPs[0], m.trailer(arp.KindRelease, 0))})
-		}
+		m.sendRelease()
 		m.transition(StateStopped, "stopping: released the VIP and told the standbys")
 	} else {
 		m.transition(StateStopped, "stopping")

@@ -1,0 +1,131 @@
+package election
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/floatip/floatip/internal/arp"
+)
+
+func countKind(acts []Action, kind arp.Kind) int {
+	n := 0
+	for _, a := range acts {
+		if s, ok := a.(Send); ok && s.Packet.Trailer != nil && s.Packet.Trailer.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+func TestProbeAnsweredReportsRTT(t *testing.T) {
+	h := newHarness(t)
+	h.startFresh()
+	h.advance(700 * time.Microsecond)
+	h.frame(kernelReply(macPeerA, macSelf))
+	if len(h.rtts) != 1 || h.rtts[0] != 700*time.Microsecond {
+		t.Fatalf("RTT reports %v, want [700µs]", h.rtts)
+	}
+	// A second answer to the same probe reports nothing.
+	h.frame(kernelReply(macPeerA, macSelf))
+	if len(h.rtts) != 0 {
+		t.Fatalf("second answer reported %v", h.rtts)
+	}
+}
+
+func TestReleaseHandsAwayAndStaysStandby(t *testing.T) {
+	h := holderWith(t, nil, nil)
+	acts := h.do(Release{Reason: "operator"})
+	if countOf[RemoveVIPs](acts) != 1 || countKind(acts, arp.KindRelease) == 0 {
+		t.Fatalf("release did not remove the VIP and tell the standbys: %s", dump(acts))
+	}
+	h.wantState(StateStandby)
+	// A standby takes over: we follow it.
+	h.advance(time.Millisecond)
+	h.frame(peerAnnounce(macPeerA, 50))
+	for range 40 { // 2 s of probes, each answered by the new holder
+		h.tick()
+		h.frame(kernelReply(macPeerA, macSelf))
+	}
+	h.wantState(StateStandby)
+	if st := h.m.Stats(); st.Releases != 1 || st.Claims != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestReleaseWithoutStandbyReclaims(t *testing.T) {
+	// Nobody takes the VIP: our own checks find it free and we claim it
+	// again, so a release never leaves the VIP on no node.
+	h := holderWith(t, nil, nil)
+	h.do(Release{Reason: "operator"})
+	h.runFor(time.Second)
+	h.wantState(StateHolder)
+}
+
+func TestReleaseIgnoredWhenNotHolding(t *testing.T) {
+	h := newHarness(t)
+	h.becomeStandby(macPeerA)
+	if acts := h.do(Release{}); len(acts) != 0 {
+		t.Fatalf("release as standby did %s", dump(acts))
+	}
+}
+
+func TestHoldNeverClaims(t *testing.T) {
+	h := holderWith(t, nil, nil)
+	acts := h.do(Hold{On: true})
+	if countOf[RemoveVIPs](acts) != 1 || countKind(acts, arp.KindRelease) == 0 {
+		t.Fatalf("hold as holder did not hand the VIP away: %s", dump(acts))
+	}
+	// Nobody else holds it; still we never claim while held, and our probes
+	// say we are passive so others do not wait for us.
+	acts = h.runFor(3 * time.Second)
+	if h.m.State() == StateHolder || countOf[AddVIPs](acts) != 0 {
+		t.Fatalf("claimed while held: %s", dump(acts))
+	}
+	for _, a := range acts {
+		if s, ok := a.(Send); ok && s.Packet.Trailer.Flags&arp.FlagPassive == 0 {
+			t.Fatalf("probe without the passive flag while held: %+v", s.Packet.Trailer)
+		}
+	}
+	// Released from the hold, we claim the free VIP.
+	h.do(Hold{On: false})
+	h.runFor(time.Second)
+	h.wantState(StateHolder)
+}
+
+func TestPassivePeerIsNotWaitedFor(t *testing.T) {
+	// A better peer that says it will not claim does not delay us.
+	h := newHarness(t)
+	h.startFresh()
+	h.frame(arp.NewProbe(macPeerA, arp.Broadcast, vip1, tr(arp.KindBeacon, 250, arp.FlagPassive)))
+	acts := h.runFor(time.Second)
+	var reasons []string
+	for _, tr := range transitions(acts) {
+		reasons = append(reasons, tr.Reason)
+	}
+	if !strings.Contains(strings.Join(reasons, "|"), "rank 0") {
+		t.Fatalf("a passive better peer delayed the claim: %v", reasons)
+	}
+	h.wantState(StateHolder)
+}
+
+func TestReconfigureKeepsState(t *testing.T) {
+	h := holderWith(t, nil, nil)
+	p := h.p
+	p.Priority = 10
+	p.Timing.RenewInterval = 500 * time.Millisecond
+	if acts := h.do(Reconfigure{Params: p}); len(acts) != 0 {
+		t.Fatalf("reconfigure did %s", dump(acts))
+	}
+	h.wantState(StateHolder)
+	// The new renewal interval applies from the next renewal on.
+	h.runFor(3 * time.Second)
+	h.wantState(StateHolder)
+	// The new priority is what we now advertise.
+	h.runFor(time.Second)
+	for _, a := range h.runFor(time.Second) {
+		if s, ok := a.(Send); ok && s.Packet.Trailer.Priority != 10 {
+			t.Fatalf("advertises priority %d after reconfigure, want 10", s.Packet.Trailer.Priority)
+		}
+	}
+}
