@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/floatip/floatip/internal/config"
@@ -22,11 +25,19 @@ type configFlags struct {
 	Profile   string   `placeholder:"default|fast" help:"Timing preset: default, or fast (about 4x quicker failover, 5x more probes)."`
 	LogFormat string   `placeholder:"text|json" help:"Log format on stderr."`
 	LogLevel  string   `placeholder:"debug|info|warn|error" help:"Log level."`
+	Socket    string   `placeholder:"PATH" help:"Control socket path (default /run/floatip/floatip.sock)."`
 }
 
 // load reads the file (if any), applies the flags and validates. Problems
 // are printed one per line and reported as exit status 2.
-func (f configFlags) load() (config.Config, error) {
+func (f configFlags) load() (config.Config, error) { return f.loadTo(os.Stderr) }
+
+// loadTo is load with the problems written to w.
+func (f configFlags) loadTo(w io.Writer) (config.Config, error) {
+	problems := func(err error) error {
+		fmt.Fprintln(w, err)
+		return exitError{code: 2}
+	}
 	cfg := config.Default()
 	if f.Config != "" {
 		var err error
@@ -43,15 +54,13 @@ func (f configFlags) load() (config.Config, error) {
 	if f.NodeName != "" {
 		cfg.NodeName = f.NodeName
 	}
+	if f.Socket != "" {
+		cfg.Control.Socket = f.Socket
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, problems(err)
 	}
 	return cfg, nil
-}
-
-func problems(err error) error {
-	fmt.Fprintln(os.Stderr, err)
-	return exitError{code: 2}
 }
 
 type runCmd struct {
@@ -66,7 +75,16 @@ func (r runCmd) Run() error {
 	log := newLogger(cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	return daemon.Run(ctx, cfg, log)
+	// A reload re-reads the file and applies the same flags on top.
+	reload := func() (config.Config, error) {
+		var buf strings.Builder
+		c, err := r.configFlags.loadTo(&buf)
+		if err != nil {
+			return c, errors.New(strings.TrimSpace(buf.String()))
+		}
+		return c, nil
+	}
+	return daemon.Run(ctx, cfg, log, daemon.Options{Version: version, Load: reload})
 }
 
 func newLogger(cfg config.Config) *slog.Logger {

@@ -10,24 +10,40 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
+	"os/signal"
+	"os/user"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/floatip/floatip/internal/arp"
 	"github.com/floatip/floatip/internal/config"
+	"github.com/floatip/floatip/internal/control"
 	"github.com/floatip/floatip/internal/election"
 	"github.com/floatip/floatip/internal/ifaddr"
+	"github.com/floatip/floatip/internal/metrics"
 )
+
+// Options are what the daemon needs besides the configuration.
+type Options struct {
+	Version string
+	// Load re-reads the configuration (file plus command-line flags) for a
+	// reload; nil disables reloading.
+	Load func() (config.Config, error)
+}
 
 // Run runs the daemon until ctx ends, then releases every VIP it holds,
 // tells the standbys, and returns nil. Errors found before anything was
-// changed (privileges, interface, addresses) are returned at once.
-func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+// changed (privileges, interface, addresses, control socket) are returned
+// at once. SIGHUP reloads the configuration.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) error {
 	if err := checkPrivileges(); err != nil {
 		return err
 	}
@@ -53,45 +69,80 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := checkOwnAddresses(cfg, link); err != nil {
 		return err
 	}
+	gid, err := socketGroup(cfg.Control.Group)
+	if err != nil {
+		return err
+	}
+	ctl, err := control.Listen(cfg.Control.Socket, gid)
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+	var m *metrics.Metrics
+	var metricsLn net.Listener
+	if cfg.Metrics.Listen != "" {
+		m = metrics.New(opts.Version)
+		if metricsLn, err = m.Listen(cfg.Metrics.Listen); err != nil {
+			return err
+		}
+	}
 	conn, err := arp.Listen(ifi)
 	if err != nil {
 		return err
 	}
 
-	d := &daemon{cfg: cfg, log: log, conn: conn, mgr: mgr, byVIP: make(map[netip.Addr]*group)}
-	present := map[netip.Addr]bool{}
-	for _, p := range link.Addrs {
-		if p.Bits() == 32 {
-			present[p.Addr()] = true
-		}
-	}
-	for _, gc := range cfg.Groups {
-		g := d.newGroup(gc, link.MAC)
-		d.groups = append(d.groups, g)
-		for _, v := range gc.VIPs {
-			d.byVIP[v] = g
-		}
-	}
-	log.Info("starting", "interface", cfg.Interface, "mac", link.MAC.String(), "node", cfg.NodeName, "groups", len(d.groups))
+	d := &daemon{cfg: cfg, log: log, conn: conn, mgr: mgr, mac: link.MAC, metrics: m, opts: opts, started: time.Now()}
+	d.routes.Store(&map[netip.Addr]*group{})
+	log.Info("starting", "interface", cfg.Interface, "mac", link.MAC.String(), "node", cfg.NodeName,
+		"groups", len(cfg.Groups), "control", cfg.Control.Socket, "metrics", cfg.Metrics.Listen, "version", opts.Version)
 
-	watchCtx, stopWatch := context.WithCancel(context.Background())
+	// Groups live until ctx ends or a reload removes them; their own
+	// contexts come from groupsCtx.
+	groupsCtx, stopGroups := context.WithCancel(context.Background())
+	defer stopGroups()
+	d.groupsCtx = groupsCtx
+	d.startGroups(cfg.Groups, link)
+
+	auxCtx, stopAux := context.WithCancel(context.Background())
 	var aux sync.WaitGroup
-	aux.Add(2)
-	go func() { defer aux.Done(); d.readFrames() }()
-	go func() { defer aux.Done(); d.watch(watchCtx) }()
-
-	var groups sync.WaitGroup
-	linkUp := link.Up && link.Carrier
-	for _, g := range d.groups {
-		start := election.Start{LinkUp: linkUp}
-		for _, v := range g.vips {
-			start.Present = start.Present || present[v]
+	run := func(f func()) { aux.Add(1); go func() { defer aux.Done(); f() }() }
+	run(d.readFrames)
+	run(func() { d.watch(auxCtx) })
+	run(func() {
+		if err := ctl.Serve(auxCtx, d); err != nil {
+			log.Error("control socket stopped", "err", err)
 		}
-		groups.Add(1)
-		go func() { defer groups.Done(); g.run(ctx, start) }()
+	})
+	if metricsLn != nil {
+		run(func() {
+			if err := m.ServeListener(auxCtx, metricsLn); err != nil {
+				log.Error("metrics endpoint stopped", "err", err)
+			}
+		})
 	}
-	groups.Wait()
-	stopWatch()
+	run(func() { d.systemd(auxCtx) })
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-hup:
+			if err := d.Reload(ctx); err != nil {
+				log.Error("reload rejected; the running configuration stays", "err", err)
+			}
+		}
+	}
+
+	notifyStopping()
+	d.reloadMu.Lock()
+	for _, g := range d.groups {
+		g.stop()
+	}
+	d.reloadMu.Unlock()
+	stopAux()
 	conn.Close()
 	aux.Wait()
 	log.Info("stopped")
@@ -99,12 +150,48 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 }
 
 type daemon struct {
-	cfg    config.Config
-	log    *slog.Logger
-	conn   *arp.Conn
-	mgr    *ifaddr.Manager
-	groups []*group
-	byVIP  map[netip.Addr]*group
+	cfg     config.Config
+	log     *slog.Logger
+	conn    *arp.Conn
+	mgr     *ifaddr.Manager
+	mac     net.HardwareAddr
+	metrics *metrics.Metrics
+	opts    Options
+	started time.Time
+
+	groupsCtx context.Context
+	reloadMu  sync.Mutex // serialises reloads and shutdown; guards groups and cfg
+	groups    []*group
+	// routes maps each VIP to its group for the frame reader and the
+	// watcher; replaced whole on reload.
+	routes atomic.Pointer[map[netip.Addr]*group]
+}
+
+// route returns the group a VIP belongs to, or nil.
+func (d *daemon) route(ip netip.Addr) *group { return (*d.routes.Load())[ip] }
+
+// startGroups starts a goroutine for each group and adds it to the routes.
+func (d *daemon) startGroups(gcs []config.Group, link ifaddr.Link) {
+	present := map[netip.Addr]bool{}
+	for _, p := range link.Addrs {
+		if p.Bits() == 32 {
+			present[p.Addr()] = true
+		}
+	}
+	routes := maps.Clone(*d.routes.Load())
+	for _, gc := range gcs {
+		g := d.newGroup(gc)
+		d.groups = append(d.groups, g)
+		for _, v := range gc.VIPs {
+			routes[v] = g
+		}
+		start := election.Start{LinkUp: link.Up && link.Carrier}
+		for _, v := range gc.VIPs {
+			start.Present = start.Present || present[v]
+		}
+		go g.run(start)
+	}
+	d.routes.Store(&routes)
 }
 
 // readFrames hands every ARP frame about one of our VIPs to its group.
@@ -133,7 +220,7 @@ func (d *daemon) readFrames() {
 		if p.IsProbe() {
 			ip = p.TargetIP
 		}
-		if g := d.byVIP[ip]; g != nil {
+		if g := d.route(ip); g != nil {
 			g.deliver(election.Frame{Packet: p})
 		}
 	}
@@ -162,11 +249,11 @@ func (d *daemon) watch(ctx context.Context) {
 				d.log.Info("link changed", "interface", d.cfg.Interface, "admin_up", ev.Link.Up, "carrier", ev.Link.Carrier)
 				lastUp = up
 			}
-			for _, g := range d.groups {
+			for _, g := range d.allGroups() {
 				g.deliver(election.LinkChanged{Up: up})
 			}
 		case ifaddr.AddrAdded, ifaddr.AddrRemoved:
-			g := d.byVIP[ev.Addr]
+			g := d.route(ev.Addr)
 			if g == nil {
 				continue
 			}
@@ -191,155 +278,39 @@ func (d *daemon) watch(ctx context.Context) {
 			for _, p := range link.Addrs {
 				present[p.Addr()] = true
 			}
-			for v, g := range d.byVIP {
+			for v, g := range *d.routes.Load() {
 				g.deliver(election.AddrChanged{Addr: v, Present: present[v]})
 			}
-			for _, g := range d.groups {
+			for _, g := range d.allGroups() {
 				g.deliver(election.LinkChanged{Up: lastUp})
 			}
 		}
 	}
 }
 
-// group owns one VIP group's state machine; only its run goroutine touches it.
-type group struct {
-	name   string
-	vips   []netip.Addr
-	d      *daemon
-	log    *slog.Logger
-	m      *election.Machine
-	events chan election.Event
-	added  bool
+// allGroups returns the groups currently routed to.
+func (d *daemon) allGroups() []*group {
+	seen := map[*group]bool{}
+	var gs []*group
+	for _, g := range *d.routes.Load() {
+		if !seen[g] {
+			seen[g] = true
+			gs = append(gs, g)
+		}
+	}
+	return gs
 }
 
-func (d *daemon) newGroup(gc config.Group, mac net.HardwareAddr) *group {
-	t := d.cfg.Timing
-	policy := election.Yield
-	if d.cfg.OnForeignClaim == "defend" {
-		policy = election.Defend
+// socketGroup resolves control.group to a gid; -1 when unset.
+func socketGroup(name string) (int, error) {
+	if name == "" {
+		return -1, nil
 	}
-	m := election.New(election.Params{
-		VIPs:     gc.VIPs,
-		MAC:      mac,
-		Priority: uint8(gc.Priority),
-		NodeID:   nodeID(d.cfg.NodeName),
-		Timing: election.Timing{
-			CheckInterval: t.CheckInterval, Misses: t.Misses, ClaimSlot: t.ClaimSlot,
-			AnnounceCount: t.AnnounceCount, AnnounceInterval: t.AnnounceInterval,
-			Lifetime: t.Lifetime, RenewInterval: t.RenewInterval, BeaconInterval: t.BeaconInterval,
-		},
-		ForeignPolicy: policy,
-	})
-	return &group{
-		name: gc.Name, vips: gc.VIPs, d: d, m: m,
-		log:    d.log.With("group", gc.Name),
-		events: make(chan election.Event, 256),
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, fmt.Errorf("control.group %q: %w", name, err)
 	}
-}
-
-// deliver queues an event without ever blocking the reader: a group that
-// is this far behind loses frames, which the protocol tolerates.
-func (g *group) deliver(ev election.Event) {
-	select {
-	case g.events <- ev:
-	default:
-		g.log.Warn("event queue full; dropped an event", "event", fmt.Sprintf("%T", ev))
-	}
-}
-
-func (g *group) run(ctx context.Context, start election.Start) {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	if g.apply(g.m.Handle(time.Now(), start)) {
-		return
-	}
-	for {
-		var tick <-chan time.Time
-		if dl := g.m.Deadline(); !dl.IsZero() {
-			timer.Reset(time.Until(dl))
-			tick = timer.C
-		}
-		var done bool
-		select {
-		case <-ctx.Done():
-			done = g.apply(g.m.Handle(time.Now(), election.Stop{}))
-		case ev := <-g.events:
-			done = g.apply(g.m.Handle(time.Now(), ev))
-		case <-tick:
-			done = g.apply(g.m.Handle(time.Now(), election.Tick{}))
-		}
-		if done {
-			return
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-	}
-}
-
-// apply carries out the machine's actions in order; it reports whether the
-// machine is done.
-func (g *group) apply(actions []election.Action) bool {
-	done := false
-	for i := 0; i < len(actions); i++ {
-		switch a := actions[i].(type) {
-		case election.Send:
-			if err := g.d.conn.Write(a.Packet); err != nil {
-				g.log.Warn("sending ARP frame", "err", err)
-			}
-			g.logSend(a.Packet)
-		case election.AddVIPs:
-			if err := g.d.mgr.Claim(g.vips, a.Lifetime); err != nil {
-				g.log.Error("adding the VIPs", "err", err)
-				// Feed the failure back; the machine decides what follows.
-				// The rest of this batch (announcements) assumed success.
-				actions = append(actions[:i+1], g.m.Handle(time.Now(), election.ClaimFailed{Err: err})...)
-				continue
-			}
-			if !g.added {
-				g.added = true
-				g.log.Info("vip added", "vips", addrList(g.vips), "lifetime", a.Lifetime.String())
-			}
-		case election.RemoveVIPs:
-			if err := g.d.mgr.Release(g.vips); err != nil {
-				g.log.Error("removing the VIPs", "err", err)
-			}
-			if g.added {
-				g.log.Info("vip removed", "vips", addrList(g.vips))
-			}
-			g.added = false
-		case election.Transition:
-			lvl := slog.LevelInfo
-			if a.To == election.StateFault {
-				lvl = slog.LevelWarn
-			}
-			g.log.Log(context.Background(), lvl, "state changed", "from", a.From.String(), "to", a.To.String(), "reason", a.Reason)
-		case election.Note:
-			g.log.Log(context.Background(), a.Level, a.Msg, a.Attrs...)
-		case election.Done:
-			done = true
-		}
-	}
-	return done
-}
-
-func (g *group) logSend(p *arp.Packet) {
-	if p.Trailer == nil {
-		return
-	}
-	switch p.Trailer.Kind {
-	case arp.KindAnnounce, arp.KindDefend:
-		if p.SenderIP == g.vips[0] {
-			g.log.Info("announced", "kind", p.Trailer.Kind.String(), "vips", addrList(g.vips))
-		}
-	case arp.KindRelease:
-		g.log.Info("release sent")
-	default:
-		g.log.Debug("probe sent", "kind", p.Trailer.Kind.String(), "to", p.Destination.String())
-	}
+	return strconv.Atoi(g.Gid)
 }
 
 func addrList(a []netip.Addr) string {

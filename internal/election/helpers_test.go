@@ -152,8 +152,8 @@ func transitions(acts []Action) []Transition {
 
 // harness drives one machine with a fake clock.
 type harness struct {
-	t   *testing.T
-	m   *Machine
+	t    *testing.T
+	m    *Machine
 	p    Params
 	now  time.Time
 	rtts []time.Duration // ProbeAnswered reports of the last event

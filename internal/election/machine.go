@@ -129,6 +129,9 @@ type Stats struct {
 // Stats returns the counters so far.
 func (m *Machine) Stats() Stats { return m.stats }
 
+// Priority returns the priority the machine advertises.
+func (m *Machine) Priority() uint8 { return m.p.Priority }
+
 // Held reports whether the maintenance hold is on.
 func (m *Machine) Held() bool { return m.held }
 

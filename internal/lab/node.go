@@ -57,11 +57,17 @@ func (n *Node) Start(ctx context.Context, name string, args ...string) (*Proc, e
 
 // FloatipArgs are the arguments StartFloatip passes before its extra ones.
 func (n *Node) FloatipArgs() []string {
-	return []string{"run", "--interface", "eth0", "--vip", n.lab.VIP.String(), "--node-name", n.Name, "--log-format", "json"}
+	return []string{"run", "--interface", "eth0", "--vip", n.lab.VIP.String(), "--node-name", n.Name, "--log-format", "json", "--socket", n.Socket()}
+}
+
+// Socket is the control socket of the node's daemon. Namespaces share the
+// file system, so each node gets its own path.
+func (n *Node) Socket() string {
+	return "/run/floatip/" + n.NS + ".sock"
 }
 
 // StartFloatip runs the daemon on the node: `floatip run --interface eth0
-// --vip VIP --node-name NAME --log-format json` followed by extraArgs (for
+// --vip VIP --node-name NAME --log-format json --socket SOCKET` followed by extraArgs (for
 // example "--priority", "200", "--profile", "fast").
 func (n *Node) StartFloatip(ctx context.Context, extraArgs ...string) (*Proc, error) {
 	return n.Start(ctx, n.lab.Binary, append(n.FloatipArgs(), extraArgs...)...)

@@ -1,0 +1,159 @@
+// Package control is the running daemon's control socket: `floatip status`,
+// `release`, `hold` and `reload` talk to the daemon through it.
+//
+// It is a unix socket rather than a TCP port: it is reachable only from the
+// machine itself, the filesystem says who may use it (mode 0660, owned by
+// root and optionally an operator group), and there is no port to choose,
+// firewall or collide with.
+//
+// # Protocol
+//
+// One JSON request per connection, answered by one JSON response, after
+// which the server closes the connection:
+//
+//	{"cmd":"status"}                         -> {"ok":true,"status":{...}}
+//	{"cmd":"release","group":"web"}          -> {"ok":true}
+//	{"cmd":"hold","group":"web","on":true}   -> {"ok":true}
+//	{"cmd":"reload"}                         -> {"ok":true}
+//	anything that fails                      -> {"ok":false,"error":"..."}
+//
+// An empty or missing "group" means every group. "on" is required for
+// "hold", so that a forgotten field never ends a maintenance hold. Unknown
+// fields are rejected rather than ignored (a misspelt "group" must not
+// release every group). The server waits at most 5 s for the request.
+//
+// The "status" object is [Status]; its JSON field names are stable. Any
+// unix-socket client works, e.g.
+//
+//	echo '{"cmd":"status"}' | socat - UNIX-CONNECT:/run/floatip/floatip.sock
+package control
+
+import (
+	"context"
+	"time"
+)
+
+// DefaultSocket is where the daemon listens and the commands connect unless
+// told otherwise.
+const DefaultSocket = "/run/floatip/floatip.sock"
+
+// Status is the daemon's state as `floatip status --json` prints it. Field
+// names are part of floatip's interface: new fields may be added, existing
+// ones are not renamed or removed.
+type Status struct {
+	Node      string    `json:"node"`      // this node's name (--node-name, default the hostname)
+	Interface string    `json:"interface"` // the interface the VIPs live on
+	Version   string    `json:"version"`   // the daemon's version
+	PID       int       `json:"pid"`       // the daemon's process ID
+	Started   time.Time `json:"started"`   // when the daemon started
+	Groups    []Group   `json:"groups"`    // one per VIP group, in configuration order; never null
+}
+
+// Group states, as in [Group.State].
+const (
+	StateInit      = "init"      // not started
+	StateProbing   = "probing"   // checking whether the VIP is in use, no holder known yet
+	StateStandby   = "standby"   // another node holds the VIP; we keep checking it
+	StateCandidate = "candidate" // the VIP is free; waiting our turn to claim it
+	StateHolder    = "holder"    // we hold the VIP
+	StateFault     = "fault"     // we cannot hold the VIP (link down, claim failed)
+	StateStopped   = "stopped"   // stopped for good
+)
+
+// Group is one VIP group's state on this node.
+type Group struct {
+	Name  string   `json:"name"`  // the group's name ("default" for --vip or "vips:")
+	VIPs  []string `json:"vips"`  // the group's addresses, which move together; never null
+	State string   `json:"state"` // one of init, probing, standby, candidate, holder, fault, stopped
+	// Since is when the group entered State, and Reason why.
+	Since  time.Time `json:"since"`
+	Reason string    `json:"reason"`
+	// Holder is the MAC address of the node holding the VIPs ("" when
+	// unknown or free); ours when State is holder. HolderNode is that
+	// node's name when known.
+	Holder     string `json:"holder"`
+	HolderNode string `json:"holder_node,omitempty"`
+	Priority   int    `json:"priority"` // this node's priority for the group
+	// Held is true during a maintenance hold (`floatip hold`): this node
+	// never claims the group's VIPs while it lasts.
+	Held bool `json:"maintenance_hold"`
+	// LastProbe is when this node last sent an ARP probe for the group,
+	// LastAnnounce when it last sent a gratuitous ARP; both are left out
+	// of the JSON when never.
+	LastProbe    time.Time `json:"last_probe,omitzero"`
+	LastAnnounce time.Time `json:"last_announce,omitzero"`
+	Counters     Counters  `json:"counters"`
+	Health       []Check   `json:"health"` // health checks; empty (never null) until there are any
+}
+
+// Counters count events since the daemon started.
+type Counters struct {
+	Claims           uint64 `json:"claims"`            // this node took the VIPs
+	Releases         uint64 `json:"releases"`          // this node gave them up
+	Conflicts        uint64 `json:"conflicts"`         // another host claimed a VIP while we held it
+	ProbesUnanswered uint64 `json:"probes_unanswered"` // probes nobody answered within one check interval
+	Transitions      uint64 `json:"transitions"`       // state changes
+}
+
+// Check is the result of one health check.
+type Check struct {
+	Name    string    `json:"name"`
+	Healthy bool      `json:"healthy"`
+	Detail  string    `json:"detail"`        // e.g. the failure's message
+	Last    time.Time `json:"last,omitzero"` // when it last ran; left out when never
+}
+
+// Handler carries out the commands; the daemon implements it. Each call
+// gets a context that ends when the daemon stops serving or after 10 s.
+// An error's message is shown to the operator as it is, so it should say
+// what went wrong in their terms (e.g. `no group "web"`).
+type Handler interface {
+	// Status reports the daemon's current state.
+	Status(ctx context.Context) (Status, error)
+	// Release hands the group's VIPs away if this node holds them and
+	// stays standby; "" means every group.
+	Release(ctx context.Context, group string) error
+	// Hold starts (on) or ends a maintenance hold: while it lasts this
+	// node never claims the group; "" means every group.
+	Hold(ctx context.Context, group string, on bool) error
+	// Reload re-reads the configuration.
+	Reload(ctx context.Context) error
+}
+
+// Commands of the protocol.
+const (
+	cmdStatus  = "status"
+	cmdRelease = "release"
+	cmdHold    = "hold"
+	cmdReload  = "reload"
+)
+
+// request is what a client sends.
+type request struct {
+	Cmd   string `json:"cmd"`
+	Group string `json:"group,omitempty"`
+	On    *bool  `json:"on,omitempty"`
+}
+
+// response is what the server answers.
+type response struct {
+	OK     bool    `json:"ok"`
+	Status *Status `json:"status,omitempty"`
+	Error  string  `json:"error,omitempty"`
+}
+
+// normalize makes the JSON of s stable: empty lists as [] rather than null.
+func normalize(s Status) Status {
+	groups := make([]Group, len(s.Groups))
+	for i, g := range s.Groups {
+		if g.VIPs == nil {
+			g.VIPs = []string{}
+		}
+		if g.Health == nil {
+			g.Health = []Check{}
+		}
+		groups[i] = g
+	}
+	s.Groups = groups
+	return s
+}

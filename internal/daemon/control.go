@@ -1,0 +1,163 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+
+	"github.com/floatip/floatip/internal/config"
+	"github.com/floatip/floatip/internal/control"
+	"github.com/floatip/floatip/internal/election"
+	"github.com/floatip/floatip/internal/ifaddr"
+)
+
+// The daemon serves the control socket (control.Handler).
+var _ control.Handler = (*daemon)(nil)
+
+func (d *daemon) Status(ctx context.Context) (control.Status, error) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	s := control.Status{
+		Node: d.cfg.NodeName, Interface: d.cfg.Interface, Version: d.opts.Version,
+		PID: os.Getpid(), Started: d.started, Groups: []control.Group{},
+	}
+	for _, g := range d.groups {
+		s.Groups = append(s.Groups, *g.snap.Load())
+	}
+	return s, nil
+}
+
+// pick returns the named group, or every group for "".
+func (d *daemon) pick(name string) ([]*group, error) {
+	if name == "" {
+		return slices.Clone(d.groups), nil
+	}
+	for _, g := range d.groups {
+		if g.name == name {
+			return []*group{g}, nil
+		}
+	}
+	return nil, fmt.Errorf("no group %q", name)
+}
+
+func (d *daemon) Release(ctx context.Context, name string) error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	gs, err := d.pick(name)
+	if err != nil {
+		return err
+	}
+	for _, g := range gs {
+		if err := g.command(ctx, election.Release{Reason: "floatip release"}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *daemon) Hold(ctx context.Context, name string, on bool) error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	gs, err := d.pick(name)
+	if err != nil {
+		return err
+	}
+	for _, g := range gs {
+		if err := g.command(ctx, election.Hold{On: on}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Reload re-reads the configuration. Groups whose VIPs are unchanged keep
+// their state and their VIPs (priority and timing change in place); removed
+// groups release their VIPs; added ones start. A configuration that does not
+// load or validate, or that changes what needs a restart, is rejected whole
+// and the running one stays.
+func (d *daemon) Reload(ctx context.Context) error {
+	if d.opts.Load == nil {
+		return errors.New("reloading is not available: the daemon was started without a way to re-read its configuration")
+	}
+	next, err := d.opts.Load()
+	if err != nil {
+		return fmt.Errorf("new configuration: %w", err)
+	}
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	cur := d.cfg
+	switch {
+	case next.Interface != cur.Interface:
+		return fmt.Errorf("interface changed from %s to %s: that needs a restart", cur.Interface, next.Interface)
+	case next.Control != cur.Control:
+		return errors.New("control settings changed: that needs a restart")
+	case next.Metrics != cur.Metrics:
+		return errors.New("metrics settings changed: that needs a restart")
+	}
+	if err := checkOwnAddresses(next, mustLink(d)); err != nil {
+		return err
+	}
+	d.cfg = next
+
+	byName := map[string]config.Group{}
+	for _, gc := range next.Groups {
+		byName[gc.Name] = gc
+	}
+	var kept, stopped []*group
+	var keptNames = map[string]bool{}
+	for _, g := range d.groups {
+		gc, ok := byName[g.name]
+		if ok && slices.Equal(gc.VIPs, g.vips) {
+			kept = append(kept, g)
+			keptNames[g.name] = true
+			if err := g.command(ctx, election.Reconfigure{Params: d.params(gc)}); err != nil {
+				return err
+			}
+			continue
+		}
+		stopped = append(stopped, g)
+	}
+	// Stop removed and changed groups first, so a VIP that moves to another
+	// group is released before the new group may claim it.
+	for _, g := range stopped {
+		g.stop()
+		d.metrics.ForgetGroup(g.name)
+	}
+	routes := map[netip.Addr]*group{}
+	for _, g := range kept {
+		for _, v := range g.vips {
+			routes[v] = g
+		}
+	}
+	d.routes.Store(&routes)
+	d.groups = kept
+	var added []config.Group
+	for _, gc := range next.Groups {
+		if !keptNames[gc.Name] {
+			added = append(added, gc)
+		}
+	}
+	d.startGroups(added, mustLink(d))
+	// Keep configuration order for status.
+	order := map[string]int{}
+	for i, gc := range next.Groups {
+		order[gc.Name] = i
+	}
+	slices.SortFunc(d.groups, func(a, b *group) int { return order[a.name] - order[b.name] })
+	d.log.Info("reloaded", "kept", len(kept), "stopped", len(stopped), "started", len(added))
+	return nil
+}
+
+// mustLink reads the interface; on error it returns a link that is up with
+// carrier and no addresses, which only makes new groups probe first.
+func mustLink(d *daemon) ifaddr.Link {
+	l, err := d.mgr.Link()
+	if err != nil {
+		d.log.Warn("reading the interface", "err", err)
+		return ifaddr.Link{Up: true, Carrier: true}
+	}
+	return l
+}

@@ -1,0 +1,262 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/floatip/floatip/internal/arp"
+	"github.com/floatip/floatip/internal/config"
+	"github.com/floatip/floatip/internal/control"
+	"github.com/floatip/floatip/internal/election"
+)
+
+// maxSleep bounds how long a group's goroutine sleeps without an event, so
+// its heartbeat (for the systemd watchdog) stays fresh in every state.
+const maxSleep = time.Second
+
+// group owns one VIP group's state machine; only its run goroutine touches
+// the machine. Others talk to it through events and read its snapshot.
+type group struct {
+	name   string
+	vips   []netip.Addr
+	d      *daemon
+	log    *slog.Logger
+	m      *election.Machine
+	events chan election.Event
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	// Owned by the run goroutine.
+	added        bool
+	since        time.Time
+	reason       string
+	lastProbe    time.Time
+	lastAnnounce time.Time
+	prev         election.Stats
+
+	snap      atomic.Pointer[control.Group] // for Status
+	heartbeat atomic.Int64                  // unix nanos of the last loop turn
+}
+
+func (d *daemon) params(gc config.Group) election.Params {
+	t := d.cfg.Timing
+	policy := election.Yield
+	if d.cfg.OnForeignClaim == config.ForeignClaimDefend {
+		policy = election.Defend
+	}
+	return election.Params{
+		VIPs:     gc.VIPs,
+		MAC:      d.mac,
+		Priority: uint8(gc.Priority),
+		NodeID:   nodeID(d.cfg.NodeName),
+		Timing: election.Timing{
+			CheckInterval: t.CheckInterval, Misses: t.Misses, ClaimSlot: t.ClaimSlot,
+			AnnounceCount: t.AnnounceCount, AnnounceInterval: t.AnnounceInterval,
+			Lifetime: t.Lifetime, RenewInterval: t.RenewInterval, BeaconInterval: t.BeaconInterval,
+		},
+		ForeignPolicy: policy,
+	}
+}
+
+func (d *daemon) newGroup(gc config.Group) *group {
+	ctx, cancel := context.WithCancel(d.groupsCtx)
+	g := &group{
+		name: gc.Name, vips: gc.VIPs, d: d,
+		m:      election.New(d.params(gc)),
+		log:    d.log.With("group", gc.Name),
+		events: make(chan election.Event, 256),
+		ctx:    ctx, cancel: cancel, done: make(chan struct{}),
+		since: time.Now(),
+	}
+	g.heartbeat.Store(time.Now().UnixNano())
+	g.publish()
+	return g
+}
+
+// deliver queues an event without ever blocking the reader: a group that
+// is this far behind loses frames, which the protocol tolerates.
+func (g *group) deliver(ev election.Event) {
+	select {
+	case g.events <- ev:
+	default:
+		g.log.Warn("event queue full; dropped an event", "event", fmt.Sprintf("%T", ev))
+	}
+}
+
+// command queues an operator's event, waiting for room (it must not be lost).
+func (g *group) command(ctx context.Context, ev election.Event) error {
+	select {
+	case g.events <- ev:
+		return nil
+	case <-g.done:
+		return fmt.Errorf("group %s is stopped", g.name)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// stop ends the group (releasing its VIPs if held) and waits for it.
+func (g *group) stop() {
+	g.cancel()
+	<-g.done
+}
+
+func (g *group) run(start election.Start) {
+	defer close(g.done)
+	timer := time.NewTimer(maxSleep)
+	defer timer.Stop()
+	if g.apply(g.m.Handle(time.Now(), start)) {
+		return
+	}
+	for {
+		g.heartbeat.Store(time.Now().UnixNano())
+		wait := maxSleep
+		if dl := g.m.Deadline(); !dl.IsZero() {
+			wait = min(time.Until(dl), maxSleep)
+		}
+		timer.Reset(wait)
+		var done bool
+		select {
+		case <-g.ctx.Done():
+			done = g.apply(g.m.Handle(time.Now(), election.Stop{}))
+		case ev := <-g.events:
+			done = g.apply(g.m.Handle(time.Now(), ev))
+		case <-timer.C:
+			if dl := g.m.Deadline(); !dl.IsZero() && !time.Now().Before(dl) {
+				done = g.apply(g.m.Handle(time.Now(), election.Tick{}))
+			}
+		}
+		if done {
+			return
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// apply carries out the machine's actions in order; it reports whether the
+// machine is done.
+func (g *group) apply(actions []election.Action) bool {
+	done := false
+	mt := g.d.metrics
+	for i := 0; i < len(actions); i++ {
+		switch a := actions[i].(type) {
+		case election.Send:
+			if err := g.d.conn.Write(a.Packet); err != nil {
+				g.log.Warn("sending ARP frame", "err", err)
+			}
+			g.logSend(a.Packet)
+		case election.AddVIPs:
+			if err := g.d.mgr.Claim(g.vips, a.Lifetime); err != nil {
+				g.log.Error("adding the VIPs", "err", err)
+				// Feed the failure back; the machine decides what follows.
+				// The rest of this batch (announcements) assumed success.
+				actions = append(actions[:i+1], g.m.Handle(time.Now(), election.ClaimFailed{Err: err})...)
+				continue
+			}
+			if !g.added {
+				g.added = true
+				g.log.Info("vip added", "vips", addrList(g.vips), "lifetime", a.Lifetime.String())
+			}
+		case election.RemoveVIPs:
+			if err := g.d.mgr.Release(g.vips); err != nil {
+				g.log.Error("removing the VIPs", "err", err)
+			}
+			if g.added {
+				g.log.Info("vip removed", "vips", addrList(g.vips))
+			}
+			g.added = false
+		case election.Transition:
+			lvl := slog.LevelInfo
+			if a.To == election.StateFault {
+				lvl = slog.LevelWarn
+			}
+			g.since, g.reason = time.Now(), a.Reason
+			g.log.Log(context.Background(), lvl, "state changed", "from", a.From.String(), "to", a.To.String(), "reason", a.Reason)
+			mt.Transition(g.name, a.From.String(), a.To.String())
+			mt.SetState(g.name, a.To.String())
+		case election.Note:
+			g.log.Log(context.Background(), a.Level, a.Msg, a.Attrs...)
+		case election.ProbeAnswered:
+			mt.ProbeRTT(g.name, a.RTT)
+		case election.Done:
+			done = true
+		}
+	}
+	g.count()
+	g.publish()
+	return done
+}
+
+// count turns the machine's counters into metric increments.
+func (g *group) count() {
+	mt := g.d.metrics
+	now := g.m.Stats()
+	for range now.Claims - g.prev.Claims {
+		mt.Claim(g.name)
+	}
+	for range now.Releases - g.prev.Releases {
+		mt.Release(g.name)
+	}
+	for range now.Conflicts - g.prev.Conflicts {
+		mt.Conflict(g.name)
+	}
+	for range now.ProbesSent - g.prev.ProbesSent {
+		mt.ProbeSent(g.name)
+	}
+	for range now.ProbesUnanswered - g.prev.ProbesUnanswered {
+		mt.ProbeUnanswered(g.name)
+	}
+	g.prev = now
+	mt.Holding(g.name, len(g.vips), g.m.State() == election.StateHolder)
+}
+
+// publish stores a snapshot of the group for Status.
+func (g *group) publish() {
+	st := g.m.Stats()
+	var holder string
+	if h := g.m.Holder(); h != nil {
+		holder = h.String()
+	}
+	vips := make([]string, len(g.vips))
+	for i, v := range g.vips {
+		vips[i] = v.String()
+	}
+	g.snap.Store(&control.Group{
+		Name: g.name, VIPs: vips, State: g.m.State().String(), Since: g.since, Reason: g.reason,
+		Holder: holder, Priority: int(g.m.Priority()), Held: g.m.Held(),
+		LastProbe: g.lastProbe, LastAnnounce: g.lastAnnounce,
+		Counters: control.Counters{
+			Claims: st.Claims, Releases: st.Releases, Conflicts: st.Conflicts,
+			ProbesUnanswered: st.ProbesUnanswered, Transitions: st.Transitions,
+		},
+		Health: []control.Check{},
+	})
+}
+
+func (g *group) logSend(p *arp.Packet) {
+	if p.Trailer == nil {
+		return
+	}
+	switch p.Trailer.Kind {
+	case arp.KindAnnounce, arp.KindDefend:
+		g.lastAnnounce = time.Now()
+		if p.SenderIP == g.vips[0] {
+			g.log.Info("announced", "kind", p.Trailer.Kind.String(), "vips", addrList(g.vips))
+		}
+	case arp.KindRelease:
+		g.log.Info("release sent")
+	default:
+		g.lastProbe = time.Now()
+		g.log.Debug("probe sent", "kind", p.Trailer.Kind.String(), "to", p.Destination.String())
+	}
+}
