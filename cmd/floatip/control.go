@@ -83,6 +83,26 @@ func (c holdCmd) Run() error {
 	return nil
 }
 
+type handoverCmd struct {
+	socketFlag
+	Group string `placeholder:"NAME" help:"Only this group (default: every group this node holds)."`
+	To    string `placeholder:"NODE" help:"Hand over to this node (its node name); default: the best live standby."`
+}
+
+func (c handoverCmd) Run() error {
+	ctx, stop := controlContext()
+	defer stop()
+	if err := c.client().Handover(ctx, c.Group, c.To); err != nil {
+		return err
+	}
+	to := c.To
+	if to == "" {
+		to = "the best live standby"
+	}
+	fmt.Printf("handed %s over to %s\n", groupsText(c.Group), to)
+	return nil
+}
+
 type reloadCmd struct {
 	socketFlag
 }

@@ -14,15 +14,16 @@ import (
 var version = "dev"
 
 type cli struct {
-	Run     runCmd     `cmd:"" help:"Run the daemon in the foreground until SIGTERM/SIGINT."`
-	Check   checkCmd   `cmd:"" help:"Validate a configuration file and print the effective configuration."`
-	Status  statusCmd  `cmd:"" help:"Show the running daemon's groups: state, holder, counters."`
-	Release releaseCmd `cmd:"" help:"Hand the VIPs to a standby and stay standby."`
-	Hold    holdCmd    `cmd:"" help:"Maintenance hold: never claim (a holder hands its VIPs away first); --off ends it."`
-	Reload  reloadCmd  `cmd:"" help:"Re-read the configuration without dropping unchanged VIPs (like SIGHUP)."`
-	Version versionCmd `cmd:"" help:"Print the version."`
-	Lab     labCmd     `cmd:"" help:"Network-namespace lab: a live failover demo (needs root)."`
-	Bench   benchCmd   `cmd:"" help:"Failover benchmark on the lab: floatip against keepalived, same client, same faults (needs root)."`
+	Run      runCmd      `cmd:"" help:"Run the daemon in the foreground until SIGTERM/SIGINT."`
+	Check    checkCmd    `cmd:"" help:"Validate a configuration file and print the effective configuration."`
+	Status   statusCmd   `cmd:"" help:"Show the running daemon's groups: state, holder, counters."`
+	Release  releaseCmd  `cmd:"" help:"Hand the VIPs to a standby and stay standby."`
+	Hold     holdCmd     `cmd:"" help:"Maintenance hold: never claim (a holder hands its VIPs away first); --off ends it."`
+	Handover handoverCmd `cmd:"" help:"Planned handover: give the VIPs to a standby (--to NODE) with a gap of a few milliseconds."`
+	Reload   reloadCmd   `cmd:"" help:"Re-read the configuration without dropping unchanged VIPs (like SIGHUP)."`
+	Version  versionCmd  `cmd:"" help:"Print the version."`
+	Lab      labCmd      `cmd:"" help:"Network-namespace lab: a live failover demo (needs root)."`
+	Bench    benchCmd    `cmd:"" help:"Failover benchmark on the lab: floatip against keepalived, same client, same faults (needs root)."`
 }
 
 type versionCmd struct{}

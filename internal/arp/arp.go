@@ -55,6 +55,9 @@ const (
 	KindBeacon Kind = 4
 	// KindDefend is the holder defending the VIP against a conflicting claim.
 	KindDefend Kind = 5
+	// KindTakeover is a better standby asking the holder to hand the VIP
+	// over (preemption); sent unicast to the holder.
+	KindTakeover Kind = 6
 )
 
 // String returns the kind's name, or "Kind(N)" for a value this version
@@ -71,6 +74,8 @@ func (k Kind) String() string {
 		return "beacon"
 	case KindDefend:
 		return "defend"
+	case KindTakeover:
+		return "takeover"
 	default:
 		return "Kind(" + strconv.Itoa(int(k)) + ")"
 	}

@@ -57,6 +57,13 @@ func (c Client) Hold(ctx context.Context, group string, on bool) error {
 	return err
 }
 
+// Handover asks the daemon to hand the group's VIPs to the standby named to,
+// or to the best live standby when to is ""; "" group means every group held.
+func (c Client) Handover(ctx context.Context, group, to string) error {
+	_, err := c.do(ctx, request{Cmd: cmdHandover, Group: group, To: to})
+	return err
+}
+
 // Reload asks the daemon to re-read its configuration.
 func (c Client) Reload(ctx context.Context) error {
 	_, err := c.do(ctx, request{Cmd: cmdReload})

@@ -118,14 +118,19 @@ type Handler interface {
 	Hold(ctx context.Context, group string, on bool) error
 	// Reload re-reads the configuration.
 	Reload(ctx context.Context) error
+	// Handover hands the group's VIPs, held here, to the standby named to
+	// (its node name), or to the best live standby when to is ""; "" group
+	// means every group this node holds.
+	Handover(ctx context.Context, group, to string) error
 }
 
 // Commands of the protocol.
 const (
-	cmdStatus  = "status"
-	cmdRelease = "release"
-	cmdHold    = "hold"
-	cmdReload  = "reload"
+	cmdStatus   = "status"
+	cmdRelease  = "release"
+	cmdHold     = "hold"
+	cmdReload   = "reload"
+	cmdHandover = "handover"
 )
 
 // request is what a client sends.
@@ -133,6 +138,7 @@ type request struct {
 	Cmd   string `json:"cmd"`
 	Group string `json:"group,omitempty"`
 	On    *bool  `json:"on,omitempty"`
+	To    string `json:"to,omitempty"`
 }
 
 // response is what the server answers.

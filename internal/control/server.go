@@ -221,10 +221,12 @@ func dispatch(ctx context.Context, h Handler, req request) (resp response) {
 		err = h.Hold(ctx, req.Group, *req.On)
 	case cmdReload:
 		err = h.Reload(ctx)
+	case cmdHandover:
+		err = h.Handover(ctx, req.Group, req.To)
 	case "":
-		return response{Error: `bad request: no "cmd"; want status, release, hold or reload`}
+		return response{Error: `bad request: no "cmd"; want status, release, hold, reload or handover`}
 	default:
-		return response{Error: fmt.Sprintf("bad request: unknown cmd %q; want status, release, hold or reload", req.Cmd)}
+		return response{Error: fmt.Sprintf("bad request: unknown cmd %q; want status, release, hold, reload or handover", req.Cmd)}
 	}
 	if err != nil {
 		msg := err.Error()

@@ -55,6 +55,10 @@ func (f *fakeHandler) Hold(ctx context.Context, group string, on bool) error {
 
 func (f *fakeHandler) Reload(ctx context.Context) error { return f.record("reload") }
 
+func (f *fakeHandler) Handover(ctx context.Context, group, to string) error {
+	return f.record("handover " + group + " " + to)
+}
+
 func (f *fakeHandler) Calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -119,12 +123,13 @@ func TestRoundTrip(t *testing.T) {
 		{"hold on", func() error { return c.Hold(ctx, "db", true) }},
 		{"hold off", func() error { return c.Hold(ctx, "", false) }},
 		{"reload", func() error { return c.Reload(ctx) }},
+		{"handover", func() error { return c.Handover(ctx, "web", "n2") }},
 	} {
 		if err := step.call(); err != nil {
 			t.Errorf("%s: %v", step.name, err)
 		}
 	}
-	want := []string{"status", "release ", "release web", "hold db on", "hold  off", "reload"}
+	want := []string{"status", "release ", "release web", "hold db on", "hold  off", "reload", "handover web n2"}
 	if got := h.Calls(); !reflect.DeepEqual(got, want) {
 		t.Errorf("handler calls %q, want %q", got, want)
 	}
@@ -138,9 +143,10 @@ func TestHandlerErrorReachesClient(t *testing.T) {
 	ctx := t.Context()
 
 	checks := map[string]error{
-		"release": c.Release(ctx, "web"),
-		"hold":    c.Hold(ctx, "web", true),
-		"reload":  c.Reload(ctx),
+		"release":  c.Release(ctx, "web"),
+		"hold":     c.Hold(ctx, "web", true),
+		"reload":   c.Reload(ctx),
+		"handover": c.Handover(ctx, "web", ""),
 	}
 	_, checks["status"] = c.Status(ctx)
 	for name, err := range checks {

@@ -73,6 +73,34 @@ func (d *daemon) Hold(ctx context.Context, name string, on bool) error {
 	return nil
 }
 
+// Handover hands held groups to a standby (all held groups for "").
+func (d *daemon) Handover(ctx context.Context, name, to string) error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	gs, err := d.pick(name)
+	if err != nil {
+		return err
+	}
+	var id uint32
+	if to != "" {
+		id = nodeID(to)
+	}
+	handed := 0
+	for _, g := range gs {
+		if name == "" && g.snap.Load().State != "holder" {
+			continue
+		}
+		if err := g.command(ctx, election.Handover{To: id}); err != nil {
+			return err
+		}
+		handed++
+	}
+	if handed == 0 {
+		return errors.New("this node holds no VIPs to hand over")
+	}
+	return nil
+}
+
 // Reload re-reads the configuration. Groups whose VIPs are unchanged keep
 // their state and their VIPs (priority and timing change in place); removed
 // groups release their VIPs; added ones start. A configuration that does not

@@ -27,6 +27,7 @@ type group struct {
 	log    *slog.Logger
 	m      *election.Machine
 	events chan election.Event
+	cmds   chan command
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -70,6 +71,7 @@ func (d *daemon) newGroup(gc config.Group) *group {
 		m:      election.New(d.params(gc)),
 		log:    d.log.With("group", gc.Name),
 		events: make(chan election.Event, 256),
+		cmds:   make(chan command),
 		ctx:    ctx, cancel: cancel, done: make(chan struct{}),
 		since: time.Now(),
 	}
@@ -88,13 +90,26 @@ func (g *group) deliver(ev election.Event) {
 	}
 }
 
-// command queues an operator's event, waiting for room (it must not be lost).
+// command is an operator's event and where to say whether it was refused.
+type command struct {
+	ev    election.Event
+	reply chan error
+}
+
+// command hands an operator's event to the group's goroutine and waits for
+// the machine's verdict (a Refused action becomes the error).
 func (g *group) command(ctx context.Context, ev election.Event) error {
+	c := command{ev: ev, reply: make(chan error, 1)}
 	select {
-	case g.events <- ev:
-		return nil
+	case g.cmds <- c:
 	case <-g.done:
 		return fmt.Errorf("group %s is stopped", g.name)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-c.reply:
+		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -126,6 +141,16 @@ func (g *group) run(start election.Start) {
 			done = g.apply(g.m.Handle(time.Now(), election.Stop{}))
 		case ev := <-g.events:
 			done = g.apply(g.m.Handle(time.Now(), ev))
+		case c := <-g.cmds:
+			acts := g.m.Handle(time.Now(), c.ev)
+			var err error
+			for _, a := range acts {
+				if r, ok := a.(election.Refused); ok {
+					err = fmt.Errorf("group %s: %s", g.name, r.Reason)
+				}
+			}
+			c.reply <- err
+			done = g.apply(acts)
 		case <-timer.C:
 			if dl := g.m.Deadline(); !dl.IsZero() && !time.Now().Before(dl) {
 				done = g.apply(g.m.Handle(time.Now(), election.Tick{}))
@@ -188,6 +213,8 @@ func (g *group) apply(actions []election.Action) bool {
 			g.log.Log(context.Background(), a.Level, a.Msg, a.Attrs...)
 		case election.ProbeAnswered:
 			mt.ProbeRTT(g.name, a.RTT)
+		case election.Refused:
+			g.log.Warn("command refused", "reason", a.Reason)
 		case election.Done:
 			done = true
 		}

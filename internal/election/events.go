@@ -2,6 +2,7 @@ package election
 
 import (
 	"log/slog"
+	"net"
 	"net/netip"
 	"time"
 
@@ -101,3 +102,33 @@ func (Transition) action()    {}
 func (Note) action()          {}
 func (Done) action()          {}
 func (ProbeAnswered) action() {}
+
+// Health reports that the local service's checks changed verdict.
+type Health struct {
+	Healthy bool
+	Detail  string
+}
+
+// FenceResult reports how the fence command ended (nil: fenced).
+type FenceResult struct{ Err error }
+
+// Handover asks the holder to hand the VIP to a standby now: the one whose
+// node ID is To, or the best live one when To is 0 (`floatip handover`).
+type Handover struct{ To uint32 }
+
+func (Health) event()      {}
+func (FenceResult) event() {}
+func (Handover) event()    {}
+
+// Fence asks the daemon to run the fence command against the vanished
+// holder, and to report back with FenceResult.
+type Fence struct {
+	MAC      net.HardwareAddr
+	LastSeen time.Time
+}
+
+// Refused says a command (Handover) could not be carried out, and why.
+type Refused struct{ Reason string }
+
+func (Fence) action()   {}
+func (Refused) action() {}

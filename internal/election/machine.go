@@ -23,9 +23,10 @@ const (
 	StateHolder                 // we hold the VIP
 	StateFault                  // we cannot hold the VIP (link down, claim failed)
 	StateStopped                // stopped for good
+	StateFencing                // fencing the vanished holder before claiming
 )
 
-var stateNames = [...]string{"init", "probing", "standby", "candidate", "holder", "fault", "stopped"}
+var stateNames = [...]string{"init", "probing", "standby", "candidate", "holder", "fault", "stopped", "fencing"}
 
 func (s State) String() string {
 	if int(s) < len(stateNames) {
@@ -72,7 +73,31 @@ type Params struct {
 	NodeID        uint32
 	Timing        Timing
 	ForeignPolicy ForeignPolicy
+
+	// HasChecks says the group has health checks: the node counts as
+	// unhealthy (never claims) until the first Health event says otherwise.
+	HasChecks bool
+	// KeepUnhealthy is the "keep" policy for when every node is unhealthy:
+	// an unhealthy holder keeps the VIP while no healthy standby is known,
+	// and an unhealthy standby claims a free VIP when no healthy node does.
+	// Without it an unhealthy node never holds.
+	KeepUnhealthy bool
+	// Fencing is the policy for taking over from a holder that vanished.
+	Fencing FencePolicy
+	// Preempt lets this node, when healthy and better than the holder, ask
+	// it for the VIP after PreemptDelay.
+	Preempt      bool
+	PreemptDelay time.Duration
 }
+
+// FencePolicy says whether to fence (STONITH) a vanished holder first.
+type FencePolicy uint8
+
+const (
+	FenceOff        FencePolicy = iota // claim without fencing
+	FenceBestEffort                    // fence, then claim whatever the result
+	FenceRequired                      // claim only after fencing succeeded
+)
 
 // renewMargin is how close to the lifetime's end a renewal may still be sent.
 // Past it the daemon was suspended long enough that the kernel may have
@@ -119,6 +144,19 @@ type Machine struct {
 	held      bool      // maintenance hold: never claim
 	probeSent time.Time // when the outstanding probe left, for its round trip
 	stats     Stats
+
+	healthy        bool // the local service passes its checks (true without checks)
+	keptNoticed    bool // logged that we keep the VIP while unhealthy
+	vanished       bool // the holder we lost went silent (not released): fence it
+	refusing       bool // logged that we do not claim (hold, unhealthy)
+	fenceTarget    net.HardwareAddr
+	fenceSeen      time.Time // when the fence target was last heard
+	fenceRunning   bool
+	fenceRetry     time.Time
+	fenceBackoff   time.Duration
+	nextClaimProbe time.Time // fencing: repeat our claiming probe
+	preemptAt      time.Time
+	lastHeard      time.Time // when the holder last answered
 }
 
 // Stats count what the machine did, for status and metrics.
@@ -147,8 +185,15 @@ type peer struct {
 
 // New returns a machine in StateInit. Params are assumed validated.
 func New(p Params) *Machine {
-	return &Machine{p: p, peers: make(map[string]*peer)}
+	return &Machine{p: p, peers: make(map[string]*peer), healthy: !p.HasChecks}
 }
+
+// Healthy reports whether the local service passes its checks.
+func (m *Machine) Healthy() bool { return m.healthy }
+
+// passive reports whether this node will not claim the VIP now, so its
+// frames say so and others do not wait for it.
+func (m *Machine) passive() bool { return m.held || !m.healthy }
 
 // State returns the current state.
 func (m *Machine) State() State { return m.state }
@@ -166,7 +211,7 @@ func (m *Machine) Holder() net.HardwareAddr {
 // for events only.
 func (m *Machine) Deadline() time.Time {
 	var d time.Time
-	timers := []time.Time{m.nextProbe, m.verifyUntil, m.claimAt, m.nextRenew, m.nextAnnounce, m.foreignUntil, m.retryAt}
+	timers := []time.Time{m.nextProbe, m.verifyUntil, m.claimAt, m.nextRenew, m.nextAnnounce, m.foreignUntil, m.retryAt, m.fenceRetry, m.nextClaimProbe, m.preemptAt}
 	if m.state == StateHolder {
 		// Waiting states send their beacon with the next probe instead.
 		timers = append(timers, m.nextBeacon)
@@ -221,6 +266,12 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 		vips := m.p.VIPs
 		m.p = ev.Params
 		m.p.VIPs = vips
+	case Health:
+		m.health(now, ev)
+	case FenceResult:
+		m.fenceResult(now, ev.Err)
+	case Handover:
+		m.handover(now, ev)
 	}
 	return m.out
 }
@@ -248,7 +299,9 @@ func (m *Machine) transition(to State, reason string) {
 func (m *Machine) clearTimers() {
 	m.nextProbe, m.nextBeacon, m.verifyUntil, m.claimAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	m.nextRenew, m.nextAnnounce, m.foreignUntil, m.retryAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	m.fenceRetry, m.nextClaimProbe, m.preemptAt = time.Time{}, time.Time{}, time.Time{}
 	m.foreignMAC = nil
+	m.fenceRunning = false
 }
 
 func (m *Machine) start(now time.Time, ev Start) {
@@ -270,6 +323,7 @@ func (m *Machine) toWaiting(now time.Time, s State, holder net.HardwareAddr, rea
 	m.clearTimers()
 	m.holder = holder
 	m.misses = 0
+	m.refusing = false
 	m.outstanding, m.answered = false, false
 	m.nextBeacon = now.Add(m.p.Timing.BeaconInterval)
 	m.transition(s, reason)
@@ -294,7 +348,7 @@ func (m *Machine) sendProbe(now time.Time, broadcast bool) {
 		dst = arp.Broadcast
 	}
 	var flags uint8
-	if m.held {
+	if m.passive() {
 		flags |= arp.FlagPassive
 	}
 	m.emit(Send{Packet: arp.NewProbe(m.p.MAC, dst, m.p.VIPs[0], m.trailer(kind, flags))})
@@ -314,8 +368,11 @@ func (m *Machine) tick(now time.Time) {
 		if !m.verifyUntil.IsZero() && !now.Before(m.verifyUntil) {
 			m.verifyUntil = time.Time{}
 			if !m.answered {
+				m.vanished, m.fenceSeen = true, m.lastHeard
 				m.toCandidate(now, "a lower-priority node is claiming and the holder did not answer our check")
-				return
+				if m.state != StateProbing && m.state != StateStandby {
+					return
+				}
 			}
 		}
 		if !m.nextProbe.IsZero() && !now.Before(m.nextProbe) {
@@ -326,19 +383,26 @@ func (m *Machine) tick(now time.Time) {
 				m.misses = 0
 			}
 			if m.misses >= m.p.Timing.Misses && !m.held {
+				m.vanished, m.fenceSeen = true, m.lastHeard
 				reason := fmt.Sprintf("%d consecutive probes unanswered: the VIP is free", m.misses)
 				if m.holder != nil {
 					reason = fmt.Sprintf("holder %s silent for %d consecutive probes", m.holder, m.misses)
 				}
 				m.toCandidate(now, reason)
-				return
+				if m.state != StateProbing && m.state != StateStandby {
+					return
+				}
+				// Not claiming (unhealthy, held): keep checking.
 			}
 			m.sendProbe(now, false)
 		}
+		m.preemptTick(now)
 	case StateCandidate:
 		if !m.claimAt.IsZero() && !now.Before(m.claimAt) {
-			m.toHolder(now, "our turn came and nobody claimed the VIP", false)
+			m.claim(now, "our turn came and nobody claimed the VIP")
 		}
+	case StateFencing:
+		m.fencingTick(now)
 	case StateHolder:
 		m.holderTick(now)
 	case StateFault:
@@ -352,19 +416,40 @@ func (m *Machine) tick(now time.Time) {
 // is known, otherwise after rank × ClaimSlot, announcing the intent so that a
 // better standby that has not noticed the silence yet checks and claims first.
 func (m *Machine) toCandidate(now time.Time, reason string) {
-	if m.held {
-		m.note(slog.LevelInfo, "not claiming: maintenance hold", "why", reason)
+	refuse := func(level slog.Level, msg string) {
+		if !m.refusing { // once per episode, not every check interval
+			m.refusing = true
+			m.note(level, msg, "why", reason)
+		}
+	}
+	if m.held { // (kept for Release frames; the misses path checks held)
+		refuse(slog.LevelInfo, "not claiming: maintenance hold")
 		return
+	}
+	extra := time.Duration(0)
+	if !m.healthy {
+		if !m.p.KeepUnhealthy {
+			refuse(slog.LevelWarn, "not claiming: the local service is unhealthy")
+			return
+		}
+		if m.liveHealthyPeer(now) {
+			refuse(slog.LevelWarn, "not claiming: unhealthy, and a healthy standby exists")
+			return
+		}
+		// Every node seems unhealthy: rather a VIP on an unhealthy node than
+		// none, but give any healthy node a head start.
+		extra = time.Duration(m.p.Timing.Misses) * m.p.Timing.CheckInterval
+		reason += "; the local service is unhealthy but no healthy node is known (unhealthy_policy keep)"
 	}
 	m.departed, m.holder = m.holder, nil
 	m.clearTimers()
 	rank := m.rank(now)
 	m.transition(StateCandidate, fmt.Sprintf("%s (rank %d among live standbys)", reason, rank))
-	if rank == 0 {
-		m.toHolder(now, "highest-priority live standby", false)
+	if rank == 0 && extra == 0 {
+		m.claim(now, "highest-priority live standby")
 		return
 	}
-	m.claimAt = now.Add(time.Duration(rank) * m.p.Timing.ClaimSlot)
+	m.claimAt = now.Add(time.Duration(rank)*m.p.Timing.ClaimSlot + extra)
 	m.emit(Send{Packet: arp.NewProbe(m.p.MAC, arp.Broadcast, m.p.VIPs[0], m.trailer(arp.KindProbe, arp.FlagClaiming))})
 }
 
@@ -472,6 +557,7 @@ func (m *Machine) holderTick(now time.Time) {
 	if !m.nextBeacon.IsZero() && !now.Before(m.nextBeacon) {
 		m.sendHolderProbe(now)
 		m.nextBeacon = now.Add(m.p.Timing.BeaconInterval)
+		m.reviewHealth(now)
 	}
 }
 
@@ -501,15 +587,27 @@ func (m *Machine) frame(now time.Time, p *arp.Packet) {
 	switch m.state {
 	case StateProbing, StateStandby:
 		m.waitingFrame(now, p, pr)
-	case StateCandidate:
-		if !probe {
-			m.toWaiting(now, StateStandby, p.SenderHardwareAddr, fmt.Sprintf("%s claimed the VIP first", p.SenderHardwareAddr))
+	case StateCandidate, StateFencing:
+		switch {
+		case !probe:
+			if m.state == StateFencing && bytes.Equal(p.SenderHardwareAddr, m.fenceTarget) {
+				m.note(slog.LevelWarn, "the vanished holder answers again: not fencing it")
+			}
+			m.toWaiting(now, StateStandby, p.SenderHardwareAddr, fmt.Sprintf("%s claims the VIP", p.SenderHardwareAddr))
+		case m.state == StateCandidate && pr != nil && pr.claiming && m.beats(pr.priority, pr.mac):
+			// A better node is claiming (perhaps fencing first): keep waiting.
+			m.claimAt = now.Add(m.p.Timing.ClaimSlot + m.p.Timing.CheckInterval)
 		}
 	case StateHolder:
-		// A claim, or another holder's own check for a second holder (after
-		// a partition heals, its probe may be all we ever see of it).
-		if !probe || pr != nil && pr.holder {
+		switch {
+		case !probe || pr != nil && pr.holder:
+			// A claim, or another holder's own check for a second holder
+			// (after a partition heals, its probe may be all we ever see).
 			m.conflict(now, p, pr)
+		case p.Trailer != nil && p.Trailer.Kind == arp.KindTakeover && pr != nil && !pr.passive && m.beats(pr.priority, pr.mac):
+			m.handTo(now, pr, fmt.Sprintf("preempted by %s (priority %d)", pr.mac, pr.priority))
+		default:
+			m.reviewHealth(now)
 		}
 	}
 }
@@ -521,6 +619,7 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 			m.emit(ProbeAnswered{RTT: now.Sub(m.probeSent)})
 		}
 		m.answered = true
+		m.lastHeard = now
 		m.misses = 0
 		if !bytes.Equal(m.holder, p.SenderHardwareAddr) {
 			m.holder = slices.Clone(p.SenderHardwareAddr)
@@ -536,8 +635,23 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 		return
 	}
 	switch {
+	case p.Trailer.Kind == arp.KindRelease && bytes.Equal(p.Destination, m.p.MAC):
+		// Handed over to us by name (handover, preemption): claim at once.
+		m.holder = slices.Clone(p.SenderHardwareAddr)
+		if m.passive() {
+			m.note(slog.LevelWarn, "handed the VIP but we will not claim it (maintenance hold or unhealthy)")
+			return
+		}
+		m.departed, m.holder = m.holder, nil
+		m.clearTimers()
+		m.transition(StateCandidate, fmt.Sprintf("%s handed the VIP to us", p.SenderHardwareAddr))
+		m.toHolder(now, "handover", false)
+	case p.Trailer.Kind == arp.KindRelease && !bytes.Equal(p.Destination, arp.Broadcast):
+		// A handover to another node that reached us by flooding: that
+		// node claims; we follow its announcement.
 	case p.Trailer.Kind == arp.KindRelease && (m.holder == nil || bytes.Equal(m.holder, p.SenderHardwareAddr)):
 		m.holder = slices.Clone(p.SenderHardwareAddr) // departed: not a candidate
+		m.vanished = false                            // released, not vanished: nothing to fence
 		m.toCandidate(now, fmt.Sprintf("holder %s released the VIP", p.SenderHardwareAddr))
 	case pr.claiming && !m.beats(pr.priority, pr.mac):
 		// A worse standby found the holder silent. Check the holder ourselves,
