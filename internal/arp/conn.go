@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/mdlayher/packet"
+	"golang.org/x/sys/unix"
 )
 
 // packetConn is the part of *packet.Conn that Conn uses; tests substitute a
@@ -31,6 +33,8 @@ type Conn struct {
 	// bufLen is the read buffer size: one whole frame of the interface's
 	// MTU, so a long non-floatip frame is not mistaken for a short one.
 	bufLen int
+	readMu sync.Mutex // guards buf
+	buf    []byte
 	// closed is set by Close, so Read and Write can report net.ErrClosed
 	// however the socket library words the failure (EBADF after Close,
 	// os.ErrClosed for a Read that Close interrupted).
@@ -50,7 +54,22 @@ func Listen(ifi *net.Interface) (*Conn, error) {
 	if err != nil {
 		return nil, listenError(ifi.Name, err)
 	}
+	ignoreOutgoing(pc)
 	return newConn(pc, ifi), nil
+}
+
+// ignoreOutgoing asks the kernel (4.20 and later) not to loop our own
+// transmissions, and the kernel's ARP replies for our VIPs, back to the
+// socket: a holder would otherwise read, and drop, a frame for every probe
+// it answers. Read still drops frames from our MAC on older kernels.
+func ignoreOutgoing(pc *packet.Conn) {
+	rc, err := pc.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		_ = unix.SetsockoptInt(int(fd), unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
+	})
 }
 
 // listenError keeps the errno (for errors.Is) but drops the *net.OpError's
@@ -94,9 +113,15 @@ func (c *Conn) HardwareAddr() net.HardwareAddr { return c.mac }
 // Read with an error matching os.ErrDeadlineExceeded; Close ends it (and
 // fails any later Read or Write) with an error matching net.ErrClosed.
 func (c *Conn) Read() (*Packet, error) {
-	// A fresh buffer per call keeps Read safe to call from any goroutine;
-	// ARP traffic is far too sparse for the allocation to matter.
-	buf := make([]byte, c.bufLen)
+	// One buffer, reused: the daemon reads from one goroutine, and the
+	// Packet copies what it keeps. A large group's standby reads hundreds
+	// of frames a second, so a fresh buffer each time would feed the GC.
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if c.buf == nil {
+		c.buf = make([]byte, c.bufLen)
+	}
+	buf := c.buf
 	for {
 		n, from, err := c.pc.ReadFrom(buf)
 		if err != nil {

@@ -198,6 +198,7 @@ func (d *daemon) startGroups(gcs []config.Group, link ifaddr.Link) {
 func (d *daemon) readFrames() {
 	var malformed int
 	var lastReport time.Time
+	seen := announceSeen{}
 	for {
 		p, err := d.conn.Read()
 		switch {
@@ -220,10 +221,39 @@ func (d *daemon) readFrames() {
 		if p.IsProbe() {
 			ip = p.TargetIP
 		}
-		if g := d.route(ip); g != nil {
-			g.deliver(election.Frame{Packet: p})
+		g := d.route(ip)
+		if g == nil || seen.repeat(g, p, ip) {
+			continue
 		}
+		g.deliver(election.Frame{Packet: p})
 	}
+}
+
+// announceSeen drops the bulk of a large group's announcements: a holder
+// announces every VIP of its group at once, and the group's machine learns
+// all it needs from the first of them. Claims for the group's other VIPs
+// from another sender (a conflict) still get through.
+type announceSeen map[*group]struct {
+	mac string
+	at  time.Time
+}
+
+const announceBurst = 100 * time.Millisecond
+
+func (s announceSeen) repeat(g *group, p *arp.Packet, ip netip.Addr) bool {
+	if p.IsProbe() || ip == g.vips[0] || len(g.vips) == 1 {
+		return false
+	}
+	mac, now := string(p.SenderHardwareAddr), time.Now()
+	last, ok := s[g]
+	if ok && last.mac == mac && now.Sub(last.at) < announceBurst {
+		return true
+	}
+	s[g] = struct {
+		mac string
+		at  time.Time
+	}{mac, now}
+	return false
 }
 
 // watch turns netlink link and address events into group events.

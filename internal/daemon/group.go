@@ -21,16 +21,18 @@ const maxSleep = time.Second
 // group owns one VIP group's state machine; only its run goroutine touches
 // the machine. Others talk to it through events and read its snapshot.
 type group struct {
-	name   string
-	vips   []netip.Addr
-	d      *daemon
-	log    *slog.Logger
-	m      *election.Machine
-	events chan election.Event
-	cmds   chan command
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+	name string
+	vips []netip.Addr
+	// vipStrings is vips as text, made once: status snapshots share it.
+	vipStrings []string
+	d          *daemon
+	log        *slog.Logger
+	m          *election.Machine
+	events     chan election.Event
+	cmds       chan command
+	ctx        context.Context
+	cancel     context.CancelFunc
+	done       chan struct{}
 
 	// Owned by the run goroutine.
 	added        bool
@@ -39,6 +41,7 @@ type group struct {
 	lastProbe    time.Time
 	lastAnnounce time.Time
 	prev         election.Stats
+	published    time.Time
 
 	snap      atomic.Pointer[control.Group] // for Status
 	heartbeat atomic.Int64                  // unix nanos of the last loop turn
@@ -70,10 +73,13 @@ func (d *daemon) newGroup(gc config.Group) *group {
 		name: gc.Name, vips: gc.VIPs, d: d,
 		m:      election.New(d.params(gc)),
 		log:    d.log.With("group", gc.Name),
-		events: make(chan election.Event, 256),
+		events: make(chan election.Event, 1024),
 		cmds:   make(chan command),
 		ctx:    ctx, cancel: cancel, done: make(chan struct{}),
 		since: time.Now(),
+	}
+	for _, v := range gc.VIPs {
+		g.vipStrings = append(g.vipStrings, v.String())
 	}
 	g.heartbeat.Store(time.Now().UnixNano())
 	g.publish()
@@ -172,8 +178,13 @@ func (g *group) run(start election.Start) {
 // machine is done.
 func (g *group) apply(actions []election.Action) bool {
 	done := false
+	notable := false
 	mt := g.d.metrics
 	for i := 0; i < len(actions); i++ {
+		switch actions[i].(type) {
+		case election.Transition, election.Note, election.AddVIPs, election.RemoveVIPs, election.Done:
+			notable = true
+		}
 		switch a := actions[i].(type) {
 		case election.Send:
 			if err := g.d.conn.Write(a.Packet); err != nil {
@@ -181,14 +192,18 @@ func (g *group) apply(actions []election.Action) bool {
 			}
 			g.logSend(a.Packet)
 		case election.AddVIPs:
-			if err := g.d.mgr.Claim(g.vips, a.Lifetime); err != nil {
+			vips := g.vips
+			if a.FirstOnly {
+				vips = vips[:1]
+			}
+			if err := g.d.mgr.Claim(vips, a.Lifetime); err != nil {
 				g.log.Error("adding the VIPs", "err", err)
 				// Feed the failure back; the machine decides what follows.
 				// The rest of this batch (announcements) assumed success.
 				actions = append(actions[:i+1], g.m.Handle(time.Now(), election.ClaimFailed{Err: err})...)
 				continue
 			}
-			if !g.added {
+			if !g.added && !a.FirstOnly {
 				g.added = true
 				g.log.Info("vip added", "vips", addrList(g.vips), "lifetime", a.Lifetime.String())
 			}
@@ -220,9 +235,16 @@ func (g *group) apply(actions []election.Action) bool {
 		}
 	}
 	g.count()
-	g.publish()
+	// Probes come many times a second in a large setup; a status snapshot
+	// per probe is waste. Publish changes at once, the rest at most every
+	// publishEvery.
+	if notable || time.Since(g.published) >= publishEvery {
+		g.publish()
+	}
 	return done
 }
+
+const publishEvery = 250 * time.Millisecond
 
 // count turns the machine's counters into metric increments.
 func (g *group) count() {
@@ -249,17 +271,14 @@ func (g *group) count() {
 
 // publish stores a snapshot of the group for Status.
 func (g *group) publish() {
+	g.published = time.Now()
 	st := g.m.Stats()
 	var holder string
 	if h := g.m.Holder(); h != nil {
 		holder = h.String()
 	}
-	vips := make([]string, len(g.vips))
-	for i, v := range g.vips {
-		vips[i] = v.String()
-	}
 	g.snap.Store(&control.Group{
-		Name: g.name, VIPs: vips, State: g.m.State().String(), Since: g.since, Reason: g.reason,
+		Name: g.name, VIPs: g.vipStrings, State: g.m.State().String(), Since: g.since, Reason: g.reason,
 		Holder: holder, Priority: int(g.m.Priority()), Held: g.m.Held(),
 		LastProbe: g.lastProbe, LastAnnounce: g.lastAnnounce,
 		Counters: control.Counters{
@@ -284,6 +303,8 @@ func (g *group) logSend(p *arp.Packet) {
 		g.log.Info("release sent")
 	default:
 		g.lastProbe = time.Now()
-		g.log.Debug("probe sent", "kind", p.Trailer.Kind.String(), "to", p.Destination.String())
+		if g.log.Enabled(context.Background(), slog.LevelDebug) {
+			g.log.Debug("probe sent", "kind", p.Trailer.Kind.String(), "to", p.Destination.String())
+		}
 	}
 }

@@ -70,7 +70,13 @@ type Action interface{ action() }
 type Send struct{ Packet *arp.Packet }
 
 // AddVIPs adds every VIP of the group as /32 with this lifetime, or renews it.
-type AddVIPs struct{ Lifetime time.Duration }
+type AddVIPs struct {
+	Lifetime time.Duration
+	// FirstOnly adds just the group's first VIP: a large group claims
+	// that one and announces it before adding the rest, so that other
+	// candidates learn of the claim without waiting for every address.
+	FirstOnly bool
+}
 
 // RemoveVIPs deletes every VIP of the group from the interface.
 type RemoveVIPs struct{}

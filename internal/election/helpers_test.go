@@ -86,6 +86,9 @@ func fmtAction(a Action) string {
 		}
 		return fmt.Sprintf("Send %s %s %s", kind, dst, ip)
 	case AddVIPs:
+		if a.FirstOnly {
+			return fmt.Sprintf("AddVIPs %v first", a.Lifetime)
+		}
 		return fmt.Sprintf("AddVIPs %v", a.Lifetime)
 	case RemoveVIPs:
 		return "RemoveVIPs"

@@ -450,6 +450,15 @@ func (m *Machine) toCandidate(now time.Time, reason string) {
 		return
 	}
 	m.claimAt = now.Add(time.Duration(rank)*m.p.Timing.ClaimSlot + extra)
+	// A better peer that is already claiming (fencing, perhaps) repeats its
+	// claiming probe every CheckInterval: wait past its next one.
+	for _, p := range m.peers {
+		if p.claiming && !p.passive && !bytes.Equal(p.mac, m.departed) && m.beats(p.priority, p.mac) {
+			if t := p.lastSeen.Add(m.p.Timing.ClaimSlot + m.p.Timing.CheckInterval); t.After(m.claimAt) {
+				m.claimAt = t
+			}
+		}
+	}
 	m.emit(Send{Packet: arp.NewProbe(m.p.MAC, arp.Broadcast, m.p.VIPs[0], m.trailer(arp.KindProbe, arp.FlagClaiming))})
 }
 
@@ -481,6 +490,10 @@ func (m *Machine) toHolder(now time.Time, reason string, verify bool) {
 	m.clearTimers()
 	m.holder, m.departed = nil, nil
 	m.transition(StateHolder, reason)
+	if !verify && len(m.p.VIPs) > 1 {
+		m.emit(AddVIPs{Lifetime: m.p.Timing.Lifetime, FirstOnly: true})
+		m.emit(Send{Packet: arp.NewAnnouncement(m.p.MAC, m.p.VIPs[0], m.trailer(arp.KindAnnounce, arp.FlagHolder))})
+	}
 	m.emit(AddVIPs{Lifetime: m.p.Timing.Lifetime})
 	m.lastRenew = now
 	m.nextRenew = now.Add(m.p.Timing.RenewInterval)

@@ -22,6 +22,7 @@ const (
 	defend2       = "Send defend+H bcast 198.18.0.11"
 	releaseBcast  = "Send release bcast 198.18.0.10"
 	addVIPs       = "AddVIPs 3s"
+	addFirst      = "AddVIPs 3s first" // a multi-VIP group claims its first VIP before the rest
 	removeVIPs    = "RemoveVIPs"
 	actionDone    = "Done"
 	toProbing     = "Transition init->probing"
@@ -218,8 +219,8 @@ func TestUnansweredProbesClaim(t *testing.T) {
 	if h.now.Sub(t0) != 150*time.Millisecond {
 		t.Fatalf("claimed at %s, want t0+150ms (Misses x CheckInterval)", h.rel(h.now))
 	}
-	h.wantSeq(acts, probingToCand, candToHolder, addVIPs, announce1, announce2)
-	for i, p := range sends(acts) {
+	h.wantSeq(acts, probingToCand, candToHolder, addFirst, announce1, addVIPs, announce1, announce2)
+	for i, p := range sends(acts)[1:] { // after the early first-VIP announcement
 		want := h.p.VIPs[i]
 		if p.SenderIP != want || p.TargetIP != want || p.Operation != arp.OperationRequest || p.Trailer.Priority != 100 {
 			t.Errorf("announcement %d: %+v", i, p)
@@ -261,7 +262,7 @@ func TestOneAnswerResetsMisses(t *testing.T) {
 	h.tick()
 	h.wantState(StateStandby) // two more misses only
 	acts := h.tick()
-	h.wantSeq(acts, "Transition standby->candidate", candToHolder, addVIPs, announce1, announce2)
+	h.wantSeq(acts, "Transition standby->candidate", candToHolder, addFirst, announce1, addVIPs, announce1, announce2)
 }
 
 func TestBetterProbingPeerDefers(t *testing.T) {
@@ -480,7 +481,7 @@ func TestReleaseFromHolderClaimsAtOnce(t *testing.T) {
 		t.Fatalf("release from a non-holder: %s", dump(acts))
 	}
 	acts := h.frame(peerRelease(macPeerA, 200))
-	h.wantSeq(acts, "Transition standby->candidate", candToHolder, addVIPs, announce1, announce2)
+	h.wantSeq(acts, "Transition standby->candidate", candToHolder, addFirst, announce1, addVIPs, announce1, announce2)
 	// The second release frame changes nothing.
 	if acts := h.frame(peerRelease(macPeerA, 200)); len(acts) != 0 {
 		t.Fatalf("second release: %s", dump(acts))
@@ -491,7 +492,7 @@ func TestReleaseWhileProbingClaims(t *testing.T) {
 	h := newHarness(t)
 	h.startFresh()
 	// Holder unknown yet (no answer so far): any release of the VIP frees it.
-	h.wantSeq(h.frame(peerRelease(macPeerA, 50)), probingToCand, candToHolder, addVIPs, announce1, announce2)
+	h.wantSeq(h.frame(peerRelease(macPeerA, 50)), probingToCand, candToHolder, addFirst, announce1, addVIPs, announce1, announce2)
 }
 
 func TestReleaseWithBetterStandbyWaitsItsSlot(t *testing.T) {
@@ -555,7 +556,7 @@ func TestCandidateRank(t *testing.T) {
 		if acts := h.frame(peerProbe(macPeerC, 180, arp.FlagClaiming)); len(acts) != 0 {
 			t.Fatalf("claiming probe while candidate: %s", dump(acts))
 		}
-		h.wantSeq(h.tick(), candToHolder, addVIPs, announce1, announce2)
+		h.wantSeq(h.tick(), candToHolder, addFirst, announce1, addVIPs, announce1, announce2)
 	})
 
 	t.Run("aborts when another node announces", func(t *testing.T) {
@@ -615,7 +616,7 @@ func TestBetterStandbyChecksOnClaimingProbe(t *testing.T) {
 		if h.now.Sub(t0) != 50*time.Millisecond+7*time.Millisecond+10*time.Millisecond {
 			t.Fatalf("claimed at %s", h.rel(h.now))
 		}
-		h.wantSeq(acts, "Transition standby->candidate", candToHolder, addVIPs, announce1, announce2)
+		h.wantSeq(acts, "Transition standby->candidate", candToHolder, addFirst, announce1, addVIPs, announce1, announce2)
 	})
 
 	t.Run("answered: stays standby", func(t *testing.T) {
@@ -845,7 +846,7 @@ func TestIgnoresOwnFrames(t *testing.T) {
 	h.wantState(StateProbing)
 	h.tick()
 	h.tick()
-	h.wantSeq(h.tick(), probingToCand, candToHolder, addVIPs, announce1, announce2)
+	h.wantSeq(h.tick(), probingToCand, candToHolder, addFirst, announce1, addVIPs, announce1, announce2)
 	for _, p := range own {
 		if acts := h.frame(p); len(acts) != 0 {
 			t.Fatalf("own frame while holder: %s", dump(acts))

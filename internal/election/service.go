@@ -167,10 +167,10 @@ func (m *Machine) preemptTick(now time.Time) {
 		m.preemptAt = time.Time{}
 		return
 	}
-	switch {
-	case m.preemptAt.IsZero():
+	if m.preemptAt.IsZero() {
 		m.preemptAt = now.Add(m.p.PreemptDelay)
-	case !now.Before(m.preemptAt):
+	}
+	if !now.Before(m.preemptAt) {
 		m.note(slog.LevelInfo, "asking the lower-priority holder to hand over (preempt)", "holder", h.mac.String(), "holder_priority", h.priority)
 		m.emit(Send{Packet: arp.NewProbe(m.p.MAC, h.mac, m.p.VIPs[0], m.trailer(arp.KindTakeover, 0))})
 		m.preemptAt = now.Add(time.Second)

@@ -38,6 +38,8 @@ type simNode struct {
 	lastTick time.Time
 	spins    int // Ticks that left the Deadline in the past (the daemon would busy-loop)
 	trans    []simTrans
+	fences   []time.Time // when the machine asked for a fence (Fence actions)
+	refused  []Refused
 }
 
 type simTrans struct {
@@ -72,6 +74,10 @@ type lan struct {
 	client       net.HardwareAddr // the client's ARP cache entry for vip1
 	clientSeen   time.Time
 	ignoreClient bool // wantSoleHolder does not check the client's cache
+
+	// fence, when set, runs a node's Fence action: its result comes back
+	// as FenceResult simFenceDelay later. Nil: Fence actions get no answer.
+	fence func(n *simNode, f Fence) error
 
 	steps          int
 	maxHolders     int // live nodes in StateHolder at once
@@ -172,9 +178,27 @@ func (l *lan) handle(n *simNode, ev Event) {
 			l.logf("%s %v->%v: %s", n.name, a.From, a.To, a.Reason)
 		case Done:
 			n.running = false
+		case Refused:
+			n.refused = append(n.refused, a)
+			l.logf("%s refused: %s", n.name, a.Reason)
+		case Fence:
+			n.fences = append(n.fences, l.now)
+			l.logf("%s fences %s (last seen %s)", n.name, a.MAC, l.rel(a.LastSeen))
+			if l.fence != nil {
+				l.schedule(l.now.Add(simFenceDelay), func() {
+					err := l.fence(n, a)
+					l.logf("%s: fence of %s done: %v", n.name, a.MAC, err)
+					if n.running {
+						l.handle(n, FenceResult{Err: err})
+					}
+				})
+			}
 		}
 	}
 }
+
+// simFenceDelay is how long the simulated fence command runs.
+const simFenceDelay = 100 * time.Millisecond
 
 func (l *lan) send(from *simNode, p *arp.Packet) {
 	if !from.powered {

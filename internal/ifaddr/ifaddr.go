@@ -319,6 +319,23 @@ func (m *Manager) Claim(addrs []netip.Addr, lifetime time.Duration) error {
 	if m.closed {
 		return ErrClosed
 	}
+	if len(addrs) > 1 {
+		var valid []netip.Addr
+		var first error
+		for _, a := range addrs {
+			if _, err := m.addr32(a); err != nil {
+				if first == nil {
+					first = fmt.Errorf("claim %v/32 on %s: %w", a, m.name, err)
+				}
+				continue
+			}
+			valid = append(valid, a.Unmap())
+		}
+		if err := m.claimBatch(valid, uint32(secs)); err != nil && first == nil {
+			first = err
+		}
+		return first
+	}
 	var first error
 	for _, a := range addrs {
 		na, err := m.addr32(a)

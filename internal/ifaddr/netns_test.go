@@ -302,6 +302,40 @@ func TestClaimPresentRelease(t *testing.T) {
 	}
 }
 
+// TestClaimMany claims a large group, which goes through one batched
+// netlink write per 64 addresses, and renews it.
+func TestClaimMany(t *testing.T) {
+	l := newLab(t)
+	m := l.open(t)
+	var addrs []netip.Addr
+	for i := range 300 {
+		addrs = append(addrs, netip.AddrFrom4([4]byte{198, 18, byte(100 + i/250), byte(1 + i%250)}))
+	}
+	for _, lifetime := range []time.Duration{3 * time.Second, 30 * time.Second} {
+		if err := m.Claim(addrs, lifetime); err != nil {
+			t.Fatalf("Claim of %d addresses: %v", len(addrs), err)
+		}
+		p, err := m.Present(addrs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range addrs {
+			if !p[a] {
+				t.Fatalf("%v missing after claiming %d addresses", a, len(addrs))
+			}
+		}
+		last := l.addr(t, addrs[len(addrs)-1].String())
+		if want := uint32(lifetime / time.Second); last == nil || uint32(last.ValidLft) > want || uint32(last.ValidLft) < want-1 {
+			t.Fatalf("last address after a %v claim: %+v", lifetime, last)
+		}
+	}
+	// A bad address in a batch is reported, and the good ones still land.
+	bad := append([]netip.Addr{netip.MustParseAddr("fd00::1")}, addrs[:3]...)
+	if err := m.Claim(bad, 3*time.Second); err == nil || !strings.Contains(err.Error(), "fd00::1") {
+		t.Fatalf("Claim with an IPv6 address: %v", err)
+	}
+}
+
 func TestClaimErrors(t *testing.T) {
 	l := newLab(t)
 	m := l.open(t)
