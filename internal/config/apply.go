@@ -27,7 +27,8 @@ type Overrides struct {
 //     that had the node's priority (a group with its own priority keeps it);
 //   - --profile switches the timing preset; each timing value that differed
 //     from the old preset (set explicitly in the file) is kept;
-//   - --vip replaces all groups with one group named "default".
+//   - --vip replaces all groups with one group named "default", whose
+//     checks are the top-level checks.
 func (c *Config) Apply(o Overrides) error {
 	n := *c
 	n.Groups = slices.Clone(c.Groups)
@@ -77,7 +78,7 @@ func (c *Config) Apply(o Overrides) error {
 		n.LogLevel = o.LogLevel
 	}
 	if len(o.VIPs) > 0 {
-		g := Group{Name: DefaultGroup, Priority: n.Priority}
+		g := Group{Name: DefaultGroup, Priority: n.Priority, Checks: slices.Clone(n.Checks)}
 		for _, s := range o.VIPs {
 			a, msg := parseVIP(s)
 			if msg == "" {

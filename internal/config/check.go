@@ -1,9 +1,12 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -70,7 +73,13 @@ func parent(field string) string {
 }
 
 func (k *checker) add(field, format string, args ...any) {
-	k.probs = append(k.probs, Problem{File: k.file, Line: k.line(field), Field: k.display(field), Msg: fmt.Sprintf(format, args...)})
+	k.addAt(field, field, format, args...)
+}
+
+// addAt records a problem with field at the line of another field, the one
+// whose value causes it.
+func (k *checker) addAt(at, field, format string, args ...any) {
+	k.probs = append(k.probs, Problem{File: k.file, Line: k.line(at), Field: k.display(field), Msg: fmt.Sprintf(format, args...)})
 }
 
 // ok reports whether field was decoded and so should be checked.
@@ -131,8 +140,16 @@ func (k *checker) check(c Config, require bool) {
 	k.oneOf(c.OnForeignClaim, "on_foreign_claim", foreignClaims)
 	k.oneOf(c.LogFormat, "log_format", logFormats)
 	k.oneOf(c.LogLevel, "log_level", logLevels)
+	k.oneOf(c.UnhealthyPolicy, "unhealthy_policy", unhealthy)
+	if k.ok("preempt_delay") && c.PreemptDelay < 0 {
+		k.add("preempt_delay", "must not be negative, got %v", c.PreemptDelay)
+	}
 	k.timing(c.Timing)
+	k.checks(c.Checks, "checks", nil)
 	k.groups(c, require)
+	k.notify(c.Notify)
+	k.fencing(c.Fencing)
+	k.peers(c.Peers)
 }
 
 func (k *checker) fileName(c Config) string {
@@ -261,7 +278,195 @@ func (k *checker) groups(c Config, require bool) {
 			}
 			seen[a] = f
 		}
+		checks := field + ".checks"
+		if !hasTopChecks(c, g) {
+			k.add(checks, "must begin with the top-level checks, which apply to every group")
+		}
+		k.checks(ownChecks(c, g), checks, c.Checks)
 	}
+}
+
+// checks checks a list of health checks, at field, that follow the checks
+// before (the top-level checks, for a group's own).
+func (k *checker) checks(checks []Check, field string, before []Check) {
+	names := map[string]bool{}
+	for _, h := range before {
+		names[h.Name] = true
+	}
+	for i, h := range checks {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		k.healthCheck(h, f)
+		if !k.ok(f, f+".name") || h.Name == "" {
+			continue
+		}
+		if names[h.Name] {
+			k.addAt(f+".name", field, "two checks named %q", h.Name)
+		}
+		names[h.Name] = true
+	}
+}
+
+// healthCheck checks one health check at field.
+func (k *checker) healthCheck(h Check, field string) {
+	if k.ok(field) { // else the file sets none or several of http, tcp and exec
+		if f := field + ".name"; k.ok(f) {
+			switch {
+			case h.Name == "":
+				k.add(f, "must not be empty")
+			case !groupName.MatchString(h.Name):
+				k.add(f, "%q is not a valid check name (1..32 of a-z A-Z 0-9 _ . -)", h.Name)
+			}
+		}
+		switch h.Type {
+		case CheckHTTP:
+			if f := field + ".http.url"; k.ok(f) {
+				if msg := urlProblem(h.URL); msg != "" {
+					k.add(f, "%s", msg)
+				}
+			}
+			if f := field + ".http.expect_status"; k.ok(f) && (h.ExpectStatus < 100 || h.ExpectStatus > 599) {
+				k.add(f, "must be 100..599, got %d", h.ExpectStatus)
+			}
+		case CheckTCP:
+			if f := field + ".tcp.address"; k.ok(f) {
+				if h.Address == "" {
+					k.add(f, "required: the host:port to connect to, like \"127.0.0.1:5432\"")
+				} else if _, port, err := net.SplitHostPort(h.Address); err != nil || port == "" {
+					k.add(f, "%q must be host:port", h.Address)
+				}
+			}
+		case CheckExec:
+			k.command(h.Command, field+".exec.command")
+		case "":
+			k.add(field, "set exactly one of http, tcp, exec")
+		default:
+			k.add(field, "type %s", oneOfProblem(h.Type, checkTypes))
+		}
+	}
+	interval, timeout := field+".interval", field+".timeout"
+	validInterval := false
+	switch {
+	case !k.ok(interval):
+	case h.Interval < 10*time.Millisecond:
+		k.add(interval, "must be at least 10ms, got %v", h.Interval)
+	default:
+		validInterval = true
+	}
+	switch {
+	case !k.ok(timeout):
+	case h.Timeout <= 0:
+		k.add(timeout, "must be positive, got %v", h.Timeout)
+	case validInterval && h.Timeout > h.Interval:
+		k.add(timeout, "%v must not exceed interval %v", h.Timeout, h.Interval)
+	}
+	for _, c := range []struct {
+		field string
+		n     int
+	}{{field + ".fall", h.Fall}, {field + ".rise", h.Rise}} {
+		if k.ok(c.field) && (c.n < 1 || c.n > 100) {
+			k.add(c.field, "must be 1..100, got %d", c.n)
+		}
+	}
+}
+
+// urlProblem checks the URL of an http check.
+func urlProblem(s string) string {
+	if s == "" {
+		return `required: the URL to GET, like "http://127.0.0.1:8080/healthz"`
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Sprintf("%q must be an http:// or https:// URL", s)
+	}
+	return ""
+}
+
+// command checks a command and its arguments at field.
+func (k *checker) command(cmd []string, field string) {
+	switch {
+	case !k.ok(field):
+	case len(cmd) == 0:
+		k.add(field, "required: the program (an absolute path) and its arguments, like %s", exampleCommand)
+	case !filepath.IsAbs(cmd[0]):
+		k.addAt(field+"[0]", field, "%q must be an absolute path", cmd[0])
+	}
+}
+
+func (k *checker) notify(hooks []Hook) {
+	for i, h := range hooks {
+		field := fmt.Sprintf("notify[%d]", i)
+		k.command(h.Command, field+".command")
+		if f := field + ".timeout"; k.ok(f) && h.Timeout <= 0 {
+			k.add(f, "must be positive, got %v", h.Timeout)
+		}
+		on := field + ".on"
+		if !k.ok(on) {
+			continue
+		}
+		if len(h.On) == 0 {
+			k.add(on, "list at least one of %s, or leave on: out for all of them", list(hookStates))
+		}
+		for j, s := range h.On {
+			f := fmt.Sprintf("%s[%d]", on, j)
+			if msg := oneOfProblem(s, hookStates); msg != "" {
+				k.add(f, "%s", msg)
+			} else if slices.Contains(h.On[:j], s) {
+				k.add(f, "%q is listed twice", s)
+			}
+		}
+	}
+}
+
+func (k *checker) fencing(f Fencing) {
+	k.oneOf(f.Policy, "fencing.policy", fencings)
+	switch {
+	case !k.ok("fencing.policy", "fencing.command"):
+	case len(f.Command) == 0 && f.Policy != FencingOff && slices.Contains(fencings, f.Policy):
+		k.addAt("fencing.policy", "fencing.command", "required when fencing.policy is %s", f.Policy)
+	case len(f.Command) > 0:
+		k.command(f.Command, "fencing.command")
+	}
+	if k.ok("fencing.timeout") && f.Timeout <= 0 {
+		k.add("fencing.timeout", "must be positive, got %v", f.Timeout)
+	}
+}
+
+// peers checks the node names and MAC addresses of the peers, in file order
+// (else by name).
+func (k *checker) peers(peers map[string]net.HardwareAddr) {
+	names := slices.Collect(maps.Keys(peers))
+	slices.SortFunc(names, func(a, b string) int {
+		return cmp.Or(k.lines[join("peers", a)]-k.lines[join("peers", b)], strings.Compare(a, b))
+	})
+	first := map[string]string{} // MAC -> the first peer with it
+	for _, name := range names {
+		field, mac := join("peers", name), peers[name]
+		if msg := nodeNameProblem(name); msg != "" {
+			k.add(field, "node name %s", msg)
+		}
+		if msg := macProblem(mac); msg != "" {
+			k.add(field, "%s", msg)
+			continue
+		}
+		if other, dup := first[mac.String()]; dup {
+			k.addAt(field, "peers", "%s and %s have the same MAC %s", other, name, mac)
+			continue
+		}
+		first[mac.String()] = name
+	}
+}
+
+// macProblem checks that mac may be a node's Ethernet address.
+func macProblem(mac net.HardwareAddr) string {
+	switch {
+	case len(mac) != 6:
+		return fmt.Sprintf("%q is not a 6-byte Ethernet MAC address", mac.String())
+	case mac[0]&1 != 0:
+		return fmt.Sprintf("%s is a multicast MAC address, not a node's", mac)
+	case slices.Equal(mac, make(net.HardwareAddr, 6)):
+		return fmt.Sprintf("%s is the zero MAC address", mac)
+	}
+	return ""
 }
 
 // where names a field for a message: "groups[0].vips[1], line 7".

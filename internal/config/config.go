@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -38,6 +40,34 @@ const (
 
 	// DefaultSocket is where the daemon serves `floatip status` and friends.
 	DefaultSocket = "/run/floatip/floatip.sock"
+
+	UnhealthyKeep    = "keep"    // when every node is unhealthy the holder keeps the VIP, and an unhealthy standby may claim a free one
+	UnhealthyRelease = "release" // an unhealthy node never holds
+
+	CheckHTTP = "http" // GET a URL and expect a status code
+	CheckTCP  = "tcp"  // connect to host:port
+	CheckExec = "exec" // run a command and expect exit status 0
+
+	// The states whose entry runs a notify hook (Hook.On).
+	StateHolder   = "holder"
+	StateStandby  = "standby"
+	StateFault    = "fault"
+	StateStopping = "stopping"
+
+	FencingOff        = "off"         // no fencing
+	FencingBestEffort = "best-effort" // run the fence command, claim even if it fails
+	FencingRequired   = "required"    // claim only after the fence command succeeded
+)
+
+// Defaults of the health check, notify and fencing settings.
+const (
+	DefaultPreemptDelay   = 5 * time.Second
+	DefaultCheckInterval  = time.Second // Check.Interval; Check.Timeout defaults to the interval
+	DefaultCheckFall      = 3
+	DefaultCheckRise      = 2
+	DefaultExpectStatus   = 200
+	DefaultHookTimeout    = 10 * time.Second
+	DefaultFencingTimeout = 30 * time.Second
 )
 
 var (
@@ -45,6 +75,10 @@ var (
 	foreignClaims = []string{ForeignClaimYield, ForeignClaimDefend}
 	logFormats    = []string{LogFormatText, LogFormatJSON}
 	logLevels     = []string{"debug", "info", "warn", "error"}
+	unhealthy     = []string{UnhealthyKeep, UnhealthyRelease}
+	checkTypes    = []string{CheckHTTP, CheckTCP, CheckExec}
+	hookStates    = []string{StateHolder, StateStandby, StateFault, StateStopping}
+	fencings      = []string{FencingOff, FencingBestEffort, FencingRequired}
 )
 
 // Timing holds the protocol's intervals and counts.
@@ -64,6 +98,47 @@ type Group struct {
 	Name     string
 	VIPs     []netip.Addr
 	Priority int // effective: the group's own, or else the node's
+
+	// Checks are the group's effective health checks: always the top-level
+	// Config.Checks first, then the group's own. The daemon reads only
+	// these; YAML writes Checks[len(Config.Checks):] as the group's own.
+	Checks []Check
+}
+
+// Check is one health check. Parse fills in every default.
+type Check struct {
+	// Name is unique within a group's effective checks. Its default is
+	// "<type>-<n>", n the check's position in the group's effective checks
+	// (so the top-level checks[1], a tcp check, is "tcp-1" in every group).
+	Name string
+	Type string // CheckHTTP, CheckTCP or CheckExec
+
+	URL          string // http: an http:// or https:// URL to GET
+	ExpectStatus int    // http: the status that counts as healthy; default 200, 100..599
+
+	Address string // tcp: host:port to connect to
+
+	Command []string // exec: program (an absolute path) and arguments; exit status 0 is healthy
+
+	Interval time.Duration // how often it runs; default 1s, at least 10ms
+	Timeout  time.Duration // how long one run may take; default and at most the interval
+	Fall     int           // failures in a row before the node is unhealthy; default 3, 1..100
+	Rise     int           // successes in a row before it is healthy again; default 2, 1..100
+}
+
+// Hook is a command run on state changes.
+type Hook struct {
+	Command []string      // program (an absolute path) and arguments
+	Timeout time.Duration // default 10s
+	On      []string      // the states it runs on (StateHolder...); default all four
+}
+
+// Fencing is the command that makes sure the old holder is gone before this
+// node claims its VIPs.
+type Fencing struct {
+	Policy  string        // FencingOff (default), FencingBestEffort or FencingRequired
+	Command []string      // program (an absolute path) and arguments; required unless Policy is off
+	Timeout time.Duration // default 30s
 }
 
 // Config is the effective configuration.
@@ -80,6 +155,17 @@ type Config struct {
 	Groups         []Group // "vips:" becomes Groups[0] named "default"
 	Control        Control
 	Metrics        Metrics
+
+	// Preempt lets a healthy node of higher priority take the VIPs from a
+	// holder of lower priority, after PreemptDelay.
+	Preempt         bool
+	PreemptDelay    time.Duration // default 5s, 0 or more
+	UnhealthyPolicy string        // UnhealthyKeep (default) or UnhealthyRelease
+
+	Checks  []Check // the top-level checks, as written; each Group.Checks begins with them
+	Notify  []Hook
+	Fencing Fencing
+	Peers   map[string]net.HardwareAddr // node name -> MAC; nil if none
 }
 
 // Control is the daemon's unix control socket (status, release, hold, reload).
@@ -100,7 +186,7 @@ func Preset(name string) (Timing, error) {
 		return Timing{
 			CheckInterval:    50 * time.Millisecond,
 			Misses:           3,
-			ClaimSlot:        20 * time.Millisecond,
+			ClaimSlot:        50 * time.Millisecond,
 			AnnounceCount:    3,
 			AnnounceInterval: 100 * time.Millisecond,
 			Lifetime:         3 * time.Second,
@@ -111,7 +197,7 @@ func Preset(name string) (Timing, error) {
 		return Timing{
 			CheckInterval:    10 * time.Millisecond,
 			Misses:           3,
-			ClaimSlot:        5 * time.Millisecond,
+			ClaimSlot:        10 * time.Millisecond,
 			AnnounceCount:    3,
 			AnnounceInterval: 20 * time.Millisecond,
 			Lifetime:         2 * time.Second,
@@ -140,6 +226,10 @@ func Default() Config {
 		LogLevel:       "info",
 		Timing:         t,
 		Control:        Control{Socket: DefaultSocket},
+
+		PreemptDelay:    DefaultPreemptDelay,
+		UnhealthyPolicy: UnhealthyKeep,
+		Fencing:         Fencing{Policy: FencingOff, Timeout: DefaultFencingTimeout},
 	}
 }
 
@@ -187,7 +277,29 @@ func (c Config) Validate() error {
 
 // isShorthand reports whether the groups can be written as "vips:".
 func isShorthand(c Config) bool {
-	return len(c.Groups) == 1 && c.Groups[0].Name == DefaultGroup && c.Groups[0].Priority == c.Priority
+	return len(c.Groups) == 1 && c.Groups[0].Name == DefaultGroup && c.Groups[0].Priority == c.Priority &&
+		len(ownChecks(c, c.Groups[0])) == 0
+}
+
+// ownChecks returns the checks that g adds to the top-level c.Checks: the
+// rest of g.Checks after them, or all of g.Checks if they do not begin with
+// c.Checks (a Config built in code; Validate reports that).
+func ownChecks(c Config, g Group) []Check {
+	if !hasTopChecks(c, g) {
+		return g.Checks
+	}
+	return g.Checks[len(c.Checks):]
+}
+
+// hasTopChecks reports whether g.Checks begins with c.Checks.
+func hasTopChecks(c Config, g Group) bool {
+	return len(g.Checks) >= len(c.Checks) && slices.EqualFunc(g.Checks[:len(c.Checks)], c.Checks, checkEqual)
+}
+
+func checkEqual(a, b Check) bool {
+	return a.Name == b.Name && a.Type == b.Type && a.URL == b.URL && a.ExpectStatus == b.ExpectStatus &&
+		a.Address == b.Address && slices.Equal(a.Command, b.Command) && a.Interval == b.Interval &&
+		a.Timeout == b.Timeout && a.Fall == b.Fall && a.Rise == b.Rise
 }
 
 type yamlTiming struct {
@@ -202,9 +314,46 @@ type yamlTiming struct {
 }
 
 type yamlGroup struct {
-	Name     string   `yaml:"name"`
-	VIPs     []string `yaml:"vips,flow"`
-	Priority int      `yaml:"priority,omitempty"`
+	Name     string      `yaml:"name"`
+	VIPs     []string    `yaml:"vips,flow"`
+	Priority int         `yaml:"priority,omitempty"`
+	Checks   []yamlCheck `yaml:"checks,omitempty"`
+}
+
+type yamlHTTP struct {
+	URL          string `yaml:"url"`
+	ExpectStatus int    `yaml:"expect_status"`
+}
+
+type yamlTCP struct {
+	Address string `yaml:"address"`
+}
+
+type yamlExec struct {
+	Command []string `yaml:"command,flow"`
+}
+
+type yamlCheck struct {
+	Name     string    `yaml:"name"`
+	HTTP     *yamlHTTP `yaml:"http,omitempty,flow"`
+	TCP      *yamlTCP  `yaml:"tcp,omitempty,flow"`
+	Exec     *yamlExec `yaml:"exec,omitempty,flow"`
+	Interval string    `yaml:"interval"`
+	Timeout  string    `yaml:"timeout"`
+	Fall     int       `yaml:"fall"`
+	Rise     int       `yaml:"rise"`
+}
+
+type yamlHook struct {
+	Command []string `yaml:"command,flow"`
+	Timeout string   `yaml:"timeout"`
+	On      []string `yaml:"on,flow"`
+}
+
+type yamlFencing struct {
+	Policy  string   `yaml:"policy"`
+	Command []string `yaml:"command,omitempty,flow"`
+	Timeout string   `yaml:"timeout"`
 }
 
 type yamlControl struct {
@@ -217,24 +366,35 @@ type yamlMetrics struct {
 }
 
 type yamlConfig struct {
-	Interface      string      `yaml:"interface,omitempty"`
-	Priority       int         `yaml:"priority"`
-	NodeName       string      `yaml:"node_name,omitempty"`
-	Profile        string      `yaml:"profile"`
-	OnForeignClaim string      `yaml:"on_foreign_claim"`
-	LogFormat      string      `yaml:"log_format"`
-	LogLevel       string      `yaml:"log_level"`
-	Timing         yamlTiming  `yaml:"timing"`
-	VIPs           []string    `yaml:"vips,omitempty,flow"`
-	Groups         []yamlGroup `yaml:"groups,omitempty"`
-	Control        yamlControl `yaml:"control"`
-	Metrics        yamlMetrics `yaml:"metrics,omitempty"`
+	Interface       string            `yaml:"interface,omitempty"`
+	Priority        int               `yaml:"priority"`
+	NodeName        string            `yaml:"node_name,omitempty"`
+	Profile         string            `yaml:"profile"`
+	OnForeignClaim  string            `yaml:"on_foreign_claim"`
+	Preempt         bool              `yaml:"preempt"`
+	PreemptDelay    string            `yaml:"preempt_delay"`
+	UnhealthyPolicy string            `yaml:"unhealthy_policy"`
+	LogFormat       string            `yaml:"log_format"`
+	LogLevel        string            `yaml:"log_level"`
+	Timing          yamlTiming        `yaml:"timing"`
+	Checks          []yamlCheck       `yaml:"checks,omitempty"`
+	VIPs            []string          `yaml:"vips,omitempty,flow"`
+	Groups          []yamlGroup       `yaml:"groups,omitempty"`
+	Notify          []yamlHook        `yaml:"notify,omitempty"`
+	Fencing         *yamlFencing      `yaml:"fencing,omitempty"`
+	Peers           map[string]string `yaml:"peers,omitempty"`
+	Control         yamlControl       `yaml:"control"`
+	Metrics         yamlMetrics       `yaml:"metrics,omitempty"`
 }
 
 // YAML returns the effective configuration as a YAML file that Parse reads
-// back to an equal Config (Path aside). Every timing value is written out;
-// a single group named "default" with the node's priority is written as
-// "vips:", and a group's priority only when it differs from the node's.
+// back to an equal Config (Path aside). Every timing value is written out,
+// and so is every setting of each check and hook; a single group named
+// "default" with the node's priority and no checks of its own is written as
+// "vips:", a group's priority only when it differs from the node's, and a
+// group's checks only its own (Group.Checks after the top-level Checks).
+// Empty checks, notify and peers are left out, and so is fencing when it
+// has its defaults (policy off).
 func (c Config) YAML() []byte {
 	t := c.Timing
 	y := yamlConfig{
@@ -257,17 +417,34 @@ func (c Config) YAML() []byte {
 		},
 		Control: yamlControl{Socket: c.Control.Socket, Group: c.Control.Group},
 		Metrics: yamlMetrics{Listen: c.Metrics.Listen},
+
+		Preempt:         c.Preempt,
+		PreemptDelay:    c.PreemptDelay.String(),
+		UnhealthyPolicy: c.UnhealthyPolicy,
+		Checks:          yamlChecks(c.Checks),
 	}
 	if isShorthand(c) {
 		y.VIPs = addrStrings(c.Groups[0].VIPs)
 	} else {
 		for _, g := range c.Groups {
-			yg := yamlGroup{Name: g.Name, VIPs: addrStrings(g.VIPs)}
+			yg := yamlGroup{Name: g.Name, VIPs: addrStrings(g.VIPs), Checks: yamlChecks(ownChecks(c, g))}
 			if g.Priority != c.Priority {
 				yg.Priority = g.Priority
 			}
 			y.Groups = append(y.Groups, yg)
 		}
+	}
+	for _, h := range c.Notify {
+		y.Notify = append(y.Notify, yamlHook{Command: h.Command, Timeout: h.Timeout.String(), On: h.On})
+	}
+	if f := c.Fencing; f.Policy != FencingOff || len(f.Command) > 0 || f.Timeout != DefaultFencingTimeout {
+		y.Fencing = &yamlFencing{Policy: f.Policy, Command: f.Command, Timeout: f.Timeout.String()}
+	}
+	for name, mac := range c.Peers {
+		if y.Peers == nil {
+			y.Peers = map[string]string{}
+		}
+		y.Peers[name] = mac.String()
 	}
 	var b bytes.Buffer
 	b.WriteString("# floatip effective configuration\n")
@@ -280,6 +457,26 @@ func (c Config) YAML() []byte {
 		panic(fmt.Sprintf("config: encoding YAML: %v", err))
 	}
 	return b.Bytes()
+}
+
+func yamlChecks(checks []Check) []yamlCheck {
+	var out []yamlCheck
+	for _, k := range checks {
+		y := yamlCheck{
+			Name: k.Name, Interval: k.Interval.String(), Timeout: k.Timeout.String(),
+			Fall: k.Fall, Rise: k.Rise,
+		}
+		switch k.Type {
+		case CheckHTTP:
+			y.HTTP = &yamlHTTP{URL: k.URL, ExpectStatus: k.ExpectStatus}
+		case CheckTCP:
+			y.TCP = &yamlTCP{Address: k.Address}
+		case CheckExec:
+			y.Exec = &yamlExec{Command: k.Command}
+		}
+		out = append(out, y)
+	}
+	return out
 }
 
 func addrStrings(addrs []netip.Addr) []string {

@@ -2,9 +2,11 @@ package config
 
 import (
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +24,17 @@ func addrs(s ...string) []netip.Addr {
 	}
 	return out
 }
+
+func mac(s string) net.HardwareAddr {
+	m, err := net.ParseMAC(s)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// defaultFencing is Default().Fencing.
+var defaultFencing = Fencing{Policy: "off", Timeout: 30 * time.Second}
 
 func hostname(t *testing.T) string {
 	t.Helper()
@@ -53,7 +66,7 @@ func TestPreset(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantDef := Timing{
-		CheckInterval: 50 * time.Millisecond, Misses: 3, ClaimSlot: 20 * time.Millisecond,
+		CheckInterval: 50 * time.Millisecond, Misses: 3, ClaimSlot: 50 * time.Millisecond,
 		AnnounceCount: 3, AnnounceInterval: 100 * time.Millisecond,
 		Lifetime: 3 * time.Second, RenewInterval: time.Second, BeaconInterval: 500 * time.Millisecond,
 	}
@@ -65,7 +78,7 @@ func TestPreset(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantFast := Timing{
-		CheckInterval: 10 * time.Millisecond, Misses: 3, ClaimSlot: 5 * time.Millisecond,
+		CheckInterval: 10 * time.Millisecond, Misses: 3, ClaimSlot: 10 * time.Millisecond,
 		AnnounceCount: 3, AnnounceInterval: 20 * time.Millisecond,
 		Lifetime: 2 * time.Second, RenewInterval: 500 * time.Millisecond, BeaconInterval: 500 * time.Millisecond,
 	}
@@ -93,6 +106,7 @@ func TestDefault(t *testing.T) {
 	want := Config{
 		Priority: 100, NodeName: hostname(t), Profile: "default", OnForeignClaim: "yield",
 		LogFormat: "text", LogLevel: "info", Control: Control{Socket: DefaultSocket},
+		PreemptDelay: 5 * time.Second, UnhealthyPolicy: "keep", Fencing: defaultFencing,
 	}
 	want.Timing, _ = Preset("default")
 	if diff := cmp.Diff(want, c, addrEqual); diff != "" {
@@ -108,7 +122,8 @@ func TestParseValid(t *testing.T) {
 		c := Config{
 			Path: "floatip.yaml", Priority: 100, NodeName: host, Profile: "default",
 			OnForeignClaim: "yield", LogFormat: "text", LogLevel: "info", Timing: def,
-			Control: Control{Socket: DefaultSocket},
+			Control:      Control{Socket: DefaultSocket},
+			PreemptDelay: 5 * time.Second, UnhealthyPolicy: "keep", Fencing: defaultFencing,
 		}
 		f(&c)
 		return c
@@ -145,6 +160,49 @@ func TestParseValid(t *testing.T) {
 		{"null collections count as unset", "timing:\nvips:\ngroups:\n", base(func(*Config) {})},
 		{"anchors and aliases", "vips: &v [10.0.0.1]\n", base(func(c *Config) {
 			c.Groups = []Group{{Name: "default", VIPs: addrs("10.0.0.1"), Priority: 100}}
+		})},
+		{"checks with defaults, top-level ones in every group",
+			"checks:\n  - http: {url: \"http://127.0.0.1/\"}\n  - exec: {command: [/bin/true]}\n    interval: 100ms\n" +
+				"groups:\n  - name: a\n    vips: [10.0.0.1]\n  - name: b\n    vips: [10.0.0.2]\n    checks:\n" +
+				"      - tcp: {address: \":80\"}\n        timeout: 50ms\n        fall: 1\n        rise: 100\n      - name: own\n        http: {url: \"https://h/x\", expect_status: 302}\n",
+			base(func(c *Config) {
+				c.Checks = []Check{
+					{Name: "http-0", Type: "http", URL: "http://127.0.0.1/", ExpectStatus: 200, Interval: time.Second, Timeout: time.Second, Fall: 3, Rise: 2},
+					{Name: "exec-1", Type: "exec", Command: []string{"/bin/true"}, Interval: 100 * time.Millisecond, Timeout: 100 * time.Millisecond, Fall: 3, Rise: 2},
+				}
+				c.Groups = []Group{
+					{Name: "a", VIPs: addrs("10.0.0.1"), Priority: 100, Checks: c.Checks},
+					{Name: "b", VIPs: addrs("10.0.0.2"), Priority: 100, Checks: append(slices.Clone(c.Checks),
+						Check{Name: "tcp-2", Type: "tcp", Address: ":80", Interval: time.Second, Timeout: 50 * time.Millisecond, Fall: 1, Rise: 100},
+						Check{Name: "own", Type: "http", URL: "https://h/x", ExpectStatus: 302, Interval: time.Second, Timeout: time.Second, Fall: 3, Rise: 2},
+					)},
+				}
+			})},
+		{"shorthand group gets the top-level checks", "checks:\n  - tcp: {address: \"db:5432\"}\nvips: [10.0.0.1]\n", base(func(c *Config) {
+			c.Checks = []Check{{Name: "tcp-0", Type: "tcp", Address: "db:5432", Interval: time.Second, Timeout: time.Second, Fall: 3, Rise: 2}}
+			c.Groups = []Group{{Name: "default", VIPs: addrs("10.0.0.1"), Priority: 100, Checks: c.Checks}}
+		})},
+		{"preempt, notify, fencing and peers",
+			"preempt: true\npreempt_delay: 0s\nunhealthy_policy: release\nnotify:\n  - command: [/usr/bin/logger]\n  - command: [/x, \"\"]\n    on: [fault]\n    timeout: 1m\n" +
+				"fencing:\n  policy: required\n  command: [/usr/sbin/fence]\npeers:\n  a: 02-00-00-00-00-0A\n  b: 0200.0000.000b\n",
+			base(func(c *Config) {
+				c.Preempt = true
+				c.PreemptDelay = 0
+				c.UnhealthyPolicy = "release"
+				c.Notify = []Hook{
+					{Command: []string{"/usr/bin/logger"}, Timeout: 10 * time.Second, On: []string{"holder", "standby", "fault", "stopping"}},
+					{Command: []string{"/x", ""}, Timeout: time.Minute, On: []string{"fault"}},
+				}
+				c.Fencing = Fencing{Policy: "required", Command: []string{"/usr/sbin/fence"}, Timeout: 30 * time.Second}
+				c.Peers = map[string]net.HardwareAddr{"a": mac("02:00:00:00:00:0a"), "b": mac("02:00:00:00:00:0b")}
+			})},
+		{"fencing off keeps its command", "fencing: {command: [/usr/sbin/fence], timeout: 5s}\n", base(func(c *Config) {
+			c.Fencing = Fencing{Policy: "off", Command: []string{"/usr/sbin/fence"}, Timeout: 5 * time.Second}
+		})},
+		{"null and empty sections count as unset", "checks:\nnotify: []\nfencing:\npeers: {}\ngroups:\n  - name: a\n    vips: [10.0.0.1]\n    checks: []\n",
+			base(func(c *Config) { c.Groups = []Group{{Name: "a", VIPs: addrs("10.0.0.1"), Priority: 100}} })},
+		{"null on: means every state", "notify:\n  - command: [/x]\n    on:\n", base(func(c *Config) {
+			c.Notify = []Hook{{Command: []string{"/x"}, Timeout: 10 * time.Second, On: []string{"holder", "standby", "fault", "stopping"}}}
 		})},
 		{"strings", "node_name: db-2\non_foreign_claim: defend\nlog_format: json\nlog_level: debug\n", base(func(c *Config) {
 			c.NodeName = "db-2"
@@ -303,6 +361,109 @@ func TestParseErrors(t *testing.T) {
 			[]string{`floatip.yaml:2: invalid YAML: did not find expected node content`}},
 		{"two documents", "interface: eth0\n---\ninterface: eth1\n",
 			[]string{`floatip.yaml:2: the file holds more than one YAML document ("---"); floatip reads exactly one`}},
+		{"check types", "checks:\n  - name: a\n  - http: {url: \"http://x/\"}\n    tcp: {address: \"x:1\"}\n",
+			[]string{
+				`floatip.yaml:2: checks[0]: set exactly one of http, tcp, exec`,
+				`floatip.yaml:3: checks[1]: set exactly one of http, tcp, exec (it sets http and tcp)`,
+			}},
+		{"check values",
+			"checks:\n  - http: {url: \"ftp://x\", expect_status: 600}\n    interval: 5ms\n    fall: 0\n    rise: 101\n" +
+				"  - tcp: {address: localhost}\n    timeout: 2s\n  - exec: {command: [check.sh]}\n    timeout: 0s\n" +
+				"  - exec: {command: []}\n    name: \"a b\"\n  - http: {expect_status: 200}\n  - tcp: {}\n" +
+				"  - exec:\n      command: [/x, [a]]\n    interval: 1\n    fall: many\n",
+			[]string{
+				`floatip.yaml:2: checks[0].http.url: "ftp://x" must be an http:// or https:// URL`,
+				`floatip.yaml:2: checks[0].http.expect_status: must be 100..599, got 600`,
+				`floatip.yaml:3: checks[0].interval: must be at least 10ms, got 5ms`,
+				`floatip.yaml:4: checks[0].fall: must be 1..100, got 0`,
+				`floatip.yaml:5: checks[0].rise: must be 1..100, got 101`,
+				`floatip.yaml:6: checks[1].tcp.address: "localhost" must be host:port`,
+				`floatip.yaml:7: checks[1].timeout: 2s must not exceed interval 1s`,
+				`floatip.yaml:8: checks[2].exec.command: "check.sh" must be an absolute path`,
+				`floatip.yaml:9: checks[2].timeout: must be positive, got 0s`,
+				`floatip.yaml:10: checks[3].exec.command: required: the program (an absolute path) and its arguments, like [/usr/local/bin/check, --quick]`,
+				`floatip.yaml:11: checks[3].name: "a b" is not a valid check name (1..32 of a-z A-Z 0-9 _ . -)`,
+				`floatip.yaml:12: checks[4].http.url: required: the URL to GET, like "http://127.0.0.1:8080/healthz"`,
+				`floatip.yaml:13: checks[5].tcp.address: required: the host:port to connect to, like "127.0.0.1:5432"`,
+				`floatip.yaml:15: checks[6].exec.command[1]: must be a single value, not a list`,
+				`floatip.yaml:16: checks[6].interval: "1" is not a duration (write it with a unit, like "50ms" or "2s")`,
+				`floatip.yaml:17: checks[6].fall: "many" is not a whole number`,
+			}},
+		{"checks not a list", "checks: {name: a}\n",
+			[]string{`floatip.yaml:1: checks: must be a list of checks, not a mapping`}},
+		{"check not a mapping", "checks:\n  - web\n",
+			[]string{`floatip.yaml:2: checks[0]: must be a mapping of keys to values, not the value "web"`}},
+		{"check names", "checks:\n  - name: web\n    tcp: {address: \"x:1\"}\n  - name: web\n    tcp: {address: \"x:2\"}\n  - name: \"\"\n    tcp: {address: \"x:3\"}\n" +
+			"groups:\n  - name: a\n    vips: [10.0.0.1]\n    checks:\n      - name: web\n        tcp: {address: \"y:1\"}\n      - tcp: {address: \"z:1\"}\n      - name: tcp-4\n        exec: {command: [/x]}\n" +
+			"  - name: b\n    vips: [10.0.0.2]\n    checks: {}\n",
+			[]string{
+				`floatip.yaml:4: checks: two checks named "web"`,
+				`floatip.yaml:6: checks[2].name: must not be empty`,
+				`floatip.yaml:12: groups[0].checks: two checks named "web"`,
+				`floatip.yaml:15: groups[0].checks: two checks named "tcp-4"`,
+				`floatip.yaml:19: groups[1].checks: must be a list of checks, not a mapping`,
+			}},
+		{"duplicate top-level check names with vips:", "checks:\n  - name: web\n    tcp: {address: \"x:1\"}\n  - name: web\n    tcp: {address: \"x:2\"}\nvips: [10.0.0.1]\n",
+			[]string{`floatip.yaml:4: checks: two checks named "web"`}},
+		{"unknown keys in the new sections",
+			"checks:\n  - htp: {url: \"http://x/\"}\n    http: {uri: \"http://x/\"}\nnotify:\n  - comand: [/x]\nfencing:\n  polcy: \"off\"\n" +
+				"groups:\n  - name: a\n    vips: [10.0.0.1]\n    check: []\npreemt: true\n",
+			[]string{
+				`floatip.yaml:2: checks[0]: unknown key "htp" (did you mean "http"?)`,
+				`floatip.yaml:3: checks[0].http: unknown key "uri" (did you mean "url"?)`,
+				`floatip.yaml:3: checks[0].http.url: required: the URL to GET, like "http://127.0.0.1:8080/healthz"`,
+				`floatip.yaml:5: notify[0]: unknown key "comand" (did you mean "command"?)`,
+				`floatip.yaml:5: notify[0].command: required: the program (an absolute path) and its arguments, like [/usr/local/bin/check, --quick]`,
+				`floatip.yaml:7: fencing: unknown key "polcy" (did you mean "policy"?)`,
+				`floatip.yaml:11: groups[0]: unknown key "check" (did you mean "checks"?)`,
+				`floatip.yaml:12: unknown key "preemt" (did you mean "preempt"?)`,
+			}},
+		{"preempt and policies", "preempt: yes\npreempt_delay: -1s\nunhealthy_policy: drop\nfencing:\n  policy: maybe\n  timeout: 0s\n",
+			[]string{
+				`floatip.yaml:1: preempt: "yes" is not true or false`,
+				`floatip.yaml:2: preempt_delay: must not be negative, got -1s`,
+				`floatip.yaml:3: unhealthy_policy: "drop" is not one of keep or release`,
+				`floatip.yaml:5: fencing.policy: "maybe" is not one of off, best-effort or required`,
+				`floatip.yaml:6: fencing.timeout: must be positive, got 0s`,
+			}},
+		{"fencing command required", "fencing:\n  policy: required\n",
+			[]string{`floatip.yaml:2: fencing.command: required when fencing.policy is required`}},
+		{"fencing command required for best-effort", "fencing:\n  policy: best-effort\n  command: []\n",
+			[]string{`floatip.yaml:2: fencing.command: required when fencing.policy is best-effort`}},
+		{"fencing command relative", "fencing:\n  policy: best-effort\n  command:\n    - fence\n",
+			[]string{`floatip.yaml:4: fencing.command: "fence" must be an absolute path`}},
+		{"notify", "notify:\n  - command: notify.sh\n  - command: [notify.sh]\n    on: [holder, master, holder]\n    timeout: 0s\n  - command: [/x]\n    on: []\n  - command: [/x]\n    on: holder\n",
+			[]string{
+				`floatip.yaml:2: notify[0].command: must be a list, like [/usr/local/bin/check, --quick], not the value "notify.sh"`,
+				`floatip.yaml:3: notify[1].command: "notify.sh" must be an absolute path`,
+				`floatip.yaml:4: notify[1].on[1]: "master" is not one of holder, standby, fault or stopping`,
+				`floatip.yaml:4: notify[1].on[2]: "holder" is listed twice`,
+				`floatip.yaml:5: notify[1].timeout: must be positive, got 0s`,
+				`floatip.yaml:7: notify[2].on: list at least one of holder, standby, fault or stopping, or leave on: out for all of them`,
+				`floatip.yaml:9: notify[3].on: must be a list, like [holder, standby], not the value "holder"`,
+			}},
+		{"notify not a list", "notify: /x\n",
+			[]string{`floatip.yaml:1: notify: must be a list of hooks, like [{command: [/usr/local/bin/check, --quick]}], not the value "/x"`}},
+		{"peers",
+			"peers:\n  web1: \"02:00:00\"\n  web2: \"02:00:00:00:00:01\"\n  web3: \"02:00:00:00:00:01\"\n  web4: \"01:00:5e:00:00:01\"\n" +
+				"  web5: \"00:00:00:00:01:00:00:00\"\n  \"web 6\": \"02:00:00:00:00:06\"\n  web7: [1]\n  web8: \"00:00:00:00:00:00\"\n  web2: \"02:00:00:00:00:09\"\n",
+			[]string{
+				`floatip.yaml:2: peers.web1: "02:00:00" is not a MAC address`,
+				`floatip.yaml:4: peers: web2 and web3 have the same MAC 02:00:00:00:00:01`,
+				`floatip.yaml:5: peers.web4: 01:00:5e:00:00:01 is a multicast MAC address, not a node's`,
+				`floatip.yaml:6: peers.web5: "00:00:00:00:01:00:00:00" is not a 6-byte Ethernet MAC address`,
+				`floatip.yaml:7: peers.web 6: node name "web 6" must not contain whitespace or control characters`,
+				`floatip.yaml:8: peers.web7: must be a single value, not a list`,
+				`floatip.yaml:9: peers.web8: 00:00:00:00:00:00 is the zero MAC address`,
+				`floatip.yaml:10: peers: duplicate key "web2" (first at line 3)`,
+			}},
+		{"peers in one line", "peers: {b: \"02:00:00:00:00:01\", a: \"02:00:00:00:00:01\", c: x}\n",
+			[]string{
+				`floatip.yaml:1: peers.c: "x" is not a MAC address`,
+				`floatip.yaml:1: peers: a and b have the same MAC 02:00:00:00:00:01`,
+			}},
+		{"peers not a mapping", "peers: [web1]\n",
+			[]string{`floatip.yaml:1: peers: must be a mapping of keys to values, not a list`}},
 		{"all problems at once, sorted by line",
 			"interface: eth0/1\npriority: 300\ntiming:\n  lifetime: 2s\n  renew_interval: 1.5s\n  misses: 0\nvips: [10.0.0.300, 127.0.0.1]\nbogus: 1\n",
 			[]string{
@@ -365,15 +526,31 @@ func TestLoadFull(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
+	top := []Check{
+		{Name: "web", Type: "http", URL: "http://127.0.0.1:8080/healthz", ExpectStatus: 200,
+			Interval: time.Second, Timeout: 500 * time.Millisecond, Fall: 3, Rise: 2},
+		{Name: "tcp-1", Type: "tcp", Address: "127.0.0.1:5432", Interval: time.Second, Timeout: time.Second, Fall: 3, Rise: 2},
+	}
 	want := Config{
 		Path: path, Interface: "eth0", Priority: 100, NodeName: "web1", Profile: "default",
 		OnForeignClaim: "yield", LogFormat: "text", LogLevel: "info",
 		Control: Control{Socket: "/run/floatip/floatip.sock", Group: "adm"},
 		Metrics: Metrics{Listen: "127.0.0.1:9110"},
+		Preempt: true, PreemptDelay: 5 * time.Second, UnhealthyPolicy: "keep",
+		Checks: top,
 		Groups: []Group{
-			{Name: "web", VIPs: addrs("198.18.0.100", "198.18.0.101"), Priority: 150},
-			{Name: "db", VIPs: addrs("198.18.0.110"), Priority: 100},
+			{Name: "web", VIPs: addrs("198.18.0.100", "198.18.0.101"), Priority: 150, Checks: append(slices.Clone(top), Check{
+				Name: "app", Type: "exec", Command: []string{"/usr/local/bin/check", "--quick"},
+				Interval: 2 * time.Second, Timeout: 2 * time.Second, Fall: 3, Rise: 2,
+			})},
+			{Name: "db", VIPs: addrs("198.18.0.110"), Priority: 100, Checks: top},
 		},
+		Notify: []Hook{{
+			Command: []string{"/usr/local/bin/on-change", "--verbose"}, Timeout: 10 * time.Second,
+			On: []string{"holder", "standby", "fault", "stopping"},
+		}},
+		Fencing: Fencing{Policy: "best-effort", Command: []string{"/usr/local/sbin/fence-node"}, Timeout: 30 * time.Second},
+		Peers:   map[string]net.HardwareAddr{"web1": mac("02:00:00:00:00:01"), "web2": mac("02:00:00:00:00:02")},
 	}
 	want.Timing, _ = Preset("default")
 	if diff := cmp.Diff(want, got, addrEqual); diff != "" {
@@ -434,6 +611,31 @@ func TestValidate(t *testing.T) {
 		}},
 		{"invalid address", func(c *Config) { c.Groups[0].VIPs = []netip.Addr{{}} },
 			[]string{"vips[0]: not a valid address"}},
+		{"checks, hooks, fencing and peers built in code", func(c *Config) {
+			ok := Check{Name: "web", Type: "tcp", Address: "x:1", Interval: time.Second, Timeout: time.Second, Fall: 3, Rise: 2}
+			c.Checks = []Check{{}, {Name: "u", Type: "udp", Interval: time.Second, Timeout: time.Second, Fall: 1, Rise: 1}, ok}
+			c.Groups = append(c.Groups, Group{Name: "b", VIPs: addrs("198.18.0.101"), Priority: 100, Checks: []Check{ok}})
+			c.Groups[0].Checks = append(slices.Clone(c.Checks), ok)
+			c.Notify = []Hook{{Command: []string{"/x"}, Timeout: time.Second}}
+			c.Fencing = Fencing{}
+			c.Peers = map[string]net.HardwareAddr{"b": mac("02:00:00:00:00:01"), "a": mac("02:00:00:00:00:01"), "c": nil}
+		}, []string{
+			"checks[0].name: must not be empty",
+			"checks[0]: set exactly one of http, tcp, exec",
+			"checks[0].interval: must be at least 10ms, got 0s",
+			"checks[0].timeout: must be positive, got 0s",
+			"checks[0].fall: must be 1..100, got 0",
+			"checks[0].rise: must be 1..100, got 0",
+			`checks[1]: type "udp" is not one of http, tcp or exec`,
+			`groups[0].checks: two checks named "web"`,
+			"groups[1].checks: must begin with the top-level checks, which apply to every group",
+			`groups[1].checks: two checks named "web"`,
+			"notify[0].on: list at least one of holder, standby, fault or stopping, or leave on: out for all of them",
+			`fencing.policy: "" is not one of off, best-effort or required`,
+			"fencing.timeout: must be positive, got 0s",
+			"peers: a and b have the same MAC 02:00:00:00:00:01",
+			`peers.c: "" is not a 6-byte Ethernet MAC address`,
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -534,6 +736,20 @@ func TestApply(t *testing.T) {
 	}
 }
 
+func TestApplyVIPsKeepTopLevelChecks(t *testing.T) {
+	c, err := Parse("", []byte("checks:\n  - tcp: {address: \"x:1\"}\ngroups:\n  - name: a\n    vips: [10.0.0.1]\n    checks:\n      - exec: {command: [/x]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Apply(Overrides{VIPs: []string{"10.0.0.2"}}); err != nil {
+		t.Fatal(err)
+	}
+	want := []Group{{Name: "default", VIPs: addrs("10.0.0.2"), Priority: 100, Checks: c.Checks}}
+	if diff := cmp.Diff(want, c.Groups, addrEqual); diff != "" {
+		t.Errorf("groups (-want +got):\n%s", diff)
+	}
+}
+
 func TestApplyDoesNotAlias(t *testing.T) {
 	c, err := Parse("", []byte("priority: 10\ngroups:\n  - name: a\n    vips: [10.0.0.1]\n"))
 	if err != nil {
@@ -567,11 +783,29 @@ func TestYAMLRoundTrip(t *testing.T) {
 	shorthand.Interface = "eth0"
 	shorthand.Groups = []Group{{Name: "default", VIPs: addrs("198.18.0.100", "198.18.0.101"), Priority: 100}}
 
+	shorthandChecks := shorthand
+	shorthandChecks.Checks = []Check{{Name: "x", Type: "exec", Command: []string{"/bin/sh", "-c", "exit 0 # yes: no"},
+		Interval: 10 * time.Millisecond, Timeout: 10 * time.Millisecond, Fall: 100, Rise: 1}}
+	shorthandChecks.Groups = []Group{{Name: "default", VIPs: addrs("198.18.0.100"), Priority: 100, Checks: shorthandChecks.Checks}}
+
+	ownChecks := shorthand // one group "default", but with checks of its own: not "vips:"
+	ownChecks.Groups = []Group{{Name: "default", VIPs: addrs("198.18.0.100"), Priority: 100, Checks: []Check{
+		{Name: "on", Type: "tcp", Address: "[::1]:80", Interval: time.Second, Timeout: time.Second, Fall: 3, Rise: 2}}}}
+
+	fencingOff := Default()
+	fencingOff.Fencing = Fencing{Policy: "off", Command: []string{"/usr/sbin/fence", "--node", "{old}"}, Timeout: time.Minute}
+	fencingOff.Peers = map[string]net.HardwareAddr{"true": mac("02:00:00:00:00:01"), "1": mac("0a:00:00:00:00:02")}
+	fencingOff.Notify = []Hook{{Command: []string{"/x", "", "null"}, Timeout: time.Millisecond, On: []string{"stopping", "fault"}}}
+
 	for name, c := range map[string]Config{
-		"default":   Default(),
-		"full":      full,
-		"fast":      fastOdd,
-		"shorthand": shorthand,
+		"default":          Default(),
+		"full":             full,
+		"fast":             fastOdd,
+		"shorthand":        shorthand,
+		"sections":         sections(),
+		"shorthand checks": shorthandChecks,
+		"own checks":       ownChecks,
+		"fencing off":      fencingOff,
 	} {
 		t.Run(name, func(t *testing.T) {
 			c.Path = "again.yaml"
@@ -598,12 +832,15 @@ priority: 100
 node_name: web1
 profile: default
 on_foreign_claim: yield
+preempt: false
+preempt_delay: 5s
+unhealthy_policy: keep
 log_format: text
 log_level: info
 timing:
   check_interval: 50ms
   misses: 3
-  claim_slot: 20ms
+  claim_slot: 50ms
   announce_count: 3
   announce_interval: 100ms
   lifetime: 3s
@@ -618,6 +855,91 @@ control:
 	}
 }
 
+// sections returns a valid Config that sets every new section: top-level
+// and group checks, notify, fencing and peers.
+func sections() Config {
+	c := Default()
+	c.Interface = "eth0"
+	c.NodeName = "web1"
+	c.Preempt = true
+	c.PreemptDelay = 0
+	c.UnhealthyPolicy = "release"
+	c.Checks = []Check{{Name: "web", Type: "http", URL: "https://127.0.0.1/ok", ExpectStatus: 204,
+		Interval: time.Second, Timeout: 300 * time.Millisecond, Fall: 3, Rise: 2}}
+	c.Groups = []Group{
+		{Name: "default", VIPs: addrs("198.18.0.100"), Priority: 100, Checks: append(slices.Clone(c.Checks),
+			Check{Name: "db", Type: "tcp", Address: "127.0.0.1:5432", Interval: 2 * time.Second, Timeout: time.Second, Fall: 1, Rise: 1})},
+		{Name: "b", VIPs: addrs("198.18.0.101"), Priority: 100, Checks: c.Checks},
+	}
+	c.Notify = []Hook{{Command: []string{"/bin/on-change", "a b"}, Timeout: 5 * time.Second, On: []string{"holder"}}}
+	c.Fencing = Fencing{Policy: "required", Command: []string{"/usr/local/sbin/fence-node"}, Timeout: 30 * time.Second}
+	c.Peers = map[string]net.HardwareAddr{"web2": mac("02:00:00:00:00:02"), "web1": mac("02:00:00:00:00:01")}
+	return c
+}
+
+func TestYAMLTextSections(t *testing.T) {
+	c := sections()
+	want := `# floatip effective configuration
+interface: eth0
+priority: 100
+node_name: web1
+profile: default
+on_foreign_claim: yield
+preempt: true
+preempt_delay: 0s
+unhealthy_policy: release
+log_format: text
+log_level: info
+timing:
+  check_interval: 50ms
+  misses: 3
+  claim_slot: 50ms
+  announce_count: 3
+  announce_interval: 100ms
+  lifetime: 3s
+  renew_interval: 1s
+  beacon_interval: 500ms
+checks:
+  - name: web
+    http: {url: 'https://127.0.0.1/ok', expect_status: 204}
+    interval: 1s
+    timeout: 300ms
+    fall: 3
+    rise: 2
+groups:
+  - name: default
+    vips: [198.18.0.100]
+    checks:
+      - name: db
+        tcp: {address: '127.0.0.1:5432'}
+        interval: 2s
+        timeout: 1s
+        fall: 1
+        rise: 1
+  - name: b
+    vips: [198.18.0.101]
+notify:
+  - command: [/bin/on-change, a b]
+    timeout: 5s
+    "on": [holder]
+fencing:
+  policy: required
+  command: [/usr/local/sbin/fence-node]
+  timeout: 30s
+peers:
+  web1: "02:00:00:00:00:01"
+  web2: "02:00:00:00:00:02"
+control:
+  socket: /run/floatip/floatip.sock
+`
+	if diff := cmp.Diff(want, string(c.YAML())); diff != "" {
+		t.Errorf("YAML (-want +got):\n%s", diff)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+}
+
 // FuzzParse checks that Parse never panics, and that whatever it accepts
 // prints with YAML and parses back to the same Config.
 func FuzzParse(f *testing.F) {
@@ -628,6 +950,9 @@ func FuzzParse(f *testing.F) {
 	f.Add(full)
 	f.Add([]byte("vips: [10.0.0.1]\ntiming: {lifetime: 4s}\n"))
 	f.Add([]byte("groups:\n  - name: a\n    vips: [10.0.0.1]\n    priority: 7\n"))
+	f.Add([]byte("checks: [{tcp: {address: \"x:1\"}}]\nvips: [10.0.0.1]\n"))
+	f.Add([]byte("fencing: {command: [/f]}\npeers: {a: 02:00:00:00:00:01}\nnotify: [{command: [/x], on: [fault]}]\npreempt: true\n"))
+	f.Add(sections().YAML())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("f.yaml", data)
 		if err != nil {

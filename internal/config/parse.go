@@ -2,9 +2,12 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -16,9 +19,18 @@ import (
 )
 
 var (
-	topKeys    = []string{"interface", "priority", "node_name", "profile", "on_foreign_claim", "log_format", "log_level", "timing", "vips", "groups", "control", "metrics"}
-	timingKeys = []string{"check_interval", "misses", "claim_slot", "announce_count", "announce_interval", "lifetime", "renew_interval", "beacon_interval"}
-	groupKeys  = []string{"name", "vips", "priority"}
+	topKeys = []string{
+		"interface", "priority", "node_name", "profile", "on_foreign_claim", "preempt", "preempt_delay", "unhealthy_policy",
+		"log_format", "log_level", "timing", "checks", "vips", "groups", "notify", "fencing", "peers", "control", "metrics",
+	}
+	timingKeys  = []string{"check_interval", "misses", "claim_slot", "announce_count", "announce_interval", "lifetime", "renew_interval", "beacon_interval"}
+	groupKeys   = []string{"name", "vips", "priority", "checks"}
+	checkKeys   = []string{"name", "http", "tcp", "exec", "interval", "timeout", "fall", "rise"}
+	httpKeys    = []string{"url", "expect_status"}
+	tcpKeys     = []string{"address"}
+	execKeys    = []string{"command"}
+	hookKeys    = []string{"command", "timeout", "on"}
+	fencingKeys = []string{"policy", "command", "timeout"}
 )
 
 // parser walks the yaml.Node tree, so that every problem can carry the line
@@ -121,7 +133,8 @@ func kindName(n *yaml.Node) string {
 type entry struct{ key, val *yaml.Node }
 
 // mapping returns the known keys of mapping node n, whose path is field. It
-// reports unknown and duplicate keys and records each key's line.
+// reports unknown and duplicate keys and records each key's line. With known
+// nil, every key is known (peers: maps names the user chooses).
 func (p *parser) mapping(n *yaml.Node, field string, known []string) map[string]entry {
 	m := map[string]entry{}
 	if n.Kind != yaml.MappingNode {
@@ -140,7 +153,7 @@ func (p *parser) mapping(n *yaml.Node, field string, known []string) map[string]
 			continue
 		}
 		first[k.Value] = k.Line
-		if !slices.Contains(known, k.Value) {
+		if known != nil && !slices.Contains(known, k.Value) {
 			msg := fmt.Sprintf("unknown key %q", k.Value)
 			if s := suggest(k.Value, known); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
@@ -201,6 +214,23 @@ func (p *parser) int(m map[string]entry, key, field string, dst *int) {
 	*dst = n
 }
 
+func (p *parser) bool(m map[string]entry, key, field string, dst *bool) {
+	e, ok := m[key]
+	if !ok {
+		return
+	}
+	s, ok := p.scalar(e.val, field)
+	if !ok {
+		return
+	}
+	var b bool
+	if e.val.ShortTag() != "!!bool" || e.val.Decode(&b) != nil {
+		p.fail(e.val, field, "%q is not true or false", s)
+		return
+	}
+	*dst = b
+}
+
 func (p *parser) duration(m map[string]entry, key, field string, dst *time.Duration) {
 	e, ok := m[key]
 	if !ok {
@@ -245,6 +275,26 @@ func (p *parser) config(root *yaml.Node, c *Config) {
 	p.str(m, "on_foreign_claim", "on_foreign_claim", &c.OnForeignClaim)
 	p.str(m, "log_format", "log_format", &c.LogFormat)
 	p.str(m, "log_level", "log_level", &c.LogLevel)
+	p.bool(m, "preempt", "preempt", &c.Preempt)
+	p.duration(m, "preempt_delay", "preempt_delay", &c.PreemptDelay)
+	p.str(m, "unhealthy_policy", "unhealthy_policy", &c.UnhealthyPolicy)
+	if e, ok := m["checks"]; ok {
+		c.Checks = p.checks(e.val, "checks", 0)
+	}
+	if e, ok := m["notify"]; ok {
+		c.Notify = p.notify(e.val)
+	}
+	if e, ok := m["fencing"]; ok && !isNull(e.val) {
+		fm := p.mapping(e.val, "fencing", fencingKeys)
+		p.str(fm, "policy", "fencing.policy", &c.Fencing.Policy)
+		if e, ok := fm["command"]; ok {
+			c.Fencing.Command = p.stringList(e.val, "fencing.command", exampleCommand)
+		}
+		p.duration(fm, "timeout", "fencing.timeout", &c.Fencing.Timeout)
+	}
+	if e, ok := m["peers"]; ok && !isNull(e.val) {
+		c.Peers = p.peers(e.val)
+	}
 	if e, ok := m["control"]; ok && !isNull(e.val) {
 		cm := p.mapping(e.val, "control", []string{"socket", "group"})
 		p.str(cm, "socket", "control.socket", &c.Control.Socket)
@@ -269,7 +319,7 @@ func (p *parser) config(root *yaml.Node, c *Config) {
 		p.shorthand = true
 		p.lines["groups[0]"] = v.key.Line
 		p.lines["groups[0].vips"] = v.key.Line
-		c.Groups = []Group{{Name: DefaultGroup, VIPs: p.vips(v.val, "groups[0].vips"), Priority: c.Priority}}
+		c.Groups = []Group{{Name: DefaultGroup, VIPs: p.vips(v.val, "groups[0].vips"), Priority: c.Priority, Checks: slices.Clone(c.Checks)}}
 	case hasG:
 		p.groups(g.val, c)
 	}
@@ -294,6 +344,10 @@ func (p *parser) groups(n *yaml.Node, c *Config) {
 		p.int(m, "priority", field+".priority", &grp.Priority)
 		if e, ok := m["vips"]; ok {
 			grp.VIPs = p.vips(e.val, field+".vips")
+		}
+		grp.Checks = slices.Clone(c.Checks)
+		if e, ok := m["checks"]; ok {
+			grp.Checks = append(grp.Checks, p.checks(e.val, field+".checks", len(c.Checks))...)
 		}
 		c.Groups = append(c.Groups, grp)
 	}
@@ -325,6 +379,164 @@ func (p *parser) vips(n *yaml.Node, field string) []netip.Addr {
 		addrs = append(addrs, a)
 	}
 	return addrs
+}
+
+// checks decodes a list of health checks. first is the position of the
+// first one in a group's effective checks, for the default names.
+func (p *parser) checks(n *yaml.Node, field string, first int) []Check {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.fail(n, field, "must be a list of checks, not %s", kindName(n))
+		return nil
+	}
+	var out []Check
+	for j, item := range n.Content {
+		f := fmt.Sprintf("%s[%d]", field, j)
+		item = resolve(item)
+		p.lines[f] = item.Line
+		out = append(out, p.healthCheck(item, f, first+j))
+	}
+	return out
+}
+
+// healthCheck decodes one check, with its defaults. index is its position in
+// a group's effective checks.
+func (p *parser) healthCheck(n *yaml.Node, field string, index int) Check {
+	h := Check{Interval: DefaultCheckInterval, Fall: DefaultCheckFall, Rise: DefaultCheckRise}
+	m := p.mapping(n, field, checkKeys)
+	p.str(m, "name", field+".name", &h.Name)
+	var types []string
+	for _, t := range checkTypes {
+		if e, ok := m[t]; ok && !isNull(e.val) {
+			types = append(types, t)
+		}
+	}
+	switch {
+	case p.bad[field]: // not a mapping
+	case len(types) == 0:
+		p.fail(n, field, "set exactly one of http, tcp, exec")
+	case len(types) > 1:
+		p.fail(n, field, "set exactly one of http, tcp, exec (it sets %s)", strings.Join(types, " and "))
+	default:
+		h.Type = types[0]
+	}
+	if e, ok := m[CheckHTTP]; ok && !isNull(e.val) {
+		f := field + ".http"
+		hm := p.mapping(e.val, f, httpKeys)
+		h.ExpectStatus = DefaultExpectStatus
+		p.str(hm, "url", f+".url", &h.URL)
+		p.int(hm, "expect_status", f+".expect_status", &h.ExpectStatus)
+	}
+	if e, ok := m[CheckTCP]; ok && !isNull(e.val) {
+		f := field + ".tcp"
+		tm := p.mapping(e.val, f, tcpKeys)
+		p.str(tm, "address", f+".address", &h.Address)
+	}
+	if e, ok := m[CheckExec]; ok && !isNull(e.val) {
+		f := field + ".exec"
+		em := p.mapping(e.val, f, execKeys)
+		if e, ok := em["command"]; ok {
+			h.Command = p.stringList(e.val, f+".command", exampleCommand)
+		}
+	}
+	p.duration(m, "interval", field+".interval", &h.Interval)
+	h.Timeout = h.Interval
+	p.duration(m, "timeout", field+".timeout", &h.Timeout)
+	p.int(m, "fall", field+".fall", &h.Fall)
+	p.int(m, "rise", field+".rise", &h.Rise)
+	if _, named := m["name"]; !named && h.Type != "" {
+		h.Name = fmt.Sprintf("%s-%d", h.Type, index)
+	}
+	return h
+}
+
+// exampleCommand shows how to write a command in problem messages.
+const exampleCommand = "[/usr/local/bin/check, --quick]"
+
+// notify decodes the list of hooks, with their defaults.
+func (p *parser) notify(n *yaml.Node) []Hook {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.fail(n, "notify", "must be a list of hooks, like [{command: %s}], not %s", exampleCommand, kindName(n))
+		return nil
+	}
+	var out []Hook
+	for i, item := range n.Content {
+		field := fmt.Sprintf("notify[%d]", i)
+		item = resolve(item)
+		p.lines[field] = item.Line
+		m := p.mapping(item, field, hookKeys)
+		h := Hook{Timeout: DefaultHookTimeout, On: slices.Clone(hookStates)}
+		if e, ok := m["command"]; ok {
+			h.Command = p.stringList(e.val, field+".command", exampleCommand)
+		}
+		p.duration(m, "timeout", field+".timeout", &h.Timeout)
+		if e, ok := m["on"]; ok && !isNull(e.val) {
+			h.On = p.stringList(e.val, field+".on", "[holder, standby]")
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+// stringList decodes a list of single values, such as a command and its
+// arguments; example shows such a list. If an entry cannot be decoded the whole list is marked bad, so
+// that the later entries are not checked at the wrong index. A null or empty
+// list is nil.
+func (p *parser) stringList(n *yaml.Node, field, example string) []string {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.fail(n, field, "must be a list, like %s, not %s", example, kindName(n))
+		return nil
+	}
+	var out []string
+	for j, item := range n.Content {
+		f := fmt.Sprintf("%s[%d]", field, j)
+		item = resolve(item)
+		p.lines[f] = item.Line
+		s, ok := p.scalar(item, f)
+		if !ok {
+			p.bad[field] = true
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// peers decodes the map of node names to MAC addresses; nil if empty.
+func (p *parser) peers(n *yaml.Node) map[string]net.HardwareAddr {
+	m := p.mapping(n, "peers", nil)
+	names := slices.Collect(maps.Keys(m))
+	slices.SortFunc(names, func(a, b string) int { // file order, for the order of the problems
+		ka, kb := m[a].key, m[b].key
+		return cmp.Or(ka.Line-kb.Line, ka.Column-kb.Column)
+	})
+	var out map[string]net.HardwareAddr
+	for _, name := range names {
+		e := m[name]
+		field := join("peers", name)
+		s, ok := p.scalar(e.val, field)
+		if !ok {
+			continue
+		}
+		mac, err := net.ParseMAC(s)
+		if err != nil {
+			p.fail(e.val, field, "%q is not a MAC address", s)
+			continue
+		}
+		if out == nil {
+			out = map[string]net.HardwareAddr{}
+		}
+		out[name] = mac
+	}
+	return out
 }
 
 // parseVIP parses the text of one address. Whether it may be a VIP is

@@ -127,6 +127,21 @@ func (g *group) stop() {
 	<-g.done
 }
 
+// grid is the step that every group's timers are rounded to. Groups that
+// wake at the same instants share the runtime's wake-ups and read their
+// answers in one burst, which matters with many groups; the error stays a
+// tenth of the check interval.
+func (g *group) grid() time.Duration {
+	return max(g.d.cfg.Timing.CheckInterval/10, time.Millisecond)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 func (g *group) run(start election.Start) {
 	defer close(g.done)
 	timer := time.NewTimer(maxSleep)
@@ -134,11 +149,12 @@ func (g *group) run(start election.Start) {
 	if g.apply(g.m.Handle(time.Now(), start)) {
 		return
 	}
+	grid := g.grid()
 	for {
 		g.heartbeat.Store(time.Now().UnixNano())
 		wait := maxSleep
 		if dl := g.m.Deadline(); !dl.IsZero() {
-			wait = min(time.Until(dl), maxSleep)
+			wait = min(time.Until(dl.Round(grid)), maxSleep)
 		}
 		timer.Reset(wait)
 		var done bool
@@ -158,8 +174,11 @@ func (g *group) run(start election.Start) {
 			c.reply <- err
 			done = g.apply(acts)
 		case <-timer.C:
-			if dl := g.m.Deadline(); !dl.IsZero() && !time.Now().Before(dl) {
-				done = g.apply(g.m.Handle(time.Now(), election.Tick{}))
+			// Woken at the grid point nearest the deadline, perhaps a
+			// little before it: that counts as the deadline.
+			now := time.Now()
+			if dl := g.m.Deadline(); !dl.IsZero() && now.Add(grid).After(dl) {
+				done = g.apply(g.m.Handle(maxTime(now, dl), election.Tick{}))
 			}
 		}
 		if done {
