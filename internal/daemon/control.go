@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"reflect"
 	"slices"
 
 	"github.com/floatip/floatip/internal/config"
@@ -136,15 +137,21 @@ func (d *daemon) Reload(ctx context.Context) error {
 	}
 	var kept, stopped []*group
 	var keptNames = map[string]bool{}
+	shared := next // one copy the kept groups share and never write
 	for _, g := range d.groups {
 		gc, ok := byName[g.name]
-		if ok && slices.Equal(gc.VIPs, g.vips) {
+		if ok && slices.Equal(gc.VIPs, g.vips) && reflect.DeepEqual(gc.Checks, g.conf.Checks) {
 			kept = append(kept, g)
 			keptNames[g.name] = true
-			if err := g.command(ctx, election.Reconfigure{Params: d.params(gc)}); err != nil {
+			g.conf = gc
+			c := command{ev: election.Reconfigure{Params: params(&shared, gc, d.mac)}, cfg: &shared, reply: make(chan error, 1)}
+			if err := g.send(ctx, c); err != nil {
 				return err
 			}
 			continue
+		}
+		if ok && slices.Equal(gc.VIPs, g.vips) {
+			d.log.Warn("the group's health checks changed: restarting the group", "group", g.name)
 		}
 		stopped = append(stopped, g)
 	}

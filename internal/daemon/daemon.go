@@ -5,6 +5,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -179,8 +180,9 @@ func (d *daemon) startGroups(gcs []config.Group, link ifaddr.Link) {
 		}
 	}
 	routes := maps.Clone(*d.routes.Load())
+	cfg := d.cfg // a copy for these groups, never written after
 	for _, gc := range gcs {
-		g := d.newGroup(gc)
+		g := d.newGroup(&cfg, gc)
 		d.groups = append(d.groups, g)
 		for _, v := range gc.VIPs {
 			routes[v] = g
@@ -316,6 +318,19 @@ func (d *daemon) watch(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// peerName names a MAC from the configured peer table, or "".
+func peerName(cfg *config.Config, mac net.HardwareAddr) string {
+	if mac == nil {
+		return ""
+	}
+	for name, m := range cfg.Peers {
+		if bytes.Equal(m, mac) {
+			return name
+		}
+	}
+	return ""
 }
 
 // allGroups returns the groups currently routed to.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -12,6 +14,8 @@ import (
 	"github.com/floatip/floatip/internal/config"
 	"github.com/floatip/floatip/internal/control"
 	"github.com/floatip/floatip/internal/election"
+	"github.com/floatip/floatip/internal/health"
+	"github.com/floatip/floatip/internal/hooks"
 )
 
 // maxSleep bounds how long a group's goroutine sleeps without an event, so
@@ -30,6 +34,8 @@ type group struct {
 	m          *election.Machine
 	events     chan election.Event
 	cmds       chan command
+	cfg        *config.Config // owned by the run goroutine once it runs
+	conf       config.Group   // as configured; read and written under reloadMu
 	ctx        context.Context
 	cancel     context.CancelFunc
 	done       chan struct{}
@@ -43,21 +49,37 @@ type group struct {
 	prev         election.Stats
 	published    time.Time
 
+	checks   *health.Monitor // nil without checks
+	notifier *hooks.Notifier
+	fencing  sync.WaitGroup // fence commands in flight
+
 	snap      atomic.Pointer[control.Group] // for Status
 	heartbeat atomic.Int64                  // unix nanos of the last loop turn
 }
 
-func (d *daemon) params(gc config.Group) election.Params {
-	t := d.cfg.Timing
+func params(cfg *config.Config, gc config.Group, mac net.HardwareAddr) election.Params {
+	t := cfg.Timing
 	policy := election.Yield
-	if d.cfg.OnForeignClaim == config.ForeignClaimDefend {
+	if cfg.OnForeignClaim == config.ForeignClaimDefend {
 		policy = election.Defend
 	}
+	fence := election.FenceOff
+	switch cfg.Fencing.Policy {
+	case config.FencingBestEffort:
+		fence = election.FenceBestEffort
+	case config.FencingRequired:
+		fence = election.FenceRequired
+	}
 	return election.Params{
-		VIPs:     gc.VIPs,
-		MAC:      d.mac,
-		Priority: uint8(gc.Priority),
-		NodeID:   nodeID(d.cfg.NodeName),
+		HasChecks:     len(gc.Checks) > 0,
+		KeepUnhealthy: cfg.UnhealthyPolicy != config.UnhealthyRelease,
+		Fencing:       fence,
+		Preempt:       cfg.Preempt,
+		PreemptDelay:  cfg.PreemptDelay,
+		VIPs:          gc.VIPs,
+		MAC:           mac,
+		Priority:      uint8(gc.Priority),
+		NodeID:        nodeID(cfg.NodeName),
 		Timing: election.Timing{
 			CheckInterval: t.CheckInterval, Misses: t.Misses, ClaimSlot: t.ClaimSlot,
 			AnnounceCount: t.AnnounceCount, AnnounceInterval: t.AnnounceInterval,
@@ -67,11 +89,15 @@ func (d *daemon) params(gc config.Group) election.Params {
 	}
 }
 
-func (d *daemon) newGroup(gc config.Group) *group {
+// newGroup makes a group; cfg is the configuration it starts with (a
+// reload hands it a newer one through its command channel).
+func (d *daemon) newGroup(cfg *config.Config, gc config.Group) *group {
 	ctx, cancel := context.WithCancel(d.groupsCtx)
 	g := &group{
 		name: gc.Name, vips: gc.VIPs, d: d,
-		m:      election.New(d.params(gc)),
+		m:      election.New(params(cfg, gc, d.mac)),
+		cfg:    cfg,
+		conf:   gc,
 		log:    d.log.With("group", gc.Name),
 		events: make(chan election.Event, 1024),
 		cmds:   make(chan command),
@@ -80,6 +106,18 @@ func (d *daemon) newGroup(gc config.Group) *group {
 	}
 	for _, v := range gc.VIPs {
 		g.vipStrings = append(g.vipStrings, v.String())
+	}
+	g.notifier = g.newNotifier(cfg)
+	if len(gc.Checks) > 0 {
+		var cs []health.Check
+		for _, c := range gc.Checks {
+			cs = append(cs, health.Check{
+				Name: c.Name, Kind: health.Kind(c.Type), URL: c.URL, ExpectStatus: c.ExpectStatus,
+				Address: c.Address, Command: c.Command,
+				Interval: c.Interval, Timeout: c.Timeout, Fall: c.Fall, Rise: c.Rise,
+			})
+		}
+		g.checks = health.New(cs, g.log)
 	}
 	g.heartbeat.Store(time.Now().UnixNano())
 	g.publish()
@@ -97,15 +135,20 @@ func (g *group) deliver(ev election.Event) {
 }
 
 // command is an operator's event and where to say whether it was refused.
+// A reload also hands over the new configuration.
 type command struct {
 	ev    election.Event
+	cfg   *config.Config
 	reply chan error
 }
 
 // command hands an operator's event to the group's goroutine and waits for
 // the machine's verdict (a Refused action becomes the error).
 func (g *group) command(ctx context.Context, ev election.Event) error {
-	c := command{ev: ev, reply: make(chan error, 1)}
+	return g.send(ctx, command{ev: ev, reply: make(chan error, 1)})
+}
+
+func (g *group) send(ctx context.Context, c command) error {
 	select {
 	case g.cmds <- c:
 	case <-g.done:
@@ -132,7 +175,7 @@ func (g *group) stop() {
 // answers in one burst, which matters with many groups; the error stays a
 // tenth of the check interval.
 func (g *group) grid() time.Duration {
-	return max(g.d.cfg.Timing.CheckInterval/10, time.Millisecond)
+	return max(g.cfg.Timing.CheckInterval/10, time.Millisecond)
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -144,8 +187,16 @@ func maxTime(a, b time.Time) time.Time {
 
 func (g *group) run(start election.Start) {
 	defer close(g.done)
+	defer g.notifier.Close() // after the last transition's hooks are queued
+	defer g.fencing.Wait()
 	timer := time.NewTimer(maxSleep)
 	defer timer.Stop()
+	if g.checks != nil {
+		checksCtx, stopChecks := context.WithCancel(context.Background())
+		defer func() { stopChecks(); g.checks.Close() }()
+		g.checks.Start(checksCtx)
+		go g.forwardHealth(checksCtx)
+	}
 	if g.apply(g.m.Handle(time.Now(), start)) {
 		return
 	}
@@ -164,6 +215,12 @@ func (g *group) run(start election.Start) {
 		case ev := <-g.events:
 			done = g.apply(g.m.Handle(time.Now(), ev))
 		case c := <-g.cmds:
+			if c.cfg != nil {
+				g.cfg = c.cfg
+				old := g.notifier
+				g.notifier = g.newNotifier(c.cfg)
+				go old.Close() // lets its queued hooks finish
+			}
 			acts := g.m.Handle(time.Now(), c.ev)
 			var err error
 			for _, a := range acts {
@@ -173,7 +230,16 @@ func (g *group) run(start election.Start) {
 			}
 			c.reply <- err
 			done = g.apply(acts)
+			g.publish() // the operator will look at the status next
 		case <-timer.C:
+			// Frames already here go first: a claim decided by the timer
+			// must not overlook an announcement waiting in the queue.
+			for pending := len(g.events); pending > 0 && !done; pending-- {
+				done = g.apply(g.m.Handle(time.Now(), <-g.events))
+			}
+			if done {
+				return
+			}
 			// Woken at the grid point nearest the deadline, perhaps a
 			// little before it: that counts as the deadline.
 			now := time.Now()
@@ -243,12 +309,22 @@ func (g *group) apply(actions []election.Action) bool {
 			g.log.Log(context.Background(), lvl, "state changed", "from", a.From.String(), "to", a.To.String(), "reason", a.Reason)
 			mt.Transition(g.name, a.From.String(), a.To.String())
 			mt.SetState(g.name, a.To.String())
+			to := a.To.String()
+			if a.To == election.StateStopped {
+				to = config.StateStopping
+			}
+			g.notifier.Notify(hooks.Event{
+				Group: g.name, VIPs: g.vipStrings, Interface: g.cfg.Interface, Node: g.cfg.NodeName,
+				From: a.From.String(), To: to, Reason: a.Reason,
+			})
 		case election.Note:
 			g.log.Log(context.Background(), a.Level, a.Msg, a.Attrs...)
 		case election.ProbeAnswered:
 			mt.ProbeRTT(g.name, a.RTT)
 		case election.Refused:
 			g.log.Warn("command refused", "reason", a.Reason)
+		case election.Fence:
+			g.fence(a)
 		case election.Done:
 			done = true
 		}
@@ -304,8 +380,77 @@ func (g *group) publish() {
 			Claims: st.Claims, Releases: st.Releases, Conflicts: st.Conflicts,
 			ProbesUnanswered: st.ProbesUnanswered, Transitions: st.Transitions,
 		},
-		Health: []control.Check{},
+		HolderNode: peerName(g.cfg, g.m.Holder()),
+		Health:     g.healthStatus(),
 	})
+}
+
+func (g *group) newNotifier(cfg *config.Config) *hooks.Notifier {
+	var hs []hooks.Hook
+	for _, h := range cfg.Notify {
+		hs = append(hs, hooks.Hook{Command: h.Command, Timeout: h.Timeout, On: h.On})
+	}
+	return hooks.NewNotifier(hs, g.log, func(hook string, err error) { g.d.metrics.HookRun(g.name, hook, err) })
+}
+
+func (g *group) healthStatus() []control.Check {
+	if g.checks == nil {
+		return []control.Check{}
+	}
+	var out []control.Check
+	for _, r := range g.checks.Results() {
+		out = append(out, control.Check{Name: r.Check, Healthy: r.Healthy, Detail: r.Detail, Last: r.At})
+	}
+	return out
+}
+
+// forwardHealth turns the checks' reports into machine events. They must
+// not be dropped, so it waits for room.
+func (g *group) forwardHealth(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-g.checks.Updates():
+			for _, res := range r.Results {
+				g.d.metrics.HealthResult(g.name, res.Check, res.Healthy)
+			}
+			detail := "all checks pass"
+			for _, res := range r.Results {
+				if !res.Healthy {
+					detail = res.Check + ": " + res.Detail
+					break
+				}
+			}
+			select {
+			case g.events <- election.Health{Healthy: r.Healthy, Detail: detail}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// fence runs the fence command for the machine on its own goroutine and
+// reports the result back as an event.
+func (g *group) fence(a election.Fence) {
+	f := g.cfg.Fencing
+	t := hooks.Target{
+		MAC: a.MAC.String(), Node: peerName(g.cfg, a.MAC), LastSeen: a.LastSeen,
+		Group: g.name, VIPs: g.vipStrings, Interface: g.cfg.Interface,
+	}
+	g.log.Warn("fencing the vanished holder", "target", t.MAC, "node", t.Node, "last_seen", a.LastSeen)
+	g.fencing.Add(1)
+	go func() {
+		defer g.fencing.Done()
+		err := hooks.Fence(g.ctx, f.Command, f.Timeout, t, g.log)
+		g.d.metrics.HookRun(g.name, "fence", err)
+		select {
+		case g.events <- election.FenceResult{Err: err}:
+		case <-g.done:
+		case <-g.ctx.Done():
+		}
+	}()
 }
 
 func (g *group) logSend(p *arp.Packet) {

@@ -149,6 +149,7 @@ type Machine struct {
 	keptNoticed    bool // logged that we keep the VIP while unhealthy
 	vanished       bool // the holder we lost went silent (not released): fence it
 	refusing       bool // logged that we do not claim (hold, unhealthy)
+	lastCall       bool // candidate: the final check before claiming was sent
 	fenceTarget    net.HardwareAddr
 	fenceSeen      time.Time // when the fence target was last heard
 	fenceRunning   bool
@@ -399,6 +400,15 @@ func (m *Machine) tick(now time.Time) {
 		m.preemptTick(now)
 	case StateCandidate:
 		if !m.claimAt.IsZero() && !now.Before(m.claimAt) {
+			if !m.lastCall {
+				// Better standbys had their turn; ask once more, so that one
+				// that claimed a moment ago (a busy machine adding many
+				// addresses) answers before we claim too.
+				m.lastCall = true
+				m.emit(Send{Packet: arp.NewProbe(m.p.MAC, arp.Broadcast, m.p.VIPs[0], m.trailer(arp.KindProbe, arp.FlagClaiming))})
+				m.claimAt = now.Add(max(m.p.Timing.ClaimSlot/2, time.Millisecond))
+				return
+			}
 			m.claim(now, "our turn came and nobody claimed the VIP")
 		}
 	case StateFencing:
@@ -443,6 +453,7 @@ func (m *Machine) toCandidate(now time.Time, reason string) {
 	}
 	m.departed, m.holder = m.holder, nil
 	m.clearTimers()
+	m.lastCall = false
 	rank := m.rank(now)
 	m.transition(StateCandidate, fmt.Sprintf("%s (rank %d among live standbys)", reason, rank))
 	if rank == 0 && extra == 0 {

@@ -556,7 +556,18 @@ func TestCandidateRank(t *testing.T) {
 		if acts := h.frame(peerProbe(macPeerC, 180, arp.FlagClaiming)); len(acts) != 0 {
 			t.Fatalf("claiming probe while candidate: %s", dump(acts))
 		}
+		// Our turn: one last check, then the claim half a slot later.
+		h.wantSeq(h.tick(), claimBcast)
+		h.wantDeadline(10 * time.Millisecond)
 		h.wantSeq(h.tick(), candToHolder, addFirst, announce1, addVIPs, announce1, announce2)
+	})
+
+	t.Run("a better node that claimed late answers the last check", func(t *testing.T) {
+		h := setup(t)
+		silence(h)
+		h.wantSeq(h.tick(), claimBcast)
+		h.advance(2 * time.Millisecond)
+		h.wantSeq(h.frame(kernelReply(macPeerB, macSelf)), "Transition candidate->standby", probeBcast)
 	})
 
 	t.Run("aborts when another node announces", func(t *testing.T) {

@@ -263,9 +263,11 @@ func TestHealthKeepUnhealthyClaimsLate(t *testing.T) {
 	h.startFresh()
 	ta := h.runTimed(2 * time.Second)
 	at := claimTime(ta)
-	want := normal.Add(time.Duration(h.p.Timing.Misses) * h.p.Timing.CheckInterval)
+	// The extra wait, then the last check before a delayed claim (half a
+	// claim slot).
+	want := normal.Add(time.Duration(h.p.Timing.Misses)*h.p.Timing.CheckInterval + h.p.Timing.ClaimSlot/2)
 	if !at.Equal(want) {
-		t.Fatalf("unhealthy (keep) node claimed at %s, want %s (normal %s + Misses x CheckInterval)", h.rel(at), h.rel(want), h.rel(normal))
+		t.Fatalf("unhealthy (keep) node claimed at %s, want %s (normal %s + Misses x CheckInterval + ClaimSlot/2)", h.rel(at), h.rel(want), h.rel(normal))
 	}
 	h.wantState(StateHolder)
 	// It held on to it: nobody healthy is around.

@@ -1,0 +1,186 @@
+// Package hooks runs external commands for floatip: notify hooks on every
+// state change (asynchronously, never blocking the state machine) and the
+// fence command (STONITH) before taking over from a vanished holder.
+//
+// Commands run in their own process group with stdin from /dev/null and an
+// environment made only of floatip's variables and a minimal PATH; the whole
+// group is killed when the timeout runs out. Their output (stdout and stderr
+// together, up to OutputLimit bytes) is logged line by line.
+package hooks
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// QueueSize is how many events wait per hook while it runs; more are dropped.
+const QueueSize = 16
+
+// Event describes a state change for notify hooks.
+type Event struct {
+	Group     string
+	VIPs      []string
+	Interface string
+	Node      string
+	From, To  string // holder, standby, fault, stopping, probing, candidate...
+	Reason    string
+	Time      time.Time // Notify sets it to now when zero
+}
+
+// Env returns the environment given to hook commands: PATH=/usr/sbin:/usr/bin:/sbin:/bin,
+// FLOATIP_GROUP, FLOATIP_VIPS (space separated), FLOATIP_INTERFACE,
+// FLOATIP_NODE, FLOATIP_OLD_STATE, FLOATIP_NEW_STATE, FLOATIP_REASON,
+// FLOATIP_TIME (RFC 3339 with milliseconds), and nothing else.
+func (e Event) Env() []string {
+	return []string{
+		pathEnv,
+		"FLOATIP_GROUP=" + envValue(e.Group),
+		"FLOATIP_VIPS=" + envValue(strings.Join(e.VIPs, " ")),
+		"FLOATIP_INTERFACE=" + envValue(e.Interface),
+		"FLOATIP_NODE=" + envValue(e.Node),
+		"FLOATIP_OLD_STATE=" + envValue(e.From),
+		"FLOATIP_NEW_STATE=" + envValue(e.To),
+		"FLOATIP_REASON=" + envValue(e.Reason),
+		"FLOATIP_TIME=" + rfc3339ms(e.Time),
+	}
+}
+
+// Args returns the arguments appended after the configured command:
+// NEW_STATE GROUP VIPS (comma separated) OLD_STATE, keepalived style.
+func (e Event) Args() []string {
+	return []string{e.To, e.Group, strings.Join(e.VIPs, ","), e.From}
+}
+
+// Hook is a notify hook.
+type Hook struct {
+	Name    string        // for logs and metrics; defaults to the base name of Command[0]
+	Command []string      // program and its first arguments; Event.Args are appended
+	Timeout time.Duration // per run; DefaultTimeout when zero
+	On      []string      // new states that trigger it; empty means all
+}
+
+// Notifier runs notify hooks asynchronously. Each hook has a queue of
+// QueueSize events and one worker, so one hook's runs happen in order and
+// never overlap; an event that finds the queue full is dropped, counted
+// and logged.
+type Notifier struct {
+	log      *slog.Logger
+	onResult func(hook string, err error)
+
+	mu      sync.RWMutex // guards closed against the sends in Notify
+	closed  bool
+	workers []*worker
+	wg      sync.WaitGroup
+}
+
+type worker struct {
+	hook    Hook
+	queue   chan Event
+	dropped atomic.Uint64
+}
+
+// NewNotifier starts one worker per hook. log may be nil (discard);
+// onResult, if not nil, is called after every run with the hook's name and
+// nil or a *RunError, from the hook's worker goroutine.
+func NewNotifier(hooks []Hook, log *slog.Logger, onResult func(hook string, err error)) *Notifier {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Notifier{log: log, onResult: onResult}
+	for _, h := range hooks {
+		h.Command = slices.Clone(h.Command)
+		h.On = slices.Clone(h.On)
+		if h.Name == "" && len(h.Command) > 0 {
+			h.Name = filepath.Base(h.Command[0])
+		}
+		w := &worker{hook: h, queue: make(chan Event, QueueSize)}
+		n.workers = append(n.workers, w)
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			for e := range w.queue {
+				n.run(w.hook, e)
+			}
+		}()
+	}
+	return n
+}
+
+// Notify queues e for every hook whose On includes e.To. It never blocks.
+// After Close it does nothing.
+func (n *Notifier) Notify(e Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	e.VIPs = slices.Clone(e.VIPs) // the caller may reuse its slice
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if n.closed {
+		return
+	}
+	for _, w := range n.workers {
+		if len(w.hook.On) > 0 && !slices.Contains(w.hook.On, e.To) {
+			continue
+		}
+		select {
+		case w.queue <- e:
+		default:
+			total := w.dropped.Add(1)
+			n.log.Warn("notify hook queue full; dropped an event", "hook", w.hook.Name,
+				"group", e.Group, "from", e.From, "to", e.To, "dropped_total", total)
+		}
+	}
+}
+
+// Dropped returns how many events were dropped because the queue of the
+// hook (or hooks) with that name was full.
+func (n *Notifier) Dropped(hook string) uint64 {
+	var total uint64
+	for _, w := range n.workers {
+		if w.hook.Name == hook {
+			total += w.dropped.Load()
+		}
+	}
+	return total
+}
+
+// Close stops accepting events, lets the queued runs finish (each bounded
+// by its timeout) and waits for them. It may be called more than once.
+func (n *Notifier) Close() {
+	n.mu.Lock()
+	if !n.closed {
+		n.closed = true
+		for _, w := range n.workers {
+			close(w.queue)
+		}
+	}
+	n.mu.Unlock()
+	n.wg.Wait()
+}
+
+func (n *Notifier) run(h Hook, e Event) {
+	argv := append(slices.Clone(h.Command), e.Args()...)
+	what := "notify hook command"
+	if len(h.Command) > 0 {
+		what += " " + h.Command[0]
+	}
+	// Not cancelled by Close: queued runs finish, bounded by their timeout.
+	r := run(context.Background(), what, argv, e.Env(), h.Timeout)
+	logOutput(n.log, "notify hook output", "hook", h.Name, r)
+	if r.err != nil {
+		n.log.Warn("notify hook failed", "hook", h.Name, "group", e.Group, "to", e.To,
+			"duration", r.duration, "err", r.err, "status", exitStatus(r.err))
+	} else {
+		n.log.Info("notify hook done", "hook", h.Name, "group", e.Group, "to", e.To,
+			"duration", r.duration)
+	}
+	if n.onResult != nil {
+		n.onResult(h.Name, r.err)
+	}
+}
