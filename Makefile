@@ -5,6 +5,6 @@ floatip:
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o floatip ./cmd/floatip
 
 test:
-	go test -p 1 ./...
+	go test -p 1 -count=1 ./...
 
 .PHONY: floatip test
