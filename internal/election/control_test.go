@@ -129,3 +129,40 @@ func TestReconfigureKeepsState(t *testing.T) {
 		}
 	}
 }
+
+func TestSilentHolderDaemonProbedFaster(t *testing.T) {
+	h := newHarness(t)
+	h.becomeStandby(macPeerA)
+	holderBeacon := func() { h.frame(peerProbe(macPeerA, 200, arp.FlagHolder)) }
+	holderBeacon()
+	// While the holder's daemon beacons and its kernel answers, probes
+	// stay CheckInterval apart.
+	gap := func() time.Duration {
+		h.tick()
+		h.frame(kernelReply(macPeerA, macSelf))
+		at := h.now
+		h.tick()
+		h.frame(kernelReply(macPeerA, macSelf))
+		return h.now.Sub(at)
+	}
+	if g := gap(); g != h.p.Timing.CheckInterval {
+		t.Fatalf("probe gap %v with a live holder daemon, want %v", g, h.p.Timing.CheckInterval)
+	}
+	// The daemon stops beaconing (killed), its VIP still answers: after
+	// three beacon intervals the standby checks five times as often.
+	deadline := h.now.Add(3*h.p.Timing.BeaconInterval + 2*h.p.Timing.CheckInterval)
+	for h.now.Before(deadline) {
+		h.tick()
+		h.frame(kernelReply(macPeerA, macSelf))
+	}
+	if g := gap(); g != h.p.Timing.CheckInterval/5 {
+		t.Fatalf("probe gap %v with a silent holder daemon, want %v", g, h.p.Timing.CheckInterval/5)
+	}
+	h.wantState(StateStandby)
+	// It beacons again: back to the normal pace.
+	holderBeacon()
+	gap()
+	if g := gap(); g != h.p.Timing.CheckInterval {
+		t.Fatalf("probe gap %v after the beacons resumed, want %v", g, h.p.Timing.CheckInterval)
+	}
+}

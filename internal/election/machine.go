@@ -150,6 +150,7 @@ type Machine struct {
 	vanished       bool // the holder we lost went silent (not released): fence it
 	refusing       bool // logged that we do not claim (hold, unhealthy)
 	lastCall       bool // candidate: the final check before claiming was sent
+	holderSilent   bool // the holder's daemon stopped beaconing
 	fenceTarget    net.HardwareAddr
 	fenceSeen      time.Time // when the fence target was last heard
 	fenceRunning   bool
@@ -356,7 +357,30 @@ func (m *Machine) sendProbe(now time.Time, broadcast bool) {
 	m.stats.ProbesSent++
 	m.probeSent = now
 	m.outstanding, m.answered = true, false
-	m.nextProbe = now.Add(m.p.Timing.CheckInterval)
+	m.nextProbe = now.Add(m.probeInterval(now))
+}
+
+// probeInterval is CheckInterval, or a fifth of it while the holder's
+// daemon is silent (no beacon for three beacon intervals) but its VIP still
+// answers: the daemon died or hangs, the kernel will drop the VIP when its
+// lifetime runs out, and checking more often then shortens the gap.
+func (m *Machine) probeInterval(now time.Time) time.Duration {
+	silent := false
+	if m.state == StateStandby && m.holder != nil {
+		if h := m.peers[string(m.holder)]; h != nil && h.holder {
+			silent = now.Sub(h.lastSeen) > 3*m.p.Timing.BeaconInterval
+		}
+	}
+	if silent != m.holderSilent {
+		m.holderSilent = silent
+		if silent {
+			m.note(slog.LevelWarn, "the holder's daemon is silent but its VIP answers: it will expire with its lifetime; checking more often", "holder", m.holder.String())
+		}
+	}
+	if silent {
+		return max(m.p.Timing.CheckInterval/5, 2*time.Millisecond)
+	}
+	return m.p.Timing.CheckInterval
 }
 
 func (m *Machine) trailer(kind arp.Kind, flags uint8) *arp.Trailer {
