@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"slices"
@@ -20,9 +21,10 @@ import (
 // labCmd is `floatip lab`: the live failover demo by default, plus the
 // hidden helpers the lab runs inside its namespaces.
 type labCmd struct {
-	Demo   labDemoCmd   `cmd:"" default:"withargs" help:"Build a namespace lab, run floatip on every node, break the holder and show the failover (the default)."`
-	Serve  labServeCmd  `cmd:"" hidden:"" help:"HTTP server answering its node name (run inside a lab node)."`
-	Client labClientCmd `cmd:"" hidden:"" help:"Request a target over fresh TCP connections, one JSON line per request (run inside the lab)."`
+	Demo      labDemoCmd      `cmd:"" default:"withargs" help:"Build a namespace lab, run floatip on every node, break the holder and show the failover (the default)."`
+	Serve     labServeCmd     `cmd:"" hidden:"" help:"HTTP server answering its node name (run inside a lab node)."`
+	Client    labClientCmd    `cmd:"" hidden:"" help:"Request a target over fresh TCP connections, one JSON line per request (run inside the lab)."`
+	HTTPCheck labHTTPCheckCmd `cmd:"" name:"httpcheck" hidden:"" help:"Exit 0 if URL answers 200 within the timeout (keepalived's track_script in the benchmark)."`
 }
 
 type labServeCmd struct {
@@ -34,6 +36,24 @@ func (c *labServeCmd) Run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return lab.Serve(ctx, c.Name, c.Listen, os.Stdout)
+}
+
+type labHTTPCheckCmd struct {
+	URL     string        `required:"" help:"URL to GET."`
+	Timeout time.Duration `default:"500ms" help:"Timeout."`
+}
+
+func (c labHTTPCheckCmd) Run() error {
+	hc := &http.Client{Timeout: c.Timeout}
+	resp, err := hc.Get(c.URL)
+	if err != nil {
+		return exitError{1}
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return exitError{1}
+	}
+	return nil
 }
 
 type labClientCmd struct {

@@ -145,12 +145,13 @@ type Machine struct {
 	probeSent time.Time // when the outstanding probe left, for its round trip
 	stats     Stats
 
-	healthy        bool // the local service passes its checks (true without checks)
-	keptNoticed    bool // logged that we keep the VIP while unhealthy
-	vanished       bool // the holder we lost went silent (not released): fence it
-	refusing       bool // logged that we do not claim (hold, unhealthy)
-	lastCall       bool // candidate: the final check before claiming was sent
-	holderSilent   bool // the holder's daemon stopped beaconing
+	healthy        bool      // the local service passes its checks (true without checks)
+	keptNoticed    bool      // logged that we keep the VIP while unhealthy
+	vanished       bool      // the holder we lost went silent (not released): fence it
+	refusing       bool      // logged that we do not claim (hold, unhealthy)
+	lastCall       bool      // candidate: the final check before claiming was sent
+	holderSilent   bool      // the holder's daemon stopped beaconing
+	handoverUntil  time.Time // after a handover: the target must claim by then
 	fenceTarget    net.HardwareAddr
 	fenceSeen      time.Time // when the fence target was last heard
 	fenceRunning   bool
@@ -213,7 +214,7 @@ func (m *Machine) Holder() net.HardwareAddr {
 // for events only.
 func (m *Machine) Deadline() time.Time {
 	var d time.Time
-	timers := []time.Time{m.nextProbe, m.verifyUntil, m.claimAt, m.nextRenew, m.nextAnnounce, m.foreignUntil, m.retryAt, m.fenceRetry, m.nextClaimProbe, m.preemptAt}
+	timers := []time.Time{m.nextProbe, m.verifyUntil, m.claimAt, m.nextRenew, m.nextAnnounce, m.foreignUntil, m.retryAt, m.fenceRetry, m.nextClaimProbe, m.preemptAt, m.handoverUntil}
 	if m.state == StateHolder {
 		// Waiting states send their beacon with the next probe instead.
 		timers = append(timers, m.nextBeacon)
@@ -301,7 +302,7 @@ func (m *Machine) transition(to State, reason string) {
 func (m *Machine) clearTimers() {
 	m.nextProbe, m.nextBeacon, m.verifyUntil, m.claimAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	m.nextRenew, m.nextAnnounce, m.foreignUntil, m.retryAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	m.fenceRetry, m.nextClaimProbe, m.preemptAt = time.Time{}, time.Time{}, time.Time{}
+	m.fenceRetry, m.nextClaimProbe, m.preemptAt, m.handoverUntil = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	m.foreignMAC = nil
 	m.fenceRunning = false
 }
@@ -390,6 +391,15 @@ func (m *Machine) trailer(kind arp.Kind, flags uint8) *arp.Trailer {
 func (m *Machine) tick(now time.Time) {
 	switch m.state {
 	case StateProbing, StateStandby:
+		if !m.handoverUntil.IsZero() && !now.Before(m.handoverUntil) {
+			m.handoverUntil = time.Time{}
+			if !m.answered {
+				// The standby we handed the VIP to did not take it (it
+				// died a moment ago): the VIP is free and we know it.
+				m.toHolder(now, fmt.Sprintf("handover target %s did not take the VIP: taking it back", m.holder), false)
+				return
+			}
+		}
 		if !m.verifyUntil.IsZero() && !now.Before(m.verifyUntil) {
 			m.verifyUntil = time.Time{}
 			if !m.answered {
@@ -834,6 +844,11 @@ func (m *Machine) stop(now time.Time) {
 		m.sendRelease()
 		m.transition(StateStopped, "stopping: released the VIP and told the standbys")
 	} else {
+		if m.state != StateInit && m.state != StateFault {
+			// Say goodbye: a holder must not hand the VIP to us any more,
+			// and standbys must not wait a claim slot for us.
+			m.emit(Send{Packet: arp.NewProbe(m.p.MAC, arp.Broadcast, m.p.VIPs[0], m.trailer(arp.KindBeacon, arp.FlagPassive))})
+		}
 		m.transition(StateStopped, "stopping")
 	}
 	m.emit(Done{})

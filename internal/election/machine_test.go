@@ -467,7 +467,16 @@ func TestStopNotHolder(t *testing.T) {
 			h := newHarness(t)
 			tc.setup(h)
 			h.wantState(tc.from)
-			h.wantSeq(h.do(Stop{}), "Transition "+tc.from.String()+"->stopped", actionDone)
+			want := []string{"Transition " + tc.from.String() + "->stopped", actionDone}
+			if tc.from != StateInit && tc.from != StateFault {
+				// A goodbye: passive, so nobody hands the VIP to us now.
+				want = append([]string{"Send beacon bcast 198.18.0.10"}, want...)
+			}
+			acts := h.do(Stop{})
+			h.wantSeq(acts, want...)
+			if p := sends(acts); len(p) > 0 && p[0].Trailer.Flags&arp.FlagPassive == 0 {
+				t.Fatalf("goodbye without the passive flag: %+v", p[0].Trailer)
+			}
 		})
 	}
 }

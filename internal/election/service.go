@@ -152,6 +152,7 @@ func (m *Machine) handTo(now time.Time, to *peer, reason string) {
 		m.emit(Send{Packet: arp.NewProbe(m.p.MAC, to.mac, m.p.VIPs[0], m.trailer(arp.KindRelease, arp.FlagPassive))})
 	}
 	m.toWaiting(now, StateStandby, to.mac, reason)
+	m.handoverUntil = now.Add(max(2*m.p.Timing.CheckInterval, 20*time.Millisecond))
 }
 
 // preemptTick, in standby with preemption on, asks a worse holder to hand

@@ -1274,3 +1274,42 @@ func relAll(l *lan, ts []time.Time) []string {
 	}
 	return s
 }
+
+func TestHandoverTargetThatDoesNotClaimIsTakenBack(t *testing.T) {
+	h := healthyHolder(t)
+	h.frame(beaconFrom(macPeerB, 80, 0, 8))
+	h.advance(10 * time.Millisecond)
+	wantHandedAway(t, h.do(Handover{}), macPeerB)
+	// peer B died a moment ago: it never announces. Within two check
+	// intervals we take the VIP back, without probing for it first.
+	acts := h.runFor(2*h.p.Timing.CheckInterval + time.Millisecond)
+	h.wantState(StateHolder)
+	if countOf[AddVIPs](acts) == 0 {
+		t.Fatalf("did not take the VIP back: %s", dump(acts))
+	}
+}
+
+func TestHandoverTargetThatClaimsKeepsIt(t *testing.T) {
+	h := healthyHolder(t)
+	h.frame(beaconFrom(macPeerB, 80, 0, 8))
+	h.advance(10 * time.Millisecond)
+	h.do(Handover{})
+	h.advance(time.Millisecond)
+	h.frame(peerAnnounce(macPeerB, 80))
+	for range 20 {
+		h.tick()
+		h.frame(kernelReply(macPeerB, macSelf))
+	}
+	h.wantState(StateStandby)
+}
+
+func TestStoppedStandbyIsNotAHandoverTarget(t *testing.T) {
+	h := healthyHolder(t)
+	h.frame(beaconFrom(macPeerB, 80, 0, 8))
+	// B stops: its goodbye is a passive beacon.
+	h.frame(beaconFrom(macPeerB, 80, arp.FlagPassive, 8))
+	acts := h.do(Handover{})
+	if countOf[Refused](acts) != 1 || h.m.State() != StateHolder {
+		t.Fatalf("handover to a standby that said goodbye: %s", dump(acts))
+	}
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/floatip/floatip/internal/bench"
+)
+
+// benchCmd is `floatip bench`: the failover benchmark against keepalived.
+type benchCmd struct {
+	Trials int      `default:"5" help:"Trials per implementation and fault."`
+	Faults []string `default:"poweroff,stop,crash,partition,service" enum:"poweroff,stop,crash,partition,service" help:"Faults to apply to the holder (comma-separated): ${enum}."`
+	Impls  []string `default:"floatip,floatip-fast,keepalived-1s,keepalived-0.1s" enum:"floatip,floatip-fast,keepalived-1s,keepalived-0.1s" help:"Implementations to compare (comma-separated): ${enum}. keepalived ones are skipped when keepalived is not installed."`
+	Nodes  int      `default:"2" help:"Nodes per lab (priorities 200, 150, 100, ...)."`
+	Out    string   `default:"bench-results" placeholder:"DIR" help:"Directory for the CSV, JSON and SVG results."`
+	Prefix string   `default:"fbn" help:"Name prefix of the lab's namespaces."`
+}
+
+func (c *benchCmd) Run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var impls []bench.Impl
+	for _, name := range c.Impls {
+		im, err := bench.LookupImpl(name)
+		if err != nil {
+			return err
+		}
+		impls = append(impls, im)
+	}
+	_, err := bench.Run(ctx, bench.Config{
+		Impls:    impls,
+		Faults:   c.Faults,
+		Trials:   c.Trials,
+		Nodes:    c.Nodes,
+		Prefix:   c.Prefix,
+		OutDir:   c.Out,
+		Progress: os.Stderr,
+		Table:    os.Stdout,
+	})
+	if ctx.Err() != nil {
+		fmt.Fprintln(os.Stderr, "interrupted")
+		return exitError{130}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "results in %s\n", c.Out)
+	return nil
+}

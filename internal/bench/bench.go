@@ -1,0 +1,264 @@
+// Package bench runs the failover benchmark behind `floatip bench`: for each
+// implementation (floatip with its two profiles, keepalived with two advert
+// intervals), each fault and each trial it builds a fresh namespace lab
+// (package lab), starts the node services and the implementation, breaks the
+// VIP's holder while the lab client requests the VIP every 5 ms, and measures
+// the outage, the failed requests and the time with two holders.
+//
+// The statistics (Median, Percentile, Summarize, TwoHolderTime, SettledAt)
+// are pure functions; Run writes a Markdown table, CSV, JSON and one SVG
+// picture per fault.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/floatip/floatip/internal/lab"
+)
+
+// Faults, applied to the VIP's holder at T0.
+const (
+	FaultPowerOff  = "poweroff"  // lab PowerOff: link cut, every process killed
+	FaultStop      = "stop"      // SIGTERM to the daemon's main process
+	FaultCrash     = "crash"     // SIGKILL to the daemon (its process group); the service stays up
+	FaultPartition = "partition" // lab Partition, Heal after PartitionFor
+	FaultService   = "service"   // the holder's HTTP service dies; the daemons check it (floatip: every 100 ms, fall 2; keepalived: track_script at its shortest, 1 s, fall 2)
+)
+
+// AllFaults lists every fault in the default order.
+var AllFaults = []string{FaultPowerOff, FaultStop, FaultCrash, FaultPartition, FaultService}
+
+// Kinds of implementation.
+const (
+	KindFloatip    = "floatip"
+	KindKeepalived = "keepalived"
+)
+
+// Impl is one implementation under test.
+type Impl struct {
+	Name    string        // "floatip-fast", "keepalived-0.1s"
+	Kind    string        // KindFloatip or KindKeepalived
+	Profile string        // floatip's --profile
+	Advert  time.Duration // keepalived's advert_int
+}
+
+// Impls are the implementations `floatip bench` knows, by name.
+var Impls = []Impl{
+	{Name: "floatip", Kind: KindFloatip, Profile: "default"},
+	{Name: "floatip-fast", Kind: KindFloatip, Profile: "fast"},
+	{Name: "keepalived-1s", Kind: KindKeepalived, Advert: time.Second},
+	{Name: "keepalived-0.1s", Kind: KindKeepalived, Advert: 100 * time.Millisecond},
+}
+
+// ImplNames is the names of Impls, in order.
+func ImplNames() []string {
+	var s []string
+	for _, i := range Impls {
+		s = append(s, i.Name)
+	}
+	return s
+}
+
+// LookupImpl returns the implementation called name.
+func LookupImpl(name string) (Impl, error) {
+	for _, i := range Impls {
+		if i.Name == name {
+			return i, nil
+		}
+	}
+	return Impl{}, fmt.Errorf("unknown implementation %q (want one of %s)", name, strings.Join(ImplNames(), ", "))
+}
+
+// Timings of a trial.
+const (
+	Settle       = time.Second      // client traffic before the fault
+	Tail         = 2 * time.Second  // sampling after recovery (and after a heal)
+	CrashWindow  = 6 * time.Second  // a crash is watched at least this long: floatip's VIP lifetime (3 s) must run out
+	PartitionFor = 3 * time.Second  // a partition lasts this long
+	RecoverLimit = 10 * time.Second // a client that has not recovered by then never will
+	StartLimit   = 15 * time.Second // for the first holder to appear
+)
+
+// Config configures Run.
+type Config struct {
+	Binary     string   // floatip executable run inside the lab (see lab.Options.Binary)
+	Keepalived string   // keepalived executable; "" looks it up in PATH
+	Impls      []Impl   // default: all
+	Faults     []string // default: AllFaults
+	Trials     int      // per implementation and fault; default 5
+	Nodes      int      // default 2
+	Prefix     string   // lab namespace prefix; default "fbn"
+	OutDir     string   // results directory; "" writes no files
+	// Progress receives a line per trial and notes; nil discards them.
+	Progress io.Writer
+	// Table receives the Markdown table; nil discards it.
+	Table io.Writer
+}
+
+func (c *Config) setDefaults() error {
+	if len(c.Impls) == 0 {
+		c.Impls = slices.Clone(Impls)
+	}
+	if len(c.Faults) == 0 {
+		c.Faults = slices.Clone(AllFaults)
+	}
+	for _, f := range c.Faults {
+		if !slices.Contains(AllFaults, f) {
+			return fmt.Errorf("unknown fault %q (want one of %s)", f, strings.Join(AllFaults, ", "))
+		}
+	}
+	if c.Trials == 0 {
+		c.Trials = 5
+	}
+	if c.Trials < 1 {
+		return fmt.Errorf("--trials %d: want at least 1", c.Trials)
+	}
+	if c.Nodes == 0 {
+		c.Nodes = 2
+	}
+	if c.Nodes < 2 || c.Nodes > 50 {
+		return fmt.Errorf("--nodes %d: a failover needs 2 to 50 nodes", c.Nodes)
+	}
+	if c.Prefix == "" {
+		c.Prefix = "fbn"
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	if c.Table == nil {
+		c.Table = io.Discard
+	}
+	return nil
+}
+
+// Priority is node i's priority (1-based): 200, 150, 100, 50, then 1.
+func Priority(i int) int { return max(200-50*(i-1), 1) }
+
+// Results is what Run measured.
+type Results struct {
+	Started   time.Time `json:"started"`
+	Host      string    `json:"host"`
+	Nodes     int       `json:"nodes"`
+	Trials    int       `json:"trials_per_case"`
+	Impls     []string  `json:"impls"`
+	Faults    []string  `json:"faults"`
+	Skipped   []string  `json:"skipped,omitempty"` // implementations not run, with why
+	Summaries []Summary `json:"summaries"`
+	Runs      []Trial   `json:"runs"`
+	Leftovers []string  `json:"leftovers,omitempty"` // what had to be cleaned up after the run
+}
+
+// Run runs the benchmark: every implementation × fault × trial on a fresh
+// lab. A trial that cannot run is recorded with its error and the benchmark
+// goes on; Run fails only on bad configuration, when ctx ends, when nothing
+// could run at all, or when something was left behind. It writes the table to
+// cfg.Table and the files to cfg.OutDir even when it fails after some trials
+// ran.
+func Run(ctx context.Context, cfg Config) (*Results, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if cfg.Keepalived == "" {
+		cfg.Keepalived, _ = exec.LookPath("keepalived")
+	}
+	if cfg.OutDir != "" {
+		if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	host, _ := os.Hostname()
+	res := &Results{Started: time.Now().UTC(), Host: host, Nodes: cfg.Nodes, Trials: cfg.Trials, Faults: cfg.Faults}
+	var impls []Impl
+	for _, im := range cfg.Impls {
+		if im.Kind == KindKeepalived && cfg.Keepalived == "" {
+			note := im.Name + ": keepalived is not installed (apt-get install keepalived)"
+			fmt.Fprintf(cfg.Progress, "note: skipping %s\n", note)
+			res.Skipped = append(res.Skipped, note)
+			continue
+		}
+		impls = append(impls, im)
+		res.Impls = append(res.Impls, im.Name)
+	}
+	preexisting := keepalivedPids()
+
+	var runErr error
+	r := &runner{cfg: cfg}
+run:
+	for _, im := range impls {
+		for _, fault := range cfg.Faults {
+			for n := 1; n <= cfg.Trials; n++ {
+				if err := ctx.Err(); err != nil {
+					runErr = err
+					break run
+				}
+				t := r.trial(ctx, im, fault, n)
+				if t.err != nil && ctx.Err() != nil {
+					runErr = ctx.Err() // interrupted: the trial does not count
+					break run
+				}
+				res.Runs = append(res.Runs, t)
+				fmt.Fprintf(cfg.Progress, "%s %s trial %d/%d: %s\n", im.Name, fault, n, cfg.Trials, t.brief())
+				// Every further trial would fail the same way.
+				if errors.Is(t.err, errLeftover) || errors.Is(t.err, lab.ErrExists) {
+					runErr = t.err
+					break run
+				}
+			}
+		}
+	}
+	res.Summaries = Summarize(res.Runs)
+	res.Leftovers = r.sweep(preexisting)
+	if len(res.Leftovers) > 0 {
+		runErr = errors.Join(runErr, fmt.Errorf("left behind (now removed): %s", strings.Join(res.Leftovers, "; ")))
+	}
+	if len(res.Runs) > 0 {
+		if err := WriteMarkdown(cfg.Table, res); err != nil {
+			runErr = errors.Join(runErr, err)
+		}
+		if cfg.OutDir != "" {
+			if err := WriteFiles(cfg.OutDir, res); err != nil {
+				runErr = errors.Join(runErr, err)
+			}
+		}
+	}
+	if runErr == nil && len(res.Runs) > 0 && !slices.ContainsFunc(res.Runs, func(t Trial) bool { return t.Err == "" }) {
+		runErr = errors.New("no trial ran; see the errors above")
+	}
+	if runErr == nil && len(impls) == 0 {
+		runErr = errors.New("nothing to run")
+	}
+	return res, runErr
+}
+
+var errLeftover = errors.New("lab left behind")
+
+// sweep removes anything the benchmark may have left: lab namespaces with the
+// prefix and keepalived processes this run started. It reports what it found.
+func (r *runner) sweep(preexisting map[int]bool) []string {
+	var found []string
+	if removed, err := lab.CleanupReport(r.cfg.Prefix); err != nil {
+		found = append(found, fmt.Sprintf("cleaning up lab %s: %v", r.cfg.Prefix, err))
+	} else if len(removed) > 0 {
+		found = append(found, "namespaces "+strings.Join(removed, ", "))
+	}
+	for pid := range keepalivedPids() {
+		if preexisting[pid] {
+			continue
+		}
+		if r.started[pid] {
+			killPid(pid)
+			found = append(found, fmt.Sprintf("keepalived pid %d", pid))
+		} else {
+			fmt.Fprintf(r.cfg.Progress, "note: a keepalived (pid %d) not started by this benchmark is running; left alone\n", pid)
+		}
+	}
+	return found
+}

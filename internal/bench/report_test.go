@@ -1,0 +1,173 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/xml"
+	"errors"
+	"io"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// fixtureTrials are two implementations under poweroff and partition, with
+// samples around the fault; one trial did not run.
+func fixtureTrials() []Trial {
+	lane := func(impl, fault string, n int, gapFrom, gapTo float64, after string) Trial {
+		t := Trial{Impl: impl, Fault: fault, Trial: n, Recovered: true, OutageMS: gapTo, HoldersEnd: []string{after}, EndMS: 4500}
+		for ms := -1000.0; ms <= 4500; ms += 5 {
+			switch {
+			case ms < gapFrom:
+				t.Samples = append(t.Samples, Point{MS: ms, OK: true, Node: "n1"})
+			case ms < gapTo:
+				t.Samples = append(t.Samples, Point{MS: ms, Err: "timeout"})
+				t.Failed++
+			default:
+				t.Samples = append(t.Samples, Point{MS: ms, OK: true, Node: after})
+			}
+		}
+		t.HolderChanges = []HolderChange{{MS: -1000, Holders: []string{"n1"}}, {MS: 150, Holders: []string{"n1", "n2"}}, {MS: 3100, Holders: []string{after}}}
+		return t
+	}
+	return []Trial{
+		lane("floatip", FaultPowerOff, 1, 0, 200, "n2"),
+		lane("floatip", FaultPowerOff, 2, 0, 180, "n2"),
+		lane("keepalived-1s", FaultPowerOff, 1, 0, 3400, "n2"),
+		{Impl: "keepalived-1s", Fault: FaultPowerOff, Trial: 2, Err: "waiting for n1 to hold the VIP: <timeout> & more"},
+		lane("floatip", FaultPartition, 1, 0, 160, "n1"),
+		lane("keepalived-1s", FaultPartition, 1, 0, 3000, "n1"),
+	}
+}
+
+// svgRows decodes an SVG and returns the data-impl of each <g class="row">,
+// failing on malformed XML.
+func svgRows(t *testing.T, data []byte) []string {
+	t.Helper()
+	dec := xml.NewDecoder(bytes.NewReader(data))
+	var rows []string
+	sawSVG := false
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("SVG is not well-formed XML: %v", err)
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		if se.Name.Local == "svg" {
+			sawSVG = true
+			if se.Name.Space != "http://www.w3.org/2000/svg" {
+				t.Errorf("svg namespace %q", se.Name.Space)
+			}
+		}
+		if se.Name.Local != "g" {
+			continue
+		}
+		var class, impl string
+		for _, a := range se.Attr {
+			switch a.Name.Local {
+			case "class":
+				class = a.Value
+			case "data-impl":
+				impl = a.Value
+			}
+		}
+		if class == "row" {
+			rows = append(rows, impl)
+		}
+	}
+	if !sawSVG {
+		t.Fatal("no <svg> element")
+	}
+	return rows
+}
+
+func TestWriteSVG(t *testing.T) {
+	impls := []string{"floatip", "keepalived-1s", "keepalived-0.1s"} // the last ran nothing
+	for _, fault := range []string{FaultPowerOff, FaultPartition} {
+		t.Run(fault, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := WriteSVG(&b, fault, impls, fixtureTrials()); err != nil {
+				t.Fatal(err)
+			}
+			rows := svgRows(t, b.Bytes())
+			if strings.Join(rows, ",") != strings.Join(impls, ",") {
+				t.Errorf("rows %q, want one per implementation %q", rows, impls)
+			}
+			s := b.String()
+			if !strings.Contains(s, failColor) {
+				t.Error("no failed-request marks")
+			}
+			if !strings.Contains(s, "answered by n1") {
+				t.Error("no legend entry for n1")
+			}
+			if got := strings.Contains(s, "answered by n2"); got != (fault == FaultPowerOff) {
+				t.Errorf("legend entry for n2 = %v, want it only where n2 answered", got)
+			}
+			if got := strings.Contains(s, ">heal<"); got != (fault == FaultPartition) {
+				t.Errorf("heal line present = %v", got)
+			}
+		})
+	}
+}
+
+func TestWriteMarkdownAndCSV(t *testing.T) {
+	trials := fixtureTrials()
+	res := &Results{Nodes: 2, Trials: 2, Impls: []string{"floatip", "keepalived-1s"},
+		Faults: []string{FaultPowerOff, FaultPartition}, Runs: trials, Summaries: Summarize(trials),
+		Skipped: []string{"keepalived-0.1s: keepalived is not installed"}}
+	var md bytes.Buffer
+	if err := WriteMarkdown(&md, res); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| poweroff | floatip | 2 | 190 ms | 198 ms | 200 ms |",
+		"| poweroff | keepalived-1s | 1 (+1 errors) | 3400 ms |",
+		"| partition | floatip | 1 |",
+		"Skipped: keepalived-0.1s",
+	} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, md.String())
+		}
+	}
+	// Partition rows come after poweroff rows.
+	if strings.Index(md.String(), "| partition |") < strings.Index(md.String(), "| poweroff |") {
+		t.Error("rows not grouped by fault in order")
+	}
+
+	var tb bytes.Buffer
+	if err := WriteTrialsCSV(&tb, trials); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&tb).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1+len(trials) {
+		t.Errorf("trials.csv has %d records, want %d", len(recs), 1+len(trials))
+	}
+	if recs[4][3] == "" {
+		t.Error("the failed trial's error is missing")
+	}
+
+	var sb bytes.Buffer
+	if err := WriteSamplesCSV(&sb, trials[:1]); err != nil {
+		t.Fatal(err)
+	}
+	recs, err = csv.NewReader(&sb).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1+len(trials[0].Samples) {
+		t.Errorf("samples.csv has %d records, want %d", len(recs), 1+len(trials[0].Samples))
+	}
+}

@@ -1,0 +1,574 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/floatip/floatip/internal/lab"
+)
+
+// Trial is one run of one implementation under one fault.
+type Trial struct {
+	Impl  string `json:"impl"`
+	Fault string `json:"fault"`
+	Trial int    `json:"trial"` // 1-based
+	// Err is why the trial could not run (setup failed, the first holder
+	// never appeared, ...); the other fields are then incomplete and the
+	// trial is left out of the statistics.
+	Err string `json:"error,omitempty"`
+
+	FaultAt time.Time `json:"fault_at"`
+	Holder  string    `json:"holder"` // the node broken at FaultAt
+
+	// From lab.Measure: FaultAt to the first successful request after the
+	// last failed one (0 when none failed).
+	OutageMS  float64 `json:"outage_ms"`
+	Recovered bool    `json:"recovered"`
+	Failed    int     `json:"failed_requests"`
+	Requests  int     `json:"requests_after_fault"`
+	// FirstNewMS is when the first request answered by another node than
+	// Holder was sent, after FaultAt; nil when none was.
+	FirstNewMS *float64 `json:"first_new_ms,omitempty"`
+	After      string   `json:"answering_after"` // node of the last successful request
+
+	TwoHoldersMS float64  `json:"two_holders_ms"` // after FaultAt, polled every 10 ms
+	HoldersEnd   []string `json:"holders_end"`
+	// Partition only: HealAt, and from it to exactly one holder for good
+	// (nil when the trial ended with none or several).
+	HealMS      *float64 `json:"heal_ms,omitempty"`
+	HealToOneMS *float64 `json:"heal_to_one_ms,omitempty"`
+	EndMS       float64  `json:"end_ms"` // when sampling stopped
+
+	// HolderChanges are the polled holders, each time they changed, from
+	// the client's start on (times relative to FaultAt).
+	HolderChanges []HolderChange `json:"holder_changes"`
+
+	// ClientRate is the share of the requests the client should have sent
+	// after the fault (one per 5 ms until EndMS) that it did send; well below
+	// 1 means the machine was too busy for the client to keep its pace and
+	// the trial measured the machine, not the failover (see Disturbed).
+	ClientRate float64 `json:"client_rate"`
+	// Disturbed marks a trial whose ClientRate stayed below MinClientRate
+	// in every attempt; Attempts counts the attempts.
+	Disturbed bool `json:"disturbed,omitempty"`
+	Attempts  int  `json:"attempts"`
+
+	Samples []Point `json:"-"` // every request, for the pictures and samples.csv
+	err     error
+}
+
+// HolderChange is a change of the VIP's holders, relative to the fault.
+type HolderChange struct {
+	MS      float64  `json:"ms"`
+	Holders []string `json:"holders"`
+}
+
+// Point is one client request relative to the fault.
+type Point struct {
+	MS   float64 // send time minus FaultAt
+	OK   bool
+	Node string // answering node, when OK
+	Err  string // why it failed
+}
+
+func (t Trial) brief() string {
+	if t.Err != "" {
+		return "ERROR " + t.Err
+	}
+	var b strings.Builder
+	if t.Disturbed {
+		fmt.Fprintf(&b, "DISTURBED (the client sent only %.0f%% of its requests in each of %d attempts) ", 100*t.ClientRate, t.Attempts)
+	}
+	if t.Failed == 0 {
+		b.WriteString("outage 0 ms (no request failed)")
+	} else if t.Recovered {
+		fmt.Fprintf(&b, "outage %.0f ms", t.OutageMS)
+	} else {
+		fmt.Fprintf(&b, "outage >= %.0f ms (never recovered)", t.OutageMS)
+	}
+	fmt.Fprintf(&b, ", %d failed", t.Failed)
+	if t.TwoHoldersMS > 0 {
+		fmt.Fprintf(&b, ", two holders %.0f ms", t.TwoHoldersMS)
+	}
+	if t.HealToOneMS != nil {
+		fmt.Fprintf(&b, ", heal->one holder %.0f ms", *t.HealToOneMS)
+	} else if t.Fault == FaultPartition {
+		b.WriteString(", no single holder after the heal")
+	}
+	fmt.Fprintf(&b, ", holders at end: %s", orNone(t.HoldersEnd))
+	return b.String()
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ",")
+}
+
+func msOf(d time.Duration) float64 {
+	return math.Round(float64(d)/float64(time.Millisecond)*10) / 10
+}
+
+func ptr(f float64) *float64 { return &f }
+
+type runner struct {
+	cfg     Config
+	mu      sync.Mutex
+	started map[int]bool // keepalived pids started by this run
+}
+
+func (r *runner) noteStarted(pids []int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started == nil {
+		r.started = map[int]bool{}
+	}
+	for _, p := range pids {
+		r.started[p] = true
+	}
+}
+
+// trial runs one trial on a fresh lab and tears the lab down.
+// A trial whose client sent fewer than MinClientRate of its requests is run
+// again, up to Attempts times in all; the last attempt counts.
+const (
+	MinClientRate = 0.9
+	Attempts      = 3
+)
+
+// serviceURL is each node's own HTTP service, as its health check sees it.
+var serviceURL = fmt.Sprintf("http://127.0.0.1:%d/", lab.ServicePort)
+
+func (r *runner) trial(ctx context.Context, im Impl, fault string, n int) Trial {
+	var t Trial
+	for attempt := 1; ; attempt++ {
+		t = Trial{Impl: im.Name, Fault: fault, Trial: n, Attempts: attempt}
+		err := r.runTrial(ctx, im, fault, &t)
+		if err != nil {
+			t.Err = err.Error()
+			t.err = err
+			return t
+		}
+		if t.ClientRate >= MinClientRate {
+			return t
+		}
+		if attempt == Attempts {
+			t.Disturbed = true
+			return t
+		}
+		fmt.Fprintf(r.cfg.Progress, "%s %s trial %d: the client sent only %.0f%% of its requests (the machine is busy); running it again\n",
+			im.Name, fault, n, 100*t.ClientRate)
+	}
+}
+
+// daemons are the implementation's processes, by node name.
+type daemons map[string]*lab.Proc
+
+func (r *runner) runTrial(ctx context.Context, im Impl, fault string, t *Trial) (err error) {
+	l, err := lab.Up(ctx, lab.Options{Prefix: r.cfg.Prefix, Nodes: r.cfg.Nodes, Binary: r.cfg.Binary})
+	if err != nil {
+		return err
+	}
+	var kdir string
+	var kpids []int
+	defer func() {
+		derr := l.Down()
+		// Keepalived must be gone with the lab; check its processes by pid.
+		var alive []string
+		// A process killed a moment ago may still be exiting: give it time.
+		for _, pid := range kpids {
+			if !waitGone(pid, 2*time.Second) {
+				killPid(pid)
+				alive = append(alive, strconv.Itoa(pid))
+			}
+		}
+		if kdir != "" {
+			os.RemoveAll(kdir)
+		}
+		if derr != nil {
+			err = errors.Join(err, fmt.Errorf("%w: tearing down: %v", errLeftover, derr))
+		}
+		if len(alive) > 0 {
+			err = errors.Join(err, fmt.Errorf("%w: keepalived pids %s survived the teardown", errLeftover, strings.Join(alive, ", ")))
+		}
+	}()
+
+	nodes := l.Nodes()
+	svcs := map[string]*lab.Proc{}
+	for _, nd := range nodes {
+		p, err := nd.StartService(ctx)
+		if err != nil {
+			return err
+		}
+		svcs[nd.Name] = p
+	}
+	// The service fault needs the daemons to check the service.
+	var floatipExtra []string
+	var keepalivedCheck string
+	if fault == FaultService {
+		f, err := os.CreateTemp("", "floatip-bench-checks-*.yaml")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(f.Name())
+		fmt.Fprintf(f, "checks:\n  - name: http\n    http: {url: \"%s\"}\n    interval: 100ms\n    timeout: 100ms\n    fall: 2\n    rise: 2\n", serviceURL)
+		f.Close()
+		os.Chmod(f.Name(), 0o644)
+		floatipExtra = []string{"--config", f.Name()}
+		keepalivedCheck = l.Binary + " lab httpcheck --url " + serviceURL + " --timeout 500ms"
+	}
+
+	ds := daemons{}
+	start := func(nd *lab.Node) error {
+		var p *lab.Proc
+		var err error
+		switch im.Kind {
+		case KindFloatip:
+			p, err = nd.StartFloatip(ctx, append([]string{"--priority", strconv.Itoa(Priority(nd.Index)), "--profile", im.Profile}, floatipExtra...)...)
+		case KindKeepalived:
+			if kdir == "" {
+				if kdir, err = os.MkdirTemp("", "floatip-bench-keepalived-"); err != nil {
+					return err
+				}
+			}
+			p, err = startKeepalived(ctx, r.cfg.Keepalived, kdir, nd, im.Advert, l.VIP, keepalivedCheck)
+			if p != nil {
+				kpids = append(kpids, p.Pid())
+				r.noteStarted([]int{p.Pid()})
+			}
+		default:
+			return fmt.Errorf("unknown implementation kind %q", im.Kind)
+		}
+		if err != nil {
+			return err
+		}
+		ds[nd.Name] = p
+		return nil
+	}
+
+	// The highest priority first, alone, so it becomes the holder; then the
+	// others, each waited for until it runs as a backup.
+	first := nodes[0]
+	if err := start(first); err != nil {
+		return err
+	}
+	if _, err := waitHolders(ctx, l, ds, lab.HeldBy(first.Name), StartLimit); err != nil {
+		return fmt.Errorf("waiting for %s to hold the VIP: %w", first.Name, err)
+	}
+	for _, nd := range nodes[1:] {
+		if err := start(nd); err != nil {
+			return err
+		}
+		if err := waitBackup(ctx, im, ds[nd.Name]); err != nil {
+			return err
+		}
+	}
+	if im.Kind == KindKeepalived {
+		for _, p := range ds {
+			kids := groupPids(p.Pid())
+			kpids = append(kpids, kids...)
+			r.noteStarted(kids)
+		}
+	}
+	if _, err := waitHolders(ctx, l, ds, lab.HeldBy(first.Name), StartLimit); err != nil {
+		return fmt.Errorf("waiting for %s alone to hold the VIP: %w", first.Name, err)
+	}
+
+	client, err := l.StartClient(ctx, lab.ClientOptions{Every: clientEvery})
+	if err != nil {
+		return err
+	}
+	if _, err := client.WaitSample(ctx, 5*time.Second, func(s lab.Sample) bool { return s.OK }); err != nil {
+		return fmt.Errorf("the client never got an answer from the VIP: %w", err)
+	}
+	poll := pollHolders(l)
+	defer poll.stop()
+
+	if err := sleep(ctx, Settle); err != nil {
+		return err
+	}
+	if h, err := l.Holders(); err != nil {
+		return err
+	} else if !slices.Equal(h, []string{first.Name}) {
+		return fmt.Errorf("before the fault the holders are %s, not %s", orNone(h), first.Name)
+	}
+
+	// T0.
+	t.Holder = first.Name
+	faultAt := time.Now()
+	var healAt time.Time
+	type heal struct {
+		at  time.Time
+		err error
+	}
+	healed := make(chan heal, 1)
+	switch fault {
+	case FaultPowerOff:
+		err = first.PowerOff()
+	case FaultStop:
+		// The main process only, as `systemctl stop` or `kill PID` would:
+		// keepalived's parent then stops its VRRP child itself.
+		err = syscall.Kill(ds[first.Name].Pid(), syscall.SIGTERM)
+	case FaultCrash:
+		// The whole process group: for keepalived its VRRP child too, so
+		// nothing is left to release the VIP, as with `pkill -9 keepalived`.
+		err = ds[first.Name].Signal(syscall.SIGKILL)
+	case FaultService:
+		err = svcs[first.Name].Kill()
+	case FaultPartition:
+		err = first.Partition()
+		healTimer := time.AfterFunc(PartitionFor, func() {
+			at := time.Now()
+			healed <- heal{at, first.Heal()}
+		})
+		defer healTimer.Stop()
+	default:
+		err = fmt.Errorf("unknown fault %q", fault)
+	}
+	t.FaultAt = faultAt
+	if err != nil {
+		return fmt.Errorf("%s on %s: %w", fault, first.Name, err)
+	}
+
+	// Sample until the client recovered (a request answered by another node)
+	// and Tail more; a crash at least CrashWindow. A partition: until Tail
+	// after the heal, after the first answer after the heal, and until a
+	// second after a single holder is back.
+	var end time.Time
+	if fault != FaultPartition {
+		end = faultAt.Add(RecoverLimit)
+		if s, werr := client.WaitSample(ctx, RecoverLimit, func(s lab.Sample) bool {
+			return s.OK && !s.At.Before(faultAt) && s.Node != first.Name
+		}); werr == nil {
+			end = s.At.Add(Tail)
+		} else if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if fault == FaultCrash {
+			end = later(end, faultAt.Add(CrashWindow))
+		}
+	} else {
+		select {
+		case h := <-healed:
+			if h.err != nil {
+				return fmt.Errorf("heal %s: %w", first.Name, h.err)
+			}
+			healAt = h.at
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		end = healAt.Add(Tail)
+		if s, werr := client.WaitSample(ctx, RecoverLimit, func(s lab.Sample) bool {
+			return s.OK && !s.At.Before(healAt)
+		}); werr == nil {
+			end = later(end, s.At.Add(Tail))
+		} else if ctx.Err() != nil {
+			return ctx.Err()
+		} else {
+			end = later(end, healAt.Add(RecoverLimit))
+		}
+		if _, werr := l.WaitHolders(ctx, lab.ExactlyOne, RecoverLimit); werr == nil {
+			end = later(end, time.Now().Add(time.Second))
+		} else if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	if err := sleep(ctx, time.Until(end)); err != nil {
+		return err
+	}
+	samples := client.Stop()
+	endAt := time.Now()
+	obs := poll.stop()
+
+	res := lab.Measure(samples, faultAt)
+	t.OutageMS = msOf(res.Outage)
+	t.Recovered = res.Recovered
+	t.Failed = res.Failed
+	t.After = res.After
+	for _, s := range samples {
+		if !s.At.Before(faultAt) {
+			t.Requests++
+			if s.OK && s.Node != first.Name && t.FirstNewMS == nil {
+				t.FirstNewMS = ptr(msOf(s.At.Sub(faultAt)))
+			}
+		}
+		t.Samples = append(t.Samples, Point{MS: msOf(s.At.Sub(faultAt)), OK: s.OK, Node: s.Node, Err: s.Err})
+	}
+	t.TwoHoldersMS = msOf(TwoHolderTime(obs, faultAt, endAt))
+	if len(obs) > 0 {
+		t.HoldersEnd = obs[len(obs)-1].Holders
+	}
+	if t.HoldersEnd == nil {
+		t.HoldersEnd = []string{}
+	}
+	if !healAt.IsZero() {
+		t.HealMS = ptr(msOf(healAt.Sub(faultAt)))
+		if at, ok := SettledAt(obs, healAt); ok {
+			t.HealToOneMS = ptr(msOf(at.Sub(healAt)))
+		}
+	}
+	t.EndMS = msOf(endAt.Sub(faultAt))
+	t.ClientRate = clientRate(t.Requests, endAt.Sub(faultAt), clientEvery)
+	var last []string
+	for i, o := range obs {
+		if i == 0 || !slices.Equal(o.Holders, last) {
+			t.HolderChanges = append(t.HolderChanges, HolderChange{MS: msOf(o.At.Sub(faultAt)), Holders: o.Holders})
+			last = o.Holders
+		}
+	}
+	return nil
+}
+
+// clientEvery is the client's request interval.
+const clientEvery = 5 * time.Millisecond
+
+// clientRate is sent requests over those due in d at one per every, rounded
+// to 0.01; 1 for d too short to judge.
+func clientRate(sent int, d, every time.Duration) float64 {
+	due := float64(d) / float64(every)
+	if due < 10 {
+		return 1
+	}
+	return math.Round(float64(sent)/due*100) / 100
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// waitHolders is Lab.WaitHolders that gives up early, with the daemon's last
+// output, when one of the daemons exits.
+func waitHolders(ctx context.Context, l *lab.Lab, ds daemons, want func([]string) bool, timeout time.Duration) ([]string, error) {
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	for name, p := range ds {
+		go func() {
+			select {
+			case <-p.Done():
+				cancel(fmt.Errorf("%s on %s exited (%v); its output: %s", p.Name, name, p.Wait(), tail(p, 8)))
+			case <-wctx.Done():
+			}
+		}()
+	}
+	h, err := l.WaitHolders(wctx, want, timeout)
+	if err != nil && ctx.Err() == nil {
+		if cause := context.Cause(wctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return h, cause
+		}
+		return h, fmt.Errorf("%w; daemon output: %s", err, tailAll(ds, 4))
+	}
+	return h, err
+}
+
+// waitBackup waits until a daemon started after the holder runs as a backup:
+// floatip logs a state change to standby, keepalived "Entering BACKUP STATE".
+func waitBackup(ctx context.Context, im Impl, p *lab.Proc) error {
+	var err error
+	switch im.Kind {
+	case KindFloatip:
+		_, err = p.WaitMsg(ctx, StartLimit, "state changed", func(l lab.Line) bool { return l.Str("to") == "standby" })
+	case KindKeepalived:
+		_, err = p.WaitLine(ctx, StartLimit, func(l lab.Line) bool { return strings.Contains(l.Text, "Entering BACKUP STATE") })
+	}
+	if err != nil {
+		return fmt.Errorf("waiting for %s to run as a backup: %w", p.Name, err)
+	}
+	return nil
+}
+
+func tail(p *lab.Proc, n int) string {
+	lines := p.Lines()
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	if len(lines) == 0 {
+		return "(none)"
+	}
+	var s []string
+	for _, l := range lines {
+		s = append(s, l.Text)
+	}
+	return strings.Join(s, " | ")
+}
+
+func tailAll(ds daemons, n int) string {
+	var names []string
+	for name := range ds {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var s []string
+	for _, name := range names {
+		s = append(s, name+": "+tail(ds[name], n))
+	}
+	return strings.Join(s, "; ")
+}
+
+// poller polls the lab's holders every 10 ms on its own goroutine.
+type poller struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu  sync.Mutex
+	obs []HolderObs
+}
+
+func pollHolders(l *lab.Lab) *poller {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &poller{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			at := time.Now()
+			if h, err := l.Holders(); err == nil {
+				p.mu.Lock()
+				p.obs = append(p.obs, HolderObs{At: at, Holders: h})
+				p.mu.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return p
+}
+
+// stop ends the polling (idempotent) and returns the observations.
+func (p *poller) stop() []HolderObs {
+	p.cancel()
+	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.obs)
+}
