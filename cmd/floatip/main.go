@@ -40,12 +40,18 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 
 func main() {
 	var c cli
-	ctx := kong.Parse(&c,
+	parser := kong.Must(&c,
 		kong.Name("floatip"),
 		kong.Description("Floating IP failover over ARP: one VIP, many Linux nodes, no load balancer."),
-		kong.UsageOnError(),
 	)
-	err := ctx.Run()
+	ctx, err := parser.Parse(os.Args[1:])
+	if err != nil {
+		// A bad flag is a one-line error and exit status 2, like a bad
+		// configuration; --help shows the usage.
+		fmt.Fprintf(os.Stderr, "floatip: %v (see floatip --help)\n", err)
+		os.Exit(2)
+	}
+	err = ctx.Run()
 	if err == nil {
 		return
 	}

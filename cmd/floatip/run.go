@@ -75,6 +75,10 @@ func (r runCmd) Run() error {
 	log := newLogger(cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal then ends a slow shutdown the default way
+	}()
 	// A reload re-reads the file and applies the same flags on top.
 	reload := func() (config.Config, error) {
 		var buf strings.Builder

@@ -51,10 +51,18 @@ func (d *daemon) Release(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	released := 0
 	for _, g := range gs {
+		if name == "" && g.snap.Load().State != "holder" {
+			continue // "every group" means every group this node holds
+		}
 		if err := g.command(ctx, election.Release{Reason: "floatip release"}); err != nil {
 			return err
 		}
+		released++
+	}
+	if released == 0 {
+		return errors.New("this node holds no VIPs to release")
 	}
 	return nil
 }
@@ -117,6 +125,9 @@ func (d *daemon) Reload(ctx context.Context) error {
 	}
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	if d.closing {
+		return errors.New("floatip is stopping")
+	}
 	cur := d.cfg
 	switch {
 	case next.Interface != cur.Interface:
@@ -126,41 +137,37 @@ func (d *daemon) Reload(ctx context.Context) error {
 	case next.Metrics != cur.Metrics:
 		return errors.New("metrics settings changed: that needs a restart")
 	}
-	if err := checkOwnAddresses(next, mustLink(d)); err != nil {
+	link := mustLink(d)
+	if err := checkOwnAddresses(next, link); err != nil {
 		return err
 	}
-	d.cfg = next
+	// Every check passed: from here on the reload is applied whole, even if
+	// the operator's request gives up waiting.
+	ctx = context.WithoutCancel(ctx)
 
 	byName := map[string]config.Group{}
 	for _, gc := range next.Groups {
 		byName[gc.Name] = gc
 	}
 	var kept, stopped []*group
-	var keptNames = map[string]bool{}
-	shared := next // one copy the kept groups share and never write
+	keptNames := map[string]bool{}
+	heldNames := map[string]bool{}
 	for _, g := range d.groups {
 		gc, ok := byName[g.name]
 		if ok && slices.Equal(gc.VIPs, g.vips) && reflect.DeepEqual(gc.Checks, g.conf.Checks) {
 			kept = append(kept, g)
 			keptNames[g.name] = true
-			g.conf = gc
-			c := command{ev: election.Reconfigure{Params: params(&shared, gc, d.mac)}, cfg: &shared, reply: make(chan error, 1)}
-			if err := g.send(ctx, c); err != nil {
-				return err
-			}
 			continue
 		}
 		if ok && slices.Equal(gc.VIPs, g.vips) {
 			d.log.Warn("the group's health checks changed: restarting the group", "group", g.name)
 		}
+		heldNames[g.name] = g.snap.Load().Held
 		stopped = append(stopped, g)
 	}
-	// Stop removed and changed groups first, so a VIP that moves to another
-	// group is released before the new group may claim it.
-	for _, g := range stopped {
-		g.stop()
-		d.metrics.ForgetGroup(g.name)
-	}
+	// Stopped groups leave the routing table (and the watchdog's view)
+	// first, then release all at once, so a VIP that moves to another group
+	// is released before the new group may claim it.
 	routes := map[netip.Addr]*group{}
 	for _, g := range kept {
 		for _, v := range g.vips {
@@ -168,6 +175,21 @@ func (d *daemon) Reload(ctx context.Context) error {
 		}
 	}
 	d.routes.Store(&routes)
+	stopAll(stopped)
+	for _, g := range stopped {
+		d.metrics.ForgetGroup(g.name)
+	}
+
+	d.cfg = next
+	shared := next // one copy the kept groups share and never write
+	for _, g := range kept {
+		gc := byName[g.name]
+		g.conf = gc
+		c := command{ev: election.Reconfigure{Params: params(&shared, gc, d.mac)}, cfg: &shared, reply: make(chan error, 1)}
+		if err := g.send(ctx, c); err != nil {
+			d.log.Error("reconfiguring a group", "group", g.name, "err", err)
+		}
+	}
 	d.groups = kept
 	var added []config.Group
 	for _, gc := range next.Groups {
@@ -175,7 +197,15 @@ func (d *daemon) Reload(ctx context.Context) error {
 			added = append(added, gc)
 		}
 	}
-	d.startGroups(added, mustLink(d))
+	d.startGroups(added, link)
+	for _, g := range d.groups {
+		if heldNames[g.name] {
+			// A restarted group keeps the operator's maintenance hold.
+			if err := g.command(ctx, election.Hold{On: true}); err != nil {
+				d.log.Error("keeping the maintenance hold", "group", g.name, "err", err)
+			}
+		}
+	}
 	// Keep configuration order for status.
 	order := map[string]int{}
 	for i, gc := range next.Groups {

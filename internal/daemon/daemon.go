@@ -45,6 +45,10 @@ type Options struct {
 // changed (privileges, interface, addresses, control socket) are returned
 // at once. SIGHUP reloads the configuration.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) error {
+	// From the first moment: SIGHUP's default action would kill us.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := checkPrivileges(); err != nil {
 		return err
 	}
@@ -92,7 +96,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return err
 	}
 
-	d := &daemon{cfg: cfg, log: log, conn: conn, mgr: mgr, mac: link.MAC, metrics: m, opts: opts, started: time.Now()}
+	d := &daemon{cfg: cfg, ifname: cfg.Interface, log: log, conn: conn, mgr: mgr, mac: link.MAC, metrics: m, opts: opts, started: time.Now()}
 	d.routes.Store(&map[netip.Addr]*group{})
 	log.Info("starting", "interface", cfg.Interface, "mac", link.MAC.String(), "node", cfg.NodeName,
 		"groups", len(cfg.Groups), "control", cfg.Control.Socket, "metrics", cfg.Metrics.Listen, "version", opts.Version)
@@ -123,9 +127,6 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 	run(func() { d.systemd(auxCtx) })
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
@@ -139,9 +140,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 
 	notifyStopping()
 	d.reloadMu.Lock()
-	for _, g := range d.groups {
-		g.stop()
-	}
+	d.closing = true
+	// Every group releases at once; then wait for all (their hooks, too).
+	stopAll(d.groups)
 	d.reloadMu.Unlock()
 	stopAux()
 	conn.Close()
@@ -160,8 +161,10 @@ type daemon struct {
 	opts    Options
 	started time.Time
 
+	ifname    string // cfg.Interface, which a reload cannot change
 	groupsCtx context.Context
-	reloadMu  sync.Mutex // serialises reloads and shutdown; guards groups and cfg
+	reloadMu  sync.Mutex // serialises reloads and shutdown; guards groups, cfg and closing
+	closing   bool
 	groups    []*group
 	// routes maps each VIP to its group for the frame reader and the
 	// watcher; replaced whole on reload.
@@ -278,26 +281,27 @@ func (d *daemon) watch(ctx context.Context) {
 		case ifaddr.LinkChanged:
 			up := ev.Link.Up && ev.Link.Carrier
 			if up != lastUp {
-				d.log.Info("link changed", "interface", d.cfg.Interface, "admin_up", ev.Link.Up, "carrier", ev.Link.Carrier)
+				d.log.Info("link changed", "interface", d.ifname, "admin_up", ev.Link.Up, "carrier", ev.Link.Carrier)
 				lastUp = up
 			}
 			for _, g := range d.allGroups() {
-				g.deliver(election.LinkChanged{Up: up})
+				g.must(ctx, election.LinkChanged{Up: up})
 			}
 		case ifaddr.AddrAdded, ifaddr.AddrRemoved:
 			g := d.route(ev.Addr)
 			if g == nil {
 				continue
 			}
-			if ev.Kind == ifaddr.AddrRemoved {
+			if ev.Kind == ifaddr.AddrRemoved && g.snap.Load().State == "holder" {
 				// A removal we caused ourselves may be reported after the
 				// group already claimed the VIP again: only a VIP that is
-				// gone now counts.
+				// gone now counts. (Only a holder cares, so a large group's
+				// release costs no dumps.)
 				if now, err := d.mgr.Present([]netip.Addr{ev.Addr}); err == nil && now[ev.Addr] {
 					continue
 				}
 			}
-			g.deliver(election.AddrChanged{Addr: ev.Addr, Present: ev.Kind == ifaddr.AddrAdded})
+			g.must(ctx, election.AddrChanged{Addr: ev.Addr, Present: ev.Kind == ifaddr.AddrAdded})
 		case ifaddr.Resync:
 			d.log.Warn("netlink subscription was lost and re-established; re-reading the interface")
 			link, err := d.mgr.Link()
@@ -311,10 +315,12 @@ func (d *daemon) watch(ctx context.Context) {
 				present[p.Addr()] = true
 			}
 			for v, g := range *d.routes.Load() {
-				g.deliver(election.AddrChanged{Addr: v, Present: present[v]})
+				if !present[v] {
+					g.must(ctx, election.AddrChanged{Addr: v, Present: false})
+				}
 			}
 			for _, g := range d.allGroups() {
-				g.deliver(election.LinkChanged{Up: lastUp})
+				g.must(ctx, election.LinkChanged{Up: lastUp})
 			}
 		}
 	}

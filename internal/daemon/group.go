@@ -52,9 +52,15 @@ type group struct {
 	checks   *health.Monitor // nil without checks
 	notifier *hooks.Notifier
 	fencing  sync.WaitGroup // fence commands in flight
+	// fenceCancel stops the running fence command; the machine left the
+	// fencing state (the old holder answered again, a hold), so powering
+	// that node off now would only take the VIP away from it.
+	fenceCancel context.CancelFunc
 
-	snap      atomic.Pointer[control.Group] // for Status
-	heartbeat atomic.Int64                  // unix nanos of the last loop turn
+	snap       atomic.Pointer[control.Group] // for Status
+	dropped    atomic.Uint64                 // frames dropped on a full queue
+	droppedLog atomic.Int64                  // when that was last logged (since the daemon started)
+	heartbeat  atomic.Int64                  // monotonic nanoseconds since the daemon started, at the last loop turn
 }
 
 func params(cfg *config.Config, gc config.Group, mac net.HardwareAddr) election.Params {
@@ -119,7 +125,7 @@ func (d *daemon) newGroup(cfg *config.Config, gc config.Group) *group {
 		}
 		g.checks = health.New(cs, g.log)
 	}
-	g.heartbeat.Store(time.Now().UnixNano())
+	g.heartbeat.Store(int64(time.Since(d.started)))
 	g.publish()
 	return g
 }
@@ -130,7 +136,13 @@ func (g *group) deliver(ev election.Event) {
 	select {
 	case g.events <- ev:
 	default:
-		g.log.Warn("event queue full; dropped an event", "event", fmt.Sprintf("%T", ev))
+		// Logged at most every 10 s, with the count: a flood of frames
+		// must not become a flood of log lines.
+		n := g.dropped.Add(1)
+		if last := g.droppedLog.Load(); (n == 1 || time.Since(g.d.started)-time.Duration(last) > 10*time.Second) &&
+			g.droppedLog.CompareAndSwap(last, int64(time.Since(g.d.started))) {
+			g.log.Warn("event queue full; dropping frames", "dropped_total", n)
+		}
 	}
 }
 
@@ -140,6 +152,16 @@ type command struct {
 	ev    election.Event
 	cfg   *config.Config
 	reply chan error
+}
+
+// must queues an event that may not be lost (link and address changes),
+// waiting for room; it gives up when the group or ctx ends.
+func (g *group) must(ctx context.Context, ev election.Event) {
+	select {
+	case g.events <- ev:
+	case <-g.done:
+	case <-ctx.Done():
+	}
 }
 
 // command hands an operator's event to the group's goroutine and waits for
@@ -164,25 +186,29 @@ func (g *group) send(ctx context.Context, c command) error {
 	}
 }
 
-// stop ends the group (releasing its VIPs if held) and waits for it.
-func (g *group) stop() {
-	g.cancel()
-	<-g.done
-}
-
-// grid is the step that every group's timers are rounded to. Groups that
-// wake at the same instants share the runtime's wake-ups and read their
-// answers in one burst, which matters with many groups; the error stays a
-// tenth of the check interval.
-func (g *group) grid() time.Duration {
-	return max(g.cfg.Timing.CheckInterval/10, time.Millisecond)
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
+// stopAll ends the groups (each releases its VIPs if held) all at once,
+// then waits for every one: a group draining a slow hook must not keep the
+// others holding.
+func stopAll(gs []*group) {
+	for _, g := range gs {
+		g.cancel()
 	}
-	return b
+	for _, g := range gs {
+		<-g.done
+	}
+}
+
+// onGrid rounds a deadline up to the daemon's timer grid. Groups that wake
+// at the same instants share the runtime's wake-ups and read their answers
+// in one burst, which matters with many groups. The step is a tenth of the
+// shortest interval the machine uses, so timing stays within 10 %. The grid
+// counts from the daemon's start on the monotonic clock, so a wall-clock
+// step cannot move it.
+func (g *group) onGrid(dl time.Time) time.Time {
+	t := g.cfg.Timing
+	step := max(min(t.CheckInterval, t.AnnounceInterval, max(t.ClaimSlot, time.Millisecond))/10, time.Millisecond)
+	off := dl.Sub(g.d.started)
+	return g.d.started.Add((off + step - 1) / step * step)
 }
 
 func (g *group) run(start election.Start) {
@@ -200,12 +226,11 @@ func (g *group) run(start election.Start) {
 	if g.apply(g.m.Handle(time.Now(), start)) {
 		return
 	}
-	grid := g.grid()
 	for {
-		g.heartbeat.Store(time.Now().UnixNano())
+		g.heartbeat.Store(int64(time.Since(g.d.started)))
 		wait := maxSleep
 		if dl := g.m.Deadline(); !dl.IsZero() {
-			wait = min(time.Until(dl.Round(grid)), maxSleep)
+			wait = min(time.Until(g.onGrid(dl)), maxSleep)
 		}
 		timer.Reset(wait)
 		var done bool
@@ -240,11 +265,14 @@ func (g *group) run(start election.Start) {
 			if done {
 				return
 			}
-			// Woken at the grid point nearest the deadline, perhaps a
-			// little before it: that counts as the deadline.
-			now := time.Now()
-			if dl := g.m.Deadline(); !dl.IsZero() && now.Add(grid).After(dl) {
-				done = g.apply(g.m.Handle(maxTime(now, dl), election.Tick{}))
+			// Woken at (or just after) the grid point at or after the
+			// deadline: the machine's time is that grid point, never
+			// ahead of the real time and never before the deadline, so
+			// the next deadlines stay on the grid without drifting.
+			if dl := g.m.Deadline(); !dl.IsZero() {
+				if at := g.onGrid(dl); !time.Now().Before(at) {
+					done = g.apply(g.m.Handle(at, election.Tick{}))
+				}
 			}
 		}
 		if done {
@@ -306,6 +334,10 @@ func (g *group) apply(actions []election.Action) bool {
 				lvl = slog.LevelWarn
 			}
 			g.since, g.reason = time.Now(), a.Reason
+			if a.From == election.StateFencing && g.fenceCancel != nil {
+				g.fenceCancel()
+				g.fenceCancel = nil
+			}
 			g.log.Log(context.Background(), lvl, "state changed", "from", a.From.String(), "to", a.To.String(), "reason", a.Reason)
 			mt.Transition(g.name, a.From.String(), a.To.String())
 			mt.SetState(g.name, a.To.String())
@@ -440,13 +472,16 @@ func (g *group) fence(a election.Fence) {
 		Group: g.name, VIPs: g.vipStrings, Interface: g.cfg.Interface,
 	}
 	g.log.Warn("fencing the vanished holder", "target", t.MAC, "node", t.Node, "last_seen", a.LastSeen)
+	ctx, cancel := context.WithCancel(g.ctx)
+	g.fenceCancel = cancel
 	g.fencing.Add(1)
 	go func() {
 		defer g.fencing.Done()
-		err := hooks.Fence(g.ctx, f.Command, f.Timeout, t, g.log)
+		defer cancel()
+		err := hooks.Fence(ctx, f.Command, f.Timeout, t, g.log)
 		g.d.metrics.HookRun(g.name, "fence", err)
 		select {
-		case g.events <- election.FenceResult{Err: err}:
+		case g.events <- election.FenceResult{Err: err, Attempt: a.Attempt}:
 		case <-g.done:
 		case <-g.ctx.Done():
 		}

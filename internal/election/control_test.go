@@ -62,12 +62,44 @@ func TestReleaseWithoutStandbyReclaims(t *testing.T) {
 	h.wantState(StateHolder)
 }
 
-func TestReleaseIgnoredWhenNotHolding(t *testing.T) {
+func TestReleaseRefusedWhenNotHolding(t *testing.T) {
 	h := newHarness(t)
 	h.becomeStandby(macPeerA)
-	if acts := h.do(Release{}); len(acts) != 0 {
-		t.Fatalf("release as standby did %s", dump(acts))
+	if acts := h.do(Release{}); len(acts) != 1 || countOf[Refused](acts) != 1 {
+		t.Fatalf("release as standby did %s, want only a refusal", dump(acts))
 	}
+	h.wantState(StateStandby)
+}
+
+// A better node on maintenance hold keeps probing; a worse node probing for
+// a free VIP must not wait for it, or no node would ever hold the VIP.
+func TestPassiveBetterProberDoesNotBlockClaim(t *testing.T) {
+	h := newHarness(t)
+	h.startFresh()
+	for range 10 {
+		h.frame(arp.NewProbe(macPeerA, arp.Broadcast, vip1, tr(arp.KindProbe, 250, arp.FlagPassive)))
+		h.tick()
+		if h.m.State() == StateHolder {
+			return
+		}
+	}
+	t.Fatalf("never claimed while a passive better node kept probing: state %v", h.m.State())
+}
+
+func TestHoldWhileFencingAbandonsTheFence(t *testing.T) {
+	h := newHarness(t, func(p *Params) { p.Fencing = FenceRequired })
+	h.becomeStandby(macPeerA)
+	for h.m.State() != StateFencing {
+		h.tick()
+	}
+	attempt := h.m.fenceAttempt
+	h.do(Hold{On: true})
+	h.wantState(StateStandby)
+	// The fence's late success must not make the held node claim.
+	if acts := h.do(FenceResult{Attempt: attempt}); countOf[AddVIPs](acts) != 0 {
+		t.Fatalf("claimed after a hold during fencing: %s", dump(acts))
+	}
+	h.wantState(StateStandby)
 }
 
 func TestHoldNeverClaims(t *testing.T) {

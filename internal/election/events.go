@@ -116,7 +116,10 @@ type Health struct {
 }
 
 // FenceResult reports how the fence command ended (nil: fenced).
-type FenceResult struct{ Err error }
+type FenceResult struct {
+	Err     error
+	Attempt int // the Fence action's Attempt
+}
 
 // Handover asks the holder to hand the VIP to a standby now: the one whose
 // node ID is To, or the best live one when To is 0 (`floatip handover`).
@@ -131,6 +134,7 @@ func (Handover) event()    {}
 type Fence struct {
 	MAC      net.HardwareAddr
 	LastSeen time.Time
+	Attempt  int // to be echoed in FenceResult; an old attempt's result is ignored
 }
 
 // Refused says a command (Handover) could not be carried out, and why.

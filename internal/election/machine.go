@@ -155,6 +155,7 @@ type Machine struct {
 	fenceTarget    net.HardwareAddr
 	fenceSeen      time.Time // when the fence target was last heard
 	fenceRunning   bool
+	fenceAttempt   int // numbers Fence actions; a FenceResult must carry the current one
 	fenceRetry     time.Time
 	fenceBackoff   time.Duration
 	nextClaimProbe time.Time // fencing: repeat our claiming probe
@@ -250,9 +251,11 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 	case Stop:
 		m.stop(now)
 	case Release:
-		if m.state == StateHolder {
-			m.release(now, "released on request: "+ev.Reason)
+		if m.state != StateHolder {
+			m.emit(Refused{Reason: "not holding the VIP (state " + m.state.String() + ")"})
+			break
 		}
+		m.release(now, "released on request: "+ev.Reason)
 	case Hold:
 		if ev.On == m.held {
 			break
@@ -262,7 +265,9 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 		if ev.On && m.state == StateHolder {
 			m.release(now, "maintenance hold: handing the VIP away")
 		}
-		if ev.On && m.state == StateCandidate {
+		if ev.On && (m.state == StateCandidate || m.state == StateFencing) {
+			// (Leaving fencing also abandons the fence: its late result
+			// is ignored and the daemon cancels the command.)
 			m.toWaiting(now, StateStandby, nil, "maintenance hold: not claiming")
 		}
 	case Reconfigure:
@@ -272,7 +277,9 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 	case Health:
 		m.health(now, ev)
 	case FenceResult:
-		m.fenceResult(now, ev.Err)
+		if ev.Attempt == m.fenceAttempt {
+			m.fenceResult(now, ev.Err)
+		}
 	case Handover:
 		m.handover(now, ev)
 	}
@@ -718,7 +725,9 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 			m.sendProbe(now, false)
 			m.verifyUntil = now.Add(max(m.p.Timing.ClaimSlot/2, time.Millisecond))
 		}
-	case m.state == StateProbing && !pr.holder && m.beats(pr.priority, pr.mac):
+	case m.state == StateProbing && !pr.holder && !pr.passive && m.beats(pr.priority, pr.mac):
+		// (A passive node will not claim: waiting for it would leave the
+		// VIP on no node.)
 		// Simultaneous start: let the better node claim first.
 		m.misses = 0
 	}

@@ -77,7 +77,8 @@ func (m *Machine) claim(now time.Time, reason string) {
 func (m *Machine) startFence(now time.Time) {
 	m.fenceRunning = true
 	m.fenceRetry = time.Time{}
-	m.emit(Fence{MAC: m.fenceTarget, LastSeen: m.fenceSeen})
+	m.fenceAttempt++
+	m.emit(Fence{MAC: m.fenceTarget, LastSeen: m.fenceSeen, Attempt: m.fenceAttempt})
 	m.claimingProbe(now)
 }
 

@@ -540,7 +540,7 @@ func TestFenceRequiredSilentHolder(t *testing.T) {
 	}
 	h.wantState(StateFencing)
 
-	acts = h.do(FenceResult{})
+	acts = h.do(FenceResult{Attempt: h.m.fenceAttempt})
 	h.wantState(StateHolder)
 	if countOf[AddVIPs](acts) == 0 || len(sentKind(acts, arp.KindAnnounce)) == 0 {
 		t.Fatalf("fenced: %s", dump(acts))
@@ -549,7 +549,7 @@ func TestFenceRequiredSilentHolder(t *testing.T) {
 		t.Fatalf("transitions %v", tr)
 	}
 	// A late duplicate result does nothing.
-	if acts := h.do(FenceResult{}); len(acts) != 0 {
+	if acts := h.do(FenceResult{Attempt: h.m.fenceAttempt}); len(acts) != 0 {
 		t.Fatalf("second FenceResult: %s", dump(acts))
 	}
 }
@@ -568,7 +568,7 @@ func TestFenceRequiredFailureBacksOff(t *testing.T) {
 			t.Fatalf("fence retries stopped: %v", fenceAt)
 		}
 		h.advance(30 * time.Millisecond) // the fence command takes a while
-		acts := h.do(FenceResult{Err: boom})
+		acts := h.do(FenceResult{Attempt: h.m.fenceAttempt, Err: boom})
 		if len(notes(acts, "fencing failed")) != 1 {
 			t.Fatalf("failure not logged: %s", dump(acts))
 		}
@@ -598,7 +598,7 @@ func TestFenceRequiredFailureBacksOff(t *testing.T) {
 	}
 	// Eventually it works.
 	h.advance(time.Millisecond)
-	h.do(FenceResult{})
+	h.do(FenceResult{Attempt: h.m.fenceAttempt})
 	h.wantState(StateHolder)
 }
 
@@ -616,7 +616,7 @@ func TestFenceOldHolderAnswers(t *testing.T) {
 		t.Fatalf("Holder() = %v", h.m.Holder())
 	}
 	// The fence, still running, succeeds late: ignored.
-	if acts := h.do(FenceResult{}); countOf[AddVIPs](acts) != 0 || h.m.State() != StateStandby {
+	if acts := h.do(FenceResult{Attempt: h.m.fenceAttempt}); countOf[AddVIPs](acts) != 0 || h.m.State() != StateStandby {
 		t.Fatalf("late fence result: %s", dump(acts))
 	}
 	acts = h.runAnswering(2*time.Second, macPeerA)
@@ -633,7 +633,7 @@ func TestFenceBestEffortFailureTakesOver(t *testing.T) {
 		t.Fatalf("best-effort did not fence: %s", dump(acts))
 	}
 	h.advance(100 * time.Millisecond)
-	acts = h.do(FenceResult{Err: errors.New("timeout")})
+	acts = h.do(FenceResult{Attempt: h.m.fenceAttempt, Err: errors.New("timeout")})
 	h.wantState(StateHolder)
 	if countOf[AddVIPs](acts) == 0 || len(notes(acts, "fencing failed")) != 1 {
 		t.Fatalf("best-effort failure: %s", dump(acts))

@@ -189,7 +189,7 @@ func (l *lan) handle(n *simNode, ev Event) {
 					err := l.fence(n, a)
 					l.logf("%s: fence of %s done: %v", n.name, a.MAC, err)
 					if n.running {
-						l.handle(n, FenceResult{Err: err})
+						l.handle(n, FenceResult{Err: err, Attempt: a.Attempt})
 					}
 				})
 			}

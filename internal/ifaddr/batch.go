@@ -12,11 +12,10 @@ import (
 // acknowledgements in bulk: for a large group the per-address round trip of
 // one request per address dominates the holder's idle CPU.
 func (m *Manager) claimBatch(addrs []netip.Addr, secs uint32) error {
-	s, err := nl.GetNetlinkSocketAt(m.ns, m.ns, unix.NETLINK_ROUTE)
-	if err != nil {
-		return fmt.Errorf("claim on %s: netlink socket: %w", m.name, hint(err))
-	}
-	defer s.Close()
+	// One batch at a time: the acknowledgements of two would interleave.
+	m.batchMu.Lock()
+	defer m.batchMu.Unlock()
+	s := m.batch
 	var first error
 	// Chunks keep the acknowledgements within the socket's receive buffer.
 	for len(addrs) > 0 {

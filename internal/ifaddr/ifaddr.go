@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -68,6 +69,10 @@ type Manager struct {
 	// is not open, they are opened in the namespace of whatever thread runs
 	// Watch (the process's own namespace), which needs no setns.
 	ns netns.NsHandle
+	// batch carries Claim's batched renewals (batch.go); batchMu makes one
+	// batch at a time use it.
+	batchMu sync.Mutex
+	batch   *nl.NetlinkSocket
 
 	// Test hooks.
 	rcvbuf       int    // receive buffer of the subscription sockets (0: 1 MiB)
@@ -151,7 +156,21 @@ func newManager(name string, h *netlink.Handle, ns netns.NsHandle) (*Manager, er
 		}
 		return nil, fmt.Errorf("look up interface %q: %w", name, hint(err))
 	}
-	return &Manager{name: name, index: l.Attrs().Index, h: h, ns: ns}, nil
+	// The batch socket is made here, in the right namespace, once: making
+	// it per renewal would need setns (CAP_SYS_ADMIN) for a namespaced
+	// Manager.
+	batch, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_ROUTE)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("open netlink socket: %w", hint(err))
+	}
+	tv := unix.NsecToTimeval(socketTimeout.Nanoseconds())
+	if err := errors.Join(batch.SetReceiveTimeout(&tv), batch.SetSendTimeout(&tv)); err != nil {
+		batch.Close()
+		h.Close()
+		return nil, fmt.Errorf("set netlink socket timeout: %w", err)
+	}
+	return &Manager{name: name, index: l.Attrs().Index, h: h, ns: ns, batch: batch}, nil
 }
 
 // notFoundError reads `interface "eth9" not found` and wraps the
@@ -182,6 +201,9 @@ func (m *Manager) Close() error {
 	}
 	m.closed = true
 	m.h.Close()
+	m.batchMu.Lock()
+	m.batch.Close()
+	m.batchMu.Unlock()
 	if m.ns.IsOpen() {
 		return m.ns.Close()
 	}
