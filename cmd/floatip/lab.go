@@ -180,20 +180,17 @@ func (d *demo) run(ctx context.Context, profile string) error {
 
 	// Every node checks its own HTTP service (the health check the
 	// service fault exercises): every 100 ms, unhealthy after 2 failures.
-	checks, err := os.CreateTemp("", "floatip-lab-*.yaml")
+	checks, err := lab.WriteServiceChecks()
 	if err != nil {
 		return err
 	}
-	defer os.Remove(checks.Name())
-	fmt.Fprintf(checks, "checks:\n  - name: http\n    http: {url: \"http://127.0.0.1:%d/\"}\n    interval: 100ms\n    timeout: 100ms\n    fall: 2\n    rise: 2\n", lab.ServicePort)
-	checks.Close()
-	os.Chmod(checks.Name(), 0o644)
+	defer os.Remove(checks)
 
 	var prios []string
 	for i, n := range nodes {
 		prio := max(200-50*i, 1)
 		prios = append(prios, fmt.Sprintf("%s=%d", n.Name, prio))
-		p, err := n.StartFloatip(ctx, "--priority", strconv.Itoa(prio), "--profile", profile, "--config", checks.Name())
+		p, err := n.StartFloatip(ctx, "--priority", strconv.Itoa(prio), "--profile", profile, "--config", checks)
 		if err != nil {
 			return err
 		}

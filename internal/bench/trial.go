@@ -146,9 +146,6 @@ const (
 	Attempts      = 3
 )
 
-// serviceURL is each node's own HTTP service, as its health check sees it.
-var serviceURL = fmt.Sprintf("http://127.0.0.1:%d/", lab.ServicePort)
-
 func (r *runner) trial(ctx context.Context, im Impl, fault string, n int) Trial {
 	var t Trial
 	for attempt := 1; ; attempt++ {
@@ -216,16 +213,13 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault string, t *Trial) 
 	var floatipExtra []string
 	var keepalivedCheck string
 	if fault == FaultService {
-		f, err := os.CreateTemp("", "floatip-bench-checks-*.yaml")
+		checks, err := lab.WriteServiceChecks()
 		if err != nil {
 			return err
 		}
-		defer os.Remove(f.Name())
-		fmt.Fprintf(f, "checks:\n  - name: http\n    http: {url: \"%s\"}\n    interval: 100ms\n    timeout: 100ms\n    fall: 2\n    rise: 2\n", serviceURL)
-		f.Close()
-		os.Chmod(f.Name(), 0o644)
-		floatipExtra = []string{"--config", f.Name()}
-		keepalivedCheck = l.Binary + " lab httpcheck --url " + serviceURL + " --timeout 500ms"
+		defer os.Remove(checks)
+		floatipExtra = []string{"--config", checks}
+		keepalivedCheck = l.Binary + " lab httpcheck --url " + lab.ServiceURL + " --timeout 500ms"
 	}
 
 	ds := daemons{}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -317,4 +318,26 @@ func joinNames(names []string) string {
 		return "none"
 	}
 	return strings.Join(names, ", ")
+}
+
+// ServiceURL is a node's own HTTP service as a health check inside the node
+// sees it.
+var ServiceURL = fmt.Sprintf("http://127.0.0.1:%d/", ServicePort)
+
+// WriteServiceChecks writes a floatip configuration file holding only a
+// health check of the node's own service (every 100 ms, unhealthy after 2
+// failures), for `floatip run --config FILE` on every node. The caller
+// removes the file.
+func WriteServiceChecks() (string, error) {
+	f, err := os.CreateTemp("", "floatip-lab-checks-*.yaml")
+	if err != nil {
+		return "", err
+	}
+	_, err = fmt.Fprintf(f, "checks:\n  - name: http\n    http: {url: %q}\n    interval: 100ms\n    timeout: 100ms\n    fall: 2\n    rise: 2\n", ServiceURL)
+	err = errors.Join(err, f.Close(), os.Chmod(f.Name(), 0o644))
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
 }
