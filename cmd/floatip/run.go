@@ -72,7 +72,8 @@ func (r runCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg)
+	var level slog.LevelVar
+	log := newLogger(cfg, &level)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	go func() {
@@ -88,11 +89,12 @@ func (r runCmd) Run() error {
 		}
 		return c, nil
 	}
-	return daemon.Run(ctx, cfg, log, daemon.Options{Version: version, Load: reload})
+	setLevel := func(l string) error { return level.UnmarshalText([]byte(l)) }
+	return daemon.Run(ctx, cfg, log, daemon.Options{Version: version, Load: reload, SetLogLevel: setLevel})
 }
 
-func newLogger(cfg config.Config) *slog.Logger {
-	var level slog.Level
+// newLogger makes the daemon's logger; level can be changed later (reload).
+func newLogger(cfg config.Config, level *slog.LevelVar) *slog.Logger {
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
 	if os.Getenv("JOURNAL_STREAM") != "" && cfg.LogFormat != "json" {

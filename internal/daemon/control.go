@@ -180,6 +180,14 @@ func (d *daemon) Reload(ctx context.Context) error {
 		d.metrics.ForgetGroup(g.name)
 	}
 
+	if next.LogLevel != cur.LogLevel && d.opts.SetLogLevel != nil {
+		if err := d.opts.SetLogLevel(next.LogLevel); err == nil {
+			d.log.Info("log level changed", "level", next.LogLevel)
+		}
+	}
+	if next.LogFormat != cur.LogFormat {
+		d.log.Warn("log_format changes apply after a restart", "running", cur.LogFormat, "configured", next.LogFormat)
+	}
 	d.cfg = next
 	shared := next // one copy the kept groups share and never write
 	for _, g := range kept {

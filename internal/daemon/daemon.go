@@ -38,6 +38,8 @@ type Options struct {
 	// Load re-reads the configuration (file plus command-line flags) for a
 	// reload; nil disables reloading.
 	Load func() (config.Config, error)
+	// SetLogLevel applies a reloaded log_level; nil keeps the first one.
+	SetLogLevel func(level string) error
 }
 
 // Run runs the daemon until ctx ends, then releases every VIP it holds,

@@ -179,12 +179,15 @@ func TestReloadKeepsUnchangedGroups(t *testing.T) {
 		return groupState(s, "a") == "holder" && groupState(s, "c") == "holder"
 	}, "groups unchanged after a rejected reload")
 
-	// SIGHUP reloads too.
-	os.WriteFile(path, []byte(conf(180, groupA)), 0o644)
+	// SIGHUP reloads too, and a new log level applies at once.
+	os.WriteFile(path, []byte(conf(180, groupA)+"log_level: debug\n"), 0o644)
 	if err := c.daemons["n1"].Signal(sighup); err != nil {
 		t.Fatal(err)
 	}
 	c.waitStatus(n1, func(s control.Status) bool { return len(s.Groups) == 1 }, "group c removed by SIGHUP")
+	if _, err := c.daemons["n1"].WaitMsg(c.ctx, 3*time.Second, "probe sent", nil); err != nil {
+		t.Errorf("no debug line after reloading with log_level debug: %v", err)
+	}
 
 	r := lab.Measure(client.Stop(), reloadAt)
 	if r.Failed > 0 {
