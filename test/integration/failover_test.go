@@ -146,15 +146,21 @@ func (c *cluster) dumpLogs() {
 }
 
 // watchHolders polls the holders until stop is closed and returns the most
-// nodes that held the VIP at the same moment.
+// nodes that held the VIP at the same moment. One poll reads the nodes one
+// after the other, so a handover that happens between reading the old
+// holder and reading the new one looks like two holders although there
+// never were; only an overlap seen by two polls in a row counts.
 func (c *cluster) watchHolders(stop <-chan struct{}) <-chan []string {
 	out := make(chan []string, 1)
 	go func() {
-		var worst []string
+		var worst, prev []string
 		for {
 			h, err := c.Holders()
-			if err == nil && len(h) > len(worst) {
+			if err == nil && len(h) > 1 && len(prev) > 1 && len(h) > len(worst) {
 				worst = h
+			}
+			if err == nil {
+				prev = h
 			}
 			select {
 			case <-stop:
