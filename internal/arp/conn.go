@@ -55,6 +55,10 @@ func Listen(ifi *net.Interface) (*Conn, error) {
 		return nil, listenError(ifi.Name, err)
 	}
 	ignoreOutgoing(pc)
+	if filter, err := routineProbeFilter(ifi.HardwareAddr); err == nil {
+		// Best effort: without the filter the daemon reads and drops them.
+		_ = pc.SetBPF(filter)
+	}
 	return newConn(pc, ifi), nil
 }
 

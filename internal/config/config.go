@@ -190,7 +190,7 @@ func Preset(name string) (Timing, error) {
 			AnnounceCount:    3,
 			AnnounceInterval: 100 * time.Millisecond,
 			Lifetime:         3 * time.Second,
-			RenewInterval:    time.Second,
+			RenewInterval:    1500 * time.Millisecond,
 			BeaconInterval:   500 * time.Millisecond,
 		}, nil
 	case ProfileFast:

@@ -68,7 +68,7 @@ func TestPreset(t *testing.T) {
 	wantDef := Timing{
 		CheckInterval: 50 * time.Millisecond, Misses: 3, ClaimSlot: 50 * time.Millisecond,
 		AnnounceCount: 3, AnnounceInterval: 100 * time.Millisecond,
-		Lifetime: 3 * time.Second, RenewInterval: time.Second, BeaconInterval: 500 * time.Millisecond,
+		Lifetime: 3 * time.Second, RenewInterval: 1500 * time.Millisecond, BeaconInterval: 500 * time.Millisecond,
 	}
 	if diff := cmp.Diff(wantDef, def); diff != "" {
 		t.Errorf("default preset (-want +got):\n%s", diff)
@@ -844,7 +844,7 @@ timing:
   announce_count: 3
   announce_interval: 100ms
   lifetime: 3s
-  renew_interval: 1s
+  renew_interval: 1.5s
   beacon_interval: 500ms
 vips: [198.18.0.100]
 control:
@@ -897,7 +897,7 @@ timing:
   announce_count: 3
   announce_interval: 100ms
   lifetime: 3s
-  renew_interval: 1s
+  renew_interval: 1.5s
   beacon_interval: 500ms
 checks:
   - name: web

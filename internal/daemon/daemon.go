@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -128,6 +129,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		})
 	}
 	run(func() { d.systemd(auxCtx) })
+	run(func() { d.pace(auxCtx) })
 
 	for done := false; !done; {
 		select {
@@ -323,6 +325,40 @@ func (d *daemon) watch(ctx context.Context) {
 			}
 			for _, g := range d.allGroups() {
 				g.must(ctx, election.LinkChanged{Up: lastUp})
+			}
+		}
+	}
+}
+
+// pace lets one standby group per holder check it at full pace and relaxes
+// the node's other groups on that holder (election.Pace): with many groups
+// one node sends a fraction of the probes, and the leading group's
+// HolderLost still moves every group at once. Roles are reviewed every
+// quarter second from the groups' status snapshots.
+func (d *daemon) pace(ctx context.Context) {
+	relaxed := map[*group]bool{}
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.reloadMu.Lock()
+		gs := slices.Clone(d.groups)
+		d.reloadMu.Unlock()
+		leader := map[string]bool{}
+		for _, g := range gs { // configuration order: the first is the leader
+			s := g.snap.Load()
+			want := false
+			if s.State == "standby" && s.Holder != "" {
+				want = leader[s.Holder]
+				leader[s.Holder] = true
+			}
+			if relaxed[g] != want {
+				relaxed[g] = want
+				g.must(ctx, election.Pace{Relaxed: want})
 			}
 		}
 	}

@@ -357,6 +357,14 @@ func (g *group) apply(actions []election.Action) bool {
 			g.log.Warn("command refused", "reason", a.Reason)
 		case election.Fence:
 			g.fence(a)
+		case election.HolderLost:
+			// The node's other groups on the same holder (relaxed ones
+			// check it only now and then) go for their VIPs too.
+			for _, o := range g.d.allGroups() {
+				if o != g {
+					o.deliver(election.PeerLost{MAC: a.MAC})
+				}
+			}
 		case election.Done:
 			done = true
 		}

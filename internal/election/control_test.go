@@ -1,6 +1,7 @@
 package election
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 	"time"
@@ -196,5 +197,53 @@ func TestSilentHolderDaemonProbedFaster(t *testing.T) {
 	gap()
 	if g := gap(); g != h.p.Timing.CheckInterval {
 		t.Fatalf("probe gap %v after the beacons resumed, want %v", g, h.p.Timing.CheckInterval)
+	}
+}
+
+func TestHolderLostAndPace(t *testing.T) {
+	// The group that checks the holder at full pace reports its loss.
+	lead := newHarness(t)
+	lead.becomeStandby(macPeerA)
+	for lead.m.State() == StateStandby {
+		lead.tick()
+	}
+	if len(lead.lost) != 1 || !bytes.Equal(lead.lost[0], macPeerA) {
+		t.Fatalf("HolderLost reports %v, want [%v]", lead.lost, macPeerA)
+	}
+
+	// A relaxed group probes once per beacon interval...
+	f := newHarness(t)
+	f.becomeStandby(macPeerA)
+	f.do(Pace{Relaxed: true})
+	f.tick()
+	f.frame(kernelReply(macPeerA, macSelf))
+	at := f.now
+	f.tick()
+	if g := f.now.Sub(at); g != f.p.Timing.BeaconInterval {
+		t.Fatalf("relaxed probe gap %v, want the beacon interval %v", g, f.p.Timing.BeaconInterval)
+	}
+	f.frame(kernelReply(macPeerA, macSelf))
+	// ...and goes for the VIP at once when the leading group lost the holder.
+	acts := f.do(PeerLost{MAC: macPeerA})
+	if f.m.State() != StateHolder || countOf[AddVIPs](acts) == 0 {
+		t.Fatalf("PeerLost did not make the relaxed standby claim: state %v, %s", f.m.State(), dump(acts))
+	}
+	// PeerLost about another holder changes nothing.
+	o := newHarness(t)
+	o.becomeStandby(macPeerA)
+	if acts := o.do(PeerLost{MAC: macPeerB}); len(acts) != 0 || o.m.State() != StateStandby {
+		t.Fatalf("PeerLost for another MAC: %s", dump(acts))
+	}
+	// Not relaxed any more: back to CheckInterval.
+	f2 := newHarness(t)
+	f2.becomeStandby(macPeerA)
+	f2.do(Pace{Relaxed: true})
+	f2.do(Pace{Relaxed: false})
+	f2.tick()
+	f2.frame(kernelReply(macPeerA, macSelf))
+	at = f2.now
+	f2.tick()
+	if g := f2.now.Sub(at); g != f2.p.Timing.CheckInterval {
+		t.Fatalf("probe gap %v after Pace{false}, want %v", g, f2.p.Timing.CheckInterval)
 	}
 }

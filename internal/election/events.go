@@ -125,6 +125,18 @@ type FenceResult struct {
 // node ID is To, or the best live one when To is 0 (`floatip handover`).
 type Handover struct{ To uint32 }
 
+// Pace tells a standby whether another group of this node already checks
+// the same holder at full pace (Relaxed): then this one checks only once per
+// beacon interval, and learns of the holder's loss from PeerLost. A node
+// with many groups on one holder so sends a fraction of the probes.
+type Pace struct{ Relaxed bool }
+
+// PeerLost says another group of this node found the holder with this MAC
+// silent (it emitted HolderLost).
+type PeerLost struct{ MAC net.HardwareAddr }
+
+func (Pace) event()        {}
+func (PeerLost) event()    {}
 func (Health) event()      {}
 func (FenceResult) event() {}
 func (Handover) event()    {}
@@ -140,5 +152,10 @@ type Fence struct {
 // Refused says a command (Handover) could not be carried out, and why.
 type Refused struct{ Reason string }
 
-func (Fence) action()   {}
-func (Refused) action() {}
+// HolderLost says this group found its holder silent; the daemon tells the
+// node's other groups (PeerLost), which share that holder.
+type HolderLost struct{ MAC net.HardwareAddr }
+
+func (HolderLost) action() {}
+func (Fence) action()      {}
+func (Refused) action()    {}

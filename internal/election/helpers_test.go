@@ -159,7 +159,8 @@ type harness struct {
 	m    *Machine
 	p    Params
 	now  time.Time
-	rtts []time.Duration // ProbeAnswered reports of the last event
+	rtts []time.Duration    // ProbeAnswered reports of the last event
+	lost []net.HardwareAddr // HolderLost reports, all so far
 }
 
 type option func(*Params)
@@ -204,6 +205,11 @@ func (h *harness) do(ev Event) []Action {
 	for _, a := range acts {
 		if r, ok := a.(ProbeAnswered); ok {
 			h.rtts = append(h.rtts, r.RTT)
+			continue
+		}
+		if l, ok := a.(HolderLost); ok {
+			// For the node's other groups; TestHolderLostAndPace checks it.
+			h.lost = append(h.lost, l.MAC)
 			continue
 		}
 		kept = append(kept, a)

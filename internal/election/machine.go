@@ -151,6 +151,7 @@ type Machine struct {
 	refusing       bool      // logged that we do not claim (hold, unhealthy)
 	lastCall       bool      // candidate: the final check before claiming was sent
 	holderSilent   bool      // the holder's daemon stopped beaconing
+	relaxed        bool      // another group checks our holder at full pace (Pace)
 	handoverUntil  time.Time // after a handover: the target must claim by then
 	fenceTarget    net.HardwareAddr
 	fenceSeen      time.Time // when the fence target was last heard
@@ -274,6 +275,13 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 		vips := m.p.VIPs
 		m.p = ev.Params
 		m.p.VIPs = vips
+	case Pace:
+		m.relaxed = ev.Relaxed
+	case PeerLost:
+		if m.state == StateStandby && m.holder != nil && bytes.Equal(m.holder, ev.MAC) && !m.held {
+			m.vanished, m.fenceSeen = true, m.lastHeard
+			m.toCandidate(now, fmt.Sprintf("holder %s silent (found by another group of this node)", ev.MAC))
+		}
 	case Health:
 		m.health(now, ev)
 	case FenceResult:
@@ -388,6 +396,9 @@ func (m *Machine) probeInterval(now time.Time) time.Duration {
 	if silent {
 		return max(m.p.Timing.CheckInterval/5, 2*time.Millisecond)
 	}
+	if m.relaxed && m.state == StateStandby && m.holder != nil {
+		return max(m.p.Timing.BeaconInterval, m.p.Timing.CheckInterval)
+	}
 	return m.p.Timing.CheckInterval
 }
 
@@ -429,6 +440,7 @@ func (m *Machine) tick(now time.Time) {
 				reason := fmt.Sprintf("%d consecutive probes unanswered: the VIP is free", m.misses)
 				if m.holder != nil {
 					reason = fmt.Sprintf("holder %s silent for %d consecutive probes", m.holder, m.misses)
+					m.emit(HolderLost{MAC: slices.Clone(m.holder)})
 				}
 				m.toCandidate(now, reason)
 				if m.state != StateProbing && m.state != StateStandby {

@@ -71,8 +71,11 @@ type Manager struct {
 	ns netns.NsHandle
 	// batch carries Claim's batched renewals (batch.go); batchMu makes one
 	// batch at a time use it.
-	batchMu sync.Mutex
-	batch   *nl.NetlinkSocket
+	batchMu  sync.Mutex
+	batch    *nl.NetlinkSocket
+	batchBuf []byte // reused request buffer
+	ackBuf   []byte // reused acknowledgement buffer
+	batchSeq uint32 // sequence numbers of batched requests
 
 	// Test hooks.
 	rcvbuf       int    // receive buffer of the subscription sockets (0: 1 MiB)
@@ -164,6 +167,9 @@ func newManager(name string, h *netlink.Handle, ns netns.NsHandle) (*Manager, er
 		h.Close()
 		return nil, fmt.Errorf("open netlink socket: %w", hint(err))
 	}
+	// Acknowledgements without a copy of each request: a batch's fit in
+	// the receive buffer. (Best effort; older kernels echo the request.)
+	_ = unix.SetsockoptInt(batch.GetFd(), unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1)
 	tv := unix.NsecToTimeval(socketTimeout.Nanoseconds())
 	if err := errors.Join(batch.SetReceiveTimeout(&tv), batch.SetSendTimeout(&tv)); err != nil {
 		batch.Close()

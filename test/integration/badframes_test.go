@@ -2,13 +2,13 @@ package integration
 
 import (
 	"net"
-	"runtime"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mdlayher/packet"
-	"github.com/vishvananda/netns"
 
 	"github.com/floatip/floatip/internal/lab"
 )
@@ -27,8 +27,12 @@ func TestMalformedFramesAreIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 	from := time.Now()
-	if err := sendJunk(c.ClientNode().NS); err != nil {
-		t.Fatalf("sending junk frames: %v", err)
+	// The test binary itself sends them, run inside the client's namespace
+	// (see TestMain), so no thread of this process changes namespace.
+	junk := exec.Command("ip", "netns", "exec", c.ClientNode().NS, os.Args[0])
+	junk.Env = append(os.Environ(), sendJunkEnv+"=1")
+	if out, err := junk.CombinedOutput(); err != nil {
+		t.Fatalf("sending junk frames: %v\n%s", err, out)
 	}
 	if _, err := c.daemons["n1"].WaitMsg(c.ctx, 15*time.Second, "ignored malformed ARP frames", nil); err != nil {
 		t.Fatalf("n1 did not log the malformed frames: %v", err)
@@ -47,23 +51,15 @@ func TestMalformedFramesAreIgnored(t *testing.T) {
 	}
 }
 
-// sendJunk broadcasts malformed ARP frames on the namespace's eth0: cut
-// short, a wrong hardware type, a wrong protocol length, an unknown
+// sendJunkEnv makes the test binary send junk frames and exit (TestMain).
+const sendJunkEnv = "FLOATIP_TEST_SEND_JUNK"
+
+// sendJunk broadcasts malformed ARP frames on eth0 of the namespace it runs
+// in: cut short, a wrong hardware type, a wrong protocol length, an unknown
 // operation, and a truncated floatip trailer.
-func sendJunk(ns string) error {
+func sendJunk() error {
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		h, err := netns.GetFromName(ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			errc <- err
-			return
-		}
 		ifi, err := net.InterfaceByName("eth0")
 		if err != nil {
 			errc <- err

@@ -24,6 +24,20 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	if addr := os.Getenv(scrapeEnv); addr != "" {
+		if err := scrape(addr); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if os.Getenv(sendJunkEnv) != "" {
+		if err := sendJunk(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "floatip-it-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

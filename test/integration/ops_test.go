@@ -10,14 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netns"
 
 	"github.com/floatip/floatip/internal/control"
 	"github.com/floatip/floatip/internal/lab"
@@ -226,39 +223,30 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 }
 
-// scrapeIn fetches /metrics from addr inside a network namespace. The
-// socket is made on a thread locked into that namespace.
+// scrapeEnv makes the test binary print http://ADDR/metrics and exit
+// (TestMain); scrapeIn runs it inside a namespace, so no thread of this
+// process ever changes namespace.
+const scrapeEnv = "FLOATIP_TEST_SCRAPE"
+
+// scrapeIn fetches /metrics from addr inside a network namespace.
 func scrapeIn(ns, addr string) (string, error) {
-	type result struct {
-		body string
-		err  error
+	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0])
+	cmd.Env = append(os.Environ(), scrapeEnv+"="+addr)
+	out, err := cmd.Output()
+	return string(out), err
+}
+
+// scrape is the other side of scrapeIn.
+func scrape(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return err
 	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		h, err := netns.GetFromName(ns)
-		if err != nil {
-			ch <- result{err: err}
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			ch <- result{err: err}
-			return
-		}
-		conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
-		if err != nil {
-			ch <- result{err: err}
-			return
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(3 * time.Second))
-		fmt.Fprintf(conn, "GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n", addr)
-		b, err := io.ReadAll(bufio.NewReader(conn))
-		ch <- result{string(b), err}
-	}()
-	r := <-ch
-	return r.body, r.err
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(3 * time.Second))
+	fmt.Fprintf(conn, "GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n", addr)
+	_, err = io.Copy(os.Stdout, bufio.NewReader(conn))
+	return err
 }
 
 func TestSystemdUnitVerifies(t *testing.T) {
