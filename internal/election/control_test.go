@@ -219,8 +219,8 @@ func TestHolderLostAndPace(t *testing.T) {
 	f.frame(kernelReply(macPeerA, macSelf))
 	at := f.now
 	f.tick()
-	if g := f.now.Sub(at); g != f.p.Timing.BeaconInterval {
-		t.Fatalf("relaxed probe gap %v, want the beacon interval %v", g, f.p.Timing.BeaconInterval)
+	if g := f.now.Sub(at); g != 2*f.p.Timing.BeaconInterval {
+		t.Fatalf("relaxed probe gap %v, want twice the beacon interval %v", g, 2*f.p.Timing.BeaconInterval)
 	}
 	f.frame(kernelReply(macPeerA, macSelf))
 	// ...and goes for the VIP at once when the leading group lost the holder.

@@ -397,7 +397,9 @@ func (m *Machine) probeInterval(now time.Time) time.Duration {
 		return max(m.p.Timing.CheckInterval/5, 2*time.Millisecond)
 	}
 	if m.relaxed && m.state == StateStandby && m.holder != nil {
-		return max(m.p.Timing.BeaconInterval, m.p.Timing.CheckInterval)
+		// Twice the beacon interval: still inside the 3 beacon intervals
+		// that peers count a standby as live, and half the broadcasts.
+		return max(2*m.p.Timing.BeaconInterval, m.p.Timing.CheckInterval)
 	}
 	return m.p.Timing.CheckInterval
 }

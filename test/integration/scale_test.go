@@ -21,6 +21,7 @@ const (
 	scaleGroups       = 10
 	scaleVIPsPerGroup = 100
 	scaleMaxCPU       = 1.0 // percent of one core, idle
+	scaleBusyCPU      = 3.0 // percent of one core: a busy loop, not noise
 	scaleMaxRSSMB     = 30.0
 	scaleIdleWindow   = 10 * time.Second
 )
@@ -149,6 +150,29 @@ func readUsage(pid int) (procUsage, error) {
 		return procUsage{}, fmt.Errorf("/proc/%d/stat: bad utime/stime %q %q", pid, f[11], f[12])
 	}
 	u := procUsage{cpu: time.Duration(utime+stime) * time.Second / time.Duration(clockTicks)}
+	// The scheduler's own count (ns of every thread) is exact where the
+	// tick-sampled utime/stime are not; use it when there.
+	if tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid)); err == nil {
+		var ns uint64
+		ok := true
+		for _, task := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, task.Name()))
+			f := strings.Fields(string(b))
+			if err != nil || len(f) == 0 {
+				ok = false
+				break
+			}
+			v, err := strconv.ParseUint(f[0], 10, 64)
+			if err != nil {
+				ok = false
+				break
+			}
+			ns += v
+		}
+		if ok {
+			u.cpu = time.Duration(ns)
+		}
+	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return procUsage{}, err
@@ -223,7 +247,7 @@ func TestManyVIPs(t *testing.T) {
 			t.Fatalf("%s: pid %d is %q (err %v), want the floatip daemon", n.Name, pids[i], strings.TrimSpace(string(comm)), err)
 		}
 	}
-	time.Sleep(time.Second) // let the standbys' start-up settle
+	time.Sleep(2 * time.Second) // let the standbys' start-up and pacing settle
 	before := make([]procUsage, len(nodes))
 	for i, pid := range pids {
 		u, err := readUsage(pid)
@@ -246,11 +270,12 @@ func TestManyVIPs(t *testing.T) {
 			role = fmt.Sprintf("holder of %d VIPs", len(vips))
 		}
 		t.Logf("%s (%s): idle CPU %.2f%% of a core, RSS %.1f MB (over %v, CLK_TCK %d)", n.Name, role, cpu, after.rss, window.Round(time.Millisecond), clockTicks)
-		if cpu >= scaleMaxCPU {
-			// A figure for the README, not a verdict on behaviour: in this
-			// lab the kernel charges the veth+bridge delivery of every probe,
-			// and the peer's ARP reply, to the sending process. Reported,
-			// and tracked as an open target rather than a failing test.
+		// The figure is the measurement (target: under scaleMaxCPU); the
+		// test fails only far above it, on a busy loop or a runaway timer,
+		// not on the noise of a shared 2-core machine.
+		if cpu >= scaleBusyCPU {
+			t.Errorf("%s: idle CPU %.2f%% of a core: something spins (target under %.0f%%)", n.Name, cpu, scaleMaxCPU)
+		} else if cpu >= scaleMaxCPU {
 			t.Logf("%s: idle CPU %.2f%% of a core is above the %.0f%% target", n.Name, cpu, scaleMaxCPU)
 		}
 		if after.rss >= scaleMaxRSSMB {
