@@ -411,6 +411,10 @@ func (l *Lab) Down() error {
 		h.Close()
 	}
 	errs = append(errs, Cleanup(l.Prefix))
+	// A daemon that was killed (power off, crash) left its control socket.
+	for _, n := range l.Nodes() {
+		os.Remove(n.Socket())
+	}
 	return errors.Join(errs...)
 }
 
