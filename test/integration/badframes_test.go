@@ -19,13 +19,7 @@ import (
 func TestMalformedFramesAreIgnored(t *testing.T) {
 	c := newLab(t, 2)
 	c.startAll()
-	client, err := c.StartClient(c.ctx, lab.ClientOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.WaitSample(c.ctx, 5*time.Second, func(s lab.Sample) bool { return s.OK }); err != nil {
-		t.Fatal(err)
-	}
+	client := c.servedClient()
 	from := time.Now()
 	// The test binary itself sends them, run inside the client's namespace
 	// (see TestMain), so no thread of this process changes namespace.

@@ -159,6 +159,20 @@ func (c *cluster) dumpLogs() {
 	}
 }
 
+// servedClient starts the lab client on the VIP and waits until it is
+// served once.
+func (c *cluster) servedClient() *lab.Client {
+	c.t.Helper()
+	client, err := c.StartClient(c.ctx, lab.ClientOptions{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if _, err := client.WaitSample(c.ctx, 5*time.Second, func(s lab.Sample) bool { return s.OK }); err != nil {
+		c.t.Fatalf("the client was never served by the VIP: %v", err)
+	}
+	return client
+}
+
 // watchHolders polls the holders until stop is closed and returns the most
 // nodes that held the VIP at the same moment. One poll reads the nodes one
 // after the other, so a handover that happens between reading the old
@@ -289,13 +303,7 @@ func TestKill9LeavesNoDuplicate(t *testing.T) {
 func TestRestartKeepsVIPWithoutGap(t *testing.T) {
 	c := newLab(t, 2)
 	c.startAll()
-	client, err := c.StartClient(c.ctx, lab.ClientOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.WaitSample(c.ctx, 5*time.Second, func(s lab.Sample) bool { return s.OK }); err != nil {
-		t.Fatal(err)
-	}
+	client := c.servedClient()
 	fault := time.Now()
 	if err := c.daemons["n1"].Kill(); err != nil {
 		t.Fatal(err)

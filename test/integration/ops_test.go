@@ -140,13 +140,7 @@ func TestReloadKeepsUnchangedGroups(t *testing.T) {
 	c.waitStatus(n1, func(s control.Status) bool {
 		return groupState(s, "a") == "holder" && groupState(s, "b") == "holder"
 	}, "both groups held")
-	client, err := c.StartClient(c.ctx, lab.ClientOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.WaitSample(c.ctx, 5*time.Second, func(s lab.Sample) bool { return s.OK }); err != nil {
-		t.Fatal(err)
-	}
+	client := c.servedClient()
 	before := c.waitStatus(n1, func(control.Status) bool { return true }, "status")
 	reloadAt := time.Now()
 
