@@ -94,7 +94,9 @@ func TestDeadlineIsEarliestTimer(t *testing.T) {
 // Deadline stays in the past.
 func TestDeadlineMovesPastTick(t *testing.T) {
 	misaligned := defaultTiming()
-	misaligned.CheckInterval = 30 * time.Millisecond // 1s is no multiple of it: config allows this
+	// Override: the beacon interval is no multiple of this check interval,
+	// which no profile ships but config allows.
+	misaligned.CheckInterval = 30 * time.Millisecond
 
 	for _, tc := range []struct {
 		name   string
