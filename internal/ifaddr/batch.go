@@ -3,6 +3,7 @@
 package ifaddr
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 
@@ -52,7 +53,9 @@ func (m *Manager) claimChunk(s *nl.NetlinkSocket, addrs []netip.Addr, secs uint3
 	}
 	var firstErr error
 	for acked := 0; acked < len(addrs); {
-		n, _, err := unix.Recvfrom(s.GetFd(), m.ackBuf, 0)
+		// read, not recvfrom: the sender is the kernel, and Recvfrom
+		// allocates the address it returns.
+		n, err := unix.Read(s.GetFd(), m.ackBuf)
 		if err != nil {
 			return fmt.Errorf("claim on %s: reading acknowledgements: %w", m.name, hint(err))
 		}
@@ -103,7 +106,7 @@ const (
 // or renews the lifetime of, ip/32 on the interface index, valid and
 // preferred for secs seconds.
 func appendNewAddr(b []byte, seq uint32, index int, ip [4]byte, secs uint32) []byte {
-	ne := nl.NativeEndian()
+	ne := binary.NativeEndian
 	var m [newAddrLen]byte
 	ne.PutUint32(m[nlmsgLenOff:], newAddrLen)
 	ne.PutUint16(m[nlmsgTypeOff:], unix.RTM_NEWADDR)
@@ -125,7 +128,7 @@ func appendNewAddr(b []byte, seq uint32, index int, ip [4]byte, secs uint32) []b
 // putAttr writes a struct rtattr of type typ holding data at the start of
 // b and returns the rest of b. len(data) must be a multiple of 4.
 func putAttr(b []byte, typ uint16, data []byte) []byte {
-	ne := nl.NativeEndian()
+	ne := binary.NativeEndian
 	n := unix.SizeofRtAttr + len(data)
 	ne.PutUint16(b[0:], uint16(n)) // rta_len
 	ne.PutUint16(b[2:], typ)       // rta_type
@@ -140,7 +143,7 @@ func putAttr(b []byte, typ uint16, data []byte) []byte {
 // Messages about other sequence numbers are skipped; a truncated message
 // ends the scan.
 func scanAcks(b []byte, first uint32, n int) (acked, failed int, errno unix.Errno) {
-	ne := nl.NativeEndian()
+	ne := binary.NativeEndian
 	failed = -1
 	for len(b) >= unix.NLMSG_HDRLEN {
 		l := int(ne.Uint32(b[nlmsgLenOff:]))

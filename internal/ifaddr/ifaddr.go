@@ -320,10 +320,19 @@ func lifetimeSecs(d time.Duration) (int, error) {
 	return int(s), nil
 }
 
-func (m *Manager) addr32(a netip.Addr) (*netlink.Addr, error) {
+// ipv4 returns a as a plain IPv4 address, or an error if it is none.
+func ipv4(a netip.Addr) (netip.Addr, error) {
 	a = a.Unmap()
 	if !a.Is4() {
-		return nil, fmt.Errorf("%v is not an IPv4 address", a)
+		return netip.Addr{}, fmt.Errorf("%v is not an IPv4 address", a)
+	}
+	return a, nil
+}
+
+func (m *Manager) addr32(a netip.Addr) (*netlink.Addr, error) {
+	a, err := ipv4(a)
+	if err != nil {
+		return nil, err
 	}
 	b := a.As4()
 	return &netlink.Addr{
@@ -348,16 +357,17 @@ func (m *Manager) Claim(addrs []netip.Addr, lifetime time.Duration) error {
 		return ErrClosed
 	}
 	if len(addrs) > 1 {
-		var valid []netip.Addr
+		valid := make([]netip.Addr, 0, len(addrs))
 		var first error
 		for _, a := range addrs {
-			if _, err := m.addr32(a); err != nil {
+			v, err := ipv4(a)
+			if err != nil {
 				if first == nil {
 					first = fmt.Errorf("claim %v/32 on %s: %w", a, m.name, err)
 				}
 				continue
 			}
-			valid = append(valid, a.Unmap())
+			valid = append(valid, v)
 		}
 		if err := m.claimBatch(valid, uint32(secs)); err != nil && first == nil {
 			first = err
