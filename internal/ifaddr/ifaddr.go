@@ -10,6 +10,18 @@
 // address by itself when the lifetime runs out, and Watch reports that as
 // AddrRemoved.
 //
+// Claim of more than one address does not go through vishvananda/netlink,
+// which sends one request and waits for its answer per address: batch.go
+// encodes the RTM_NEWADDR requests by hand (the same bytes as the library's
+// AddrReplace, which a test checks) and sends up to 64 with one sendto.
+// No maintained library batches netlink requests this way. Renewing 1000
+// addresses on a veth (BenchmarkRenew1000, as root, -benchtime 50x
+// -count 5, on a shared and loaded 2-core machine) took 4.1-6.3 ms of CPU
+// batched against 14.4-19.4 ms with one request per address, and 17
+// allocations (25 kB) against 23,000 (1 MB); syscalls (strace -c) were 16
+// sendto and 1000 read against 1000 sendto and 1000 recvfrom, since the
+// kernel still sends each acknowledgement in a message of its own.
+//
 // Only IPv4 is handled; IPv6 addresses are ignored everywhere. The package
 // is Linux only.
 package ifaddr
