@@ -1,7 +1,8 @@
 // Package arp encodes and decodes Ethernet II frames carrying ARP for IPv4
 // over Ethernet (htype 1, ptype 0x0800, hlen 6, plen 4), with an optional
-// floatip trailer carried in the Ethernet padding, and sends and receives
-// them on an AF_PACKET socket.
+// floatip trailer carried in the Ethernet padding. It is pure and builds on
+// every OS; the Linux socket that sends and receives these frames is in
+// package afpacket.
 //
 // The codec is our own rather than github.com/mdlayher/arp because floatip
 // needs the bytes after the 28-byte ARP payload (the trailer) and RFC 5227
@@ -138,14 +139,25 @@ var Broadcast = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 // socket.
 var ErrMalformed = errors.New("malformed ARP frame")
 
+// Frame layout, exported for code that inspects raw frames without decoding
+// them (the socket filter of package afpacket).
 const (
-	etherTypeARP  = 0x0806
+	// EtherType is the Ethernet type of ARP frames.
+	EtherType = 0x0806
+	// EthernetHeaderLen is the length of the Ethernet II header.
+	EthernetHeaderLen = 14
+	// PayloadLen is the length of an IPv4-over-Ethernet ARP payload.
+	PayloadLen = 28
+	// TrailerOffset is where the Trailer starts in a frame.
+	TrailerOffset = EthernetHeaderLen + PayloadLen
+	// TrailerLen is the length of the Trailer.
+	TrailerLen = 12
+)
+
+const (
 	etherTypeIPv4 = 0x0800
 	htypeEthernet = 1
 
-	ethHeaderLen = 14
-	arpLen       = 28
-	trailerLen   = 12
 	// minFrameLen is the minimum Ethernet frame without the FCS; shorter
 	// frames are padded by us, as some NICs and switches drop runts.
 	minFrameLen = 60
@@ -186,9 +198,9 @@ func (p *Packet) MarshalBinary() ([]byte, error) {
 	b := make([]byte, minFrameLen)
 	copy(b[0:6], p.Destination)
 	copy(b[6:12], p.Source)
-	binary.BigEndian.PutUint16(b[12:14], etherTypeARP)
+	binary.BigEndian.PutUint16(b[12:14], EtherType)
 
-	a := b[ethHeaderLen:]
+	a := b[EthernetHeaderLen:]
 	binary.BigEndian.PutUint16(a[0:2], htypeEthernet)
 	binary.BigEndian.PutUint16(a[2:4], etherTypeIPv4)
 	a[4] = 6
@@ -202,7 +214,7 @@ func (p *Packet) MarshalBinary() ([]byte, error) {
 	copy(a[24:28], tip[:])
 
 	if t := p.Trailer; t != nil {
-		tr := a[arpLen : arpLen+trailerLen]
+		tr := a[PayloadLen : PayloadLen+TrailerLen]
 		copy(tr[0:4], trailerMagic[:])
 		tr[4] = trailerVersion
 		tr[5] = uint8(t.Kind)
@@ -218,13 +230,13 @@ func (p *Packet) MarshalBinary() ([]byte, error) {
 // any other bytes after the ARP payload are Ethernet padding and ignored.
 // p does not alias b.
 func (p *Packet) UnmarshalBinary(b []byte) error {
-	if len(b) < ethHeaderLen+arpLen {
-		return fmt.Errorf("%w: %d bytes, need at least %d", ErrMalformed, len(b), ethHeaderLen+arpLen)
+	if len(b) < EthernetHeaderLen+PayloadLen {
+		return fmt.Errorf("%w: %d bytes, need at least %d", ErrMalformed, len(b), EthernetHeaderLen+PayloadLen)
 	}
-	if et := binary.BigEndian.Uint16(b[12:14]); et != etherTypeARP {
+	if et := binary.BigEndian.Uint16(b[12:14]); et != EtherType {
 		return fmt.Errorf("%w: ethertype %#04x is not ARP", ErrMalformed, et)
 	}
-	a := b[ethHeaderLen:]
+	a := b[EthernetHeaderLen:]
 	htype := binary.BigEndian.Uint16(a[0:2])
 	ptype := binary.BigEndian.Uint16(a[2:4])
 	if htype != htypeEthernet || ptype != etherTypeIPv4 || a[4] != 6 || a[5] != 4 {
@@ -246,7 +258,7 @@ func (p *Packet) UnmarshalBinary(b []byte) error {
 		TargetIP:           netip.AddrFrom4([4]byte(a[24:28])),
 	}
 
-	if tr := a[arpLen:]; len(tr) >= trailerLen && [4]byte(tr[0:4]) == trailerMagic && tr[4] == trailerVersion {
+	if tr := a[PayloadLen:]; len(tr) >= TrailerLen && [4]byte(tr[0:4]) == trailerMagic && tr[4] == trailerVersion {
 		p.Trailer = &Trailer{
 			Kind:     Kind(tr[5]),
 			Priority: tr[6],

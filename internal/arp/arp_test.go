@@ -119,15 +119,15 @@ func TestUnmarshalTruncated(t *testing.T) {
 		var p Packet
 		err := p.UnmarshalBinary(full[:n])
 		switch {
-		case n < ethHeaderLen+arpLen:
+		case n < EthernetHeaderLen+PayloadLen:
 			if !errors.Is(err, ErrMalformed) {
 				t.Errorf("length %d: err = %v, want ErrMalformed", n, err)
 			}
 		case err != nil:
 			t.Errorf("length %d: %v, want success", n, err)
-		case n < ethHeaderLen+arpLen+trailerLen && p.Trailer != nil:
+		case n < EthernetHeaderLen+PayloadLen+TrailerLen && p.Trailer != nil:
 			t.Errorf("length %d: got trailer %+v from a cut-off trailer", n, p.Trailer)
-		case n >= ethHeaderLen+arpLen+trailerLen && p.Trailer == nil:
+		case n >= EthernetHeaderLen+PayloadLen+TrailerLen && p.Trailer == nil:
 			t.Errorf("length %d: trailer missing", n)
 		}
 	}

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/floatip/floatip/internal/arp"
+	"github.com/floatip/floatip/internal/arp/afpacket"
 	"github.com/floatip/floatip/internal/config"
 	"github.com/floatip/floatip/internal/control"
 	"github.com/floatip/floatip/internal/election"
@@ -94,7 +95,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 			return err
 		}
 	}
-	conn, err := arp.Listen(ifi)
+	conn, err := afpacket.Listen(ifi)
 	if err != nil {
 		return err
 	}
@@ -158,7 +159,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 type daemon struct {
 	cfg     config.Config
 	log     *slog.Logger
-	conn    *arp.Conn
+	conn    *afpacket.Conn
 	mgr     *ifaddr.Manager
 	mac     net.HardwareAddr
 	metrics *metrics.Metrics

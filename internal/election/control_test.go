@@ -146,7 +146,7 @@ func TestReconfigureKeepsState(t *testing.T) {
 	h := holderWith(t, nil, nil)
 	p := h.p
 	p.Priority = 10
-	p.Timing.RenewInterval = 500 * time.Millisecond
+	p.Timing.RenewInterval = p.Timing.RenewInterval / 3 // override: a reload that renews more often
 	if acts := h.do(Reconfigure{Params: p}); len(acts) != 0 {
 		t.Fatalf("reconfigure did %s", dump(acts))
 	}

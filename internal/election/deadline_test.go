@@ -16,6 +16,7 @@ import (
 // before Deadline (a Tick just before it does nothing and moves nothing) and
 // that Deadline is zero only when no timer can fire.
 func TestDeadlineIsEarliestTimer(t *testing.T) {
+	tm := defaultTiming() // newHarness's
 	for _, tc := range []struct {
 		name     string
 		setup    func(h *harness)
@@ -26,29 +27,32 @@ func TestDeadlineIsEarliestTimer(t *testing.T) {
 		{"init", func(h *harness) {}, StateInit, true, 0},
 		{"fault link down", func(h *harness) { h.do(Start{}) }, StateFault, true, 0},
 		{"fault retry", func(h *harness) { h.becomeHolder(); h.do(ClaimFailed{Err: errors.New("x")}) }, StateFault, false, time.Second},
-		{"probing", func(h *harness) { h.startFresh() }, StateProbing, false, 50 * time.Millisecond},
-		{"standby", func(h *harness) { h.becomeStandby(macPeerA) }, StateStandby, false, 50 * time.Millisecond},
+		{"probing", func(h *harness) { h.startFresh() }, StateProbing, false, tm.CheckInterval},
+		{"standby", func(h *harness) { h.becomeStandby(macPeerA) }, StateStandby, false, tm.CheckInterval},
 		{"standby verifying", func(h *harness) {
 			h.becomeStandby(macPeerA)
 			h.advance(3 * time.Millisecond)
 			h.frame(peerProbe(macPeerB, 1, arp.FlagClaiming))
-		}, StateStandby, false, 10 * time.Millisecond},
+		}, StateStandby, false, tm.ClaimSlot / 2}, // the claimant's check of the holder
 		{"candidate", func(h *harness) {
 			h.frame(peerBeacon(macPeerB, 200))
 			h.frame(peerBeacon(macPeerC, 201))
 			h.becomeStandby(macPeerA)
 			h.frame(peerRelease(macPeerA, 250))
-		}, StateCandidate, false, 40 * time.Millisecond},
-		{"holder announcing", func(h *harness) { h.becomeHolder() }, StateHolder, false, 100 * time.Millisecond},
-		{"holder verifying", func(h *harness) { h.do(Start{LinkUp: true, Present: true}) }, StateHolder, false, 50 * time.Millisecond},
-		{"holder quiet", func(h *harness) { h.becomeHolder(); h.tick(); h.tick() }, StateHolder, false, 800 * time.Millisecond},
+		}, StateCandidate, false, 2 * tm.ClaimSlot}, // rank 2: two better standbys
+		{"holder announcing", func(h *harness) { h.becomeHolder() }, StateHolder, false, tm.AnnounceInterval},
+		{"holder verifying", func(h *harness) { h.do(Start{LinkUp: true, Present: true}) }, StateHolder, false, tm.CheckInterval},
+		{"holder quiet", func(h *harness) { h.becomeHolder(); h.tick(); h.tick() }, StateHolder, false,
+			// The next renewal or beacon, counted from the claim, two
+			// announcements ago.
+			min(tm.RenewInterval, tm.BeaconInterval) - 2*tm.AnnounceInterval},
 		{"holder waiting for a claimant's trailer", func(h *harness) {
 			h.becomeHolder()
 			h.tick()
 			h.tick()
 			h.advance(time.Millisecond)
 			h.frame(arp.NewAnnouncement(macAlien, vip1, nil))
-		}, StateHolder, false, 250 * time.Millisecond},
+		}, StateHolder, false, max(5*tm.CheckInterval, 200*time.Millisecond)},
 		{"stopped", func(h *harness) { h.becomeHolder(); h.do(Stop{}) }, StateStopped, true, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,7 +94,9 @@ func TestDeadlineIsEarliestTimer(t *testing.T) {
 // Deadline stays in the past.
 func TestDeadlineMovesPastTick(t *testing.T) {
 	misaligned := defaultTiming()
-	misaligned.CheckInterval = 30 * time.Millisecond // 1s is no multiple of it: config allows this
+	// Override: the beacon interval is no multiple of this check interval,
+	// which no profile ships but config allows.
+	misaligned.CheckInterval = 30 * time.Millisecond
 
 	for _, tc := range []struct {
 		name   string

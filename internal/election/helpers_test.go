@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/floatip/floatip/internal/arp"
+	"github.com/floatip/floatip/internal/config"
 )
 
 // t0 is the fake clock's origin; tests advance a copy of it.
@@ -34,31 +35,34 @@ var (
 	macAlien = mac(0xee) // a host that is not floatip
 )
 
-func defaultTiming() Timing {
+// The tests run the shipped timing: each profile's values come from the
+// config package, which the daemon turns into a Timing the same way.
+var profiles = []string{config.ProfileDefault, config.ProfileFast}
+
+// profileTiming returns the election Timing of a shipped profile.
+func profileTiming(name string) Timing {
+	c, err := config.Preset(name)
+	if err != nil {
+		panic(err)
+	}
 	return Timing{
-		CheckInterval:    50 * time.Millisecond,
-		Misses:           3,
-		ClaimSlot:        20 * time.Millisecond,
-		AnnounceCount:    3,
-		AnnounceInterval: 100 * time.Millisecond,
-		Lifetime:         3 * time.Second,
-		RenewInterval:    time.Second,
-		BeaconInterval:   time.Second,
+		CheckInterval:    c.CheckInterval,
+		Misses:           c.Misses,
+		ClaimSlot:        c.ClaimSlot,
+		AnnounceCount:    c.AnnounceCount,
+		AnnounceInterval: c.AnnounceInterval,
+		Lifetime:         c.Lifetime,
+		RenewInterval:    c.RenewInterval,
+		BeaconInterval:   c.BeaconInterval,
 	}
 }
 
-func fastTiming() Timing {
-	return Timing{
-		CheckInterval:    10 * time.Millisecond,
-		Misses:           3,
-		ClaimSlot:        5 * time.Millisecond,
-		AnnounceCount:    3,
-		AnnounceInterval: 20 * time.Millisecond,
-		Lifetime:         2 * time.Second,
-		RenewInterval:    500 * time.Millisecond,
-		BeaconInterval:   500 * time.Millisecond,
-	}
-}
+// defaultTiming is the timing of the "default" profile, which a node runs
+// unless configured otherwise.
+func defaultTiming() Timing { return profileTiming(config.ProfileDefault) }
+
+// fastTiming is the timing of the "fast" profile.
+func fastTiming() Timing { return profileTiming(config.ProfileFast) }
 
 // fmtAction renders an action compactly for sequence comparisons and
 // failure messages, e.g. "Send announce+H bcast 198.18.0.10".

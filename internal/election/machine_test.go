@@ -113,17 +113,18 @@ func TestStartPresentVerifiesBeforeAnnouncing(t *testing.T) {
 	if !bytes.Equal(h.m.Holder(), macSelf) {
 		t.Fatalf("Holder() = %v, want our MAC", h.m.Holder())
 	}
+	tm := h.p.Timing
 	// Misses verification probes in all, CheckInterval apart, no announcement.
-	for i := 1; i < 3; i++ {
+	for i := 1; i < tm.Misses; i++ {
 		acts := h.tick()
-		if h.now.Sub(t0) != time.Duration(i)*50*time.Millisecond {
+		if h.now.Sub(t0) != time.Duration(i)*tm.CheckInterval {
 			t.Fatalf("verify probe %d at %s", i, h.rel(h.now))
 		}
 		h.wantSeq(acts, holderProbe)
 	}
 	acts := h.tick()
-	if h.now.Sub(t0) != 150*time.Millisecond {
-		t.Fatalf("announcing at %s, want t0+150ms", h.rel(h.now))
+	if want := time.Duration(tm.Misses) * tm.CheckInterval; h.now.Sub(t0) != want {
+		t.Fatalf("announcing at %s, want t0+%v", h.rel(h.now), want)
 	}
 	h.wantSeq(acts, announce1, announce2)
 	for _, p := range sends(acts) {
@@ -133,14 +134,32 @@ func TestStartPresentVerifiesBeforeAnnouncing(t *testing.T) {
 	}
 	h.wantSeq(h.tick(), announce1, announce2)
 	h.wantSeq(h.tick(), announce1, announce2)
-	if h.now.Sub(t0) != 350*time.Millisecond {
-		t.Fatalf("third announcement at %s, want t0+350ms", h.rel(h.now))
+	if want := time.Duration(tm.Misses)*tm.CheckInterval + 2*tm.AnnounceInterval; h.now.Sub(t0) != want {
+		t.Fatalf("third announcement at %s, want t0+%v", h.rel(h.now), want)
 	}
-	// Next is the renewal at RenewInterval after the start, with the holder's beacon.
-	h.wantSeq(h.tick(), addVIPs, holderProbe)
-	if h.now.Sub(t0) != time.Second {
-		t.Fatalf("renewal at %s, want t0+1s", h.rel(h.now))
+	// Then only the holder's routine, counted from the start, up to and
+	// including the first renewal.
+	for h.now.Before(t0.Add(tm.RenewInterval)) {
+		acts := h.tick()
+		h.wantSeq(acts, holderRoutine(tm, h.now.Sub(t0))...)
 	}
+	if h.now.Sub(t0) != tm.RenewInterval {
+		t.Fatalf("renewal at %s, want t0+%v", h.rel(h.now), tm.RenewInterval)
+	}
+}
+
+// holderRoutine is what a quiet holder does d after it claimed: renew every
+// RenewInterval, send its holder beacon every BeaconInterval. Empty when
+// neither is due at d.
+func holderRoutine(tm Timing, d time.Duration) []string {
+	var want []string
+	if d%tm.RenewInterval == 0 {
+		want = append(want, addVIPs)
+	}
+	if d%tm.BeaconInterval == 0 {
+		want = append(want, holderProbe)
+	}
+	return want
 }
 
 func TestStartPresentConflictDuringVerification(t *testing.T) {
@@ -166,11 +185,12 @@ func TestProbingAnsweredBecomesStandby(t *testing.T) {
 	}
 	// Stays standby for a long time while the holder answers: unicast
 	// probes every CheckInterval, a broadcast beacon every BeaconInterval.
+	tm := h.p.Timing
 	var beacons []time.Duration
 	for h.now.Before(t0.Add(5*time.Second + time.Millisecond)) {
 		acts := h.tick()
 		at := h.now.Sub(t0)
-		if at%(50*time.Millisecond) != 0 {
+		if at%tm.CheckInterval != 0 {
 			t.Fatalf("probe at %v, not a multiple of CheckInterval", at)
 		}
 		switch got := strings.Join(fmtActions(acts), ","); got {
@@ -184,7 +204,10 @@ func TestProbingAnsweredBecomesStandby(t *testing.T) {
 		h.frame(kernelReply(macPeerA, macSelf))
 		h.wantState(StateStandby)
 	}
-	want := []time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, 5 * time.Second}
+	var want []time.Duration
+	for d := tm.BeaconInterval; d <= 5*time.Second; d += tm.BeaconInterval {
+		want = append(want, d)
+	}
 	if len(beacons) != len(want) {
 		t.Fatalf("beacons at %v, want %v", beacons, want)
 	}
@@ -213,11 +236,12 @@ func TestHolderAnnouncementAlsoAnswers(t *testing.T) {
 func TestUnansweredProbesClaim(t *testing.T) {
 	h := newHarness(t)
 	h.startFresh()
+	tm := h.p.Timing
 	h.wantSeq(h.tick(), probeBcast)
 	h.wantSeq(h.tick(), probeBcast)
 	acts := h.tick()
-	if h.now.Sub(t0) != 150*time.Millisecond {
-		t.Fatalf("claimed at %s, want t0+150ms (Misses x CheckInterval)", h.rel(h.now))
+	if want := time.Duration(tm.Misses) * tm.CheckInterval; h.now.Sub(t0) != want {
+		t.Fatalf("claimed at %s, want t0+%v (Misses x CheckInterval)", h.rel(h.now), want)
 	}
 	h.wantSeq(acts, probingToCand, candToHolder, addFirst, announce1, addVIPs, announce1, announce2)
 	for i, p := range sends(acts)[1:] { // after the early first-VIP announcement
@@ -226,25 +250,32 @@ func TestUnansweredProbesClaim(t *testing.T) {
 			t.Errorf("announcement %d: %+v", i, p)
 		}
 	}
-	if a := acts[2].(AddVIPs); a.Lifetime != 3*time.Second {
+	if a := acts[2].(AddVIPs); a.Lifetime != tm.Lifetime {
 		t.Errorf("AddVIPs lifetime %v", a.Lifetime)
 	}
 	claimed := h.now
 	// The remaining AnnounceCount-1 announcements, AnnounceInterval apart.
-	for i := 1; i < 3; i++ {
+	for i := 1; i < tm.AnnounceCount; i++ {
 		h.wantSeq(h.tick(), announce1, announce2)
-		if got := h.now.Sub(claimed); got != time.Duration(i)*100*time.Millisecond {
+		if got := h.now.Sub(claimed); got != time.Duration(i)*tm.AnnounceInterval {
 			t.Fatalf("announcement %d at claim+%v", i, got)
 		}
 	}
-	// Then renewals every RenewInterval (with the holder's beacon) and
-	// nothing else, for a long time.
-	for i := 1; i <= 10; i++ {
+	// Then renewals every RenewInterval and holder beacons every
+	// BeaconInterval, and nothing else, for a long time.
+	renewals := 0
+	for renewals < 10 {
 		acts := h.tick()
-		if got := h.now.Sub(claimed); got != time.Duration(i)*time.Second {
-			t.Fatalf("renewal %d at claim+%v, want %ds", i, got, i)
+		d := h.now.Sub(claimed)
+		want := holderRoutine(tm, d)
+		if len(want) == 0 {
+			t.Fatalf("tick at claim+%v, neither a renewal nor a beacon is due: %s", d, dump(acts))
 		}
-		h.wantSeq(acts, addVIPs, holderProbe)
+		h.wantSeq(acts, want...)
+		renewals += countOf[AddVIPs](acts)
+	}
+	if got, want := h.now.Sub(claimed), 10*tm.RenewInterval; got != want {
+		t.Fatalf("10th renewal at claim+%v, want %v", got, want)
 	}
 	h.wantState(StateHolder)
 }
@@ -289,19 +320,20 @@ func TestBetterProbingPeerDefers(t *testing.T) {
 func TestRenewal(t *testing.T) {
 	h := newHarness(t)
 	h.becomeHolder()
+	tm := h.p.Timing
 	claimed := h.now
 	renewals := 0
-	for h.now.Before(claimed.Add(10 * time.Second)) {
+	for h.now.Before(claimed.Add(10 * tm.RenewInterval)) {
 		acts := h.tick()
 		if n := countOf[AddVIPs](acts); n > 0 {
 			renewals += n
-			if d := h.now.Sub(claimed); d%time.Second != 0 {
+			if d := h.now.Sub(claimed); d%tm.RenewInterval != 0 {
 				t.Fatalf("renewal at claim+%v, not a multiple of RenewInterval", d)
 			}
 		}
 	}
 	if renewals != 10 {
-		t.Fatalf("%d renewals in 10s, want 10", renewals)
+		t.Fatalf("%d renewals in 10 x RenewInterval, want 10", renewals)
 	}
 }
 
@@ -515,7 +547,7 @@ func TestReleaseWithBetterStandbyWaitsItsSlot(t *testing.T) {
 	if tr := transitions(acts)[0]; !strings.Contains(tr.Reason, "rank 1") {
 		t.Errorf("reason %q, want rank 1", tr.Reason)
 	}
-	h.wantDeadline(20 * time.Millisecond)
+	h.wantDeadline(h.p.Timing.ClaimSlot) // rank 1
 	// The better standby claims first: we abort.
 	h.advance(time.Millisecond)
 	h.wantSeq(h.frame(peerAnnounce(macPeerB, 150)), "Transition candidate->standby", probeBcast)
@@ -557,8 +589,9 @@ func TestCandidateRank(t *testing.T) {
 		if p.Trailer.Flags != arp.FlagClaiming || p.Trailer.Kind != arp.KindProbe || !p.IsProbe() {
 			t.Fatalf("claiming probe %+v %+v", p, p.Trailer)
 		}
-		h.wantDeadline(60 * time.Millisecond)
-		if acts := h.tickAt(59 * time.Millisecond); len(acts) != 0 {
+		slot := h.p.Timing.ClaimSlot
+		h.wantDeadline(3 * slot)
+		if acts := h.tickAt(3*slot - time.Millisecond); len(acts) != 0 {
 			t.Fatalf("tick before our slot: %s", dump(acts))
 		}
 		// Probes (even claiming ones) do not abort a candidate.
@@ -567,7 +600,7 @@ func TestCandidateRank(t *testing.T) {
 		}
 		// Our turn: one last check, then the claim half a slot later.
 		h.wantSeq(h.tick(), claimBcast)
-		h.wantDeadline(10 * time.Millisecond)
+		h.wantDeadline(slot / 2)
 		h.wantSeq(h.tick(), candToHolder, addFirst, announce1, addVIPs, announce1, announce2)
 	})
 
@@ -601,13 +634,13 @@ func TestCandidateRank(t *testing.T) {
 	t.Run("stale peers do not count", func(t *testing.T) {
 		h := setup(t)
 		// 3 x BeaconInterval without hearing from anyone but the holder.
-		for h.now.Before(t0.Add(3*time.Second + 100*time.Millisecond)) {
+		for h.now.Before(t0.Add(3*h.p.Timing.BeaconInterval + 100*time.Millisecond)) {
 			h.tick()
 			h.frame(kernelReply(mac(0x01), macSelf))
 		}
 		h.frame(peerBeacon(macPeerC, 180)) // only this one is live
 		h.wantSeq(silence(h), "Transition standby->candidate", claimBcast)
-		h.wantDeadline(20 * time.Millisecond)
+		h.wantDeadline(h.p.Timing.ClaimSlot) // rank 1
 	})
 }
 
@@ -621,7 +654,7 @@ func TestBetterStandbyChecksOnClaimingProbe(t *testing.T) {
 		// A worse standby found the holder silent and announces its intent.
 		acts := h.frame(peerProbe(macPeerB, 100, arp.FlagClaiming))
 		h.wantSeq(acts, unicastProbe(macPeerA))
-		h.wantDeadline(10 * time.Millisecond) // ClaimSlot/2
+		h.wantDeadline(h.p.Timing.ClaimSlot / 2)
 		// A repeat does not restart the check.
 		h.advance(time.Millisecond)
 		if acts := h.frame(peerProbe(macPeerB, 100, arp.FlagClaiming)); len(acts) != 0 {
@@ -633,7 +666,7 @@ func TestBetterStandbyChecksOnClaimingProbe(t *testing.T) {
 	t.Run("unanswered: claims", func(t *testing.T) {
 		h := setup(t)
 		acts := h.tick()
-		if h.now.Sub(t0) != 50*time.Millisecond+7*time.Millisecond+10*time.Millisecond {
+		if tm := h.p.Timing; h.now.Sub(t0) != tm.CheckInterval+7*time.Millisecond+tm.ClaimSlot/2 {
 			t.Fatalf("claimed at %s", h.rel(h.now))
 		}
 		h.wantSeq(acts, "Transition standby->candidate", candToHolder, addFirst, announce1, addVIPs, announce1, announce2)
@@ -930,8 +963,10 @@ func TestHolderBeacons(t *testing.T) {
 			}
 		}
 	}
-	if len(at) != 5 || at[0] != time.Second || at[4] != 5*time.Second {
-		t.Fatalf("holder probes at %v, want every second", at)
+	beacon := h.p.Timing.BeaconInterval
+	n := int(5 * time.Second / beacon)
+	if len(at) != n || at[0] != beacon || at[n-1] != time.Duration(n)*beacon {
+		t.Fatalf("holder probes at %v, want every %v", at, beacon)
 	}
 }
 

@@ -340,8 +340,8 @@ func TestHealthUnhealthyHolderReleasesToHealthyStandby(t *testing.T) {
 				opts = append(opts, withKeep())
 			}
 			h := healthyHolder(t, opts...)
-			h.frame(beaconFrom(macPeerA, 50, 0, 7)) // a live, healthy, worse standby
-			h.advance(2 * time.Second)              // still live: within 3 beacon intervals
+			h.frame(beaconFrom(macPeerA, 50, 0, 7))  // a live, healthy, worse standby
+			h.advance(2 * h.p.Timing.BeaconInterval) // still live: within 3 beacon intervals
 			acts := h.do(Health{Healthy: false, Detail: "http check failed"})
 			wantHandedAway(t, acts, nil)
 			h.wantState(StateStandby)
@@ -362,15 +362,16 @@ func TestHealthUnhealthyHolderKeepsWithoutHealthyStandby(t *testing.T) {
 	h.frame(beaconFrom(macPeerB, 50, 0, 8))
 	h.runFor(3*h.p.Timing.BeaconInterval + time.Millisecond)
 	h.frame(beaconFrom(macPeerC, 60, arp.FlagPassive, 9))
+	renew := h.p.Timing.RenewInterval
 	acts := h.do(Health{Healthy: false, Detail: "down"})
-	acts = append(acts, h.runFor(5*time.Second)...)
+	acts = append(acts, h.runFor(5*renew)...)
 	h.frame(beaconFrom(macPeerC, 60, arp.FlagPassive, 9))
-	acts = append(acts, h.runFor(2*time.Second)...)
+	acts = append(acts, h.runFor(2*renew)...)
 	h.wantState(StateHolder)
 	if n := countOf[RemoveVIPs](acts); n != 0 {
 		t.Fatalf("released with no healthy standby known: %s", dump(acts))
 	}
-	if countOf[AddVIPs](acts) < 5 {
+	if countOf[AddVIPs](acts) < 5 { // of 6 or 7 due in 7 renew intervals
 		t.Fatalf("stopped renewing while keeping the VIP: %s", dump(acts))
 	}
 	var errs []Note

@@ -449,61 +449,75 @@ func (l *lan) wantNoDoubleHolder() {
 	}
 }
 
+// eachProfile runs f as one subtest per shipped timing profile.
+func eachProfile(t *testing.T, f func(t *testing.T, tm Timing)) {
+	for _, name := range profiles {
+		t.Run(name, func(t *testing.T) { f(t, profileTiming(name)) })
+	}
+}
+
 // (a) Simultaneous start: the best node holds, nobody flaps.
 func TestSimSimultaneousStart(t *testing.T) {
-	l := newLAN(t, defaultTiming(), 200, 150, 100)
-	for i := range l.nodes {
-		l.start(i, 0)
-	}
-	l.runUntil(10 * time.Second)
-	l.wantSoleHolder(l.nodes[0])
-	l.wantNoDoubleHolder()
-	_, at := l.firstHolder(t0)
-	for _, n := range l.nodes {
-		want := 2 // init->probing->standby
-		if n == l.nodes[0] {
-			want = 3 // init->probing->candidate->holder
+	eachProfile(t, func(t *testing.T, tm Timing) {
+		l := newLAN(t, tm, 200, 150, 100)
+		for i := range l.nodes {
+			l.start(i, 0)
 		}
-		if len(n.trans) != want {
-			t.Errorf("%s made %d transitions, want %d: %v", n.name, len(n.trans), want, n.trans)
+		l.runUntil(10 * time.Second)
+		l.wantSoleHolder(l.nodes[0])
+		l.wantNoDoubleHolder()
+		_, at := l.firstHolder(t0)
+		for _, n := range l.nodes {
+			want := 2 // init->probing->standby
+			if n == l.nodes[0] {
+				want = 3 // init->probing->candidate->holder
+			}
+			if len(n.trans) != want {
+				t.Errorf("%s made %d transitions, want %d: %v", n.name, len(n.trans), want, n.trans)
+			}
 		}
-	}
-	l.report("simultaneous start: %s holds after %v", l.nodes[0].name, at.Sub(t0))
+		l.report("simultaneous start: %s holds after %v", l.nodes[0].name, at.Sub(t0))
+	})
 }
 
 // (a) Staggered starts: the first node to find the VIP free keeps it.
 func TestSimStaggeredStart(t *testing.T) {
-	orders := [][]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}
-	for _, gap := range []time.Duration{time.Millisecond, 30 * time.Millisecond, 149 * time.Millisecond, 150 * time.Millisecond, 400 * time.Millisecond} {
-		for _, order := range orders {
-			t.Run(fmt.Sprintf("gap %v order %v", gap, order), func(t *testing.T) {
-				l := newLAN(t, defaultTiming(), 200, 150, 100)
-				for k, i := range order {
-					l.start(i, time.Duration(k)*gap)
-				}
-				l.runUntil(10 * time.Second)
-				first, at := l.firstHolder(t0)
-				l.wantSoleHolder(first)
-				l.wantNoDoubleHolder()
-				// Exactly one claim in the whole run: nobody was preempted.
-				claims := 0
-				for _, n := range l.nodes {
-					for _, tr := range n.trans {
-						if tr.To == StateHolder {
-							claims++
+	eachProfile(t, func(t *testing.T, tm Timing) {
+		// A node finds the VIP free after Misses unanswered probes; the
+		// gaps straddle that.
+		free := time.Duration(tm.Misses) * tm.CheckInterval
+		orders := [][]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}
+		for _, gap := range []time.Duration{time.Millisecond, free / 5, free - time.Millisecond, free, free + 250*time.Millisecond} {
+			for _, order := range orders {
+				t.Run(fmt.Sprintf("gap %v order %v", gap, order), func(t *testing.T) {
+					l := newLAN(t, tm, 200, 150, 100)
+					for k, i := range order {
+						l.start(i, time.Duration(k)*gap)
+					}
+					l.runUntil(10 * time.Second)
+					first, at := l.firstHolder(t0)
+					l.wantSoleHolder(first)
+					l.wantNoDoubleHolder()
+					// Exactly one claim in the whole run: nobody was preempted.
+					claims := 0
+					for _, n := range l.nodes {
+						for _, tr := range n.trans {
+							if tr.To == StateHolder {
+								claims++
+							}
 						}
 					}
-				}
-				if claims != 1 {
-					t.Fatalf("%d claims, want 1\n%s", claims, l.dumpTrace(40))
-				}
-				if gap > 150*time.Millisecond && first != l.nodes[order[0]] {
-					t.Fatalf("%s holds, want the first started %s", first, l.nodes[order[0]])
-				}
-				l.report("gap %v order %v: %s holds at %v", gap, order, first, at.Sub(t0))
-			})
+					if claims != 1 {
+						t.Fatalf("%d claims, want 1\n%s", claims, l.dumpTrace(40))
+					}
+					if gap > free && first != l.nodes[order[0]] {
+						t.Fatalf("%s holds, want the first started %s", first, l.nodes[order[0]])
+					}
+					l.report("gap %v order %v: %s holds at %v", gap, order, first, at.Sub(t0))
+				})
+			}
 		}
-	}
+	})
 }
 
 // settle starts the three nodes together and runs until the 200 one has
@@ -555,10 +569,11 @@ func (s stats) String() string {
 // (b) The holder loses power: the 150 node takes over within
 // (Misses+1) x CheckInterval plus a claim slot.
 func TestSimPowerOff(t *testing.T) {
-	for _, prof := range []struct {
-		name string
-		tm   Timing
-	}{{"default", defaultTiming()}, {"fast", fastTiming()}} {
+	for _, name := range profiles {
+		prof := struct {
+			name string
+			tm   Timing
+		}{name, profileTiming(name)}
 		for _, delay := range []time.Duration{0, 500 * time.Microsecond} {
 			t.Run(fmt.Sprintf("%s delay %v", prof.name, delay), func(t *testing.T) {
 				tm := prof.tm
@@ -595,11 +610,15 @@ func TestSimPowerOff(t *testing.T) {
 
 // (c) Graceful stop: the next best holds at once.
 func TestSimGracefulStop(t *testing.T) {
+	eachProfile(t, testSimGracefulStop)
+}
+
+func testSimGracefulStop(t *testing.T, tm Timing) {
 	for _, delay := range []time.Duration{0, time.Millisecond} {
 		t.Run(fmt.Sprint("delay ", delay), func(t *testing.T) {
 			var st stats
 			for _, ph := range phases(7*time.Millisecond, 10) {
-				l := settled(t, defaultTiming(), delay)
+				l := settled(t, tm, delay)
 				stop := 2*time.Second + ph
 				l.at(stop, func() { l.handle(l.nodes[0], Stop{}) })
 				l.runUntil(stop + 3*time.Second)
@@ -626,9 +645,13 @@ func TestSimGracefulStop(t *testing.T) {
 // (d) kill -9: the daemon dies but its kernel keeps the VIP (and answers
 // for it) until the lifetime expires; nobody may take over before that.
 func TestSimKill9(t *testing.T) {
+	eachProfile(t, testSimKill9)
+}
+
+func testSimKill9(t *testing.T, tm Timing) {
 	var st, afterExpiry stats
 	for _, ph := range phases(137*time.Millisecond, 8) {
-		l := settled(t, defaultTiming(), 200*time.Microsecond)
+		l := settled(t, tm, 200*time.Microsecond)
 		kill := 2*time.Second + ph
 		var expiry time.Time
 		l.at(kill, func() { l.kill(l.nodes[0]); expiry = l.nodes[0].expiry })
@@ -644,7 +667,7 @@ func TestSimKill9(t *testing.T) {
 		}
 		st.add(at.Sub(t0.Add(kill)))
 		afterExpiry.add(at.Sub(expiry))
-		if d := at.Sub(expiry); d > 4*defaultTiming().CheckInterval+defaultTiming().ClaimSlot {
+		if d := at.Sub(expiry); d > 4*tm.CheckInterval+tm.ClaimSlot {
 			t.Errorf("took over %v after the expiry", d)
 		}
 	}
@@ -654,9 +677,9 @@ func TestSimKill9(t *testing.T) {
 // partitionRun cuts the holder n0 off from n1, n2 and the client at
 // 2s+cutPhase for 5s+healPhase, checks that both sides hold before the heal,
 // and runs 3s past the heal.
-func partitionRun(t *testing.T, cutPhase, healPhase time.Duration) (l *lan, healAt time.Time, takeover time.Duration) {
+func partitionRun(t *testing.T, tm Timing, cutPhase, healPhase time.Duration) (l *lan, healAt time.Time, takeover time.Duration) {
 	t.Helper()
-	l = settled(t, defaultTiming(), 200*time.Microsecond)
+	l = settled(t, tm, 200*time.Microsecond)
 	cut := 2*time.Second + cutPhase
 	heal := cut + 5*time.Second + healPhase
 	l.at(cut, func() { l.partition([]int{0}, []int{1, 2}) })
@@ -683,11 +706,15 @@ func partitionPhases() (cut, heal []time.Duration) {
 // better one keeps the VIP within a beacon interval, the other is standby,
 // and nobody flaps.
 func TestSimPartitionHeal(t *testing.T) {
+	eachProfile(t, testSimPartitionHeal)
+}
+
+func testSimPartitionHeal(t *testing.T, tm Timing) {
 	var during, resolve stats
 	cuts, heals := partitionPhases()
 	for k := range cuts {
 		t.Run(fmt.Sprintf("cut+%v heal+%v", cuts[k], heals[k]), func(t *testing.T) {
-			l, healAt, takeover := partitionRun(t, cuts[k], heals[k])
+			l, healAt, takeover := partitionRun(t, tm, cuts[k], heals[k])
 			during.add(takeover)
 			l.ignoreClient = true // see TestSimPartitionHealClientsFollowWinner
 			l.wantSoleHolder(l.nodes[0])
@@ -701,7 +728,7 @@ func TestSimPartitionHeal(t *testing.T) {
 				t.Fatalf("n1 never gave the VIP up\n%s", l.dumpTrace(30))
 			}
 			resolve.add(lost.Sub(healAt))
-			if d := lost.Sub(healAt); d > time.Second+10*time.Millisecond {
+			if d := lost.Sub(healAt); d > tm.BeaconInterval+10*time.Millisecond {
 				t.Errorf("two holders for %v after the heal", d)
 			}
 			if l.nodes[2].becameHolderAfter(healAt) {
@@ -721,10 +748,14 @@ func TestSimPartitionHeal(t *testing.T) {
 // (its holder probe answered by the winner's kernel) it yields silently and
 // the clients keep the loser's MAC, which no longer has the VIP.
 func TestSimPartitionHealClientsFollowWinner(t *testing.T) {
+	eachProfile(t, testSimPartitionHealClientsFollowWinner)
+}
+
+func testSimPartitionHealClientsFollowWinner(t *testing.T, tm Timing) {
 	cuts, heals := partitionPhases()
 	for k := range cuts {
 		t.Run(fmt.Sprintf("cut+%v heal+%v", cuts[k], heals[k]), func(t *testing.T) {
-			l, healAt, _ := partitionRun(t, cuts[k], heals[k])
+			l, healAt, _ := partitionRun(t, tm, cuts[k], heals[k])
 			if !bytes.Equal(l.client, l.nodes[0].mac) {
 				t.Errorf("BUG: 3s after the heal the client still maps %v to %v (last gratuitous ARP at %s, from n1 during the partition); "+
 					"n1 yielded at %s without the winner n0 re-announcing\n%s",
@@ -746,6 +777,10 @@ func lastLoss(n *simNode, from time.Time) time.Time {
 
 // (f) Five nodes with random priorities, start offsets and link delays.
 func TestSimRandom(t *testing.T) {
+	eachProfile(t, testSimRandom)
+}
+
+func testSimRandom(t *testing.T, tm Timing) {
 	var settle stats
 	for seed := range uint64(20) {
 		for _, together := range []bool{true, false} {
@@ -758,7 +793,7 @@ func TestSimRandom(t *testing.T) {
 						prios[i] = prios[0] // ties: the lower MAC wins
 					}
 				}
-				l := newLAN(t, defaultTiming(), prios...)
+				l := newLAN(t, tm, prios...)
 				l.rng = rand.New(rand.NewPCG(seed, 8))
 				var delays [5][5]time.Duration
 				for i := range delays {

@@ -10,6 +10,18 @@
 // address by itself when the lifetime runs out, and Watch reports that as
 // AddrRemoved.
 //
+// Claim of more than one address does not go through vishvananda/netlink,
+// which sends one request and waits for its answer per address: batch.go
+// encodes the RTM_NEWADDR requests by hand (the same bytes as the library's
+// AddrReplace, which a test checks) and sends up to 64 with one sendto.
+// No maintained library batches netlink requests this way. Renewing 1000
+// addresses on a veth (BenchmarkRenew1000, as root, -benchtime 50x
+// -count 5, on a shared and loaded 2-core machine) took 4.1-6.3 ms of CPU
+// batched against 14.4-19.4 ms with one request per address, and 17
+// allocations (25 kB) against 23,000 (1 MB); syscalls (strace -c) were 16
+// sendto and 1000 read against 1000 sendto and 1000 recvfrom, since the
+// kernel still sends each acknowledgement in a message of its own.
+//
 // Only IPv4 is handled; IPv6 addresses are ignored everywhere. The package
 // is Linux only.
 package ifaddr
@@ -320,10 +332,19 @@ func lifetimeSecs(d time.Duration) (int, error) {
 	return int(s), nil
 }
 
-func (m *Manager) addr32(a netip.Addr) (*netlink.Addr, error) {
+// ipv4 returns a as a plain IPv4 address, or an error if it is none.
+func ipv4(a netip.Addr) (netip.Addr, error) {
 	a = a.Unmap()
 	if !a.Is4() {
-		return nil, fmt.Errorf("%v is not an IPv4 address", a)
+		return netip.Addr{}, fmt.Errorf("%v is not an IPv4 address", a)
+	}
+	return a, nil
+}
+
+func (m *Manager) addr32(a netip.Addr) (*netlink.Addr, error) {
+	a, err := ipv4(a)
+	if err != nil {
+		return nil, err
 	}
 	b := a.As4()
 	return &netlink.Addr{
@@ -348,16 +369,17 @@ func (m *Manager) Claim(addrs []netip.Addr, lifetime time.Duration) error {
 		return ErrClosed
 	}
 	if len(addrs) > 1 {
-		var valid []netip.Addr
+		valid := make([]netip.Addr, 0, len(addrs))
 		var first error
 		for _, a := range addrs {
-			if _, err := m.addr32(a); err != nil {
+			v, err := ipv4(a)
+			if err != nil {
 				if first == nil {
 					first = fmt.Errorf("claim %v/32 on %s: %w", a, m.name, err)
 				}
 				continue
 			}
-			valid = append(valid, a.Unmap())
+			valid = append(valid, v)
 		}
 		if err := m.claimBatch(valid, uint32(secs)); err != nil && first == nil {
 			first = err

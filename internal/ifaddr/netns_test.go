@@ -28,7 +28,7 @@ type lab struct {
 }
 
 // newLab makes a namespace with a veth pair "fip0" / "fip0p", both up.
-func newLab(t *testing.T) *lab {
+func newLab(t testing.TB) *lab {
 	t.Helper()
 	testutil.RequireRoot(t)
 	type result struct {
@@ -60,7 +60,7 @@ func newLab(t *testing.T) *lab {
 
 // addVeth adds a veth pair name and name+"p", both up (this kernel has
 // no dummy driver), and returns the link name.
-func (l *lab) addVeth(t *testing.T, name string) netlink.Link {
+func (l *lab) addVeth(t testing.TB, name string) netlink.Link {
 	t.Helper()
 	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "p"}
 	if err := l.h.LinkAdd(veth); err != nil {
@@ -74,7 +74,7 @@ func (l *lab) addVeth(t *testing.T, name string) netlink.Link {
 	return l.link(t, name)
 }
 
-func (l *lab) link(t *testing.T, name string) netlink.Link {
+func (l *lab) link(t testing.TB, name string) netlink.Link {
 	t.Helper()
 	link, err := l.h.LinkByName(name)
 	if err != nil {
@@ -98,7 +98,7 @@ func (l *lab) addr(t *testing.T, a string) *netlink.Addr {
 	return nil
 }
 
-func (l *lab) open(t *testing.T) *Manager {
+func (l *lab) open(t testing.TB) *Manager {
 	t.Helper()
 	m, err := OpenInNamespace("fip0", l.ns)
 	if err != nil {

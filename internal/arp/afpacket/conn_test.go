@@ -1,4 +1,6 @@
-package arp
+//go:build linux
+
+package afpacket
 
 import (
 	"errors"
@@ -17,6 +19,7 @@ import (
 	"github.com/mdlayher/packet"
 	"github.com/vishvananda/netns"
 
+	"github.com/floatip/floatip/internal/arp"
 	"github.com/floatip/floatip/internal/testutil"
 )
 
@@ -46,15 +49,15 @@ func (f *fakePacketConn) SetReadDeadline(time.Time) error { return nil }
 func (f *fakePacketConn) Close() error                    { return nil }
 
 func TestConnReadFiltersAndReportsMalformed(t *testing.T) {
-	own := mustMarshal(t, NewAnnouncement(macA, vip, &Trailer{Kind: KindAnnounce}))
-	peer := NewReply(macB, macA, vip, ipB, nil)
+	own := mustMarshal(t, arp.NewAnnouncement(macA, vip, &arp.Trailer{Kind: arp.KindAnnounce}))
+	peer := arp.NewReply(macB, macA, vip, ipB, nil)
 	bad := mustMarshal(t, peer)
 	bad[12] = 0x86 // ethertype 0x86 06: not ARP
 	fake := &fakePacketConn{frames: [][]byte{own, bad, own, mustMarshal(t, peer)}}
 	c := newConn(fake, &net.Interface{Name: "test0", MTU: 1500, HardwareAddr: macA})
 
-	if _, err := c.Read(); !errors.Is(err, ErrMalformed) {
-		t.Fatalf("first Read: err = %v, want ErrMalformed (own frame skipped, then the bad one)", err)
+	if _, err := c.Read(); !errors.Is(err, arp.ErrMalformed) {
+		t.Fatalf("first Read: err = %v, want arp.ErrMalformed (own frame skipped, then the bad one)", err)
 	}
 	got, err := c.Read()
 	if err != nil {
@@ -71,7 +74,7 @@ func TestConnReadFiltersAndReportsMalformed(t *testing.T) {
 func TestConnWrite(t *testing.T) {
 	fake := &fakePacketConn{}
 	c := newConn(fake, &net.Interface{Name: "test0", MTU: 1500, HardwareAddr: macA})
-	p := NewProbe(macA, macB, vip, trailer)
+	p := arp.NewProbe(macA, macB, vip, trailer)
 	if err := c.Write(p); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
@@ -81,8 +84,8 @@ func TestConnWrite(t *testing.T) {
 	if to, ok := fake.to[0].(*packet.Addr); !ok || to.HardwareAddr.String() != macB.String() {
 		t.Errorf("sent to %v, want %v", fake.to[0], macB)
 	}
-	if err := c.Write(&Packet{}); err == nil {
-		t.Error("Write of an empty Packet succeeded, want error")
+	if err := c.Write(&arp.Packet{}); err == nil {
+		t.Error("Write of an empty arp.Packet succeeded, want error")
 	}
 }
 
@@ -150,14 +153,14 @@ func listenIn(t *testing.T, ns, ifname string) *Conn {
 // readUntil reads from c until match accepts a packet or the deadline
 // passes. Other hosts' ARP traffic is skipped, but a frame from c's own MAC
 // fails the test: Read must filter those.
-func readUntil(t *testing.T, c *Conn, what string, match func(*Packet) bool) *Packet {
+func readUntil(t *testing.T, c *Conn, what string, match func(*arp.Packet) bool) *arp.Packet {
 	t.Helper()
 	if err := c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	for {
 		p, err := c.Read()
-		if errors.Is(err, ErrMalformed) {
+		if errors.Is(err, arp.ErrMalformed) {
 			t.Logf("skipping: %v", err)
 			continue
 		}
@@ -199,12 +202,12 @@ func TestConnVeth(t *testing.T) {
 	b := listenIn(t, nsB, "vb")
 
 	t.Run("announcement with trailer", func(t *testing.T) {
-		tr := &Trailer{Kind: KindAnnounce, Priority: 200, Flags: FlagHolder, NodeID: 0xcafe}
-		want := NewAnnouncement(a.HardwareAddr(), vip, tr)
+		tr := &arp.Trailer{Kind: arp.KindAnnounce, Priority: 200, Flags: arp.FlagHolder, NodeID: 0xcafe}
+		want := arp.NewAnnouncement(a.HardwareAddr(), vip, tr)
 		if err := a.Write(want); err != nil {
 			t.Fatal(err)
 		}
-		got := readUntil(t, b, "announcement", func(p *Packet) bool { return p.Trailer != nil })
+		got := readUntil(t, b, "announcement", func(p *arp.Packet) bool { return p.Trailer != nil })
 		if diff := cmp.Diff(want, got, addrComparer); diff != "" {
 			t.Errorf("received announcement mismatch (-want +got):\n%s", diff)
 		}
@@ -212,11 +215,11 @@ func TestConnVeth(t *testing.T) {
 
 	t.Run("kernel answers probe", func(t *testing.T) {
 		holder := netip.MustParseAddr("198.18.99.1")
-		probe := NewProbe(a.HardwareAddr(), Broadcast, holder, &Trailer{Kind: KindProbe, Priority: 100, NodeID: 1})
+		probe := arp.NewProbe(a.HardwareAddr(), arp.Broadcast, holder, &arp.Trailer{Kind: arp.KindProbe, Priority: 100, NodeID: 1})
 		if err := a.Write(probe); err != nil {
 			t.Fatal(err)
 		}
-		got := readUntil(t, a, "kernel's reply", func(p *Packet) bool { return p.Operation == OperationReply })
+		got := readUntil(t, a, "kernel's reply", func(p *arp.Packet) bool { return p.Operation == arp.OperationReply })
 		if !got.ClaimsIP(holder) {
 			t.Errorf("reply sender IP %v, want it to claim %v", got.SenderIP, holder)
 		}
@@ -239,7 +242,7 @@ func TestConnVeth(t *testing.T) {
 		if _, err := c.Read(); !errors.Is(err, net.ErrClosed) {
 			t.Errorf("Read after Close: err = %v, want net.ErrClosed", err)
 		}
-		if err := c.Write(NewAnnouncement(c.HardwareAddr(), vip, nil)); !errors.Is(err, net.ErrClosed) {
+		if err := c.Write(arp.NewAnnouncement(c.HardwareAddr(), vip, nil)); !errors.Is(err, net.ErrClosed) {
 			t.Errorf("Write after Close: err = %v, want net.ErrClosed", err)
 		}
 	})
@@ -278,4 +281,25 @@ func TestConnVeth(t *testing.T) {
 			t.Errorf("Read past deadline: err = %v, want os.ErrDeadlineExceeded", err)
 		}
 	})
+}
+
+var (
+	macA = net.HardwareAddr{0x02, 0x00, 0x00, 0x00, 0x00, 0x0a}
+	macB = net.HardwareAddr{0x02, 0x00, 0x00, 0x00, 0x00, 0x0b}
+	vip  = netip.MustParseAddr("198.18.99.1")
+	ipB  = netip.MustParseAddr("198.18.99.2")
+
+	trailer = &arp.Trailer{Kind: arp.KindProbe, Priority: 100, Flags: 0, NodeID: 0xdeadbeef}
+)
+
+// addrComparer lets cmp compare netip.Addr, whose fields are unexported.
+var addrComparer = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
+
+func mustMarshal(t *testing.T, p *arp.Packet) []byte {
+	t.Helper()
+	b, err := p.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -1,4 +1,6 @@
-package arp
+//go:build linux
+
+package afpacket
 
 import (
 	"bytes"
@@ -6,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -13,6 +16,8 @@ import (
 
 	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
+
+	"github.com/floatip/floatip/internal/arp"
 )
 
 // packetConn is the part of *packet.Conn that Conn uses; tests substitute a
@@ -50,7 +55,7 @@ func Listen(ifi *net.Interface) (*Conn, error) {
 	if len(ifi.HardwareAddr) != 6 {
 		return nil, fmt.Errorf("arp: listen on %q: interface has no Ethernet address (got %q)", ifi.Name, ifi.HardwareAddr)
 	}
-	pc, err := packet.Listen(ifi, packet.Raw, etherTypeARP, nil)
+	pc, err := packet.Listen(ifi, packet.Raw, arp.EtherType, nil)
 	if err != nil {
 		return nil, listenError(ifi.Name, err)
 	}
@@ -91,14 +96,14 @@ func listenError(ifname string, err error) error {
 }
 
 func newConn(pc packetConn, ifi *net.Interface) *Conn {
-	bufLen := ifi.MTU + ethHeaderLen
+	bufLen := ifi.MTU + arp.EthernetHeaderLen
 	if bufLen < 1514 {
 		bufLen = 1514
 	}
 	return &Conn{
 		pc:     pc,
 		ifname: ifi.Name,
-		mac:    cloneMAC(ifi.HardwareAddr),
+		mac:    slices.Clone(ifi.HardwareAddr),
 		bufLen: bufLen,
 	}
 }
@@ -112,11 +117,11 @@ func (c *Conn) HardwareAddr() net.HardwareAddr { return c.mac }
 // Frames whose Ethernet source is our own MAC are skipped: packet sockets
 // also see our own transmissions and our kernel's replies, and a node must
 // not mistake its own announcement for a peer's claim. A frame that does not
-// parse is returned as an error wrapping ErrMalformed; the caller should log
+// parse is returned as an error wrapping arp.ErrMalformed; the caller should log
 // it and keep reading. A deadline set with SetReadDeadline ends a blocked
 // Read with an error matching os.ErrDeadlineExceeded; Close ends it (and
 // fails any later Read or Write) with an error matching net.ErrClosed.
-func (c *Conn) Read() (*Packet, error) {
+func (c *Conn) Read() (*arp.Packet, error) {
 	// One buffer, reused: the daemon reads from one goroutine, and the
 	// Packet copies what it keeps. A large group's standby reads hundreds
 	// of frames a second, so a fresh buffer each time would feed the GC.
@@ -135,7 +140,7 @@ func (c *Conn) Read() (*Packet, error) {
 		if len(frame) >= 12 && bytes.Equal(frame[6:12], c.mac) {
 			continue
 		}
-		p := new(Packet)
+		p := new(arp.Packet)
 		if err := p.UnmarshalBinary(frame); err != nil {
 			return nil, fmt.Errorf("arp: read on %q from %v: %w", c.ifname, from, err)
 		}
@@ -144,7 +149,7 @@ func (c *Conn) Read() (*Packet, error) {
 }
 
 // Write marshals p and sends it to p.Destination.
-func (c *Conn) Write(p *Packet) error {
+func (c *Conn) Write(p *arp.Packet) error {
 	b, err := p.MarshalBinary()
 	if err != nil {
 		return fmt.Errorf("arp: write on %q: %w", c.ifname, err)
