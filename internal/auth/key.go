@@ -234,8 +234,8 @@ func NewKeyRing(keys ...Key) (*KeyRing, error) {
 		return nil, errors.New("auth: a key ring needs at least one key")
 	}
 	for i, k := range keys {
-		if k.id == 0 && k.secret == [KeySize]byte{} {
-			return nil, fmt.Errorf("auth: key %d of the ring is empty", i+1)
+		if k.secret == [KeySize]byte{} {
+			return nil, fmt.Errorf("auth: key %d of the ring is all zero bytes: make one with floatip keygen", i+1)
 		}
 		for _, o := range keys[:i] {
 			if o.id == k.id {

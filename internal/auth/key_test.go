@@ -152,8 +152,10 @@ func TestKeyRing(t *testing.T) {
 	if _, err := NewKeyRing(a, b, a); err == nil || !strings.Contains(err.Error(), "same id") {
 		t.Errorf("duplicate key: %v", err)
 	}
-	if _, err := NewKeyRing(a, Key{}); err == nil {
-		t.Error("zero key accepted")
+	for _, z := range []Key{{}, NewKey([KeySize]byte{})} {
+		if _, err := NewKeyRing(a, z); err == nil || !strings.Contains(err.Error(), "all zero") {
+			t.Errorf("zero key: %v, want refused", err)
+		}
 	}
 	r := ring(t, b, a)
 	if r.Primary().ID() != b.ID() || len(r.IDs()) != 2 || r.IDs()[1] != a.ID() {
