@@ -22,6 +22,7 @@ type cli struct {
 	Handover handoverCmd `cmd:"" help:"Planned handover: give the VIPs to a standby (--to NODE) with a gap of a few milliseconds."`
 	Reload   reloadCmd   `cmd:"" help:"Re-read the configuration without dropping unchanged VIPs (like SIGHUP)."`
 	Version  versionCmd  `cmd:"" help:"Print the version."`
+	Keygen   keygenCmd   `cmd:"" help:"Make a new random key for authenticated frames (auth.key_file); prints it, or --out FILE."`
 	Lab      labCmd      `cmd:"" help:"Network-namespace lab: a live failover demo (needs root)."`
 	Bench    benchCmd    `cmd:"" help:"Failover benchmark on the lab: floatip against keepalived, same client, same faults (needs root)."`
 }
