@@ -367,6 +367,60 @@ func TestLab(t *testing.T) {
 	})
 }
 
+func TestLabCloseAndDeadline(t *testing.T) {
+	l := newLab(t)
+	t.Run("read and write after close", func(t *testing.T) {
+		c := listenIn(t, l.a, "a0")
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Read(); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Read after Close: err = %v, want net.ErrClosed", err)
+		}
+		if err := c.Write(nd.NewAdvertisement(c.HardwareAddr(), vipB, false, nil)); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Write after Close: err = %v, want net.ErrClosed", err)
+		}
+	})
+	t.Run("close ends blocked read", func(t *testing.T) {
+		c := listenIn(t, l.a, "a0")
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Read()
+			done <- err
+		}()
+		// Not an assertion: lets Read block first, so this usually
+		// covers the interrupted path. Both paths give net.ErrClosed.
+		time.Sleep(20 * time.Millisecond)
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if !errors.Is(err, net.ErrClosed) {
+				t.Errorf("Read after Close: err = %v, want net.ErrClosed", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Read still blocked 5s after Close")
+		}
+	})
+	t.Run("deadline ends blocked read", func(t *testing.T) {
+		c := listenIn(t, l.a, "a0")
+		if err := c.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			_, err := c.Read()
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return
+			}
+			if err != nil {
+				t.Fatalf("Read past deadline: err = %v, want os.ErrDeadlineExceeded", err)
+			}
+			// The kernel's own DAD probes for link-locals may arrive.
+		}
+	})
+}
+
 // waitFor polls cond until it holds or 10 s pass; the last detail is in the
 // failure message.
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
