@@ -279,6 +279,31 @@ func TestLab(t *testing.T) {
 		})
 	})
 
+	t.Run("host with drop_unsolicited_na ignores the NA", func(t *testing.T) {
+		moved := netip.MustParseAddr("2001:db8:ff::21")
+		stale := "02:00:00:00:00:98"
+		run(t, "ip", "netns", "exec", l.b, "sysctl", "-qw", "net.ipv6.conf.b0.drop_unsolicited_na=1")
+		defer run(t, "ip", "netns", "exec", l.b, "sysctl", "-qw", "net.ipv6.conf.b0.drop_unsolicited_na=0")
+		run(t, "ip", "-n", l.b, "neigh", "replace", moved.String(), "lladdr", stale, "dev", "b0", "nud", "stale")
+		run(t, "ip", "-n", l.b, "neigh", "flush", "to", ipA.String(), "dev", "b0")
+		if err := a.Write(nd.NewAdvertisement(a.HardwareAddr(), moved, false, nil)); err != nil {
+			t.Fatal(err)
+		}
+		// Then a frame B's kernel visibly acts on: an NS from A's address
+		// with its MAC makes B learn A. B handles frames in order, so once
+		// it knows A it has handled (and dropped) the NA.
+		if err := a.Write(nd.NewSolicitation(a.HardwareAddr(), b.HardwareAddr(), ipA, ipB, nil)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "B to learn A from the NS", func() (bool, string) {
+			out := run(t, "ip", "-n", l.b, "neigh", "show", ipA.String(), "dev", "b0")
+			return strings.Contains(out, "lladdr "+a.HardwareAddr().String()), out
+		})
+		if out := run(t, "ip", "-n", l.b, "neigh", "show", moved.String(), "dev", "b0"); !strings.Contains(out, "lladdr "+stale) {
+			t.Errorf("with drop_unsolicited_na, B's entry for %v changed: %s", moved, out)
+		}
+	})
+
 	t.Run("NS with hop limit 64 is rejected", func(t *testing.T) {
 		bad, err := nd.NewProbe(a.HardwareAddr(), nil, vipB, nil).MarshalBinary()
 		if err != nil {
