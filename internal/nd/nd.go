@@ -430,19 +430,29 @@ func NewProbe(src, dst net.HardwareAddr, vip netip.Addr, o *Option) *Frame {
 	}
 }
 
-// NewSolicitation returns an address-resolution style NS for vip from srcIP
-// (an address of the sender, normally its link-local one) with a source
-// link-layer option, sent to vip itself at the holder's MAC dst. Linux
-// answers with a Solicited NA unicast to srcIP, which only the sender sees,
-// but without the Override flag and without a target link-layer option
-// (RFC 4861 7.2.4 allows both for a unicast NS: use Frame.SenderMAC); and it
-// adds or refreshes srcIP in its neighbour cache as a side effect.
+// NewSolicitation returns an address-resolution NS for vip from srcIP (an
+// address of the sender, normally its link-local one) with a source
+// link-layer option. dst is the holder's MAC for a unicast NS to vip itself
+// (RFC 4861 7.2.2 neighbour unreachability detection), or nil for the
+// multicast form of address resolution: to vip's solicited-node group and
+// its multicast MAC, which every floatip peer that joined the group sees.
+//
+// Linux answers either with a Solicited NA unicast to srcIP, which no other
+// host sees; it adds or refreshes srcIP in its neighbour cache as a side
+// effect. Its answer to the unicast form has neither the Override flag nor
+// a target link-layer option (RFC 4861 7.2.4 allows that when the NS was
+// unicast: use Frame.SenderMAC); its answer to the multicast form has both.
 func NewSolicitation(src, dst net.HardwareAddr, srcIP, vip netip.Addr, o *Option) *Frame {
+	dstIP := vip
+	if dst == nil {
+		dstIP = SolicitedNode(vip)
+		dst = MulticastMAC(dstIP)
+	}
 	return &Frame{
 		Destination:   dst,
 		Source:        src,
 		SourceIP:      srcIP,
-		DestinationIP: vip,
+		DestinationIP: dstIP,
 		Message: &ndp.NeighborSolicitation{
 			TargetAddress: vip,
 			Options:       []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Source, Addr: src}},

@@ -65,6 +65,11 @@ var golden = []struct {
 		"02000000000b02000000000a86dd6000000000203afffe80000000000000000000000000000a20010db800000000000000000000001087001b7d0000000020010db8000000000000000000000010010102000000000a",
 	},
 	{
+		"multicast NS from link-local to solicited-node group, with option",
+		NewSolicitation(macA, nil, llA, vip, annc),
+		"3333ff00001002000000000a86dd6000000000303afffe80000000000000000000000000000aff0200000000000000000001ff00001087002a7f0000000020010db8000000000000000000000010010102000000000afd02464c49500102c8010000cafe0000",
+	},
+	{
 		"unsolicited NA to all-nodes, with option",
 		NewAdvertisement(macA, vip, false, annc),
 		"33330000000102000000000a86dd6000000000303aff20010db8000000000000000000000010ff0200000000000000000000000000018800d8512000000020010db8000000000000000000000010020102000000000afd02464c49500102c8010000cafe0000",
@@ -157,7 +162,7 @@ func TestKernelFrames(t *testing.T) {
 
 func TestUnmarshalRejects(t *testing.T) {
 	good := func() []byte { return mustHex(t, golden[0].hex) } // DAD probe with option
-	na := func() []byte { return mustHex(t, golden[3].hex) }   // unsolicited NA with option
+	na := func() []byte { return mustHex(t, golden[4].hex) }   // unsolicited NA with option
 	// fix recomputes the checksum after a change that must not be caught
 	// by it.
 	fix := func(b []byte) []byte {

@@ -228,6 +228,30 @@ func TestLab(t *testing.T) {
 			t.Errorf("answer %v -> %v (eth %v) S=%v, want a solicited NA unicast to %v at %v",
 				got.SourceIP, got.DestinationIP, got.Destination, na.Solicited, ll, a.HardwareAddr())
 		}
+		// What Linux leaves out of its answer to a unicast NS.
+		if na.Override || got.LinkLayerAddr() != nil {
+			t.Logf("note: Linux now sets O=%v and link-layer option %v in its answer to a unicast NS", na.Override, got.LinkLayerAddr())
+		}
+		if got.SenderMAC().String() != b.HardwareAddr().String() {
+			t.Errorf("SenderMAC %v, want %v", got.SenderMAC(), b.HardwareAddr())
+		}
+	})
+
+	t.Run("kernel answers multicast NS from link-local with unicast NA", func(t *testing.T) {
+		ll := linkLocal(t, l.a, "a0")
+		if err := a.Write(nd.NewSolicitation(a.HardwareAddr(), nil, ll, vipB, nil)); err != nil {
+			t.Fatal(err)
+		}
+		got := readUntil(t, a, "solicited NA", isNAFor(vipB))
+		na := got.Message.(*ndp.NeighborAdvertisement)
+		t.Logf("answer: %v -> %v (eth %v -> %v) %+v", got.SourceIP, got.DestinationIP, got.Source, got.Destination, *na)
+		if got.DestinationIP != ll || got.Destination.String() != a.HardwareAddr().String() || !na.Solicited || !na.Override {
+			t.Errorf("answer %v -> %v (eth %v) S=%v O=%v, want a solicited NA with override unicast to %v at %v",
+				got.SourceIP, got.DestinationIP, got.Destination, na.Solicited, na.Override, ll, a.HardwareAddr())
+		}
+		if got.LinkLayerAddr().String() != b.HardwareAddr().String() {
+			t.Errorf("answer's link-layer option %v, want %v", got.LinkLayerAddr(), b.HardwareAddr())
+		}
 	})
 
 	t.Run("snooping bridge forwards a solicited-node group only to members", func(t *testing.T) {
