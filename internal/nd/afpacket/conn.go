@@ -153,7 +153,9 @@ func (c *Conn) HardwareAddr() net.HardwareAddr { return c.mac }
 // JoinGroup joins the IPv6 multicast group g on the interface (normally
 // nd.SolicitedNode of a VIP, so that DAD probes for it reach this node also
 // behind an MLD-snooping switch). Joins are counted: the group is left when
-// LeaveGroup was called as often as JoinGroup.
+// LeaveGroup was called as often as JoinGroup. The kernel bounds the groups
+// one socket joins by net.core.optmem_max (about 2300 with 128 KiB): past
+// that, JoinGroup fails with ENOMEM.
 func (c *Conn) JoinGroup(g netip.Addr) error {
 	if !g.Is6() || !g.IsMulticast() {
 		return fmt.Errorf("nd: join %v on %q: not an IPv6 multicast group", g, c.ifi.Name)
