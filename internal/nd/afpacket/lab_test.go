@@ -139,7 +139,7 @@ func claimIn(t *testing.T, ns, ifname string, vip netip.Addr, valid time.Duratio
 }
 
 // readUntil reads from c until match accepts a frame or 5 s pass. Malformed
-// frames fail the test unless skipMalformed; unrelated frames are logged.
+// frames and our own frames fail the test; unrelated frames are logged.
 func readUntil(t *testing.T, c *Conn, what string, match func(*nd.Frame) bool) *nd.Frame {
 	t.Helper()
 	if err := c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
