@@ -6,12 +6,50 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/alecthomas/kong"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=..."; when it
+// is not, main fills it in from the build information (see buildVersion).
 var version = "dev"
+
+// buildVersion names a build that -ldflags did not stamp: the module version
+// for `go install ...@vX`, else "dev" with the VCS revision, a "-dirty" mark
+// for uncommitted changes and the commit time, as `go build` records them
+// in a checkout.
+func buildVersion(info *debug.BuildInfo, ok bool) string {
+	if !ok || info == nil {
+		return "dev"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, at string
+	dirty := false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		case "vcs.time":
+			at = s.Value
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	v := "dev-" + rev[:min(12, len(rev))]
+	if dirty {
+		v += "-dirty"
+	}
+	if at != "" {
+		v += " (" + at + ")"
+	}
+	return v
+}
 
 type cli struct {
 	Run      runCmd      `cmd:"" help:"Run the daemon in the foreground until SIGTERM/SIGINT."`
@@ -39,6 +77,9 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func main() {
+	if version == "dev" {
+		version = buildVersion(debug.ReadBuildInfo())
+	}
 	var c cli
 	parser := kong.Must(&c,
 		kong.Name("floatip"),

@@ -17,15 +17,31 @@ import (
 
 // configFlags are shared by run and check: the file, then flags on top.
 type configFlags struct {
-	Config    string   `short:"c" placeholder:"FILE" help:"YAML configuration file (see README); flags override it."`
+	Config    string   `short:"c" placeholder:"FILE" help:"YAML configuration file (see README); flags override it. Default: /etc/floatip/floatip.yaml if it exists."`
 	Interface string   `short:"i" placeholder:"IF" help:"Interface the VIPs live on, e.g. eth0."`
 	VIP       []string `name:"vip" placeholder:"A.B.C.D" help:"A VIP (repeatable); replaces the file's groups with one group named default."`
-	Priority  int      `short:"p" placeholder:"1..254" help:"Priority of this node; the highest live node claims a free VIP first (default 100)."`
+	Priority  *int     `short:"p" placeholder:"1..254" help:"Priority of this node; the highest live node claims a free VIP first (default 100)."`
 	NodeName  string   `placeholder:"NAME" help:"This node's name in logs (default: hostname)."`
 	Profile   string   `placeholder:"default|fast" help:"Timing preset: default, or fast (about 4x quicker failover, 5x more probes)."`
 	LogFormat string   `placeholder:"text|json" help:"Log format on stderr."`
 	LogLevel  string   `placeholder:"debug|info|warn|error" help:"Log level."`
 	Socket    string   `placeholder:"PATH" help:"Control socket path (default /run/floatip/floatip.sock)."`
+}
+
+// defaultConfig is the file read when --config is not given, if it exists.
+// A variable so that tests can point it elsewhere.
+var defaultConfig = config.DefaultPath
+
+// path returns the configuration file to read: --config, else the default
+// file when it exists, else "" (flags and defaults only).
+func (f configFlags) path() string {
+	if f.Config != "" {
+		return f.Config
+	}
+	if _, err := os.Stat(defaultConfig); err == nil {
+		return defaultConfig
+	}
+	return ""
 }
 
 // load reads the file (if any), applies the flags and validates. Problems
@@ -39,9 +55,9 @@ func (f configFlags) loadTo(w io.Writer) (config.Config, error) {
 		return exitError{code: 2}
 	}
 	cfg := config.Default()
-	if f.Config != "" {
+	if path := f.path(); path != "" {
 		var err error
-		if cfg, err = config.Load(f.Config); err != nil {
+		if cfg, err = config.Load(path); err != nil {
 			return cfg, problems(err)
 		}
 	}
@@ -122,6 +138,16 @@ func (c checkCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	os.Stdout.Write(cfg.YAML())
+	os.Stdout.Write(checkOutput(cfg))
 	return nil
+}
+
+// checkOutput is what `floatip check` prints: the file it read (or that it
+// read none), then the effective configuration.
+func checkOutput(cfg config.Config) []byte {
+	from := "# read from " + cfg.Path + "\n"
+	if cfg.Path == "" {
+		from = "# no configuration file read (no --config, and " + defaultConfig + " does not exist): defaults and flags only\n"
+	}
+	return append([]byte(from), cfg.YAML()...)
 }

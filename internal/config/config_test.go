@@ -669,11 +669,11 @@ func TestApply(t *testing.T) {
 	}{
 		{"nothing", Overrides{}, func(*Config) {}, nil},
 		{"interface", Overrides{Interface: "br0"}, func(c *Config) { c.Interface = "br0" }, nil},
-		{"priority keeps a group's own", Overrides{Priority: 50}, func(c *Config) {
+		{"priority keeps a group's own", Overrides{Priority: ptr(50)}, func(c *Config) {
 			c.Priority = 50
 			c.Groups[0].Priority = 50
 		}, nil},
-		{"vips replace the groups", Overrides{VIPs: []string{"10.0.0.9", "10.0.0.8"}, Priority: 7}, func(c *Config) {
+		{"vips replace the groups", Overrides{VIPs: []string{"10.0.0.9", "10.0.0.8"}, Priority: ptr(7)}, func(c *Config) {
 			c.Priority = 7
 			c.Groups = []Group{{Name: "default", VIPs: addrs("10.0.0.9", "10.0.0.8"), Priority: 7}}
 		}, nil},
@@ -686,8 +686,9 @@ func TestApply(t *testing.T) {
 			c.LogFormat = "json"
 			c.LogLevel = "warn"
 		}, nil},
+		{"priority 0 is refused, not ignored", Overrides{Priority: ptr(0)}, nil, []string{"--priority: must be 1..254, got 0"}},
 		{"all invalid at once", Overrides{
-			Interface: "a b", VIPs: []string{"10.0.0.300", "::1", "10.0.0.5", "10.0.0.5"}, Priority: 300,
+			Interface: "a b", VIPs: []string{"10.0.0.300", "::1", "10.0.0.5", "10.0.0.5"}, Priority: ptr(300),
 			Profile: "turbo", LogFormat: "xml", LogLevel: "loud",
 		}, nil, []string{
 			`--interface: "a b" is not a valid interface name (no "/", ":" or whitespace)`,
@@ -756,7 +757,7 @@ func TestApplyDoesNotAlias(t *testing.T) {
 		t.Fatal(err)
 	}
 	saved := c
-	if err := c.Apply(Overrides{Priority: 20}); err != nil {
+	if err := c.Apply(Overrides{Priority: ptr(20)}); err != nil {
 		t.Fatal(err)
 	}
 	if saved.Groups[0].Priority != 10 {
@@ -971,3 +972,5 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func ptr[T any](v T) *T { return &v }
