@@ -13,6 +13,7 @@ import (
 
 	"github.com/floatip/floatip/internal/config"
 	"github.com/floatip/floatip/internal/daemon"
+	"github.com/floatip/floatip/internal/ifcheck"
 )
 
 // configFlags are shared by run and check: the file, then flags on top.
@@ -105,6 +106,14 @@ func (r runCmd) Run() error {
 		}
 		return c, nil
 	}
+	// Likely mistakes are logged; the unsafe ones (a VIP that is this
+	// host's own address, a subnet's network or broadcast address) the
+	// daemon refuses itself, as it does a missing interface.
+	if ifc, err := ifcheck.Read(cfg.Interface); err == nil {
+		for _, w := range ifcheck.Check(cfg, ifc).Warnings {
+			log.Warn("configuration warning: " + w)
+		}
+	}
 	setLevel := func(l string) error { return level.UnmarshalText([]byte(l)) }
 	return daemon.Run(ctx, cfg, log, daemon.Options{Version: version, Load: reload, SetLogLevel: setLevel})
 }
@@ -138,8 +147,34 @@ func (c checkCmd) Run() error {
 	if err != nil {
 		return err
 	}
+	if !liveCheck(cfg, os.Stderr) {
+		return exitError{code: 2}
+	}
 	os.Stdout.Write(checkOutput(cfg))
 	return nil
+}
+
+// liveCheck checks cfg against its interface on this host, if it exists,
+// and prints what it finds to w, warnings prefixed "warning: ". It reports
+// false when a VIP is unsafe there (the daemon would refuse to start).
+func liveCheck(cfg config.Config, w io.Writer) bool {
+	ifc, err := ifcheck.Read(cfg.Interface)
+	switch {
+	case errors.Is(err, ifcheck.ErrNotFound):
+		fmt.Fprintf(w, "warning: interface %q does not exist on this host; floatip run would refuse to start here\n", cfg.Interface)
+		return true
+	case err != nil:
+		fmt.Fprintf(w, "warning: %v; the VIPs were not checked against the interface\n", err)
+		return true
+	}
+	r := ifcheck.Check(cfg, ifc)
+	for _, s := range r.Warnings {
+		fmt.Fprintln(w, "warning: "+s)
+	}
+	for _, s := range r.Errors {
+		fmt.Fprintln(w, s)
+	}
+	return len(r.Errors) == 0
 }
 
 // checkOutput is what `floatip check` prints: the file it read (or that it
