@@ -34,7 +34,7 @@ func TestCheck(t *testing.T) {
 		warning string
 	}{
 		{vip: "192.0.2.50"},
-		{vip: "192.0.2.100"}, // floatip's own /32: a restart must not refuse it
+		{vip: "192.0.2.100"},  // floatip's own /32: a restart must not refuse it
 		{vip: "198.51.100.0"}, // a /31 has no network or broadcast address
 		{vip: "192.0.2.10", err: "VIP 192.0.2.10 (group web) is this node's own address on eth0 (192.0.2.10/24)"},
 		{vip: "203.0.113.7", err: "VIP 203.0.113.7 (group web) is this node's own address on eth0 (203.0.113.7/32)",
