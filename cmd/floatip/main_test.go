@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/floatip/floatip/internal/config"
 )
 
 // parse parses args as the floatip command line.
@@ -128,5 +130,17 @@ func TestBuildVersion(t *testing.T) {
 		if got := buildVersion(tt.info, tt.ok); got != tt.want {
 			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
 		}
+	}
+}
+
+func TestConfigExamplePassesCheck(t *testing.T) {
+	parse(t, "config", "example")
+	path := filepath.Join(t.TempDir(), "example.yaml")
+	if err := os.WriteFile(path, config.Example, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if _, err := parse(t, "check", "--config", path).Check.loadTo(&out); err != nil {
+		t.Errorf("check of the example: %v\n%s", err, out.String())
 	}
 }

@@ -186,3 +186,14 @@ func checkOutput(cfg config.Config) []byte {
 	}
 	return append([]byte(from), cfg.YAML()...)
 }
+
+type configCmd struct {
+	Example exampleCmd `cmd:"" help:"Print the commented reference configuration (every key, with its default and meaning)."`
+}
+
+type exampleCmd struct{}
+
+func (exampleCmd) Run() error {
+	_, err := os.Stdout.Write(config.Example)
+	return err
+}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"net/netip"
@@ -979,3 +980,20 @@ func FuzzParse(f *testing.F) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestExampleIsTheFullReference(t *testing.T) {
+	full, err := os.ReadFile(filepath.Join("testdata", "full.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(Example, full) {
+		t.Fatal("example.yaml differs from testdata/full.yaml; copy one to the other")
+	}
+	c, err := Parse("example.yaml", Example)
+	if err != nil {
+		t.Fatalf("the example does not parse: %v", err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("the example does not validate: %v", err)
+	}
+}
