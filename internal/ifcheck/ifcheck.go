@@ -119,7 +119,11 @@ func Check(cfg config.Config, ifc Interface) Report {
 				p := a.Prefix
 				switch {
 				case p.Addr() == v && (p.Bits() < 32 || a.Permanent):
-					r.Errors = append(r.Errors, fmt.Sprintf("%s is this node's own address on %s (%s); a VIP must be an address no host owns", what, ifc.Name, p))
+					hint := ""
+					if p.Bits() == 32 {
+						hint = " (a /32 without expiry: a cloud host's primary address, or one added by hand or by keepalived; remove it first if it is a VIP)"
+					}
+					r.Errors = append(r.Errors, fmt.Sprintf("%s is this node's own address on %s (%s); a VIP must be an address no host owns%s", what, ifc.Name, p, hint))
 				case p.Bits() <= 30 && v == p.Masked().Addr():
 					r.Errors = append(r.Errors, fmt.Sprintf("%s is the network address of %s on %s", what, p.Masked(), ifc.Name))
 				case p.Bits() <= 30 && v == last(p):
