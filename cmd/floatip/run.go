@@ -106,16 +106,15 @@ func (r runCmd) Run() error {
 		}
 		return c, nil
 	}
-	// Likely mistakes are logged; the unsafe ones (a VIP that is this
-	// host's own address, a subnet's network or broadcast address) the
-	// daemon refuses itself, as it does a missing interface.
+	// Likely mistakes are logged by the daemon once it starts; the unsafe
+	// ones (a VIP that is this host's own address, a subnet's network or
+	// broadcast address) it refuses itself, as it does a missing interface.
+	var warnings []string
 	if ifc, err := ifcheck.Read(cfg.Interface); err == nil {
-		for _, w := range ifcheck.Check(cfg, ifc).Warnings {
-			log.Warn("configuration warning: " + w)
-		}
+		warnings = ifcheck.Check(cfg, ifc).Warnings
 	}
 	setLevel := func(l string) error { return level.UnmarshalText([]byte(l)) }
-	return daemon.Run(ctx, cfg, log, daemon.Options{Version: version, Load: reload, SetLogLevel: setLevel})
+	return daemon.Run(ctx, cfg, log, daemon.Options{Version: version, Load: reload, SetLogLevel: setLevel, Warnings: warnings})
 }
 
 // newLogger makes the daemon's logger; level can be changed later (reload).

@@ -42,6 +42,9 @@ type Options struct {
 	Load func() (config.Config, error)
 	// SetLogLevel applies a reloaded log_level; nil keeps the first one.
 	SetLogLevel func(level string) error
+	// Warnings are logged once at start, after the "starting" line (the
+	// likely mistakes that `floatip check` also prints).
+	Warnings []string
 }
 
 // Run runs the daemon until ctx ends, then releases every VIP it holds,
@@ -104,6 +107,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	d.routes.Store(&map[netip.Addr]*group{})
 	log.Info("starting", "interface", cfg.Interface, "mac", link.MAC.String(), "node", cfg.NodeName,
 		"groups", len(cfg.Groups), "control", cfg.Control.Socket, "metrics", cfg.Metrics.Listen, "version", opts.Version)
+	for _, w := range opts.Warnings {
+		log.Warn("configuration warning: " + w)
+	}
 
 	// Groups live until ctx ends or a reload removes them; their own
 	// contexts come from groupsCtx.
