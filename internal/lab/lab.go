@@ -125,7 +125,7 @@ func (o *Options) setDefaults() error {
 		o.Nodes = 2
 	}
 	if o.Nodes < 1 || o.Nodes > MaxNodes {
-		return fmt.Errorf("lab: %d nodes: want 1 to %d", o.Nodes, MaxNodes)
+		return fmt.Errorf("lab: %d nodes: want 1 to %d (one address each, %v to %v, below the VIP)", o.Nodes, MaxNodes, NodeIP(1), NodeIP(MaxNodes))
 	}
 	if !o.VIP.IsValid() {
 		o.VIP = DefaultVIP

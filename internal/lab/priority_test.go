@@ -1,6 +1,9 @@
 package lab
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestPriorityDistinct(t *testing.T) {
 	for n := 1; n <= MaxNodes; n++ {
@@ -20,5 +23,13 @@ func TestPriorityDistinct(t *testing.T) {
 		if p := Priority(i+1, 3); p != want {
 			t.Errorf("Priority(%d, 3) = %d, want %d", i+1, p, want)
 		}
+	}
+}
+
+func TestTooManyNodesSaysTheLimit(t *testing.T) {
+	o := Options{Nodes: 300, Binary: "/bin/sh"}
+	err := o.setDefaults()
+	if err == nil || !strings.Contains(err.Error(), "lab: 300 nodes: want 1 to 80 (one address each, 198.18.0.11 to 198.18.0.90, below the VIP)") {
+		t.Errorf("300 nodes: %v", err)
 	}
 }
