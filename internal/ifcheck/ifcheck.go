@@ -37,6 +37,10 @@ type Addr struct {
 type Interface struct {
 	Name  string
 	Addrs []Addr
+	// OnLink are the destinations of the scope-link routes through the
+	// interface besides its subnets (like "ip route add 198.18.4.0/22 dev
+	// eth0"): VIPs there are reachable on the segment too.
+	OnLink []netip.Prefix
 }
 
 // ErrNotFound is returned by Read when no interface has the name.
@@ -61,7 +65,19 @@ func Read(name string) (Interface, error) {
 	if err != nil {
 		return Interface{}, fmt.Errorf("list addresses of %q: %w", name, err)
 	}
+	routes, err := netlink.RouteList(link, netlink.FAMILY_V4)
+	if err != nil {
+		return Interface{}, fmt.Errorf("list routes of %q: %w", name, err)
+	}
 	ifc := Interface{Name: name}
+	for _, r := range routes {
+		if r.Scope != netlink.SCOPE_LINK || r.Dst == nil {
+			continue
+		}
+		if p, ok := prefix(r.Dst); ok {
+			ifc.OnLink = append(ifc.OnLink, p)
+		}
+	}
 	for _, a := range list {
 		p, ok := prefix(a.IPNet)
 		if !ok {
@@ -102,7 +118,8 @@ func (r Report) Err() error {
 	return errors.New(strings.Join(r.Errors, "\n"))
 }
 
-// Check checks every VIP of cfg against the addresses of ifc.
+// Check checks every VIP of cfg against the addresses of ifc. VIPs outside
+// every subnet make one warning per group.
 func Check(cfg config.Config, ifc Interface) Report {
 	var r Report
 	var subnets []string // the interface's subnets, for messages
@@ -111,10 +128,12 @@ func Check(cfg config.Config, ifc Interface) Report {
 			subnets = append(subnets, a.Prefix.Masked().String())
 		}
 	}
+	subnets = slices.Compact(slices.Sorted(slices.Values(subnets)))
 	for _, g := range cfg.Groups {
+		var outside []string
 		for _, v := range g.VIPs {
 			what := fmt.Sprintf("VIP %s (group %s)", v, g.Name)
-			inSubnet := false
+			onLink := slices.ContainsFunc(ifc.OnLink, func(p netip.Prefix) bool { return p.Contains(v) })
 			for _, a := range ifc.Addrs {
 				p := a.Prefix
 				switch {
@@ -130,17 +149,30 @@ func Check(cfg config.Config, ifc Interface) Report {
 					r.Errors = append(r.Errors, fmt.Sprintf("%s is the broadcast address of %s on %s", what, p.Masked(), ifc.Name))
 				}
 				if p.Bits() < 32 && p.Contains(v) {
-					inSubnet = true
+					onLink = true
 				}
 			}
-			if !inSubnet {
-				where := "it has no IPv4 subnet"
-				if len(subnets) > 0 {
-					where = "its subnets are " + strings.Join(slices.Compact(slices.Sorted(slices.Values(subnets))), ", ")
-				}
-				r.Warnings = append(r.Warnings, fmt.Sprintf("%s is outside every subnet of %s (%s): hosts on the segment will not ARP for it unless a route sends it there", what, ifc.Name, where))
+			if !onLink {
+				outside = append(outside, v.String())
 			}
 		}
+		if len(outside) == 0 {
+			continue
+		}
+		where := "it has no IPv4 subnet"
+		if len(subnets) > 0 {
+			where = "its subnets are " + strings.Join(subnets, ", ")
+		}
+		what, them := fmt.Sprintf("VIP %s (group %s) is", outside[0], g.Name), "it"
+		if n := len(outside); n > 1 {
+			them = "them"
+			more := ""
+			if n > 3 {
+				outside, more = outside[:3], fmt.Sprintf(" and %d more", n-3)
+			}
+			what = fmt.Sprintf("VIPs %s%s (group %s) are", strings.Join(outside, ", "), more, g.Name)
+		}
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s outside every subnet of %s (%s) and no on-link route covers %s: hosts on the segment will not ARP for %s", what, ifc.Name, where, them, them))
 	}
 	return r
 }

@@ -65,6 +65,14 @@ func TestCheck(t *testing.T) {
 	if r := Check(cfgWith("192.0.2.1"), Interface{Name: "eth1"}); len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "it has no IPv4 subnet") {
 		t.Errorf("interface without addresses: %q", r.Warnings)
 	}
+	// An on-link route (ip route add 10.9.0.0/16 dev eth0) covers VIPs
+	// outside the subnets; the rest make one warning for the group.
+	eth0.OnLink = []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")}
+	r := Check(cfgWith("10.9.9.9", "10.1.0.1", "10.1.0.2", "10.1.0.3", "10.1.0.4", "10.1.0.5"), eth0)
+	want := "VIPs 10.1.0.1, 10.1.0.2, 10.1.0.3 and 2 more (group web) are outside every subnet of eth0 (its subnets are 192.0.2.0/24, 198.51.100.0/31) and no on-link route covers them"
+	if len(r.Errors) > 0 || len(r.Warnings) != 1 || !strings.HasPrefix(r.Warnings[0], want) {
+		t.Errorf("on-link route: errors %q, warnings %q, want one warning %q", r.Errors, r.Warnings, want)
+	}
 }
 
 func TestRead(t *testing.T) {

@@ -84,7 +84,7 @@ func TestCheckLooksAtTheInterface(t *testing.T) {
 		{"broadcast address", []string{"-i", "eth0", "--vip", "198.18.0.255"}, true,
 			"VIP 198.18.0.255 (group default) is the broadcast address of 198.18.0.0/24 on eth0"},
 		{"outside every subnet", []string{"-i", "eth0", "--vip", "198.19.5.5"}, false,
-			"warning: VIP 198.19.5.5 (group default) is outside every subnet of eth0 (its subnets are 198.18.0.0/24)"},
+			"warning: VIP 198.19.5.5 (group default) is outside every subnet of eth0 (its subnets are 198.18.0.0/24) and no on-link route covers it"},
 		{"no such interface", []string{"-i", "nosuch0", "--vip", "198.18.0.100"}, false,
 			`warning: interface "nosuch0" does not exist on this host; floatip run would refuse to start here`},
 		{"fine", []string{"-i", "eth0", "--vip", "198.18.0.100"}, false, "# floatip effective configuration"},
