@@ -6,16 +6,55 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/alecthomas/kong"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=..."; when it
+// is not, main fills it in from the build information (see buildVersion).
 var version = "dev"
+
+// buildVersion names a build that -ldflags did not stamp: the module version
+// for `go install ...@vX`, else "dev" with the VCS revision, a "-dirty" mark
+// for uncommitted changes and the commit time, as `go build` records them
+// in a checkout.
+func buildVersion(info *debug.BuildInfo, ok bool) string {
+	if !ok || info == nil {
+		return "dev"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, at string
+	dirty := false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		case "vcs.time":
+			at = s.Value
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	v := "dev-" + rev[:min(12, len(rev))]
+	if dirty {
+		v += "-dirty"
+	}
+	if at != "" {
+		v += " (" + at + ")"
+	}
+	return v
+}
 
 type cli struct {
 	Run      runCmd      `cmd:"" help:"Run the daemon in the foreground until SIGTERM/SIGINT."`
 	Check    checkCmd    `cmd:"" help:"Validate a configuration file and print the effective configuration."`
+	Config   configCmd   `cmd:"" help:"Configuration reference: 'floatip config example' prints a commented file that sets every key."`
 	Status   statusCmd   `cmd:"" help:"Show the running daemon's groups: state, holder, counters."`
 	Release  releaseCmd  `cmd:"" help:"Hand the VIPs to a standby and stay standby."`
 	Hold     holdCmd     `cmd:"" help:"Maintenance hold: never claim (a holder hands its VIPs away first); --off ends it."`
@@ -40,6 +79,9 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func main() {
+	if version == "dev" {
+		version = buildVersion(debug.ReadBuildInfo())
+	}
 	var c cli
 	parser := kong.Must(&c,
 		kong.Name("floatip"),

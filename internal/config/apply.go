@@ -5,12 +5,12 @@ import (
 	"slices"
 )
 
-// Overrides are settings from the command line. A zero value means the flag
-// was not given.
+// Overrides are settings from the command line. A zero value (nil for
+// Priority) means the flag was not given.
 type Overrides struct {
 	Interface string
 	VIPs      []string
-	Priority  int
+	Priority  *int // nil: not given; a given 0 is refused like any value outside 1..254
 	Profile   string
 	LogFormat string
 	LogLevel  string
@@ -43,16 +43,17 @@ func (c *Config) Apply(o Overrides) error {
 		}
 		n.Interface = o.Interface
 	}
-	if o.Priority != 0 {
-		if msg := priorityProblem(o.Priority); msg != "" {
+	if o.Priority != nil {
+		p := *o.Priority
+		if msg := priorityProblem(p); msg != "" {
 			add("--priority", "%s", msg)
 		}
 		for i := range n.Groups {
 			if n.Groups[i].Priority == n.Priority {
-				n.Groups[i].Priority = o.Priority
+				n.Groups[i].Priority = p
 			}
 		}
-		n.Priority = o.Priority
+		n.Priority = p
 	}
 	if o.Profile != "" {
 		if t, err := Preset(o.Profile); err != nil {

@@ -150,6 +150,9 @@ func (k *checker) check(c Config, require bool) {
 	k.notify(c.Notify)
 	k.fencing(c.Fencing)
 	k.peers(c.Peers)
+	if c.Fencing.Policy == FencingRequired && len(c.Peers) == 0 && k.ok("fencing.policy", "peers") {
+		k.add("fencing.policy", "required needs peers: (node name -> MAC), or the fence command is not told which node to fence and no takeover happens")
+	}
 }
 
 func (k *checker) fileName(c Config) string {
@@ -526,7 +529,11 @@ func list(set []string) string {
 	return strings.Join(set[:len(set)-1], ", ") + " or " + set[len(set)-1]
 }
 
-var broadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+var (
+	broadcast   = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	reserved    = netip.MustParsePrefix("240.0.0.0/4")
+	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
+)
 
 // vipProblem checks that a may be a VIP.
 func vipProblem(a netip.Addr) string {
@@ -545,6 +552,10 @@ func vipProblem(a netip.Addr) string {
 		return fmt.Sprintf("%s is a multicast address", a)
 	case a == broadcast:
 		return fmt.Sprintf("%s is the broadcast address", a)
+	case reserved.Contains(a):
+		return fmt.Sprintf("%s is in 240.0.0.0/4, reserved (class E): many hosts and routers drop it", a)
+	case thisNetwork.Contains(a):
+		return fmt.Sprintf("%s is in 0.0.0.0/8, \"this network\", never a host's address", a)
 	case a.IsLinkLocalUnicast():
 		return fmt.Sprintf("%s is a link-local address (169.254.0.0/16)", a)
 	}

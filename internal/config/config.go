@@ -38,6 +38,10 @@ const (
 	// DefaultPriority is the node priority when none is configured.
 	DefaultPriority = 100
 
+	// DefaultPath is the configuration file that run and check read when
+	// no --config is given, if it exists.
+	DefaultPath = "/etc/floatip/floatip.yaml"
+
 	// DefaultSocket is where the daemon serves `floatip status` and friends.
 	DefaultSocket = "/run/floatip/floatip.sock"
 

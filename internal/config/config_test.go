@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"net/netip"
@@ -320,7 +321,7 @@ func TestParseErrors(t *testing.T) {
 			[]string{`floatip.yaml:1: timing: must be a mapping of keys to values, not the value "fast"`}},
 		{"vip not an address", "groups:\n  - name: web\n    vips:\n      - 198.18.0.100\n      - 10.0.0.300\n",
 			[]string{`floatip.yaml:5: groups[0].vips[1]: "10.0.0.300" is not an IPv4 address`}},
-		{"vip kinds", "vips:\n  - 2001:db8::1\n  - 0.0.0.0\n  - 127.0.0.1\n  - 224.0.0.18\n  - 255.255.255.255\n  - 169.254.1.1\n  - 10.0.0.1/24\n  - ::ffff:10.0.0.2\n  - 10.0.0.3\n",
+		{"vip kinds", "vips:\n  - 2001:db8::1\n  - 0.0.0.0\n  - 127.0.0.1\n  - 224.0.0.18\n  - 255.255.255.255\n  - 169.254.1.1\n  - 10.0.0.1/24\n  - ::ffff:10.0.0.2\n  - 10.0.0.3\n  - 240.0.0.1\n  - 255.255.255.254\n  - 0.1.2.3\n",
 			[]string{
 				`floatip.yaml:2: vips[0]: "2001:db8::1": IPv6 VIPs are not supported yet (ARP mode is IPv4)`,
 				`floatip.yaml:3: vips[1]: 0.0.0.0 is the unspecified address`,
@@ -330,6 +331,9 @@ func TestParseErrors(t *testing.T) {
 				`floatip.yaml:7: vips[5]: 169.254.1.1 is a link-local address (169.254.0.0/16)`,
 				`floatip.yaml:8: vips[6]: "10.0.0.1/24": a VIP is a single address, without a prefix length`,
 				`floatip.yaml:9: vips[7]: "::ffff:10.0.0.2" is an IPv4-mapped IPv6 address; write it as 10.0.0.2`,
+				`floatip.yaml:11: vips[9]: 240.0.0.1 is in 240.0.0.0/4, reserved (class E): many hosts and routers drop it`,
+				`floatip.yaml:12: vips[10]: 255.255.255.254 is in 240.0.0.0/4, reserved (class E): many hosts and routers drop it`,
+				`floatip.yaml:13: vips[11]: 0.1.2.3 is in 0.0.0.0/8, "this network", never a host's address`,
 			}},
 		{"vip twice in a group", "vips:\n  - 10.0.0.1\n  - 10.0.0.1\n",
 			[]string{`floatip.yaml:3: vips[1]: 10.0.0.1 is listed twice (also at vips[0], line 2)`}},
@@ -426,8 +430,10 @@ func TestParseErrors(t *testing.T) {
 				`floatip.yaml:5: fencing.policy: "maybe" is not one of off, best-effort or required`,
 				`floatip.yaml:6: fencing.timeout: must be positive, got 0s`,
 			}},
-		{"fencing command required", "fencing:\n  policy: required\n",
+		{"fencing command required", "fencing:\n  policy: required\npeers:\n  a: 02:00:00:00:00:0a\n",
 			[]string{`floatip.yaml:2: fencing.command: required when fencing.policy is required`}},
+		{"fencing required needs peers", "fencing:\n  policy: required\n  command: [/usr/sbin/fence]\n",
+			[]string{`floatip.yaml:2: fencing.policy: required needs peers: (node name -> MAC), or the fence command is not told which node to fence and no takeover happens`}},
 		{"fencing command required for best-effort", "fencing:\n  policy: best-effort\n  command: []\n",
 			[]string{`floatip.yaml:2: fencing.command: required when fencing.policy is best-effort`}},
 		{"fencing command relative", "fencing:\n  policy: best-effort\n  command:\n    - fence\n",
@@ -669,11 +675,11 @@ func TestApply(t *testing.T) {
 	}{
 		{"nothing", Overrides{}, func(*Config) {}, nil},
 		{"interface", Overrides{Interface: "br0"}, func(c *Config) { c.Interface = "br0" }, nil},
-		{"priority keeps a group's own", Overrides{Priority: 50}, func(c *Config) {
+		{"priority keeps a group's own", Overrides{Priority: ptr(50)}, func(c *Config) {
 			c.Priority = 50
 			c.Groups[0].Priority = 50
 		}, nil},
-		{"vips replace the groups", Overrides{VIPs: []string{"10.0.0.9", "10.0.0.8"}, Priority: 7}, func(c *Config) {
+		{"vips replace the groups", Overrides{VIPs: []string{"10.0.0.9", "10.0.0.8"}, Priority: ptr(7)}, func(c *Config) {
 			c.Priority = 7
 			c.Groups = []Group{{Name: "default", VIPs: addrs("10.0.0.9", "10.0.0.8"), Priority: 7}}
 		}, nil},
@@ -686,8 +692,9 @@ func TestApply(t *testing.T) {
 			c.LogFormat = "json"
 			c.LogLevel = "warn"
 		}, nil},
+		{"priority 0 is refused, not ignored", Overrides{Priority: ptr(0)}, nil, []string{"--priority: must be 1..254, got 0"}},
 		{"all invalid at once", Overrides{
-			Interface: "a b", VIPs: []string{"10.0.0.300", "::1", "10.0.0.5", "10.0.0.5"}, Priority: 300,
+			Interface: "a b", VIPs: []string{"10.0.0.300", "::1", "10.0.0.5", "10.0.0.5"}, Priority: ptr(300),
 			Profile: "turbo", LogFormat: "xml", LogLevel: "loud",
 		}, nil, []string{
 			`--interface: "a b" is not a valid interface name (no "/", ":" or whitespace)`,
@@ -756,7 +763,7 @@ func TestApplyDoesNotAlias(t *testing.T) {
 		t.Fatal(err)
 	}
 	saved := c
-	if err := c.Apply(Overrides{Priority: 20}); err != nil {
+	if err := c.Apply(Overrides{Priority: ptr(20)}); err != nil {
 		t.Fatal(err)
 	}
 	if saved.Groups[0].Priority != 10 {
@@ -970,4 +977,23 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip (-first +second):\n%s", diff)
 		}
 	})
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestExampleIsTheFullReference(t *testing.T) {
+	full, err := os.ReadFile(filepath.Join("testdata", "full.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(Example, full) {
+		t.Fatal("example.yaml differs from testdata/full.yaml; copy one to the other")
+	}
+	c, err := Parse("example.yaml", Example)
+	if err != nil {
+		t.Fatalf("the example does not parse: %v", err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("the example does not validate: %v", err)
+	}
 }

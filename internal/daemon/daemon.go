@@ -31,6 +31,7 @@ import (
 	"github.com/floatip/floatip/internal/control"
 	"github.com/floatip/floatip/internal/election"
 	"github.com/floatip/floatip/internal/ifaddr"
+	"github.com/floatip/floatip/internal/ifcheck"
 	"github.com/floatip/floatip/internal/metrics"
 )
 
@@ -42,6 +43,9 @@ type Options struct {
 	Load func() (config.Config, error)
 	// SetLogLevel applies a reloaded log_level; nil keeps the first one.
 	SetLogLevel func(level string) error
+	// Warnings are logged once at start, after the "starting" line (the
+	// likely mistakes that `floatip check` also prints).
+	Warnings []string
 }
 
 // Run runs the daemon until ctx ends, then releases every VIP it holds,
@@ -104,6 +108,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	d.routes.Store(&map[netip.Addr]*group{})
 	log.Info("starting", "interface", cfg.Interface, "mac", link.MAC.String(), "node", cfg.NodeName,
 		"groups", len(cfg.Groups), "control", cfg.Control.Socket, "metrics", cfg.Metrics.Listen, "version", opts.Version)
+	for _, w := range opts.Warnings {
+		log.Warn("configuration warning: " + w)
+	}
 
 	// Groups live until ctx ends or a reload removes them; their own
 	// contexts come from groupsCtx.
@@ -417,22 +424,15 @@ func nodeID(name string) uint32 {
 	return h.Sum32()
 }
 
-// checkOwnAddresses refuses a VIP that is one of the node's own addresses: a
-// VIP is configured as /32 by floatip; anything else is the host's own.
-func checkOwnAddresses(cfg config.Config, link ifaddr.Link) error {
-	for _, p := range link.Addrs {
-		if p.Bits() == 32 {
-			continue
-		}
-		for _, gc := range cfg.Groups {
-			for _, v := range gc.VIPs {
-				if p.Addr() == v {
-					return fmt.Errorf("VIP %s (group %s) is this node's own address on %s (%s); a VIP must be an address no host owns", v, gc.Name, cfg.Interface, p)
-				}
-			}
-		}
+// checkOwnAddresses refuses a VIP that is unsafe on the interface: one of
+// the node's own addresses (a permanent /32 included), or the network or
+// broadcast address of one of its subnets; see package ifcheck.
+func checkOwnAddresses(cfg config.Config, _ ifaddr.Link) error {
+	ifc, err := ifcheck.Read(cfg.Interface)
+	if err != nil {
+		return err
 	}
-	return nil
+	return ifcheck.Check(cfg, ifc).Err()
 }
 
 // Linux capability numbers (linux/capability.h).

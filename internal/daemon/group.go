@@ -303,7 +303,9 @@ func (g *group) apply(actions []election.Action) bool {
 			if err := g.d.conn.Write(a.Packet); err != nil {
 				g.log.Warn("sending ARP frame", "err", err)
 			}
-			g.logSend(a.Packet)
+			if !sameFrameNext(actions, i) { // a release goes out twice; log it once
+				g.logSend(a.Packet)
+			}
 		case election.AddVIPs:
 			vips := g.vips
 			if a.FirstOnly {
@@ -494,6 +496,21 @@ func (g *group) fence(a election.Fence) {
 		case <-g.ctx.Done():
 		}
 	}()
+}
+
+// sameFrameNext reports whether actions[i+1] sends the same kind of frame
+// as actions[i], to the same destination for the same VIP.
+func sameFrameNext(actions []election.Action, i int) bool {
+	if i+1 >= len(actions) {
+		return false
+	}
+	a, ok1 := actions[i].(election.Send)
+	b, ok2 := actions[i+1].(election.Send)
+	if !ok1 || !ok2 || a.Packet.Trailer == nil || b.Packet.Trailer == nil {
+		return false
+	}
+	return a.Packet.Trailer.Kind == b.Packet.Trailer.Kind && a.Packet.SenderIP == b.Packet.SenderIP &&
+		a.Packet.Destination.String() == b.Packet.Destination.String()
 }
 
 func (g *group) logSend(p *arp.Packet) {

@@ -19,7 +19,9 @@ import (
 	"time"
 )
 
-// QueueSize is how many events wait per hook while it runs; more are dropped.
+// QueueSize is how many events wait per hook while it runs. When the queue
+// is full, a new event replaces an older one of the same group (coalescing),
+// so the hook always sees each group's latest state; see Notifier.
 const QueueSize = 16
 
 // Event describes a state change for notify hooks.
@@ -67,8 +69,13 @@ type Hook struct {
 
 // Notifier runs notify hooks asynchronously. Each hook has a queue of
 // QueueSize events and one worker, so one hook's runs happen in order and
-// never overlap; an event that finds the queue full is dropped, counted
-// and logged.
+// never overlap. Under flapping the queue may fill: then a new event
+// replaces the newest queued event of the same group (and, if the group has
+// none queued, the oldest event of a group with a later one queued), so that
+// the last event a hook sees for a group is always the group's final state.
+// Each replaced event is counted and logged. Only when every queued event is
+// the sole pending one of its group does the queue grow beyond QueueSize, by
+// at most one event per group.
 type Notifier struct {
 	log      *slog.Logger
 	onResult func(hook string, err error)
@@ -80,9 +87,12 @@ type Notifier struct {
 }
 
 type worker struct {
-	hook    Hook
-	queue   chan Event
-	dropped atomic.Uint64
+	hook      Hook
+	wake      chan struct{} // capacity 1: there is something to do
+	mu        sync.Mutex    // guards pending and done
+	pending   []Event
+	done      bool // Close was called: run what is pending, then stop
+	coalesced atomic.Uint64
 }
 
 // NewNotifier starts one worker per hook. log may be nil (discard);
@@ -99,17 +109,83 @@ func NewNotifier(hooks []Hook, log *slog.Logger, onResult func(hook string, err 
 		if h.Name == "" && len(h.Command) > 0 {
 			h.Name = filepath.Base(h.Command[0])
 		}
-		w := &worker{hook: h, queue: make(chan Event, QueueSize)}
+		w := &worker{hook: h, wake: make(chan struct{}, 1)}
 		n.workers = append(n.workers, w)
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			for e := range w.queue {
+			for {
+				e, ok := w.next()
+				if !ok {
+					return
+				}
 				n.run(w.hook, e)
 			}
 		}()
 	}
 	return n
+}
+
+// next waits for the oldest pending event; ok is false once the worker is
+// closed and nothing is pending.
+func (w *worker) next() (e Event, ok bool) {
+	for {
+		w.mu.Lock()
+		if len(w.pending) > 0 {
+			e = w.pending[0]
+			w.pending = slices.Delete(w.pending, 0, 1)
+			w.mu.Unlock()
+			return e, true
+		}
+		done := w.done
+		w.mu.Unlock()
+		if done {
+			return Event{}, false
+		}
+		<-w.wake
+	}
+}
+
+// push queues e; when the queue is full it returns the event that e
+// superseded (replaced is false if the queue grew instead).
+func (w *worker) push(e Event) (old Event, replaced bool) {
+	w.mu.Lock()
+	defer func() {
+		w.mu.Unlock()
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}()
+	if len(w.pending) < QueueSize {
+		w.pending = append(w.pending, e)
+		return Event{}, false
+	}
+	victim := -1
+	for i := len(w.pending) - 1; i >= 0; i-- { // the same group's newest
+		if w.pending[i].Group == e.Group {
+			victim = i
+			break
+		}
+	}
+	if victim < 0 { // else the oldest event of a group queued again later
+	search:
+		for i, p := range w.pending {
+			for _, q := range w.pending[i+1:] {
+				if q.Group == p.Group {
+					victim = i
+					break search
+				}
+			}
+		}
+	}
+	if victim < 0 {
+		w.pending = append(w.pending, e)
+		return Event{}, false
+	}
+	old = w.pending[victim]
+	w.pending = append(slices.Delete(w.pending, victim, victim+1), e)
+	return old, true
 }
 
 // Notify queues e for every hook whose On includes e.To. It never blocks.
@@ -128,23 +204,22 @@ func (n *Notifier) Notify(e Event) {
 		if len(w.hook.On) > 0 && !slices.Contains(w.hook.On, e.To) {
 			continue
 		}
-		select {
-		case w.queue <- e:
-		default:
-			total := w.dropped.Add(1)
-			n.log.Warn("notify hook queue full; dropped an event", "hook", w.hook.Name,
-				"group", e.Group, "from", e.From, "to", e.To, "dropped_total", total)
+		if old, replaced := w.push(e); replaced {
+			total := w.coalesced.Add(1)
+			n.log.Warn("notify hook queue full; a later event replaced a queued one", "hook", w.hook.Name,
+				"group", e.Group, "skipped_from", old.From, "skipped_to", old.To, "from", e.From, "to", e.To,
+				"coalesced_total", total)
 		}
 	}
 }
 
-// Dropped returns how many events were dropped because the queue of the
-// hook (or hooks) with that name was full.
-func (n *Notifier) Dropped(hook string) uint64 {
+// Coalesced returns how many queued events of the hook (or hooks) with that
+// name were replaced by later ones because the queue was full.
+func (n *Notifier) Coalesced(hook string) uint64 {
 	var total uint64
 	for _, w := range n.workers {
 		if w.hook.Name == hook {
-			total += w.dropped.Load()
+			total += w.coalesced.Load()
 		}
 	}
 	return total
@@ -157,7 +232,13 @@ func (n *Notifier) Close() {
 	if !n.closed {
 		n.closed = true
 		for _, w := range n.workers {
-			close(w.queue)
+			w.mu.Lock()
+			w.done = true
+			w.mu.Unlock()
+			select {
+			case w.wake <- struct{}{}:
+			default:
+			}
 		}
 	}
 	n.mu.Unlock()

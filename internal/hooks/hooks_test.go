@@ -332,36 +332,74 @@ func TestOutputIsLimited(t *testing.T) {
 	}
 }
 
-func TestQueueOverflowDropsAndCounts(t *testing.T) {
+func TestQueueOverflowCoalescesToTheLatest(t *testing.T) {
 	dir := t.TempDir()
 	started, release, out := filepath.Join(dir, "started"), filepath.Join(dir, "release"), filepath.Join(dir, "out")
 	blocker := script(t, dir, "block", fmt.Sprintf(`touch %s
 while [ ! -e %s ]; do sleep 0.01; done
-echo "$FLOATIP_REASON" >> %s`, started, release, out))
+echo "$FLOATIP_GROUP $FLOATIP_REASON $FLOATIP_NEW_STATE" >> %s`, started, release, out))
 	log, logs := testLogger()
 	n := NewNotifier([]Hook{{Name: "block", Command: []string{blocker}}}, log, nil)
-	n.Notify(Event{To: "holder", Reason: "0"})
+	n.Notify(Event{Group: "web", To: "holder", Reason: "0"})
 	waitFor(t, "the first run", func() bool { return exists(started) })
-	// The first run is out of the queue: QueueSize more fit, 3 do not.
-	for i := 1; i <= QueueSize+3; i++ {
-		n.Notify(Event{To: "holder", Reason: strconv.Itoa(i)})
+	// The first run is out of the queue. Group db changes state once, then
+	// web flaps: QueueSize-1 more fit, the rest replace web's newest queued
+	// event, and the last (standby) is the state web ends in.
+	n.Notify(Event{Group: "db", To: "holder", Reason: "db"})
+	const flaps = 100
+	states := []string{"standby", "holder"}
+	for i := 1; i <= flaps; i++ {
+		n.Notify(Event{Group: "web", To: states[i%2], Reason: strconv.Itoa(i)})
 	}
-	if d := n.Dropped("block"); d != 3 {
-		t.Errorf("Dropped = %d, want 3", d)
+	coalesced := uint64(flaps - (QueueSize - 1))
+	if d := n.Coalesced("block"); d != coalesced {
+		t.Errorf("Coalesced = %d, want %d", d, coalesced)
 	}
-	if c := strings.Count(logs.String(), `msg="notify hook queue full; dropped an event" hook=block`); c != 3 {
-		t.Errorf("%d queue-full warnings, want 3:\n%s", c, logs)
+	if c := strings.Count(logs.String(), `msg="notify hook queue full; a later event replaced a queued one" hook=block`); c != int(coalesced) {
+		t.Errorf("%d queue-full warnings, want %d:\n%s", c, coalesced, logs)
 	}
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	n.Close()
-	var want []string
-	for i := 0; i <= QueueSize; i++ {
-		want = append(want, strconv.Itoa(i))
+	want := []string{"web 0 holder", "db db holder"}
+	for i := 1; i < QueueSize-1; i++ {
+		want = append(want, fmt.Sprintf("web %d %s", i, states[i%2]))
 	}
+	want = append(want, fmt.Sprintf("web %d %s", flaps, states[flaps%2]))
 	if got := readLines(t, out); !slices.Equal(got, want) {
-		t.Errorf("runs = %q, want %q", got, want)
+		t.Errorf("runs = %q,\nwant %q", got, want)
+	}
+}
+
+func TestSlowHookSeesFinalStateOfEveryGroup(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	slow := script(t, dir, "slow", fmt.Sprintf(`sleep 0.05; echo "$FLOATIP_GROUP $FLOATIP_NEW_STATE $FLOATIP_REASON" >> %s`, out))
+	n := NewNotifier([]Hook{{Name: "slow", Command: []string{slow}}}, nil, nil)
+	// Many groups flapping at once, far faster than the hook runs.
+	final := map[string]string{}
+	states := []string{"holder", "standby", "fault"}
+	for i := range 300 {
+		g := fmt.Sprintf("g%d", i%20)
+		e := Event{Group: g, To: states[(i/20+i)%3], Reason: strconv.Itoa(i)}
+		n.Notify(e)
+		final[g] = e.To + " " + e.Reason
+	}
+	n.Close()
+	last := map[string]string{}
+	lines := readLines(t, out)
+	for _, l := range lines {
+		g, rest, _ := strings.Cut(l, " ")
+		last[g] = rest
+	}
+	for g, want := range final {
+		if last[g] != want {
+			t.Errorf("group %s: the hook last saw %q, want the final %q", g, last[g], want)
+		}
+	}
+	if len(lines) > QueueSize+20+1 {
+		t.Errorf("%d runs for 20 groups, want at most %d (the queue must stay bounded)", len(lines), QueueSize+21)
 	}
 }
 

@@ -55,6 +55,18 @@ const ServicePort = 8080
 // MaxNodes bounds Options.Nodes: node i gets 198.18.0.(10+i), below the VIP.
 const MaxNodes = 80
 
+// Priority is the floatip priority of node i (1-based) in a lab of n
+// nodes: 200, 150, 100, 50 for up to four nodes, as the demo prints them;
+// for more, evenly spaced from 200 down so that every node's differs (10
+// nodes: 200, 178, ... 2).
+func Priority(i, n int) int {
+	step := 50
+	if n > 4 {
+		step = 198 / (n - 1)
+	}
+	return max(200-step*(i-1), 1)
+}
+
 // NodeIP is the address of node i (1-based): 198.18.0.(10+i).
 func NodeIP(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 18, 0, byte(10 + i)}) }
 
@@ -113,7 +125,7 @@ func (o *Options) setDefaults() error {
 		o.Nodes = 2
 	}
 	if o.Nodes < 1 || o.Nodes > MaxNodes {
-		return fmt.Errorf("lab: %d nodes: want 1 to %d", o.Nodes, MaxNodes)
+		return fmt.Errorf("lab: %d nodes: want 1 to %d (one address each, %v to %v, below the VIP)", o.Nodes, MaxNodes, NodeIP(1), NodeIP(MaxNodes))
 	}
 	if !o.VIP.IsValid() {
 		o.VIP = DefaultVIP

@@ -273,6 +273,16 @@ func TestGracefulStopHandsOver(t *testing.T) {
 	if _, err := n1.WaitMsg(c.ctx, time.Second, "release sent", nil); err != nil {
 		t.Errorf("n1 did not announce its release: %v", err)
 	}
+	// The release frame goes out twice (against loss); the log says so once.
+	releases := 0
+	for _, l := range n1.Lines() {
+		if l.Msg() == "release sent" {
+			releases++
+		}
+	}
+	if releases != 1 {
+		t.Errorf("%q logged %d times for one release, want once", "release sent", releases)
+	}
 	if has, _ := c.Node(1).HasVIP(); has {
 		t.Error("n1 still has the VIP after a graceful stop")
 	}
