@@ -24,6 +24,7 @@ type cli struct {
 	Version  versionCmd  `cmd:"" help:"Print the version."`
 	Lab      labCmd      `cmd:"" help:"Network-namespace lab: a live failover demo (needs root)."`
 	Bench    benchCmd    `cmd:"" help:"Failover benchmark on the lab: floatip against keepalived, same client, same faults (needs root)."`
+	Import   importCmd   `cmd:"" help:"Convert another tool's configuration into floatip's: import keepalived FILE."`
 }
 
 type versionCmd struct{}
