@@ -278,7 +278,7 @@ func (c *converter) read(nodes []*Node) error {
 			c.instances = append(c.instances, in)
 		case "vrrp_sync_group":
 			if len(n.Args) != 1 {
-				return fmt.Errorf("%s: vrrp_sync_group needs one name", n.Where())
+				return fmt.Errorf("%s: vrrp_sync_group needs one name", n.At())
 			}
 			g := &syncGroup{node: n, name: n.Args[0]}
 			for _, d := range n.Children {
@@ -298,7 +298,7 @@ func (c *converter) read(nodes []*Node) error {
 				}
 			}
 			if _, dup := c.syncs[g.name]; dup {
-				return fmt.Errorf("%s: vrrp_sync_group %s is defined twice", n.Where(), g.name)
+				return fmt.Errorf("%s: vrrp_sync_group %s is defined twice", n.At(), g.name)
 			}
 			c.syncs[g.name] = g
 			c.syncOrder = append(c.syncOrder, g)
@@ -310,7 +310,7 @@ func (c *converter) read(nodes []*Node) error {
 	byName := map[string]*instance{}
 	for _, in := range c.instances {
 		if _, dup := byName[in.name]; dup {
-			return fmt.Errorf("%s: vrrp_instance %s is defined twice", in.node.Where(), in.name)
+			return fmt.Errorf("%s: vrrp_instance %s is defined twice", in.node.At(), in.name)
 		}
 		byName[in.name] = in
 	}
@@ -335,29 +335,29 @@ func (c *converter) read(nodes []*Node) error {
 
 func seconds(n *Node) (time.Duration, error) {
 	if len(n.Args) < 1 {
-		return 0, fmt.Errorf("%s: %s needs a number of seconds", n.Where(), n.Key)
+		return 0, fmt.Errorf("%s: %s needs a number of seconds", n.At(), n.Key)
 	}
 	f, err := strconv.ParseFloat(n.Args[0], 64)
 	if err != nil || f < 0 || f > 1e6 {
-		return 0, fmt.Errorf("%s: %s: %q is not a number of seconds", n.Where(), n.Key, n.Args[0])
+		return 0, fmt.Errorf("%s: %s: %q is not a number of seconds", n.At(), n.Key, n.Args[0])
 	}
 	return time.Duration(f * float64(time.Second)).Round(time.Millisecond), nil
 }
 
 func integer(n *Node, lo, hi int) (int, error) {
 	if len(n.Args) < 1 {
-		return 0, fmt.Errorf("%s: %s needs a number", n.Where(), n.Key)
+		return 0, fmt.Errorf("%s: %s needs a number", n.At(), n.Key)
 	}
 	v, err := strconv.Atoi(n.Args[0])
 	if err != nil || v < lo || v > hi {
-		return 0, fmt.Errorf("%s: %s: %q is not a number in %d..%d", n.Where(), n.Key, n.Args[0], lo, hi)
+		return 0, fmt.Errorf("%s: %s: %q is not a number in %d..%d", n.At(), n.Key, n.Args[0], lo, hi)
 	}
 	return v, nil
 }
 
 func (c *converter) readScript(n *Node) (*script, error) {
 	if len(n.Args) != 1 {
-		return nil, fmt.Errorf("%s: vrrp_script needs one name", n.Where())
+		return nil, fmt.Errorf("%s: vrrp_script needs one name", n.At())
 	}
 	// keepalived's defaults: every second, one failure makes it fail, one
 	// success makes it good again.
@@ -368,7 +368,7 @@ func (c *converter) readScript(n *Node) (*script, error) {
 		switch d.Key {
 		case "script":
 			if len(d.Args) < 1 {
-				return nil, fmt.Errorf("%s: script needs a command", d.Where())
+				return nil, fmt.Errorf("%s: script needs a command", d.At())
 			}
 			s.script = d.Args[0]
 			if len(d.Args) > 1 {
@@ -398,7 +398,7 @@ func (c *converter) readScript(n *Node) (*script, error) {
 		}
 	}
 	if s.script == "" {
-		return nil, fmt.Errorf("%s: vrrp_script %s has no script", n.Where(), s.name)
+		return nil, fmt.Errorf("%s: vrrp_script %s has no script", n.At(), s.name)
 	}
 	if s.interval < 10*time.Millisecond {
 		s.notes = append(s.notes, c.note(n, "interval", fmt.Sprintf("%v is below floatip's minimum: 10ms", s.interval)))
@@ -423,7 +423,7 @@ func (c *converter) readScript(n *Node) (*script, error) {
 
 func (c *converter) readInstance(n *Node) (*instance, error) {
 	if len(n.Args) != 1 {
-		return nil, fmt.Errorf("%s: vrrp_instance needs one name", n.Where())
+		return nil, fmt.Errorf("%s: vrrp_instance needs one name", n.At())
 	}
 	in := &instance{node: n, name: n.Args[0], priority: 100, preempt: true}
 	var err error
@@ -431,7 +431,7 @@ func (c *converter) readInstance(n *Node) (*instance, error) {
 		switch d.Key {
 		case "interface":
 			if len(d.Args) != 1 {
-				return nil, fmt.Errorf("%s: interface needs one name", d.Where())
+				return nil, fmt.Errorf("%s: interface needs one name", d.At())
 			}
 			in.iface = d.Args[0]
 		case "priority":
@@ -467,7 +467,7 @@ func (c *converter) readInstance(n *Node) (*instance, error) {
 		}
 	}
 	if in.iface == "" {
-		return nil, fmt.Errorf("%s: vrrp_instance %s has no interface", n.Where(), in.name)
+		return nil, fmt.Errorf("%s: vrrp_instance %s has no interface", n.At(), in.name)
 	}
 	return in, nil
 }

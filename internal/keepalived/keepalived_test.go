@@ -211,3 +211,26 @@ func FuzzConvert(f *testing.F) {
 		}
 	})
 }
+
+// Bad values are one-line errors naming the file and line.
+func TestConvertErrors(t *testing.T) {
+	for _, tc := range []struct{ name, src, want string }{
+		{"priority", "vrrp_instance X {\n interface eth0\n priority abc\n}\n", `t.conf:3: priority: "abc" is not a number in 0..255`},
+		{"no interface", "vrrp_instance X {\n virtual_ipaddress { 192.0.2.1 }\n}\n", "t.conf:1: vrrp_instance X has no interface"},
+		{"twice", "vrrp_instance X {\n interface eth0\n}\nvrrp_instance X {\n interface eth0\n}\n", "t.conf:4: vrrp_instance X is defined twice"},
+		{"empty script", "vrrp_script S {\n interval 1\n}\n", "t.conf:1: vrrp_script S has no script"},
+		{"delay", "vrrp_instance X {\n interface eth0\n preempt_delay soon\n}\n", `t.conf:3: preempt_delay: "soon" is not a number of seconds`},
+		{"nothing", "global_defs {\n router_id a\n}\n", "nothing to import: no vrrp_instance"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nodes, err := Parse("t.conf", []byte(tc.src), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Convert(nodes, Options{})
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -39,7 +39,10 @@ type Node struct {
 // Words returns the keyword and the arguments.
 func (n *Node) Words() []string { return append([]string{n.Key}, n.Args...) }
 
-// Where is "file:line", the file without its directory.
+// At is "file:line" with the file as given, for errors.
+func (n *Node) At() string { return fmt.Sprintf("%s:%d", n.File, n.Line) }
+
+// Where is "file:line", the file without its directory, for comments.
 func (n *Node) Where() string { return fmt.Sprintf("%s:%d", filepath.Base(n.File), n.Line) }
 
 // token is a word or a brace, with where it starts. A newline ends a
