@@ -212,16 +212,16 @@ complete -f -c %[1]s -a "(__complete_%[1]s)"
 	return err
 }
 
-// zshText makes help text safe inside a single-quoted zsh spec and its
-// [description].
+// zshText makes text safe inside a single-quoted zsh spec, its
+// [description] and its :message: parts.
 func zshText(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.Index(s, ". "); i >= 0 {
-		s = s[:i]
-	}
-	s = strings.TrimSuffix(s, ".")
-	r := strings.NewReplacer("'", "", "[", "(", "]", ")", ":", " -", "\\", "", "\n", " ", "`", "", "$", "")
-	return r.Replace(s)
+	r := strings.NewReplacer("'", `'\''`, "[", "(", "]", ")", ":", " -", "\\", "", "\n", " ", "`", "", "$", "")
+	return r.Replace(strings.TrimSpace(s))
+}
+
+// zshHelp is a help text as a zsh description: without its final period.
+func zshHelp(s string) string {
+	return zshText(strings.TrimSuffix(strings.TrimSpace(s), "."))
 }
 
 // zshFunc is the completion function of n: _APP_import_keepalived.
@@ -276,7 +276,7 @@ func Zsh(w io.Writer, app *kong.Application) error {
 		var specs []string
 		for _, f := range Flags(n) {
 			v := zshValue(f)
-			h := zshText(f.Help)
+			h := zshHelp(f.Help)
 			if f.Short != 0 {
 				specs = append(specs, fmt.Sprintf("'(-%c --%s)'{-%c,--%s}'[%s]%s'", f.Short, f.Name, f.Short, f.Name, h, v))
 			} else {
@@ -299,7 +299,7 @@ func Zsh(w io.Writer, app *kong.Application) error {
 			fmt.Fprintf(&b, "  _arguments -C \\\n    %s \\\n    '1: :->cmds' '*:: :->args'\n", strings.Join(specs, " \\\n    "))
 			b.WriteString("  case $state in\n    cmds)\n      local -a cmds\n      cmds=(\n")
 			for _, c := range subs {
-				fmt.Fprintf(&b, "        '%s:%s'\n", c.Name, zshText(c.Help))
+				fmt.Fprintf(&b, "        '%s:%s'\n", c.Name, zshHelp(c.Help))
 			}
 			b.WriteString("      )\n      _describe -t commands 'command' cmds ;;\n    args)\n      case $line[1] in\n")
 			for _, c := range subs {

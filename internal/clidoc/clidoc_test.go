@@ -16,7 +16,7 @@ type sample struct {
 		Listen string `placeholder:"ADDR" help:"Address [host:port] to listen on."`
 		Config string `short:"c" placeholder:"FILE" help:"Configuration file."`
 		Mode   string `enum:"a,b" default:"a" help:"Mode: a or b."`
-	} `cmd:"" help:"Serve it."`
+	} `cmd:"" help:"Serve it, don't stop."`
 	Import struct {
 		Thing struct {
 			File string `arg:"" help:"File to read."`
@@ -104,7 +104,7 @@ func TestZshCoversModel(t *testing.T) {
 	}
 	out := b.String()
 	coverage(t, app, out, func(f *kong.Flag) string { return "--" + f.Name })
-	for _, want := range []string{"#compdef tool", "_tool_import_thing()", "'--mode=[Mode - a or b]:\"a\":(a b)'", "'1:file:_files'", "'--listen=[Address (host -port) to listen on]:ADDR:'"} {
+	for _, want := range []string{"#compdef tool", "_tool_import_thing()", "'--mode=[Mode - a or b]:\"a\":(a b)'", "'1:file:_files'", `'serve:Serve it, don'\''t stop'`, "'--listen=[Address (host -port) to listen on]:ADDR:'"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("zsh completion lacks %q:\n%s", want, out)
 		}
