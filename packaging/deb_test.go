@@ -217,10 +217,18 @@ func TestDebPackage(t *testing.T) {
 		_ = os.Remove(calls)
 		script := `mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system &&
 			{ [ ! -e /usr/sbin/policy-rc.d ] || mount --bind ` + policy + ` /usr/sbin/policy-rc.d; } && exec dpkg "$@"`
-		cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", script, "sh"}, args...)...)
-		cmd.Env = append(os.Environ(), "PATH="+fake+":"+os.Getenv("PATH"), "DEBIAN_FRONTEND=noninteractive")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("dpkg %s: %v\n%s", strings.Join(args, " "), err, out)
+		// Another apt or dpkg on the machine may hold dpkg's lock for a while.
+		for deadline := time.Now().Add(2 * time.Minute); ; {
+			cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", script, "sh"}, args...)...)
+			cmd.Env = append(os.Environ(), "PATH="+fake+":"+os.Getenv("PATH"), "DEBIAN_FRONTEND=noninteractive")
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				break
+			}
+			if !strings.Contains(string(out), "lock") || time.Now().After(deadline) {
+				t.Fatalf("dpkg %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+			time.Sleep(time.Second)
 		}
 		data, _ := os.ReadFile(calls)
 		return strings.Split(strings.TrimSpace(string(data)), "\n")
