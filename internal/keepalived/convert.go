@@ -156,8 +156,17 @@ type outGroup struct {
 
 type outHook struct {
 	notes   []string
-	command []string
+	command []string // set by hookCommand
 	on      []string
+
+	// The keepalived statement it comes from.
+	line  string // the script with its arguments
+	key   string // notify_master, ..., notify
+	kind  string // INSTANCE or GROUP: what keepalived's notify passes first
+	name  string // the instance or sync group
+	prio  int    // the instance's priority (notify passes it)
+	group string // the floatip group
+	where string
 }
 
 type converter struct {
@@ -784,19 +793,17 @@ func (c *converter) hook(g *outGroup, n *Node, kind, name string, prio int) {
 		g.notes = append(g.notes, c.note(n, n.Key, "no script: ignored"))
 		return
 	}
-	line := n.Args[0]
-	h := outHook{on: notifyStates[n.Key]}
+	h := outHook{on: notifyStates[n.Key], line: n.Args[0], key: n.Key, kind: kind, name: name, prio: prio, group: g.name, where: n.Where()}
 	if len(n.Args) > 1 {
 		h.notes = append(h.notes, c.note(n, n.Key, fmt.Sprintf("runs as the daemon's user, not %s", strings.Join(n.Args[1:], " "))))
 	}
-	// Filled in by render, once the number of groups is known.
-	h.command = []string{line, kind, name, strconv.Itoa(prio), n.Key, g.name, n.Where()}
-	c.hooks = append(c.hooks, h)
+	c.hooks = append(c.hooks, h) // its command is made by render, once the number of groups is known
 }
 
-// hookCommand makes the command of a converted notify statement.
+// hookCommand makes the command of a converted notify statement; with more
+// than one group (multi) it runs only for its own.
 func hookCommand(h *outHook, multi bool) {
-	line, kind, name, prio, key, group, where := h.command[0], h.command[1], h.command[2], h.command[3], h.command[4], h.command[5], h.command[6]
+	line, kind, name, prio, key, group, where := h.line, h.kind, h.name, strconv.Itoa(h.prio), h.key, h.group, h.where
 	filter := ""
 	if multi {
 		filter = fmt.Sprintf(`[ "$FLOATIP_GROUP" = %s ] || exit 0; `, group)
