@@ -213,3 +213,46 @@ func TestMonitoringMetricsExist(t *testing.T) {
 		t.Error("the dashboard does not show the probe round trip")
 	}
 }
+
+// TestDashboardQueriesParse: every dashboard query is valid PromQL, checked
+// by promtool as recording rules once Grafana's variables are filled in.
+func TestDashboardQueriesParse(t *testing.T) {
+	promtool := need(t, "promtool")
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	data, err := os.ReadFile("floatip-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &dash); err != nil {
+		t.Fatal(err)
+	}
+	vars := strings.NewReplacer("$__rate_interval", "5m", "$group", ".*", "$instance", ".*")
+	type rule struct {
+		Record string `yaml:"record"`
+		Expr   string `yaml:"expr"`
+	}
+	var rules []rule
+	for _, p := range dash.Panels {
+		for _, q := range p.Targets {
+			rules = append(rules, rule{Record: "dashboard:query", Expr: vars.Replace(q.Expr)})
+		}
+	}
+	out, err := yaml.Marshal(map[string]any{"groups": []any{map[string]any{"name": "dashboard", "rules": rules}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := t.TempDir() + "/dashboard-rules.yaml"
+	if err := os.WriteFile(f, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := exec.Command(promtool, "check", "rules", f).CombinedOutput(); err != nil {
+		t.Errorf("a dashboard query is not valid PromQL: %v\n%s", err, res)
+	}
+}
