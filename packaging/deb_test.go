@@ -242,6 +242,20 @@ func TestDebPackage(t *testing.T) {
 	if v := run(t, "/usr/sbin/floatip", "version"); v != "floatip "+testVersion+"\n" {
 		t.Errorf("/usr/sbin/floatip version = %q", v)
 	}
+	// The manual page and the completions are in place and usable.
+	manCmd := exec.Command("man", "-l", "/usr/share/man/man8/floatip.8.gz")
+	manCmd.Env = append(os.Environ(), "MANPAGER=cat", "MANWIDTH=100")
+	if page, err := manCmd.Output(); err != nil || !strings.Contains(string(page), "floatip import keepalived") {
+		t.Errorf("man -l floatip.8.gz: %v; page lacks \"floatip import keepalived\"", err)
+	}
+	if b, err := os.ReadFile("/usr/share/bash-completion/completions/floatip"); err != nil || !strings.Contains(string(b), "complete -C /usr/sbin/floatip floatip") {
+		t.Errorf("bash completion: %v %q", err, b)
+	}
+	comp := exec.Command("/usr/sbin/floatip")
+	comp.Env = append(os.Environ(), "COMP_LINE=floatip imp")
+	if out, err := comp.Output(); err != nil || strings.TrimSpace(string(out)) != "import" {
+		t.Errorf("/usr/sbin/floatip with COMP_LINE=\"floatip imp\": %v %q, want import", err, out)
+	}
 	// The shipped configuration is not enough to start: the unit's
 	// ExecStartPre (floatip check) refuses it with exit status 2.
 	check := exec.Command("/usr/sbin/floatip", "check", "--config", "/etc/floatip/floatip.yaml")
