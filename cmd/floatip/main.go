@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 
 	"github.com/alecthomas/kong"
+	"github.com/willabides/kongplete"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; when it
@@ -64,6 +65,9 @@ type cli struct {
 	Keygen   keygenCmd   `cmd:"" help:"Make a new random key for authenticated frames (auth.key_file); prints it, or --out FILE."`
 	Lab      labCmd      `cmd:"" help:"Network-namespace lab: a live failover demo (needs root)."`
 	Bench    benchCmd    `cmd:"" help:"Failover benchmark on the lab: floatip against keepalived, same client, same faults (needs root)."`
+	Import   importCmd   `cmd:"" help:"Convert another tool's configuration into floatip's: import keepalived FILE."`
+	Compl    complCmd    `cmd:"" name:"completion" help:"Write a shell completion script (bash, zsh, fish) to stdout."`
+	Man      manCmd      `cmd:"" hidden:"" help:"Write the floatip(8) manual page (roff) to stdout."`
 }
 
 type versionCmd struct{}
@@ -87,6 +91,7 @@ func main() {
 		kong.Name("floatip"),
 		kong.Description("Floating IP failover over ARP: one VIP, many Linux nodes, no load balancer."),
 	)
+	kongplete.Complete(parser) // answers shell completion queries (COMP_LINE) and exits
 	ctx, err := parser.Parse(os.Args[1:])
 	if err != nil {
 		// A bad flag is a one-line error and exit status 2, like a bad

@@ -254,7 +254,7 @@ func TestSystemdUnitVerifies(t *testing.T) {
 	}
 	// Point the unit at the binary under test, since verify checks that
 	// ExecStart exists.
-	text := strings.ReplaceAll(string(unit), "/usr/local/sbin/floatip", binary)
+	text := strings.ReplaceAll(string(unit), "/usr/sbin/floatip", binary)
 	path := filepath.Join(t.TempDir(), "floatip.service")
 	os.WriteFile(path, []byte(text), 0o644)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
