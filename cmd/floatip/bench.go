@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/floatip/floatip/internal/bench"
+	"github.com/floatip/floatip/internal/lab"
 )
 
 // benchCmd is `floatip bench`: the failover benchmark against keepalived.
@@ -31,9 +32,13 @@ func (c *benchCmd) Run() error {
 		}
 		impls = append(impls, im)
 	}
+	var faults []lab.FaultKind
+	for _, f := range c.Faults {
+		faults = append(faults, lab.FaultKind(f))
+	}
 	_, err := bench.Run(ctx, bench.Config{
 		Impls:    impls,
-		Faults:   c.Faults,
+		Faults:   faults,
 		Trials:   c.Trials,
 		Nodes:    c.Nodes,
 		Prefix:   c.Prefix,

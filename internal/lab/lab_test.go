@@ -165,14 +165,14 @@ func TestLab(t *testing.T) {
 			t.Fatal(err)
 		}
 		cut := time.Now()
-		if err := n1.Partition(); err != nil {
+		if err := n1.Inject(Fault{Kind: FaultPartition}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.WaitSample(ctx, 5*time.Second, func(s Sample) bool { return !s.OK && s.At.After(cut) }); err != nil {
 			t.Fatalf("no failure while partitioned: %v", err)
 		}
 		healAt := time.Now()
-		if err := n1.Heal(); err != nil {
+		if err := n1.Heal(ctx, FaultPartition); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.WaitSample(ctx, 5*time.Second, func(s Sample) bool { return s.OK && s.At.After(healAt) }); err != nil {
