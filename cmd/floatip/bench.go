@@ -54,6 +54,12 @@ func (c *benchCmd) Run() error {
 		Progress: os.Stderr,
 		Table:    os.Stdout,
 	})
+	return finish(ctx, err, c.Out)
+}
+
+// finish reports how a benchmark ended: interrupted, failed, or where its
+// results are.
+func finish(ctx context.Context, err error, results string) error {
 	if ctx.Err() != nil {
 		fmt.Fprintln(os.Stderr, "interrupted")
 		return exitError{130}
@@ -61,7 +67,7 @@ func (c *benchCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "results in %s\n", c.Out)
+	fmt.Fprintf(os.Stderr, "results in %s\n", results)
 	return nil
 }
 
@@ -74,13 +80,5 @@ func (c *benchCmd) runScale(ctx context.Context) error {
 		Progress: os.Stderr,
 		Table:    os.Stdout,
 	})
-	if ctx.Err() != nil {
-		fmt.Fprintln(os.Stderr, "interrupted")
-		return exitError{130}
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "results in %s\n", filepath.Join(c.Out, bench.FileScaleJSON))
-	return nil
+	return finish(ctx, err, filepath.Join(c.Out, bench.FileScaleJSON))
 }

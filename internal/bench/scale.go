@@ -183,7 +183,7 @@ func scaleTrial(ctx context.Context, cfg ScaleConfig, t *ScaleTrial) (err error)
 		}
 	}
 	from := time.Now()
-	if err := sleep(ctx, cfg.Idle); err != nil {
+	if err := lab.Sleep(ctx, cfg.Idle); err != nil {
 		return err
 	}
 	window := time.Since(from)

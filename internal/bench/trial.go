@@ -284,7 +284,7 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault lab.FaultKind, t *
 	poll := l.RecordHolders(ctx)
 	defer poll.Stop()
 
-	if err := sleep(ctx, Settle); err != nil {
+	if err := lab.Sleep(ctx, Settle); err != nil {
 		return err
 	}
 	if h, err := l.Holders(); err != nil {
@@ -358,7 +358,7 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault lab.FaultKind, t *
 			return ctx.Err()
 		}
 	}
-	if err := sleep(ctx, time.Until(end)); err != nil {
+	if err := lab.Sleep(ctx, time.Until(end)); err != nil {
 		return err
 	}
 	samples := client.Stop()
@@ -422,20 +422,6 @@ func later(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // waitBackup waits until a daemon started after the holder runs as a backup:

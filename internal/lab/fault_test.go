@@ -52,7 +52,8 @@ func TestParseFault(t *testing.T) {
 // failures counts the failed samples.
 func failures(s []Sample) int { return FailedCount(s, time.Time{}) }
 
-// fetchAny is fetch without a check of the answers.
+// fetchAny asks target once per 5 ms, count times, from the client
+// namespace, with a timeout of 200 ms per request.
 func fetchAny(t *testing.T, l *Lab, target netip.Addr, count int) []Sample {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

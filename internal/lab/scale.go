@@ -141,7 +141,7 @@ func StartScale(ctx context.Context, l *Lab, o ScaleOptions) (_ *Scale, err erro
 			}
 		}
 	}
-	return s, sleepCtx(ctx, o.Settle)
+	return s, Sleep(ctx, o.Settle)
 }
 
 // waitGroups waits until the daemon's log shows every one of its groups in
@@ -174,13 +174,18 @@ func (s *Scale) waitVIPs(ctx context.Context, n *Node, timeout time.Duration) er
 		if time.Now().After(deadline) {
 			return fmt.Errorf("lab: %s configured %d of %d VIPs after %v (err %v)", n.Name, len(have), len(s.VIPs), timeout, err)
 		}
-		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+		if err := Sleep(ctx, 20*time.Millisecond); err != nil {
 			return err
 		}
 	}
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
+// Sleep waits d (nothing for d <= 0) or until ctx ends, and returns ctx's
+// error in that case.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -312,7 +317,7 @@ func (s *Scale) PowerOffFailover(ctx context.Context, timeout time.Duration) (Sc
 			return f, fmt.Errorf("%v after powering off %s: %s has %d and the others %d of %d VIPs, want all on %s and none elsewhere (err %v)",
 				timeout, n1.Name, n2.Name, len(on2), onOthers, len(s.VIPs), n2.Name, err)
 		}
-		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
+		if err := Sleep(ctx, 5*time.Millisecond); err != nil {
 			return f, err
 		}
 	}
