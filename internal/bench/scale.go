@@ -167,12 +167,16 @@ func scaleTrial(ctx context.Context, cfg ScaleConfig, t *ScaleTrial) (err error)
 
 	// Idle: nothing happens but probes, beacons and renewals.
 	var pids []int
+	bin, err := filepath.EvalSymlinks(l.Binary)
+	if err != nil {
+		return err
+	}
 	for _, n := range l.Nodes() {
 		// `ip netns exec NS floatip ...` execs floatip: the process the lab
 		// started is the daemon itself.
 		pid := n.Daemon().Pid()
-		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err != nil || strings.TrimSpace(string(comm)) != "floatip" {
-			return fmt.Errorf("%s: pid %d is %q (err %v), not the floatip daemon", n.Name, pid, strings.TrimSpace(string(comm)), err)
+		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err != nil || exe != bin {
+			return fmt.Errorf("%s: pid %d runs %q (err %v), not the floatip daemon %s", n.Name, pid, exe, err, bin)
 		}
 		pids = append(pids, pid)
 	}
