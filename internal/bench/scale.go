@@ -23,8 +23,10 @@ type ScaleConfig struct {
 	Trials int    // default 5
 	Prefix string // lab namespace prefix; default "fbs"
 	// Idle is the window over which the idle CPU is measured; default 10 s.
-	Idle   time.Duration
-	OutDir string // where scale.json goes; "" writes no file
+	Idle time.Duration
+	// OutDir receives scale.json and, for a failed trial, each daemon's
+	// output (scale-trial<N>-<node>.log); "" writes no file.
+	OutDir string
 	// Progress receives a line per trial; nil discards them.
 	Progress io.Writer
 	// Table receives the Markdown table; nil discards it.
@@ -164,6 +166,14 @@ func scaleTrial(ctx context.Context, cfg ScaleConfig, t *ScaleTrial) (err error)
 		return err
 	}
 	defer s.Close()
+	if cfg.OutDir != "" {
+		// A failed trial leaves the daemons' logs for a look at why.
+		defer func() {
+			if err != nil {
+				err = errors.Join(err, writeDaemonLogs(cfg.OutDir, t.Trial, l))
+			}
+		}()
+	}
 
 	// Idle: nothing happens but probes, beacons and renewals.
 	var pids []int
@@ -341,6 +351,27 @@ func WriteScaleMarkdown(w io.Writer, res *ScaleResults) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// writeDaemonLogs writes each node's daemon output to
+// DIR/scale-trial<N>-<node>.log.
+func writeDaemonLogs(dir string, trial int, l *lab.Lab) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range l.Nodes() {
+		d := n.Daemon()
+		if d == nil {
+			continue
+		}
+		var b bytes.Buffer
+		for _, line := range d.Lines() {
+			b.WriteString(line.Text + "\n")
+		}
+		errs = append(errs, os.WriteFile(filepath.Join(dir, fmt.Sprintf("scale-trial%d-%s.log", trial, n.Name)), b.Bytes(), 0o644))
+	}
+	return errors.Join(errs...)
 }
 
 func writeScaleJSON(dir string, res *ScaleResults) error {
