@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/floatip/floatip/internal/bench"
+	"github.com/floatip/floatip/internal/lab"
 )
 
 // benchCmd is `floatip bench`: the failover benchmark against keepalived.
@@ -18,11 +21,17 @@ type benchCmd struct {
 	Nodes  int      `default:"2" help:"Nodes per lab (priorities 200, 150, 100, ...)."`
 	Out    string   `default:"bench-results" placeholder:"DIR" help:"Directory for the CSV, JSON and SVG results."`
 	Prefix string   `default:"fbn" help:"Name prefix of the lab's namespaces."`
+
+	Scale bool          `help:"Run the scale benchmark instead: 1000 VIPs in 10 groups on 3 nodes; failover ratio (worst sampled VIP outage / single-VIP outage), idle CPU and RSS per daemon, over --trials trials (--faults, --impls and --nodes do not apply)."`
+	Idle  time.Duration `default:"10s" help:"With --scale: the window over which idle CPU is measured."`
 }
 
 func (c *benchCmd) Run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if c.Scale {
+		return c.runScale(ctx)
+	}
 	var impls []bench.Impl
 	for _, name := range c.Impls {
 		im, err := bench.LookupImpl(name)
@@ -31,9 +40,13 @@ func (c *benchCmd) Run() error {
 		}
 		impls = append(impls, im)
 	}
+	var faults []lab.FaultKind
+	for _, f := range c.Faults {
+		faults = append(faults, lab.FaultKind(f))
+	}
 	_, err := bench.Run(ctx, bench.Config{
 		Impls:    impls,
-		Faults:   c.Faults,
+		Faults:   faults,
 		Trials:   c.Trials,
 		Nodes:    c.Nodes,
 		Prefix:   c.Prefix,
@@ -41,6 +54,12 @@ func (c *benchCmd) Run() error {
 		Progress: os.Stderr,
 		Table:    os.Stdout,
 	})
+	return finish(ctx, err, c.Out)
+}
+
+// finish reports how a benchmark ended: interrupted, failed, or where its
+// results are.
+func finish(ctx context.Context, err error, results string) error {
 	if ctx.Err() != nil {
 		fmt.Fprintln(os.Stderr, "interrupted")
 		return exitError{130}
@@ -48,6 +67,18 @@ func (c *benchCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "results in %s\n", c.Out)
+	fmt.Fprintf(os.Stderr, "results in %s\n", results)
 	return nil
+}
+
+func (c *benchCmd) runScale(ctx context.Context) error {
+	_, err := bench.RunScale(ctx, bench.ScaleConfig{
+		Trials:   c.Trials,
+		Prefix:   c.Prefix,
+		Idle:     c.Idle,
+		OutDir:   c.Out,
+		Progress: os.Stderr,
+		Table:    os.Stdout,
+	})
+	return finish(ctx, err, filepath.Join(c.Out, bench.FileScaleJSON))
 }

@@ -24,17 +24,21 @@ import (
 	"github.com/floatip/floatip/internal/lab"
 )
 
-// Faults, applied to the VIP's holder at T0.
-const (
-	FaultPowerOff  = "poweroff"  // lab PowerOff: link cut, every process killed
-	FaultStop      = "stop"      // SIGTERM to the daemon's main process
-	FaultCrash     = "crash"     // SIGKILL to the daemon (its process group); the service stays up
-	FaultPartition = "partition" // lab Partition, Heal after PartitionFor
-	FaultService   = "service"   // the holder's HTTP service dies; the daemons check it (floatip: every 100 ms, fall 2; keepalived: track_script at its shortest, 1 s, fall 2)
-)
+// AllFaults are the faults the benchmark applies to the VIP's holder at T0,
+// in the default order (see lab.FaultKind for what each does). For
+// partition the benchmark heals after PartitionFor; for service the daemons
+// check the service (floatip: every 100 ms, fall 2; keepalived: track_script
+// at its shortest, 1 s, fall 2).
+var AllFaults = []lab.FaultKind{lab.FaultPowerOff, lab.FaultStop, lab.FaultCrash, lab.FaultPartition, lab.FaultService}
 
-// AllFaults lists every fault in the default order.
-var AllFaults = []string{FaultPowerOff, FaultStop, FaultCrash, FaultPartition, FaultService}
+// FaultNames is the names of AllFaults, comma-separated.
+func FaultNames() string {
+	s := make([]string, len(AllFaults))
+	for i, f := range AllFaults {
+		s[i] = string(f)
+	}
+	return strings.Join(s, ", ")
+}
 
 // Kinds of implementation.
 const (
@@ -89,14 +93,14 @@ const (
 
 // Config configures Run.
 type Config struct {
-	Binary     string   // floatip executable run inside the lab (see lab.Options.Binary)
-	Keepalived string   // keepalived executable; "" looks it up in PATH
-	Impls      []Impl   // default: all
-	Faults     []string // default: AllFaults
-	Trials     int      // per implementation and fault; default 5
-	Nodes      int      // default 2
-	Prefix     string   // lab namespace prefix; default "fbn"
-	OutDir     string   // results directory; "" writes no files
+	Binary     string          // floatip executable run inside the lab (see lab.Options.Binary)
+	Keepalived string          // keepalived executable; "" looks it up in PATH
+	Impls      []Impl          // default: all
+	Faults     []lab.FaultKind // default: AllFaults
+	Trials     int             // per implementation and fault; default 5
+	Nodes      int             // default 2
+	Prefix     string          // lab namespace prefix; default "fbn"
+	OutDir     string          // results directory; "" writes no files
 	// Progress receives a line per trial and notes; nil discards them.
 	Progress io.Writer
 	// Table receives the Markdown table; nil discards it.
@@ -112,7 +116,7 @@ func (c *Config) setDefaults() error {
 	}
 	for _, f := range c.Faults {
 		if !slices.Contains(AllFaults, f) {
-			return fmt.Errorf("unknown fault %q (want one of %s)", f, strings.Join(AllFaults, ", "))
+			return fmt.Errorf("unknown fault %q (want one of %s)", f, FaultNames())
 		}
 	}
 	if c.Trials == 0 {
@@ -144,16 +148,16 @@ func Priority(i int) int { return max(200-50*(i-1), 1) }
 
 // Results is what Run measured.
 type Results struct {
-	Started   time.Time `json:"started"`
-	Host      string    `json:"host"`
-	Nodes     int       `json:"nodes"`
-	Trials    int       `json:"trials_per_case"`
-	Impls     []string  `json:"impls"`
-	Faults    []string  `json:"faults"`
-	Skipped   []string  `json:"skipped,omitempty"` // implementations not run, with why
-	Summaries []Summary `json:"summaries"`
-	Runs      []Trial   `json:"runs"`
-	Leftovers []string  `json:"leftovers,omitempty"` // what had to be cleaned up after the run
+	Started   time.Time       `json:"started"`
+	Host      string          `json:"host"`
+	Nodes     int             `json:"nodes"`
+	Trials    int             `json:"trials_per_case"`
+	Impls     []string        `json:"impls"`
+	Faults    []lab.FaultKind `json:"faults"`
+	Skipped   []string        `json:"skipped,omitempty"` // implementations not run, with why
+	Summaries []Summary       `json:"summaries"`
+	Runs      []Trial         `json:"runs"`
+	Leftovers []string        `json:"leftovers,omitempty"` // what had to be cleaned up after the run
 }
 
 // Run runs the benchmark: every implementation × fault × trial on a fresh

@@ -74,7 +74,7 @@ func startKeepalived(ctx context.Context, bin, dir string, nd *lab.Node, advert 
 	if err := os.WriteFile(conf, []byte(KeepalivedConfig(nd.Name, Priority(nd.Index), advert, vip, check)), 0o644); err != nil {
 		return nil, err
 	}
-	return nd.Start(ctx, bin, KeepalivedArgs(conf, nodeDir)...)
+	return nd.StartDaemon(ctx, bin, KeepalivedArgs(conf, nodeDir)...)
 }
 
 // KeepalivedArgs are keepalived's arguments for a configuration file and a

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/floatip/floatip/internal/lab"
 )
 
 // Files Run writes into its output directory (plus FaultSVG per fault).
@@ -23,7 +25,7 @@ const (
 )
 
 // FaultSVG is the picture of one fault: "fault-poweroff.svg".
-func FaultSVG(fault string) string { return "fault-" + fault + ".svg" }
+func FaultSVG(fault lab.FaultKind) string { return "fault-" + string(fault) + ".svg" }
 
 // WriteMarkdown writes the table of summaries, one row per implementation and
 // fault, grouped by fault, with a legend.
@@ -75,7 +77,7 @@ func markdownRow(s Summary) string {
 		ends += fmt.Sprintf(" (worst %d)", s.HoldersEndWorst)
 	}
 	heal := "–"
-	if s.Fault == FaultPartition {
+	if s.Fault == lab.FaultPartition {
 		switch {
 		case s.HealToOneMedianMS != nil:
 			heal = fmt.Sprintf("%s / %s ms", fmtMS(*s.HealToOneMedianMS), fmtMS(*s.HealToOneMaxMS))
@@ -164,7 +166,7 @@ func WriteSummaryCSV(w io.Writer, sums []Summary) error {
 		"disturbed", "not_recovered", "failed_requests_median", "two_holders_median_ms", "two_holders_max_ms",
 		"holders_end_majority", "holders_end_worst", "heal_to_one_median_ms", "heal_to_one_max_ms", "unsettled"})
 	for _, s := range sums {
-		_ = cw.Write([]string{s.Impl, s.Fault, strconv.Itoa(s.Trials), strconv.Itoa(s.Errors),
+		_ = cw.Write([]string{s.Impl, string(s.Fault), strconv.Itoa(s.Trials), strconv.Itoa(s.Errors),
 			num(s.OutageMedianMS), num(s.OutageP90MS), num(s.OutageMaxMS),
 			strconv.Itoa(s.Disturbed), strconv.Itoa(s.NotRecovered), num(s.FailedMedian), num(s.TwoHoldersMedianMS), num(s.TwoHoldersMaxMS),
 			strconv.Itoa(s.HoldersEndMajority), strconv.Itoa(s.HoldersEndWorst),
@@ -185,7 +187,7 @@ func WriteTrialsCSV(w io.Writer, trials []Trial) error {
 		if !t.FaultAt.IsZero() {
 			at = t.FaultAt.UTC().Format("2006-01-02T15:04:05.000000Z")
 		}
-		_ = cw.Write([]string{t.Impl, t.Fault, strconv.Itoa(t.Trial), t.Err, at, t.Holder,
+		_ = cw.Write([]string{t.Impl, string(t.Fault), strconv.Itoa(t.Trial), t.Err, at, t.Holder,
 			num(t.OutageMS), strconv.FormatBool(t.Recovered), strconv.Itoa(t.Failed), strconv.Itoa(t.Requests),
 			optMS(t.FirstNewMS), t.After, num(t.TwoHoldersMS), strings.Join(t.HoldersEnd, " "),
 			optMS(t.HealMS), optMS(t.HealToOneMS), num(t.EndMS),
@@ -203,7 +205,7 @@ func WriteSamplesCSV(w io.Writer, trials []Trial) error {
 	for _, t := range trials {
 		tr := strconv.Itoa(t.Trial)
 		for _, p := range t.Samples {
-			_ = cw.Write([]string{t.Impl, t.Fault, tr, num(p.MS), strconv.FormatBool(p.OK), p.Node, p.Err})
+			_ = cw.Write([]string{t.Impl, string(t.Fault), tr, num(p.MS), strconv.FormatBool(p.OK), p.Node, p.Err})
 		}
 	}
 	cw.Flush()

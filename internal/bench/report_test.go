@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/floatip/floatip/internal/lab"
 )
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
@@ -18,7 +20,7 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 // fixtureTrials are two implementations under poweroff and partition, with
 // samples around the fault; one trial did not run.
 func fixtureTrials() []Trial {
-	lane := func(impl, fault string, n int, gapFrom, gapTo float64, after string) Trial {
+	lane := func(impl string, fault lab.FaultKind, n int, gapFrom, gapTo float64, after string) Trial {
 		t := Trial{Impl: impl, Fault: fault, Trial: n, Recovered: true, OutageMS: gapTo, HoldersEnd: []string{after}, EndMS: 4500}
 		for ms := -1000.0; ms <= 4500; ms += 5 {
 			switch {
@@ -35,12 +37,12 @@ func fixtureTrials() []Trial {
 		return t
 	}
 	return []Trial{
-		lane("floatip", FaultPowerOff, 1, 0, 200, "n2"),
-		lane("floatip", FaultPowerOff, 2, 0, 180, "n2"),
-		lane("keepalived-1s", FaultPowerOff, 1, 0, 3400, "n2"),
-		{Impl: "keepalived-1s", Fault: FaultPowerOff, Trial: 2, Err: "waiting for n1 to hold the VIP: <timeout> & more"},
-		lane("floatip", FaultPartition, 1, 0, 160, "n1"),
-		lane("keepalived-1s", FaultPartition, 1, 0, 3000, "n1"),
+		lane("floatip", lab.FaultPowerOff, 1, 0, 200, "n2"),
+		lane("floatip", lab.FaultPowerOff, 2, 0, 180, "n2"),
+		lane("keepalived-1s", lab.FaultPowerOff, 1, 0, 3400, "n2"),
+		{Impl: "keepalived-1s", Fault: lab.FaultPowerOff, Trial: 2, Err: "waiting for n1 to hold the VIP: <timeout> & more"},
+		lane("floatip", lab.FaultPartition, 1, 0, 160, "n1"),
+		lane("keepalived-1s", lab.FaultPartition, 1, 0, 3000, "n1"),
 	}
 }
 
@@ -93,8 +95,8 @@ func svgRows(t *testing.T, data []byte) []string {
 
 func TestWriteSVG(t *testing.T) {
 	impls := []string{"floatip", "keepalived-1s", "keepalived-0.1s"} // the last ran nothing
-	for _, fault := range []string{FaultPowerOff, FaultPartition} {
-		t.Run(fault, func(t *testing.T) {
+	for _, fault := range []lab.FaultKind{lab.FaultPowerOff, lab.FaultPartition} {
+		t.Run(string(fault), func(t *testing.T) {
 			var b bytes.Buffer
 			if err := WriteSVG(&b, fault, impls, fixtureTrials()); err != nil {
 				t.Fatal(err)
@@ -110,10 +112,10 @@ func TestWriteSVG(t *testing.T) {
 			if !strings.Contains(s, "answered by n1") {
 				t.Error("no legend entry for n1")
 			}
-			if got := strings.Contains(s, "answered by n2"); got != (fault == FaultPowerOff) {
+			if got := strings.Contains(s, "answered by n2"); got != (fault == lab.FaultPowerOff) {
 				t.Errorf("legend entry for n2 = %v, want it only where n2 answered", got)
 			}
-			if got := strings.Contains(s, ">heal<"); got != (fault == FaultPartition) {
+			if got := strings.Contains(s, ">heal<"); got != (fault == lab.FaultPartition) {
 				t.Errorf("heal line present = %v", got)
 			}
 		})
@@ -123,7 +125,7 @@ func TestWriteSVG(t *testing.T) {
 func TestWriteMarkdownAndCSV(t *testing.T) {
 	trials := fixtureTrials()
 	res := &Results{Nodes: 2, Trials: 2, Impls: []string{"floatip", "keepalived-1s"},
-		Faults: []string{FaultPowerOff, FaultPartition}, Runs: trials, Summaries: Summarize(trials),
+		Faults: []lab.FaultKind{lab.FaultPowerOff, lab.FaultPartition}, Runs: trials, Summaries: Summarize(trials),
 		Skipped: []string{"keepalived-0.1s: keepalived is not installed"}}
 	var md bytes.Buffer
 	if err := WriteMarkdown(&md, res); err != nil {

@@ -51,13 +51,14 @@ func TestSmoke(t *testing.T) {
 	t.Cleanup(func() { _ = lab.Cleanup(prefix) })
 
 	cases := []struct {
-		impl, fault string
+		impl  string
+		fault lab.FaultKind
 	}{
-		{"floatip", FaultPowerOff},
-		{"keepalived-0.1s", FaultStop},
+		{"floatip", lab.FaultPowerOff},
+		{"keepalived-0.1s", lab.FaultStop},
 	}
 	for _, c := range cases {
-		t.Run(c.impl+"/"+c.fault, func(t *testing.T) {
+		t.Run(c.impl+"/"+string(c.fault), func(t *testing.T) {
 			im, err := LookupImpl(c.impl)
 			if err != nil {
 				t.Fatal(err)
@@ -76,7 +77,7 @@ func TestSmoke(t *testing.T) {
 			var progress, table bytes.Buffer
 			start := time.Now()
 			res, err := Run(ctx, Config{
-				Binary: floatipBin, Impls: []Impl{im}, Faults: []string{c.fault},
+				Binary: floatipBin, Impls: []Impl{im}, Faults: []lab.FaultKind{c.fault},
 				Trials: 1, Nodes: 2, Prefix: prefix, OutDir: out, Progress: &progress, Table: &table,
 			})
 			t.Logf("%s in %v:\n%s%s", c.impl, time.Since(start).Round(time.Millisecond), progress.String(), table.String())
@@ -99,7 +100,7 @@ func TestSmoke(t *testing.T) {
 			if len(res.Leftovers) > 0 {
 				t.Errorf("leftovers: %v", res.Leftovers)
 			}
-			if !strings.Contains(table.String(), "| "+c.fault+" | "+c.impl+" | 1 |") {
+			if !strings.Contains(table.String(), "| "+string(c.fault)+" | "+c.impl+" | 1 |") {
 				t.Errorf("table lacks the row:\n%s", table.String())
 			}
 			for _, f := range []string{FileMarkdown, FileJSON, FileSummary, FileTrials, FileSamples, FaultSVG(c.fault)} {

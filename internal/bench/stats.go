@@ -4,6 +4,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/floatip/floatip/internal/lab"
 )
 
 // Median is the middle value of xs (the mean of the two middle values for an
@@ -53,10 +55,10 @@ func majority(xs []int) int {
 // Trials that failed to run (Trial.Err set) count in Errors only; every
 // statistic is over the trials that ran.
 type Summary struct {
-	Impl   string `json:"impl"`
-	Fault  string `json:"fault"`
-	Trials int    `json:"trials"` // trials that ran
-	Errors int    `json:"errors"` // trials that could not run
+	Impl   string        `json:"impl"`
+	Fault  lab.FaultKind `json:"fault"`
+	Trials int           `json:"trials"` // trials that ran
+	Errors int           `json:"errors"` // trials that could not run
 	// Disturbed counts trials (included in the statistics) whose client
 	// could not keep its pace: the machine was busy.
 	Disturbed int `json:"disturbed,omitempty"`
@@ -89,7 +91,10 @@ type Summary struct {
 // Summarize groups trials by implementation and fault, in the order each pair
 // first appears, and aggregates each group.
 func Summarize(trials []Trial) []Summary {
-	type key struct{ impl, fault string }
+	type key struct {
+		impl  string
+		fault lab.FaultKind
+	}
 	var order []key
 	groups := map[key][]Trial{}
 	for _, t := range trials {
@@ -106,7 +111,7 @@ func Summarize(trials []Trial) []Summary {
 	return out
 }
 
-func summarize(impl, fault string, trials []Trial) Summary {
+func summarize(impl string, fault lab.FaultKind, trials []Trial) Summary {
 	s := Summary{Impl: impl, Fault: fault}
 	var outage, failed, two, heal []float64
 	var ends []int
@@ -132,7 +137,7 @@ func summarize(impl, fault string, trials []Trial) Summary {
 			(distanceFromOne(n) == distanceFromOne(s.HoldersEndWorst) && n > s.HoldersEndWorst) {
 			s.HoldersEndWorst = n
 		}
-		if t.Fault == FaultPartition {
+		if t.Fault == lab.FaultPartition {
 			partition = true
 			if t.HealToOneMS != nil {
 				heal = append(heal, *t.HealToOneMS)
@@ -165,16 +170,10 @@ func distanceFromOne(n int) int {
 	return n - 1
 }
 
-// HolderObs is one poll of the VIP's holders.
-type HolderObs struct {
-	At      time.Time
-	Holders []string
-}
-
 // TwoHolderTime is how long, between from and to, two or more nodes held the
 // VIP according to obs (sorted by time): each observation counts until the
 // next one (the last until to).
-func TwoHolderTime(obs []HolderObs, from, to time.Time) time.Duration {
+func TwoHolderTime(obs []lab.HolderObs, from, to time.Time) time.Duration {
 	var total time.Duration
 	for i, o := range obs {
 		end := to
@@ -200,7 +199,7 @@ func TwoHolderTime(obs []HolderObs, from, to time.Time) time.Duration {
 // observations (from itself when that run began earlier). ok is false when
 // the last observation does not show exactly one holder or there is none at
 // or after from.
-func SettledAt(obs []HolderObs, from time.Time) (at time.Time, ok bool) {
+func SettledAt(obs []lab.HolderObs, from time.Time) (at time.Time, ok bool) {
 	if len(obs) == 0 || len(obs[len(obs)-1].Holders) != 1 || obs[len(obs)-1].At.Before(from) {
 		return time.Time{}, false
 	}

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/floatip/floatip/internal/lab"
 )
 
 func TestPercentiles(t *testing.T) {
@@ -50,40 +52,40 @@ func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
 func TestSummarize(t *testing.T) {
 	f := func(v float64) *float64 { return &v }
 	trials := []Trial{
-		{Impl: "floatip", Fault: FaultPowerOff, Trial: 1, OutageMS: 200, Recovered: true, Failed: 40, HoldersEnd: []string{"n2"}},
-		{Impl: "floatip", Fault: FaultPowerOff, Trial: 2, OutageMS: 180, Recovered: true, Failed: 36, HoldersEnd: []string{"n2"}, Disturbed: true},
-		{Impl: "floatip", Fault: FaultPowerOff, Trial: 3, Err: "lab: creating namespaces: boom"},
-		{Impl: "floatip", Fault: FaultPowerOff, Trial: 4, OutageMS: 260, Recovered: true, Failed: 50, TwoHoldersMS: 20, HoldersEnd: []string{"n2"}},
-		{Impl: "keepalived-1s", Fault: FaultCrash, Trial: 1, TwoHoldersMS: 5000, Recovered: true, HoldersEnd: []string{"n1", "n2"}},
-		{Impl: "keepalived-1s", Fault: FaultCrash, Trial: 2, TwoHoldersMS: 5100, Recovered: true, HoldersEnd: []string{"n1", "n2"}},
-		{Impl: "keepalived-1s", Fault: FaultCrash, Trial: 3, TwoHoldersMS: 0, OutageMS: 9000, Recovered: false, Failed: 1800, HoldersEnd: []string{}},
-		{Impl: "floatip", Fault: FaultPartition, Trial: 1, OutageMS: 160, Recovered: true, Failed: 30, TwoHoldersMS: 3000, HoldersEnd: []string{"n1"}, HealToOneMS: f(150)},
-		{Impl: "floatip", Fault: FaultPartition, Trial: 2, OutageMS: 170, Recovered: true, Failed: 32, TwoHoldersMS: 3010, HoldersEnd: []string{"n1"}, HealToOneMS: f(170)},
-		{Impl: "floatip", Fault: FaultPartition, Trial: 3, OutageMS: 175, Recovered: true, Failed: 33, TwoHoldersMS: 4000, HoldersEnd: []string{"n1", "n2"}},
-		{Impl: "broken", Fault: FaultStop, Trial: 1, Err: "no holder"},
+		{Impl: "floatip", Fault: lab.FaultPowerOff, Trial: 1, OutageMS: 200, Recovered: true, Failed: 40, HoldersEnd: []string{"n2"}},
+		{Impl: "floatip", Fault: lab.FaultPowerOff, Trial: 2, OutageMS: 180, Recovered: true, Failed: 36, HoldersEnd: []string{"n2"}, Disturbed: true},
+		{Impl: "floatip", Fault: lab.FaultPowerOff, Trial: 3, Err: "lab: creating namespaces: boom"},
+		{Impl: "floatip", Fault: lab.FaultPowerOff, Trial: 4, OutageMS: 260, Recovered: true, Failed: 50, TwoHoldersMS: 20, HoldersEnd: []string{"n2"}},
+		{Impl: "keepalived-1s", Fault: lab.FaultCrash, Trial: 1, TwoHoldersMS: 5000, Recovered: true, HoldersEnd: []string{"n1", "n2"}},
+		{Impl: "keepalived-1s", Fault: lab.FaultCrash, Trial: 2, TwoHoldersMS: 5100, Recovered: true, HoldersEnd: []string{"n1", "n2"}},
+		{Impl: "keepalived-1s", Fault: lab.FaultCrash, Trial: 3, TwoHoldersMS: 0, OutageMS: 9000, Recovered: false, Failed: 1800, HoldersEnd: []string{}},
+		{Impl: "floatip", Fault: lab.FaultPartition, Trial: 1, OutageMS: 160, Recovered: true, Failed: 30, TwoHoldersMS: 3000, HoldersEnd: []string{"n1"}, HealToOneMS: f(150)},
+		{Impl: "floatip", Fault: lab.FaultPartition, Trial: 2, OutageMS: 170, Recovered: true, Failed: 32, TwoHoldersMS: 3010, HoldersEnd: []string{"n1"}, HealToOneMS: f(170)},
+		{Impl: "floatip", Fault: lab.FaultPartition, Trial: 3, OutageMS: 175, Recovered: true, Failed: 33, TwoHoldersMS: 4000, HoldersEnd: []string{"n1", "n2"}},
+		{Impl: "broken", Fault: lab.FaultStop, Trial: 1, Err: "no holder"},
 	}
 	got := Summarize(trials)
 	want := []Summary{
 		{
-			Impl: "floatip", Fault: FaultPowerOff, Trials: 3, Errors: 1, Disturbed: 1,
+			Impl: "floatip", Fault: lab.FaultPowerOff, Trials: 3, Errors: 1, Disturbed: 1,
 			OutageMedianMS: 200, OutageP90MS: 248, OutageMaxMS: 260,
 			FailedMedian: 40, TwoHoldersMedianMS: 0, TwoHoldersMaxMS: 20,
 			HoldersEndMajority: 1, HoldersEndWorst: 1,
 		},
 		{
-			Impl: "keepalived-1s", Fault: FaultCrash, Trials: 3,
+			Impl: "keepalived-1s", Fault: lab.FaultCrash, Trials: 3,
 			OutageMedianMS: 0, OutageP90MS: 7200, OutageMaxMS: 9000, NotRecovered: 1,
 			FailedMedian: 0, TwoHoldersMedianMS: 5000, TwoHoldersMaxMS: 5100,
 			HoldersEndMajority: 2, HoldersEndWorst: 2,
 		},
 		{
-			Impl: "floatip", Fault: FaultPartition, Trials: 3,
+			Impl: "floatip", Fault: lab.FaultPartition, Trials: 3,
 			OutageMedianMS: 170, OutageP90MS: 174, OutageMaxMS: 175,
 			FailedMedian: 32, TwoHoldersMedianMS: 3010, TwoHoldersMaxMS: 4000,
 			HoldersEndMajority: 1, HoldersEndWorst: 2,
 			HealToOneMedianMS: f(160), HealToOneMaxMS: f(170), Unsettled: 1,
 		},
-		{Impl: "broken", Fault: FaultStop, Errors: 1},
+		{Impl: "broken", Fault: lab.FaultStop, Errors: 1},
 	}
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b float64) bool { return near(a, b) })); diff != "" {
 		t.Errorf("Summarize (-want +got):\n%s", diff)
@@ -98,7 +100,7 @@ func TestMajorityAndWorst(t *testing.T) {
 		t.Errorf("majority = %d, want 1", got)
 	}
 	// None holding is as bad as two holding; two wins the tie.
-	s := summarize("x", FaultStop, []Trial{
+	s := summarize("x", lab.FaultStop, []Trial{
 		{HoldersEnd: []string{}}, {HoldersEnd: []string{"n1"}}, {HoldersEnd: []string{"n1"}},
 	})
 	if s.HoldersEndWorst != 0 || s.HoldersEndMajority != 1 {
@@ -110,10 +112,10 @@ var base = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 func at(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
 
-func obs(ms int, holders ...string) HolderObs { return HolderObs{At: at(ms), Holders: holders} }
+func obs(ms int, holders ...string) lab.HolderObs { return lab.HolderObs{At: at(ms), Holders: holders} }
 
 func TestTwoHolderTime(t *testing.T) {
-	o := []HolderObs{
+	o := []lab.HolderObs{
 		obs(-20, "n1"),
 		obs(-10, "n1", "n2"), // counts from the fault (0) to 30
 		obs(30, "n2"),
@@ -135,17 +137,17 @@ func TestTwoHolderTime(t *testing.T) {
 func TestSettledAt(t *testing.T) {
 	tests := []struct {
 		name   string
-		obs    []HolderObs
+		obs    []lab.HolderObs
 		from   int
 		want   int
 		wantOK bool
 	}{
-		{"settles after the heal", []HolderObs{obs(0, "n1", "n2"), obs(10, "n1", "n2"), obs(20, "n1"), obs(30, "n1")}, 5, 20, true},
-		{"single holder throughout", []HolderObs{obs(0, "n2"), obs(10, "n2"), obs(20, "n1")}, 5, 5, true},
-		{"flaps, the final run counts", []HolderObs{obs(0, "n1"), obs(10, "n1", "n2"), obs(20), obs(30, "n2")}, 0, 30, true},
-		{"ends with two", []HolderObs{obs(0, "n1"), obs(10, "n1", "n2")}, 0, 0, false},
-		{"ends with none", []HolderObs{obs(0, "n1"), obs(10)}, 0, 0, false},
-		{"nothing observed after from", []HolderObs{obs(0, "n1")}, 5, 0, false},
+		{"settles after the heal", []lab.HolderObs{obs(0, "n1", "n2"), obs(10, "n1", "n2"), obs(20, "n1"), obs(30, "n1")}, 5, 20, true},
+		{"single holder throughout", []lab.HolderObs{obs(0, "n2"), obs(10, "n2"), obs(20, "n1")}, 5, 5, true},
+		{"flaps, the final run counts", []lab.HolderObs{obs(0, "n1"), obs(10, "n1", "n2"), obs(20), obs(30, "n2")}, 0, 30, true},
+		{"ends with two", []lab.HolderObs{obs(0, "n1"), obs(10, "n1", "n2")}, 0, 0, false},
+		{"ends with none", []lab.HolderObs{obs(0, "n1"), obs(10)}, 0, 0, false},
+		{"nothing observed after from", []lab.HolderObs{obs(0, "n1")}, 5, 0, false},
 		{"no observations", nil, 0, 0, false},
 	}
 	for _, tt := range tests {

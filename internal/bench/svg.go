@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/floatip/floatip/internal/lab"
 )
 
 // The picture's time axis, relative to the fault: SVGFromMS to SVGToMS, for
@@ -21,8 +23,8 @@ const (
 
 // SVGWindow is the time axis of a fault's picture, in ms relative to the
 // fault.
-func SVGWindow(fault string) (from, to float64) {
-	if fault == FaultPartition {
+func SVGWindow(fault lab.FaultKind) (from, to float64) {
+	if fault == lab.FaultPartition {
 		return SVGFromMS, SVGPartitionToMS
 	}
 	return SVGFromMS, SVGToMS
@@ -80,7 +82,7 @@ func esc(s string) string {
 // a lane per trial, a mark per client request between SVGFromMS and SVGToMS
 // around the fault — green-ish per answering node, red when it failed — and
 // amber where two nodes held the VIP. Trials that did not run are left out.
-func WriteSVG(w io.Writer, fault string, impls []string, trials []Trial) error {
+func WriteSVG(w io.Writer, fault lab.FaultKind, impls []string, trials []Trial) error {
 	type row struct {
 		impl   string
 		trials []Trial
@@ -119,7 +121,7 @@ func WriteSVG(w io.Writer, fault string, impls []string, trials []Trial) error {
 	fmt.Fprintf(b, `<?xml version="1.0" encoding="UTF-8"?>`+"\n")
 	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%s" height="%s" viewBox="0 0 %s %s" font-family="sans-serif" font-size="12">`+"\n",
 		f1(width), f1(height), f1(width), f1(height))
-	fmt.Fprintf(b, `<title>%s</title>`+"\n", esc("floatip bench: "+fault+", client requests around the fault"))
+	fmt.Fprintf(b, `<title>%s</title>`+"\n", esc("floatip bench: "+string(fault)+", client requests around the fault"))
 	fmt.Fprintf(b, `<rect width="100%%" height="100%%" fill="#ffffff"/>`+"\n")
 	fmt.Fprintf(b, `<text x="10" y="20" font-size="15" font-weight="bold">%s</text>`+"\n",
 		esc(fmt.Sprintf("fault: %s — every client request (one per 5 ms) from %s s to %s s around the fault, a lane per trial", fault, fmtSeconds(from), fmtSeconds(to))))
@@ -168,7 +170,7 @@ func WriteSVG(w io.Writer, fault string, impls []string, trials []Trial) error {
 	x0 := f1(ax.x(0))
 	fmt.Fprintf(b, `<path d="M%s %sV%s" stroke="#24292f" stroke-width="1.2"/><text x="%s" y="%s" text-anchor="middle" font-weight="bold">fault</text>`+"\n",
 		x0, f1(svgTop-6), f1(plotBottom), x0, f1(svgTop-9))
-	if fault == FaultPartition {
+	if fault == lab.FaultPartition {
 		xh := f1(ax.x(float64(PartitionFor.Milliseconds())))
 		fmt.Fprintf(b, `<path d="M%s %sV%s" stroke="#24292f" stroke-width="1.2" stroke-dasharray="4 3"/><text x="%s" y="%s" text-anchor="middle" font-weight="bold">heal</text>`+"\n",
 			xh, f1(svgTop-6), f1(plotBottom), xh, f1(svgTop-9))

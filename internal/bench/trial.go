@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/floatip/floatip/internal/lab"
@@ -18,9 +17,9 @@ import (
 
 // Trial is one run of one implementation under one fault.
 type Trial struct {
-	Impl  string `json:"impl"`
-	Fault string `json:"fault"`
-	Trial int    `json:"trial"` // 1-based
+	Impl  string        `json:"impl"`
+	Fault lab.FaultKind `json:"fault"`
+	Trial int           `json:"trial"` // 1-based
 	// Err is why the trial could not run (setup failed, the first holder
 	// never appeared, ...); the other fields are then incomplete and the
 	// trial is left out of the statistics.
@@ -101,7 +100,7 @@ func (t Trial) brief() string {
 	}
 	if t.HealToOneMS != nil {
 		fmt.Fprintf(&b, ", heal->one holder %.0f ms", *t.HealToOneMS)
-	} else if t.Fault == FaultPartition {
+	} else if t.Fault == lab.FaultPartition {
 		b.WriteString(", no single holder after the heal")
 	}
 	fmt.Fprintf(&b, ", holders at end: %s", orNone(t.HoldersEnd))
@@ -146,7 +145,7 @@ const (
 	Attempts      = 3
 )
 
-func (r *runner) trial(ctx context.Context, im Impl, fault string, n int) Trial {
+func (r *runner) trial(ctx context.Context, im Impl, fault lab.FaultKind, n int) Trial {
 	var t Trial
 	for attempt := 1; ; attempt++ {
 		t = Trial{Impl: im.Name, Fault: fault, Trial: n, Attempts: attempt}
@@ -171,7 +170,7 @@ func (r *runner) trial(ctx context.Context, im Impl, fault string, n int) Trial 
 // daemons are the implementation's processes, by node name.
 type daemons map[string]*lab.Proc
 
-func (r *runner) runTrial(ctx context.Context, im Impl, fault string, t *Trial) (err error) {
+func (r *runner) runTrial(ctx context.Context, im Impl, fault lab.FaultKind, t *Trial) (err error) {
 	l, err := lab.Up(ctx, lab.Options{Prefix: r.cfg.Prefix, Nodes: r.cfg.Nodes, Binary: r.cfg.Binary})
 	if err != nil {
 		return err
@@ -201,18 +200,15 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault string, t *Trial) 
 	}()
 
 	nodes := l.Nodes()
-	svcs := map[string]*lab.Proc{}
 	for _, nd := range nodes {
-		p, err := nd.StartService(ctx)
-		if err != nil {
+		if _, err := nd.StartService(ctx); err != nil {
 			return err
 		}
-		svcs[nd.Name] = p
 	}
 	// The service fault needs the daemons to check the service.
 	var floatipExtra []string
 	var keepalivedCheck string
-	if fault == FaultService {
+	if fault == lab.FaultService {
 		checks, err := lab.WriteServiceChecks()
 		if err != nil {
 			return err
@@ -256,7 +252,7 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault string, t *Trial) 
 	if err := start(first); err != nil {
 		return err
 	}
-	if _, err := waitHolders(ctx, l, ds, lab.HeldBy(first.Name), StartLimit); err != nil {
+	if _, err := l.WaitHolders(ctx, lab.HeldBy(first.Name), StartLimit, ds.procs()...); err != nil {
 		return fmt.Errorf("waiting for %s to hold the VIP: %w", first.Name, err)
 	}
 	for _, nd := range nodes[1:] {
@@ -274,7 +270,7 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault string, t *Trial) 
 			r.noteStarted(kids)
 		}
 	}
-	if _, err := waitHolders(ctx, l, ds, lab.HeldBy(first.Name), StartLimit); err != nil {
+	if _, err := l.WaitHolders(ctx, lab.HeldBy(first.Name), StartLimit, ds.procs()...); err != nil {
 		return fmt.Errorf("waiting for %s alone to hold the VIP: %w", first.Name, err)
 	}
 
@@ -285,10 +281,10 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault string, t *Trial) 
 	if _, err := client.WaitSample(ctx, 5*time.Second, func(s lab.Sample) bool { return s.OK }); err != nil {
 		return fmt.Errorf("the client never got an answer from the VIP: %w", err)
 	}
-	poll := pollHolders(l)
-	defer poll.stop()
+	poll := l.RecordHolders(ctx)
+	defer poll.Stop()
 
-	if err := sleep(ctx, Settle); err != nil {
+	if err := lab.Sleep(ctx, Settle); err != nil {
 		return err
 	}
 	if h, err := l.Holders(); err != nil {
@@ -306,32 +302,17 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault string, t *Trial) 
 		err error
 	}
 	healed := make(chan heal, 1)
-	switch fault {
-	case FaultPowerOff:
-		err = first.PowerOff()
-	case FaultStop:
-		// The main process only, as `systemctl stop` or `kill PID` would:
-		// keepalived's parent then stops its VRRP child itself.
-		err = syscall.Kill(ds[first.Name].Pid(), syscall.SIGTERM)
-	case FaultCrash:
-		// The whole process group: for keepalived its VRRP child too, so
-		// nothing is left to release the VIP, as with `pkill -9 keepalived`.
-		err = ds[first.Name].Signal(syscall.SIGKILL)
-	case FaultService:
-		err = svcs[first.Name].Kill()
-	case FaultPartition:
-		err = first.Partition()
+	err = first.Inject(lab.Fault{Kind: fault})
+	if fault == lab.FaultPartition {
 		healTimer := time.AfterFunc(PartitionFor, func() {
 			at := time.Now()
-			healed <- heal{at, first.Heal()}
+			healed <- heal{at, first.Heal(ctx, lab.FaultPartition)}
 		})
 		defer healTimer.Stop()
-	default:
-		err = fmt.Errorf("unknown fault %q", fault)
 	}
 	t.FaultAt = faultAt
 	if err != nil {
-		return fmt.Errorf("%s on %s: %w", fault, first.Name, err)
+		return err
 	}
 
 	// Sample until the client recovered (a request answered by another node)
@@ -339,7 +320,7 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault string, t *Trial) 
 	// after the heal, after the first answer after the heal, and until a
 	// second after a single holder is back.
 	var end time.Time
-	if fault != FaultPartition {
+	if fault != lab.FaultPartition {
 		end = faultAt.Add(RecoverLimit)
 		if s, werr := client.WaitSample(ctx, RecoverLimit, func(s lab.Sample) bool {
 			return s.OK && !s.At.Before(faultAt) && s.Node != first.Name
@@ -348,7 +329,7 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault string, t *Trial) 
 		} else if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if fault == FaultCrash {
+		if fault == lab.FaultCrash {
 			end = later(end, faultAt.Add(CrashWindow))
 		}
 	} else {
@@ -377,12 +358,12 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault string, t *Trial) 
 			return ctx.Err()
 		}
 	}
-	if err := sleep(ctx, time.Until(end)); err != nil {
+	if err := lab.Sleep(ctx, time.Until(end)); err != nil {
 		return err
 	}
 	samples := client.Stop()
 	endAt := time.Now()
-	obs := poll.stop()
+	obs := poll.Stop()
 
 	res := lab.Measure(samples, faultAt)
 	t.OutageMS = msOf(res.Outage)
@@ -443,44 +424,6 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// waitHolders is Lab.WaitHolders that gives up early, with the daemon's last
-// output, when one of the daemons exits.
-func waitHolders(ctx context.Context, l *lab.Lab, ds daemons, want func([]string) bool, timeout time.Duration) ([]string, error) {
-	wctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	for name, p := range ds {
-		go func() {
-			select {
-			case <-p.Done():
-				cancel(fmt.Errorf("%s on %s exited (%v); its output: %s", p.Name, name, p.Wait(), tail(p, 8)))
-			case <-wctx.Done():
-			}
-		}()
-	}
-	h, err := l.WaitHolders(wctx, want, timeout)
-	if err != nil && ctx.Err() == nil {
-		if cause := context.Cause(wctx); cause != nil && !errors.Is(cause, context.Canceled) {
-			return h, cause
-		}
-		return h, fmt.Errorf("%w; daemon output: %s", err, tailAll(ds, 4))
-	}
-	return h, err
-}
-
 // waitBackup waits until a daemon started after the holder runs as a backup:
 // floatip logs a state change to standby, keepalived "Entering BACKUP STATE".
 func waitBackup(ctx context.Context, im Impl, p *lab.Proc) error {
@@ -497,72 +440,16 @@ func waitBackup(ctx context.Context, im Impl, p *lab.Proc) error {
 	return nil
 }
 
-func tail(p *lab.Proc, n int) string {
-	lines := p.Lines()
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	if len(lines) == 0 {
-		return "(none)"
-	}
-	var s []string
-	for _, l := range lines {
-		s = append(s, l.Text)
-	}
-	return strings.Join(s, " | ")
-}
-
-func tailAll(ds daemons, n int) string {
-	var names []string
+// procs are the daemons in node order.
+func (ds daemons) procs() []*lab.Proc {
+	names := make([]string, 0, len(ds))
 	for name := range ds {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	var s []string
+	var ps []*lab.Proc
 	for _, name := range names {
-		s = append(s, name+": "+tail(ds[name], n))
+		ps = append(ps, ds[name])
 	}
-	return strings.Join(s, "; ")
-}
-
-// poller polls the lab's holders every 10 ms on its own goroutine.
-type poller struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	mu  sync.Mutex
-	obs []HolderObs
-}
-
-func pollHolders(l *lab.Lab) *poller {
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &poller{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			at := time.Now()
-			if h, err := l.Holders(); err == nil {
-				p.mu.Lock()
-				p.obs = append(p.obs, HolderObs{At: at, Holders: h})
-				p.mu.Unlock()
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return p
-}
-
-// stop ends the polling (idempotent) and returns the observations.
-func (p *poller) stop() []HolderObs {
-	p.cancel()
-	<-p.done
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.obs)
+	return ps
 }

@@ -127,7 +127,7 @@ func (c *Client) Stop() []Sample {
 // own and returns every sample; it reports the client's failure, if any.
 func (c *Client) Wait() ([]Sample, error) {
 	if err := c.Proc.Wait(); err != nil {
-		return c.Samples(), fmt.Errorf("lab client: %v; last output: %s", err, c.Proc.tail(3))
+		return c.Samples(), fmt.Errorf("lab client: %v; last output: %s", err, c.Proc.Tail(3))
 	}
 	return c.Samples(), nil
 }

@@ -33,7 +33,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -204,9 +203,9 @@ func Up(ctx context.Context, o Options) (_ *Lab, err error) {
 	}
 	for i := 1; i <= o.Nodes; i++ {
 		name := fmt.Sprintf("n%d", i)
-		l.nodes = append(l.nodes, &Node{Name: name, NS: o.Prefix + "-" + name, IP: NodeIP(i), Index: i, lab: l})
+		l.nodes = append(l.nodes, &Node{Name: name, NS: o.Prefix + "-" + name, IP: NodeIP(i), Index: i, lab: l, faults: map[FaultKind]Fault{}})
 	}
-	l.client = &Node{Name: "c", NS: o.Prefix + "-c", IP: ClientIP, lab: l}
+	l.client = &Node{Name: "c", NS: o.Prefix + "-c", IP: ClientIP, lab: l, faults: map[FaultKind]Fault{}}
 	defer func() {
 		if err != nil {
 			if derr := l.Down(); derr != nil {
@@ -488,31 +487,6 @@ func (l *Lab) Holders() ([]string, error) {
 		}
 	}
 	return holders, nil
-}
-
-// WaitHolders polls Holders every 10 ms until want(holders) holds, ctx ends,
-// or timeout passes; it returns the last holders seen either way.
-func (l *Lab) WaitHolders(ctx context.Context, want func([]string) bool, timeout time.Duration) ([]string, error) {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		h, err := l.Holders()
-		if err != nil {
-			return h, err
-		}
-		if want(h) {
-			return h, nil
-		}
-		if time.Now().After(deadline) {
-			return h, fmt.Errorf("lab: holders still %v after %v", h, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return h, fmt.Errorf("lab: waiting for holders (now %v): %w", h, ctx.Err())
-		case <-tick.C:
-		}
-	}
 }
 
 // ExactlyOne is a WaitHolders condition: exactly one node holds the VIP.

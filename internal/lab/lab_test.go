@@ -93,16 +93,7 @@ func assertGone(t *testing.T, prefix string, procs []*Proc) {
 // fetch asks target once per 5 ms, count times, from the client namespace.
 func fetch(t *testing.T, l *Lab, target netip.Addr, count int) []Sample {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := l.StartClient(ctx, ClientOptions{Target: netip.AddrPortFrom(target, ServicePort), Count: count, Timeout: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Wait()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := fetchAny(t, l, target, count)
 	if len(s) != count {
 		t.Fatalf("client reported %d samples, want %d", len(s), count)
 	}
@@ -165,14 +156,14 @@ func TestLab(t *testing.T) {
 			t.Fatal(err)
 		}
 		cut := time.Now()
-		if err := n1.Partition(); err != nil {
+		if err := n1.Inject(Fault{Kind: FaultPartition}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.WaitSample(ctx, 5*time.Second, func(s Sample) bool { return !s.OK && s.At.After(cut) }); err != nil {
 			t.Fatalf("no failure while partitioned: %v", err)
 		}
 		healAt := time.Now()
-		if err := n1.Heal(); err != nil {
+		if err := n1.Heal(ctx, FaultPartition); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.WaitSample(ctx, 5*time.Second, func(s Sample) bool { return s.OK && s.At.After(healAt) }); err != nil {

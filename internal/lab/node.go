@@ -26,9 +26,13 @@ type Node struct {
 	lab *Lab
 	h   *netlink.Handle // inside NS
 
-	mu    sync.Mutex
-	procs []*Proc
-	off   bool
+	mu         sync.Mutex
+	procs      []*Proc
+	off        bool
+	daemon     *Proc               // the last StartDaemon
+	daemonArgv []string            // its command, to start it again
+	service    *Proc               // the last StartService
+	faults     map[FaultKind]Fault // in force (Inject, Heal)
 }
 
 // Start runs name with args inside the node's namespace (`ip netns exec NS
@@ -67,11 +71,42 @@ func (n *Node) Socket() string {
 	return "/run/floatip/" + n.NS + ".sock"
 }
 
-// StartFloatip runs the daemon on the node: `floatip run --interface eth0
-// --vip VIP --node-name NAME --log-format json --socket SOCKET` followed by extraArgs (for
-// example "--priority", "200", "--profile", "fast").
+// StartFloatip runs the daemon on the node with StartDaemon: `floatip run
+// --interface eth0 --vip VIP --node-name NAME --log-format json --socket
+// SOCKET` followed by extraArgs (for example "--priority", "200",
+// "--profile", "fast").
 func (n *Node) StartFloatip(ctx context.Context, extraArgs ...string) (*Proc, error) {
-	return n.Start(ctx, n.lab.Binary, append(n.FloatipArgs(), extraArgs...)...)
+	return n.StartDaemon(ctx, n.lab.Binary, append(n.FloatipArgs(), extraArgs...)...)
+}
+
+// StartDaemon is Start for the node's failover daemon (floatip, keepalived):
+// the faults stop, crash and freeze act on it, and healing them (or a power
+// off) runs the same command again.
+func (n *Node) StartDaemon(ctx context.Context, name string, args ...string) (*Proc, error) {
+	p, err := n.Start(ctx, name, args...)
+	if err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	n.daemon = p
+	n.daemonArgv = append([]string{name}, args...)
+	n.mu.Unlock()
+	return p, nil
+}
+
+// Daemon is the process the last StartDaemon started (nil when none), which
+// may have exited.
+func (n *Node) Daemon() *Proc {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.daemon
+}
+
+// Service is the process the last StartService started (nil when none).
+func (n *Node) Service() *Proc {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.service
 }
 
 // StartService runs `floatip lab serve --name NAME --listen :8080` on the
@@ -86,6 +121,9 @@ func (n *Node) StartService(ctx context.Context) (*Proc, error) {
 		_ = p.Kill()
 		return nil, err
 	}
+	n.mu.Lock()
+	n.service = p
+	n.mu.Unlock()
 	return p, nil
 }
 
@@ -195,25 +233,6 @@ func (n *Node) setCable(up bool) error {
 	return nil
 }
 
-// Partition cuts the node off every other lab host while its link stays up,
-// like a switch that stops forwarding its traffic (not a pulled cable: the
-// node keeps carrier, so its daemon cannot tell and keeps its VIP; that is
-// the split brain the protocol has to resolve when the partition heals).
-// Its processes keep running. Heal undoes it. The bridge drops the frames
-// with an nftables rule in the bridge namespace.
-func (n *Node) Partition() error {
-	table := "lab_partition_" + n.Name
-	return n.nftInBridge("add table bridge " + table + "\n" +
-		"add chain bridge " + table + " forward { type filter hook forward priority 0; policy accept; }\n" +
-		"add rule bridge " + table + " forward iifname \"" + n.Name + "\" drop\n" +
-		"add rule bridge " + table + " forward oifname \"" + n.Name + "\" drop\n")
-}
-
-// Heal reconnects a partitioned node.
-func (n *Node) Heal() error {
-	return n.nftInBridge("delete table bridge lab_partition_" + n.Name + "\n")
-}
-
 // Unplug pulls the node's cable: its bridge-side veth goes down and its eth0
 // loses carrier. Its processes keep running. Plug undoes it.
 func (n *Node) Unplug() error { return n.setCable(false) }
@@ -295,10 +314,32 @@ func (n *Node) PowerOn() error {
 	if err := n.setCable(true); err != nil {
 		return err
 	}
+	if err := n.waitCarrier(3 * time.Second); err != nil {
+		return err
+	}
 	n.mu.Lock()
 	n.off = false
 	n.mu.Unlock()
 	return nil
+}
+
+// waitCarrier waits until the node's eth0 is operationally up: the kernel
+// reports a carrier change up to a second late, and drops traffic until then.
+func (n *Node) waitCarrier(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		link, err := n.link()
+		if err != nil {
+			return err
+		}
+		if link.Attrs().OperState == netlink.OperUp {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("lab: %s eth0 still %v %v after it came back", n.Name, link.Attrs().OperState, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // PoweredOff reports whether PowerOff was called (and PowerOn not since).
@@ -310,14 +351,6 @@ func (n *Node) PoweredOff() bool {
 
 func (n *Node) String() string {
 	return fmt.Sprintf("%s (%s, %s)", n.Name, n.NS, n.IP)
-}
-
-// joinNames is "n1, n2" or "none".
-func joinNames(names []string) string {
-	if len(names) == 0 {
-		return "none"
-	}
-	return strings.Join(names, ", ")
 }
 
 // ServiceURL is a node's own HTTP service as a health check inside the node

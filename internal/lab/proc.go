@@ -180,10 +180,10 @@ func (p *Proc) WaitLine(ctx context.Context, timeout time.Duration, match func(L
 					return l, nil
 				}
 			}
-			return Line{}, fmt.Errorf("lab: %s exited (%v) without the expected line; last output: %s", p.Name, p.exitErr(), p.tail(5))
+			return Line{}, fmt.Errorf("lab: %s exited (%v) without the expected line; last output: %s", p.Name, p.exitErr(), p.Tail(5))
 		case <-changed:
 		case <-ctx.Done():
-			return Line{}, fmt.Errorf("lab: waiting for a line from %s: %w; last output: %s", p.Name, ctx.Err(), p.tail(5))
+			return Line{}, fmt.Errorf("lab: waiting for a line from %s: %w; last output: %s", p.Name, ctx.Err(), p.Tail(5))
 		}
 	}
 }
@@ -196,7 +196,9 @@ func (p *Proc) WaitMsg(ctx context.Context, timeout time.Duration, msg string, m
 	})
 }
 
-func (p *Proc) tail(n int) string {
+// Tail is the last n lines of the process's output, joined by " | ", or
+// "(none)".
+func (p *Proc) Tail(n int) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	lines := p.lines
@@ -249,6 +251,19 @@ func (p *Proc) Signal(sig syscall.Signal) error {
 		return nil
 	}
 	return p.signalGroup(sig)
+}
+
+// SignalMain sends sig to the process alone, not to its process group.
+// Signalling a process that has exited is not an error.
+func (p *Proc) SignalMain(sig syscall.Signal) error {
+	if p.Exited() {
+		return nil
+	}
+	err := syscall.Kill(p.cmd.Process.Pid, sig)
+	if err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("lab: signal %v to %s: %w", sig, p.Name, err)
+	}
+	return nil
 }
 
 func (p *Proc) signalGroup(sig syscall.Signal) error {

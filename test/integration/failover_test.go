@@ -259,7 +259,7 @@ func TestGracefulStopHandsOver(t *testing.T) {
 	c := newLab(t, 2)
 	c.startAll()
 	n1 := c.daemons["n1"]
-	if err := n1.Signal(syscall.SIGTERM); err != nil {
+	if err := c.Node(1).Inject(lab.Fault{Kind: lab.FaultStop}); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -298,7 +298,7 @@ func TestKill9LeavesNoDuplicate(t *testing.T) {
 	c.startAll()
 	stop := make(chan struct{})
 	worst := c.watchHolders(stop)
-	if err := c.daemons["n1"].Signal(syscall.SIGKILL); err != nil {
+	if err := c.Node(1).Inject(lab.Fault{Kind: lab.FaultCrash}); err != nil {
 		t.Fatal(err)
 	}
 	// The kernel drops n1's VIP when its lifetime (3s) runs out; only then
@@ -341,7 +341,7 @@ func TestRestartKeepsVIPWithoutGap(t *testing.T) {
 func TestPartitionHeals(t *testing.T) {
 	c := newLab(t, 3)
 	c.startAll()
-	if err := c.Node(1).Partition(); err != nil {
+	if err := c.Node(1).Inject(lab.Fault{Kind: lab.FaultPartition}); err != nil {
 		t.Fatal(err)
 	}
 	c.waitState("n2", "holder", 5*time.Second)
@@ -350,7 +350,7 @@ func TestPartitionHeals(t *testing.T) {
 		t.Fatal(err)
 	}
 	healed := time.Now()
-	if err := c.Node(1).Heal(); err != nil {
+	if err := c.Node(1).Heal(c.ctx, lab.FaultPartition); err != nil {
 		t.Fatal(err)
 	}
 	h := c.waitHolders(lab.ExactlyOne, 5*time.Second, "exactly one holder after the heal")
@@ -373,7 +373,7 @@ func TestLinkFlap(t *testing.T) {
 	c := newLab(t, 2)
 	c.startAll()
 	n1 := c.Node(1)
-	if _, err := n1.Start(c.ctx, "ip", "link", "set", "eth0", "down"); err != nil {
+	if err := n1.Inject(lab.Fault{Kind: lab.FaultLinkDown}); err != nil {
 		t.Fatal(err)
 	}
 	c.waitState("n1", "fault", 3*time.Second)
@@ -381,7 +381,7 @@ func TestLinkFlap(t *testing.T) {
 	if has, _ := n1.HasVIP(); has {
 		t.Error("n1 kept the VIP on a downed interface")
 	}
-	if _, err := n1.Start(c.ctx, "ip", "link", "set", "eth0", "up"); err != nil {
+	if err := n1.Heal(c.ctx, lab.FaultLinkDown); err != nil {
 		t.Fatal(err)
 	}
 	// Back up, n1 finds n2 holding and stays standby (no preemption).
