@@ -80,8 +80,8 @@ type node struct {
 	mu       sync.Mutex
 	closedAt time.Time // when close was called: a daemon removes its VIPs first
 	evs      []stamped
-	changed chan struct{}
-	done    chan struct{}
+	changed  chan struct{}
+	done     chan struct{}
 }
 
 func newNode(t *testing.T, n *lab.Node, c *lab.EtcdCluster, prefix string, ttl time.Duration) *node {
