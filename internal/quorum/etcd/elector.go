@@ -140,6 +140,7 @@ func (e *elector) run() {
 		campL    *lease
 		campStop context.CancelFunc
 		retry    <-chan time.Time
+		fails    streak // campaigns failing in a row
 	)
 	push := func(ev quorum.Event) {
 		// Coalesce: only the latest deadline and holder matter.
@@ -268,8 +269,8 @@ func (e *elector) run() {
 			switch {
 			case r.err != nil:
 				if e.ctx.Err() == nil && !errors.Is(r.err, context.Canceled) {
-					e.b.log.Warn("etcd: campaign failed; retrying", "group", e.group, "err", r.err)
-					retry = time.After(retryInterval)
+					fails.fail(e.b.log, "etcd: campaign failed; retrying", "group", e.group, "err", r.err)
+					retry = time.After(min(retryInterval<<min(fails.n-1, 4), maxBackoff))
 				}
 				e.setStatus(quorum.RoleIdle, 0)
 			case !stillWant || v.l != r.l || !now.Before(v.deadline):
@@ -284,6 +285,7 @@ func (e *elector) run() {
 					_ = r.el.Resign(rctx)
 				}()
 			default:
+				fails.ok()
 				wctx, stop := context.WithCancel(e.ctx)
 				h = &held{el: r.el, l: r.l, token: quorum.Token(r.el.Rev()), deadline: v.deadline, deleted: make(chan struct{}), stop: stop}
 				e.wg.Add(1)

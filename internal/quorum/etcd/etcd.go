@@ -55,6 +55,35 @@ type Options struct {
 // the first request after it succeed.
 const retryInterval = 200 * time.Millisecond
 
+// maxBackoff bounds the wait between attempts to get a lease while etcd
+// does not answer.
+const maxBackoff = 2 * time.Second
+
+// streakEvery is how often a run of the same failure is logged again.
+const streakEvery = 30 * time.Second
+
+// streak logs the first failure of a run, then at most every streakEvery
+// with the count, so that an etcd outage is one line, not one per retry.
+type streak struct {
+	n    int
+	last time.Time
+}
+
+func (s *streak) fail(log *slog.Logger, msg string, args ...any) {
+	s.n++
+	if s.n == 1 || time.Since(s.last) >= streakEvery {
+		s.last = time.Now()
+		log.Warn(msg, append(args, "failures", s.n)...)
+	}
+}
+
+// ok ends the run and says how long it was.
+func (s *streak) ok() int {
+	n := s.n
+	s.n = 0
+	return n
+}
+
 // Backend is a quorum.Backend on etcd.
 type Backend struct {
 	cfg  quorum.EtcdConfig
@@ -209,16 +238,23 @@ func (b *Backend) attemptTimeout() time.Duration { return min(time.Second, b.ttl
 // whenever the current one is over.
 func (b *Backend) keep(ctx context.Context) {
 	defer close(b.keepDone)
+	var fails streak
+	backoff := retryInterval
 	for ctx.Err() == nil {
 		l, err := b.grant(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				b.setErr(err)
-				b.log.Warn("etcd: no lease", "err", err)
-				sleep(ctx, retryInterval)
+				fails.fail(b.log, "etcd: no lease; retrying", "err", err)
+				sleep(ctx, backoff)
+				backoff = min(2*backoff, maxBackoff)
 			}
 			continue
 		}
+		if n := fails.ok(); n > 0 {
+			b.log.Info("etcd: reachable again", "failures", n)
+		}
+		backoff = retryInterval
 		cause := b.hold(ctx, l)
 		b.mu.Lock()
 		l.cause = cause
