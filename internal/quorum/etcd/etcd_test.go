@@ -400,7 +400,19 @@ func TestQuorumLost(t *testing.T) {
 	b.e.Campaign()
 	b.wait(0, 10*time.Second, "Holder n1", isHolder("n1"))
 
-	m2, m3 := c.Member("n2"), c.Member("n3")
+	// Stop the leader and one follower, so that the member left knows at
+	// once that it has no leader. (A leader left alone would go on
+	// renewing leases until it steps down, up to two election timeouts
+	// later; etcd covers that by extending every lease by an election
+	// timeout when a new leader takes over.)
+	m2 := findLeader(t, a.b.cli, c)
+	var m3 *lab.EtcdMember
+	for _, m := range c.Members() {
+		if m != m2 {
+			m3 = m
+			break
+		}
+	}
 	t.Cleanup(func() {
 		for _, m := range []*lab.EtcdMember{m2, m3} {
 			if !m.Running() {
