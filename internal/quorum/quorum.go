@@ -120,6 +120,7 @@ type Elector interface {
 	// Resign gives the key up (the VIPs must already be removed) or stops
 	// campaigning. A holder gets Lost{CauseResigned} once the key is
 	// deleted or the attempt failed (then the lease's expiry frees it).
+	// Resign followed at once by Campaign still gives the key up first.
 	Resign()
 	// Fence deletes the key of the holder with this token, guarded by the
 	// token, so that this node (if campaigning) gets the key at once. Only

@@ -33,6 +33,7 @@ type elector struct {
 
 	mu      sync.Mutex
 	want    bool
+	resigns int // Resign calls: a Resign then Campaign still gives the key up
 	fences  []quorum.Token
 	closing context.Context // set by Close: bounds the final resign
 	st      quorum.GroupStatus
@@ -70,6 +71,7 @@ func (e *elector) Campaign() {
 func (e *elector) Resign() {
 	e.mu.Lock()
 	e.want = false
+	e.resigns++
 	e.mu.Unlock()
 	e.poke()
 }
@@ -141,6 +143,7 @@ func (e *elector) run() {
 		campStop context.CancelFunc
 		retry    <-chan time.Time
 		fails    streak // campaigns failing in a row
+		resigned int    // Resign calls acted on
 	)
 	push := func(ev quorum.Event) {
 		// Coalesce: only the latest deadline and holder matter.
@@ -168,9 +171,11 @@ func (e *elector) run() {
 	}
 	for {
 		e.mu.Lock()
-		want, closing, fences := e.want, e.closing, e.fences
+		want, closing, fences, resigns := e.want, e.closing, e.fences, e.resigns
 		e.fences = nil
 		e.mu.Unlock()
+		newResign := resigns != resigned
+		resigned = resigns
 		v := e.b.view()
 		for _, t := range fences {
 			e.wg.Add(1)
@@ -178,7 +183,7 @@ func (e *elector) run() {
 		}
 		if h != nil {
 			switch {
-			case closing != nil || !want:
+			case closing != nil || !want || newResign:
 				rctx, cancel := context.WithTimeout(e.ctx, e.b.ttl)
 				if closing != nil {
 					rctx, cancel = context.WithTimeout(closing, e.b.ttl)
@@ -202,7 +207,7 @@ func (e *elector) run() {
 				push(quorum.Extended{Deadline: v.deadline})
 			}
 		}
-		if camp != nil && (closing != nil || !want || v.l != campL) {
+		if camp != nil && (closing != nil || !want || newResign || v.l != campL) {
 			campStop()
 		}
 		if closing != nil && h == nil {

@@ -305,10 +305,11 @@ func TestFenceWithToken(t *testing.T) {
 	a.e.Campaign()
 	g1, _ := a.wait(0, 10*time.Second, "Granted", isGranted)
 	old := g1.ev.(quorum.Granted).Token
-	// Resign and win again: the same key name (same lease), a new token.
+	// Resign and campaign again at once: the key is given up all the same
+	// and won again, under the same name (same lease) with a new token.
 	a.e.Resign()
-	_, i := a.wait(0, 10*time.Second, "Lost", isLost(quorum.CauseResigned))
 	a.e.Campaign()
+	_, i := a.wait(0, 10*time.Second, "Lost", isLost(quorum.CauseResigned))
 	g2, _ := a.wait(i, 10*time.Second, "Granted", isGranted)
 	cur := g2.ev.(quorum.Granted).Token
 	if cur <= old {
