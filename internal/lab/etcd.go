@@ -2,6 +2,8 @@ package lab
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +42,21 @@ type EtcdOptions struct {
 	Dir string
 	// Ready bounds the wait for the cluster to become healthy; default 20 s.
 	Ready time.Duration
+	// TLS, when set, serves the client port with TLS and requires client
+	// certificates (the peer port stays plain: it is the lab's inside).
+	TLS *EtcdTLS
+}
+
+// EtcdTLS are the PEM files of a TLS cluster.
+type EtcdTLS struct {
+	// CAFile signs the members' and the clients' certificates.
+	CAFile string
+	// CertFile and KeyFile are the members' server certificate, valid for
+	// every member's lab address.
+	CertFile, KeyFile string
+	// ClientCertFile and ClientKeyFile are what the lab's health check
+	// presents.
+	ClientCertFile, ClientKeyFile string
 }
 
 // EtcdCluster is an etcd cluster running in the lab, one member per node,
@@ -53,6 +70,8 @@ type EtcdCluster struct {
 	members []*EtcdMember
 	ctx     context.Context // the members' processes end with it
 	cancel  context.CancelFunc
+	tls     *EtcdTLS
+	tlsConf *tls.Config // for the health check
 }
 
 // EtcdMember is one member of an EtcdCluster.
@@ -85,7 +104,22 @@ func (l *Lab) StartEtcd(ctx context.Context, o EtcdOptions) (_ *EtcdCluster, err
 	if o.Ready == 0 {
 		o.Ready = 20 * time.Second
 	}
-	c := &EtcdCluster{lab: l, binary: bin, dir: o.Dir}
+	c := &EtcdCluster{lab: l, binary: bin, dir: o.Dir, tls: o.TLS}
+	if o.TLS != nil {
+		pair, err := tls.LoadX509KeyPair(o.TLS.ClientCertFile, o.TLS.ClientKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("lab: etcd health check's client certificate: %w", err)
+		}
+		ca, err := os.ReadFile(o.TLS.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("lab: etcd CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(ca) {
+			return nil, fmt.Errorf("lab: etcd CA %s: no PEM certificate", o.TLS.CAFile)
+		}
+		c.tlsConf = &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
 	if c.dir == "" {
 		base := ""
 		if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
@@ -150,7 +184,11 @@ func (c *EtcdCluster) Endpoints() []string {
 
 // ClientURL is the member's client URL.
 func (m *EtcdMember) ClientURL() string {
-	return fmt.Sprintf("http://%s", net.JoinHostPort(m.Node.IP.String(), fmt.Sprint(EtcdClientPort)))
+	scheme := "http"
+	if m.c.tls != nil {
+		scheme = "https"
+	}
+	return fmt.Sprintf("%s://%s", scheme, net.JoinHostPort(m.Node.IP.String(), fmt.Sprint(EtcdClientPort)))
 }
 
 // PeerURL is the member's peer URL.
@@ -184,6 +222,10 @@ func (m *EtcdMember) Start() error {
 		"--logger", "zap",
 		"--log-level", "warn",
 		"--enable-v2=false",
+	}
+	if t := m.c.tls; t != nil {
+		args = append(args, "--cert-file", t.CertFile, "--key-file", t.KeyFile,
+			"--client-cert-auth", "--trusted-ca-file", t.CAFile)
 	}
 	p, err := m.Node.Start(m.c.ctx, m.c.binary, args...)
 	if err != nil {
@@ -228,7 +270,7 @@ func (m *EtcdMember) end(f func(*Proc) error) error {
 // Healthy asks the member's /health endpoint, from inside its node's
 // namespace; nil means it has a leader and serves reads.
 func (m *EtcdMember) Healthy(ctx context.Context) error {
-	hc := &http.Client{Transport: &http.Transport{DialContext: m.Node.DialContext, DisableKeepAlives: true}}
+	hc := &http.Client{Transport: &http.Transport{DialContext: m.Node.DialContext, DisableKeepAlives: true, TLSClientConfig: m.c.tlsConf}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.ClientURL()+"/health", nil)
 	if err != nil {
 		return err

@@ -369,6 +369,9 @@ func (e *elector) watchKey(ctx context.Context, key string, createRev, rev int64
 func (e *elector) observe() {
 	defer e.wg.Done()
 	ctx := e.ctx
+	if !e.b.waitReady(ctx) {
+		return
+	}
 	var last *quorum.Holder
 	for ctx.Err() == nil {
 		gctx, cancel := context.WithTimeout(ctx, e.b.attemptTimeout())
@@ -423,6 +426,9 @@ func (e *elector) fence(t quorum.Token) {
 func (e *elector) fenceKey(ctx context.Context, t quorum.Token) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*e.b.attemptTimeout())
 	defer cancel()
+	if !e.b.waitReady(ctx) {
+		return fmt.Errorf("quorum: fence %s token %d: not connected to etcd", e.pfx, t)
+	}
 	resp, err := e.b.cli.Get(ctx, e.pfx+"/", clientv3.WithPrefix(), clientv3.WithMinCreateRev(int64(t)), clientv3.WithMaxCreateRev(int64(t)), clientv3.WithKeysOnly())
 	if err != nil {
 		return fmt.Errorf("quorum: fence %s token %d: %w", e.pfx, t, err)

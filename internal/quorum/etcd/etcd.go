@@ -89,8 +89,12 @@ type Backend struct {
 	cfg  quorum.EtcdConfig
 	name string
 	log  *slog.Logger
-	cli  *clientv3.Client
 	ttl  time.Duration
+	cc   clientv3.Config
+	// cli is set once, by the keeper, before ready is closed; nothing
+	// else uses it before ready.
+	cli   *clientv3.Client
+	ready chan struct{}
 
 	ctx      context.Context // ends at the very end of Close
 	cancel   context.CancelFunc
@@ -163,14 +167,12 @@ func New(cfg quorum.EtcdConfig, o Options) (*Backend, error) {
 	if o.Dialer != nil {
 		cc.DialOptions = append(cc.DialOptions, grpc.WithContextDialer(o.Dialer))
 	}
-	cli, err := clientv3.New(cc)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("quorum: etcd client for %v: %w", cfg.Endpoints, err)
-	}
+	// With a user name the client authenticates while it is made, which
+	// waits for the cluster: so the keeper makes it, retrying.
+	cc.DialTimeout = 2 * min(time.Second, cfg.TTL/4)
 	b := &Backend{
-		cfg: cfg, name: o.Name, log: log.With("quorum", "etcd"), cli: cli, ttl: cfg.TTL,
-		ctx: ctx, cancel: cancel, keepDone: make(chan struct{}),
+		cfg: cfg, name: o.Name, log: log.With("quorum", "etcd"), ttl: cfg.TTL, cc: cc,
+		ctx: ctx, cancel: cancel, keepDone: make(chan struct{}), ready: make(chan struct{}),
 		changed: make(chan struct{}), electors: map[string]*elector{},
 	}
 	kctx, kstop := context.WithCancel(ctx)
@@ -240,6 +242,22 @@ func (b *Backend) keep(ctx context.Context) {
 	defer close(b.keepDone)
 	var fails streak
 	backoff := retryInterval
+	for ctx.Err() == nil {
+		cli, err := clientv3.New(b.cc)
+		if err == nil {
+			b.cli = cli
+			close(b.ready)
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		err = fmt.Errorf("connect to %v: %w", b.cfg.Endpoints, err)
+		b.setErr(err)
+		fails.fail(b.log, "etcd: cannot connect; retrying", "err", err)
+		sleep(ctx, backoff)
+		backoff = min(2*backoff, maxBackoff)
+	}
 	for ctx.Err() == nil {
 		l, err := b.grant(ctx)
 		if err != nil {
@@ -468,12 +486,34 @@ func (b *Backend) Close(ctx context.Context) error {
 		}
 	}
 	b.cancel()
-	cerr := b.cli.Close()
+	var cerr error
+	if b.isReady() {
+		cerr = b.cli.Close()
+	}
 	b.wg.Wait()
 	if cerr != nil && !errors.Is(cerr, context.Canceled) {
 		err = errors.Join(err, cerr)
 	}
 	return err
+}
+
+func (b *Backend) isReady() bool {
+	select {
+	case <-b.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitReady waits until the client exists; false when ctx ended first.
+func (b *Backend) waitReady(ctx context.Context) bool {
+	select {
+	case <-b.ready:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {

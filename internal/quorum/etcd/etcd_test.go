@@ -84,10 +84,18 @@ type node struct {
 	done     chan struct{}
 }
 
+func testLogger(t *testing.T, name string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", name)
+}
+
 func newNode(t *testing.T, n *lab.Node, c *lab.EtcdCluster, prefix string, ttl time.Duration) *node {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", n.Name)
-	b, err := New(quorum.EtcdConfig{Endpoints: c.Endpoints(), TTL: ttl, Prefix: prefix}, Options{Name: n.Name, Logger: log, Dialer: n.Dialer()})
+	return newNodeCfg(t, n, quorum.EtcdConfig{Endpoints: c.Endpoints(), TTL: ttl, Prefix: prefix})
+}
+
+func newNodeCfg(t *testing.T, n *lab.Node, cfg quorum.EtcdConfig) *node {
+	t.Helper()
+	b, err := New(cfg, Options{Name: n.Name, Logger: testLogger(t, n.Name), Dialer: n.Dialer()})
 	if err != nil {
 		t.Fatal(err)
 	}
