@@ -18,8 +18,9 @@ type EtcdConfig struct {
 	Endpoints []string
 	// TTL of the lease, in whole seconds (etcd counts leases in seconds);
 	// default DefaultTTL. The holder keeps the VIPs at most this long
-	// after its last successful keepalive. etcd raises a TTL below 1.5 x
-	// its election timeout (2 s with the defaults) to that minimum.
+	// after its last successful keepalive; at least MinTTL (3 s). etcd
+	// raises a TTL below 1.5 x its election timeout (2 s with the
+	// defaults) to that minimum.
 	TTL time.Duration
 	// Prefix under which the groups' election keys live:
 	// Prefix/<group>/<lease>. Default DefaultPrefix.
@@ -36,8 +37,10 @@ type EtcdConfig struct {
 const (
 	DefaultTTL    = 5 * time.Second
 	DefaultPrefix = "/floatip/default"
-	MinTTL        = 2 * time.Second
-	MaxTTL        = 300 * time.Second
+	// MinTTL leaves a fresh lease room for a one-second VIP lifetime
+	// after KernelSlack.
+	MinTTL = 3 * time.Second
+	MaxTTL = 300 * time.Second
 )
 
 // WithDefaults returns c with empty fields defaulted.
@@ -88,7 +91,7 @@ func (c EtcdConfig) Validate() error {
 	case c.TTL%time.Second != 0:
 		bad("ttl", "%v is not whole seconds (etcd leases count whole seconds)", c.TTL)
 	case c.TTL < MinTTL:
-		bad("ttl", "%v is too short (at least %v: etcd's minimum lease and the VIP's one-second kernel lifetime need it)", c.TTL, MinTTL)
+		bad("ttl", "%v is too short (at least %v: the VIP's kernel lifetime is whole seconds and the kernel may remove it a second late)", c.TTL, MinTTL)
 	case c.TTL > MaxTTL:
 		bad("ttl", "%v is too long (at most %v: a dead holder keeps the VIP for up to a TTL)", c.TTL, MaxTTL)
 	}

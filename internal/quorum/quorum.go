@@ -235,18 +235,29 @@ func LeaseDeadline(sent time.Time, ttl time.Duration) time.Time {
 	return sent.Add(ttl - time.Duration(float64(ttl)*MaxClockDrift))
 }
 
-// KernelSlack bounds how late the kernel removes an address whose valid
-// lifetime ran out: Linux checks IPv4 lifetimes from delayed work that it
-// may run up to a quarter second late (it rounds the timer to a whole
-// second when that costs less than HZ/4), plus scheduling delay.
-const KernelSlack = 500 * time.Millisecond
+// KernelSlack bounds how late the kernel removes an IPv4 address whose
+// valid lifetime ran out. Linux checks lifetimes from delayed work
+// (check_lifetime in net/ipv4/devinet.c) that never runs sooner than one
+// second (HZ) after it last ran and rounds its timer up to a whole second
+// when that costs less than HZ/4. Any address change on the node (another
+// group renewing its VIPs) runs the check at once, so an address expiring
+// just after that is removed up to a second late: measured here 0.93 to
+// 1.04 s late with a second address added 0.1 s before the expiry, 20 to
+// 30 ms late without. One second plus scheduling, with room to spare.
+const KernelSlack = 1500 * time.Millisecond
+
+// DropMargin is how long before the deadline the daemon removes the VIPs
+// itself when the deadline was not extended (its own netlink call is
+// immediate; the margin covers a late timer).
+const DropMargin = 250 * time.Millisecond
 
 // VIPLifetime is the kernel lifetime to give the VIPs at now so that the
-// kernel removes them before deadline, even if this process freezes or
-// dies right after: whole seconds (the kernel counts lifetimes in seconds),
-// rounded down, leaving KernelSlack. ok is false when less than one second
-// is left: the daemon must then remove the VIPs itself (the kernel takes
-// no lifetime below one second).
+// kernel removes them before deadline even if this process freezes or
+// dies right after: whole seconds (the kernel counts lifetimes in
+// seconds), rounded down, leaving KernelSlack. ok is false when that is
+// less than one second (the kernel takes no shorter lifetime): then the
+// VIPs must not be added, nor their lifetime renewed; VIPs already there
+// keep the earlier, shorter bound, and the daemon removes them at DropBy.
 func VIPLifetime(now, deadline time.Time) (lifetime time.Duration, ok bool) {
 	left := deadline.Sub(now) - KernelSlack
 	if left < time.Second {
@@ -255,7 +266,6 @@ func VIPLifetime(now, deadline time.Time) (lifetime time.Duration, ok bool) {
 	return left.Truncate(time.Second), true
 }
 
-// DropBy is when the daemon must have removed the VIPs itself when the
-// deadline is not extended: early enough that even the kernel's lifetime
-// bound (VIPLifetime) would not have been needed.
-func DropBy(deadline time.Time) time.Time { return deadline.Add(-KernelSlack) }
+// DropBy is when the daemon must remove the VIPs itself if the deadline
+// has not been extended by then.
+func DropBy(deadline time.Time) time.Time { return deadline.Add(-DropMargin) }

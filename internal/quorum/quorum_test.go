@@ -35,7 +35,7 @@ func TestValidate(t *testing.T) {
 		{"mixed", func(c *EtcdConfig) { c.Endpoints = []string{"https://a:2379", "http://b:2379"} }, "mixes http:// and https://"},
 		{"http with tls", func(c *EtcdConfig) { c.CAFile = "ca.pem" }, "is plain http but TLS files are set"},
 		{"fractional ttl", func(c *EtcdConfig) { c.TTL = 2500 * time.Millisecond }, "quorum.etcd.ttl: 2.5s is not whole seconds"},
-		{"short ttl", func(c *EtcdConfig) { c.TTL = time.Second }, "quorum.etcd.ttl: 1s is too short"},
+		{"short ttl", func(c *EtcdConfig) { c.TTL = 2 * time.Second }, "quorum.etcd.ttl: 2s is too short"},
 		{"long ttl", func(c *EtcdConfig) { c.TTL = time.Hour }, "quorum.etcd.ttl: 1h0m0s is too long"},
 		{"relative prefix", func(c *EtcdConfig) { c.Prefix = "floatip" }, `quorum.etcd.prefix: "floatip" must start with /`},
 		{"root prefix", func(c *EtcdConfig) { c.Prefix = "/" }, "whole key space"},
@@ -77,10 +77,11 @@ func TestVIPLifetime(t *testing.T) {
 		want time.Duration
 		ok   bool
 	}{
-		{5 * time.Second, 4 * time.Second, true},         // 4.5 s usable -> 4 s
-		{4995 * time.Millisecond, 4 * time.Second, true}, // a fresh 5 s lease
-		{1500 * time.Millisecond, time.Second, true},
-		{1499 * time.Millisecond, 0, false},
+		{5 * time.Second, 3 * time.Second, true},         // 3.5 s usable -> 3 s
+		{4985 * time.Millisecond, 3 * time.Second, true}, // a fresh 5 s lease
+		{2985 * time.Millisecond, time.Second, true},     // a fresh 3 s lease
+		{2500 * time.Millisecond, time.Second, true},
+		{2499 * time.Millisecond, 0, false},
 		{0, 0, false},
 		{-time.Second, 0, false},
 	} {
@@ -95,7 +96,7 @@ func TestVIPLifetime(t *testing.T) {
 		}
 	}
 	dl := now.Add(3 * time.Second)
-	if got := DropBy(dl); !got.Equal(dl.Add(-KernelSlack)) {
+	if got := DropBy(dl); !got.Equal(dl.Add(-DropMargin)) {
 		t.Errorf("DropBy = %v", got)
 	}
 }
