@@ -189,6 +189,17 @@ func isHolder(name string) func(quorum.Event) bool {
 	return func(ev quorum.Event) bool { h, ok := ev.(quorum.Holder); return ok && h.Name == name }
 }
 
+// deadlineOf is the deadline a Granted or Extended carries.
+func deadlineOf(ev quorum.Event) (time.Time, bool) {
+	switch ev := ev.(type) {
+	case quorum.Granted:
+		return ev.Deadline, true
+	case quorum.Extended:
+		return ev.Deadline, true
+	}
+	return time.Time{}, false
+}
+
 // lastDeadline is the latest deadline the node was told (Granted or
 // Extended) among events before index upto.
 func (n *node) lastDeadline(upto int) time.Time {
@@ -197,11 +208,8 @@ func (n *node) lastDeadline(upto int) time.Time {
 		if i >= upto {
 			break
 		}
-		switch ev := e.ev.(type) {
-		case quorum.Granted:
-			dl = ev.Deadline
-		case quorum.Extended:
-			dl = ev.Deadline
+		if d, ok := deadlineOf(e.ev); ok {
+			dl = d
 		}
 	}
 	return dl
@@ -523,7 +531,27 @@ func TestLeaderHiccupKeepsKey(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("leader %s restarted; cluster healthy %v after the kill", leader.Name, healthyAt.Sub(hiccupAt).Round(time.Millisecond))
+	// Nor would the VIP have gone: each deadline, when it arrived, gave a
+	// kernel lifetime lasting until the next one arrived.
+	var prev *stamped
+	var worst time.Duration
+	for _, e := range a.events() {
+		if _, ok := deadlineOf(e.ev); !ok {
+			continue
+		}
+		if prev != nil {
+			pdl, _ := deadlineOf(prev.ev)
+			lft, ok := quorum.VIPLifetime(prev.at, pdl)
+			if gap := e.at.Sub(prev.at); !ok || !prev.at.Add(lft).After(e.at) {
+				t.Errorf("deadline at %v gave a VIP lifetime of %v (ok %v), but the next came %v later: the VIP would have dropped", prev.at, lft, ok, gap)
+			} else {
+				worst = max(worst, gap)
+			}
+		}
+		prev = &e
+	}
+	t.Logf("leader %s restarted; cluster healthy %v after the kill; longest wait between deadlines %v",
+		leader.Name, healthyAt.Sub(hiccupAt).Round(time.Millisecond), worst.Round(time.Millisecond))
 }
 
 func findLeader(t *testing.T, cli *clientv3.Client, c *lab.EtcdCluster) *lab.EtcdMember {
