@@ -11,6 +11,11 @@
 // deadline passes unextended, the Backend stops counting on the lease (it
 // revokes it when it can) and starts over with a new one.
 //
+// New does not wait for the cluster: the keeper goroutine makes the
+// client (with a user name the client authenticates then, which needs the
+// cluster), takes a lease and keeps it, retrying all along; Status says
+// what it is waiting for.
+//
 // concurrency.Election.Campaign does not return when the session's lease
 // expires while it waits, and returns success when every older key is gone
 // even if its own went with the lease: so a campaign is cancelled when its
