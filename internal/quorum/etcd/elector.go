@@ -1,0 +1,456 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/floatip/floatip/internal/quorum"
+)
+
+// elector campaigns for one group. Its run goroutine owns the campaign
+// state and is the only sender on events; helpers (the observer, the
+// watch on the held key, fences) report to it on channels.
+type elector struct {
+	b      *Backend
+	group  string
+	pfx    string // Prefix/group; keys are pfx + "/" + lease in hex
+	events chan quorum.Event
+	wake   chan struct{} // capacity 1
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	wg     sync.WaitGroup // observer, key watch, fences
+
+	holderc chan quorum.Holder
+	fencec  chan quorum.Fenced
+
+	mu      sync.Mutex
+	want    bool
+	resigns int // Resign calls: a Resign then Campaign still gives the key up
+	fences  []quorum.Token
+	closing context.Context // set by Close: bounds the final resign
+	st      quorum.GroupStatus
+}
+
+func newElector(b *Backend, group string) *elector {
+	ctx, cancel := context.WithCancel(b.ctx)
+	e := &elector{
+		b: b, group: group, pfx: b.cfg.Prefix + "/" + group,
+		events: make(chan quorum.Event, 16), wake: make(chan struct{}, 1),
+		ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		holderc: make(chan quorum.Holder), fencec: make(chan quorum.Fenced),
+		st: quorum.GroupStatus{Group: group},
+	}
+	e.wg.Add(1)
+	go e.observe()
+	go e.run()
+	return e
+}
+
+func (e *elector) poke() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *elector) Campaign() {
+	e.mu.Lock()
+	e.want = true
+	e.mu.Unlock()
+	e.poke()
+}
+
+func (e *elector) Resign() {
+	e.mu.Lock()
+	e.want = false
+	e.resigns++
+	e.mu.Unlock()
+	e.poke()
+}
+
+func (e *elector) Fence(t quorum.Token) {
+	e.mu.Lock()
+	e.fences = append(e.fences, t)
+	e.mu.Unlock()
+	e.poke()
+}
+
+func (e *elector) Events() <-chan quorum.Event { return e.events }
+
+func (e *elector) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), e.b.ttl)
+	defer cancel()
+	e.closeCtx(ctx)
+}
+
+func (e *elector) closeCtx(ctx context.Context) {
+	e.mu.Lock()
+	if e.closing == nil {
+		e.closing = ctx
+	}
+	e.mu.Unlock()
+	e.poke()
+	<-e.done
+	e.cancel()
+	e.wg.Wait()
+	e.b.forget(e)
+}
+
+func (e *elector) status() quorum.GroupStatus {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.st
+}
+
+func (e *elector) setStatus(role quorum.Role, token quorum.Token) {
+	e.mu.Lock()
+	e.st.Role, e.st.Token = role, token
+	e.mu.Unlock()
+}
+
+// held is the key this node owns.
+type held struct {
+	el       *concurrency.Election
+	l        *lease
+	token    quorum.Token
+	deadline time.Time // as last told to the machine
+	deleted  chan struct{}
+	stop     context.CancelFunc // stops the key watch
+}
+
+type campaignResult struct {
+	el  *concurrency.Election
+	l   *lease
+	rev int64 // the revision at which we checked that we lead
+	err error
+}
+
+func (e *elector) run() {
+	defer close(e.done)
+	var (
+		pending  []quorum.Event
+		h        *held
+		camp     chan campaignResult // non-nil while a campaign runs
+		campL    *lease
+		campStop context.CancelFunc
+		retry    <-chan time.Time
+		fails    streak // campaigns failing in a row
+		resigned int    // Resign calls acted on
+	)
+	push := func(ev quorum.Event) {
+		// Coalesce: only the latest deadline and holder matter.
+		if n := len(pending); n > 0 {
+			switch ev.(type) {
+			case quorum.Extended:
+				if _, ok := pending[n-1].(quorum.Extended); ok {
+					pending[n-1] = ev
+					return
+				}
+			case quorum.Holder:
+				if _, ok := pending[n-1].(quorum.Holder); ok {
+					pending[n-1] = ev
+					return
+				}
+			}
+		}
+		pending = append(pending, ev)
+	}
+	lose := func(c quorum.Cause, err error) {
+		h.stop()
+		h = nil
+		e.setStatus(quorum.RoleIdle, 0)
+		push(quorum.Lost{Cause: c, Err: err})
+	}
+	for {
+		e.mu.Lock()
+		want, closing, fences, resigns := e.want, e.closing, e.fences, e.resigns
+		e.fences = nil
+		e.mu.Unlock()
+		newResign := resigns != resigned
+		resigned = resigns
+		v := e.b.view()
+		for _, t := range fences {
+			e.wg.Add(1)
+			go e.fence(t)
+		}
+		if h != nil {
+			switch {
+			case closing != nil || !want || newResign:
+				rctx, cancel := context.WithTimeout(e.ctx, e.b.ttl)
+				if closing != nil {
+					rctx, cancel = context.WithTimeout(closing, e.b.ttl)
+				}
+				err := h.el.Resign(rctx)
+				cancel()
+				if err != nil {
+					e.b.log.Warn("etcd: resign failed; the key goes when the lease expires", "group", e.group, "err", err)
+				} else {
+					e.b.log.Info("etcd: resigned", "group", e.group)
+				}
+				lose(quorum.CauseResigned, err)
+			case v.l != h.l:
+				c := h.l.cause
+				if c == 0 {
+					c = quorum.CauseExpired
+				}
+				lose(c, nil)
+			case v.deadline.After(h.deadline):
+				h.deadline = v.deadline
+				push(quorum.Extended{Deadline: v.deadline})
+			}
+		}
+		if camp != nil && (closing != nil || !want || newResign || v.l != campL) {
+			campStop()
+		}
+		if closing != nil && h == nil {
+			if camp != nil {
+				// Do not wait for the campaign to wind down (its clean-up
+				// may wait for an unreachable cluster): the backend owns
+				// it, and gives back a key it won meanwhile.
+				e.b.wg.Add(1)
+				go func(camp chan campaignResult) {
+					defer e.b.wg.Done()
+					if r := <-camp; r.err == nil {
+						rctx, cancel := context.WithTimeout(e.b.ctx, e.b.ttl)
+						defer cancel()
+						_ = r.el.Resign(rctx)
+					}
+				}(camp)
+			}
+			return // undelivered events are dropped: nobody reads any more
+		}
+		if want && closing == nil && h == nil && camp == nil && retry == nil && v.l != nil && time.Now().Before(v.deadline) {
+			cctx, stop := context.WithCancel(e.ctx)
+			camp, campL, campStop = make(chan campaignResult, 1), v.l, stop
+			e.setStatus(quorum.RoleCampaigning, 0)
+			e.b.wg.Add(1)
+			go e.campaign(cctx, v.l, camp)
+		}
+		if !want && h == nil && camp == nil {
+			e.setStatus(quorum.RoleIdle, 0)
+		}
+		var out chan quorum.Event
+		var next quorum.Event
+		if len(pending) > 0 {
+			out, next = e.events, pending[0]
+		}
+		var deleted chan struct{}
+		if h != nil {
+			deleted = h.deleted
+		}
+		select {
+		case <-e.wake:
+		case <-v.changed:
+		case <-retry:
+			retry = nil
+		case out <- next:
+			pending = pending[1:]
+		case <-deleted:
+			e.b.log.Warn("etcd: our key was deleted (fenced by another node)", "group", e.group)
+			lose(quorum.CauseKeyDeleted, nil)
+		case hv := <-e.holderc:
+			e.mu.Lock()
+			e.st.Holder = hv.Name
+			e.mu.Unlock()
+			push(hv)
+		case f := <-e.fencec:
+			push(f)
+		case r := <-camp:
+			campStop()
+			camp = nil
+			now := time.Now()
+			e.mu.Lock()
+			stillWant := e.want && e.closing == nil
+			e.mu.Unlock()
+			v := e.b.view()
+			switch {
+			case r.err != nil:
+				if e.ctx.Err() == nil && !errors.Is(r.err, context.Canceled) {
+					fails.fail(e.b.log, "etcd: campaign failed; retrying", "group", e.group, "err", r.err)
+					retry = time.After(min(retryInterval<<min(fails.n-1, 4), maxBackoff))
+				}
+				e.setStatus(quorum.RoleIdle, 0)
+			case !stillWant || v.l != r.l || !now.Before(v.deadline):
+				// Won, but no longer wanted or no longer counted on:
+				// give the key back at once.
+				e.setStatus(quorum.RoleIdle, 0)
+				e.b.wg.Add(1)
+				go func() {
+					defer e.b.wg.Done()
+					rctx, cancel := context.WithTimeout(e.b.ctx, e.b.ttl)
+					defer cancel()
+					_ = r.el.Resign(rctx)
+				}()
+			default:
+				fails.ok()
+				wctx, stop := context.WithCancel(e.ctx)
+				h = &held{el: r.el, l: r.l, token: quorum.Token(r.el.Rev()), deadline: v.deadline, deleted: make(chan struct{}), stop: stop}
+				e.wg.Add(1)
+				go e.watchKey(wctx, r.el.Key(), r.el.Rev(), r.rev, h.deleted)
+				e.setStatus(quorum.RoleHolding, h.token)
+				e.b.log.Info("etcd: key granted", "group", e.group, "token", int64(h.token), "deadline_in", v.deadline.Sub(now).String())
+				push(quorum.Granted{Token: h.token, Deadline: v.deadline})
+			}
+		}
+	}
+}
+
+// campaign waits for the key on lease l and checks, with a read, that it
+// really leads (Campaign also returns when its own key went with an
+// expired lease).
+func (e *elector) campaign(ctx context.Context, l *lease, res chan<- campaignResult) {
+	defer e.b.wg.Done()
+	el := concurrency.NewElection(l.sess, e.pfx)
+	// WithRequireLeader: a member cut off from the others ends our watch
+	// instead of serving it stale.
+	if err := el.Campaign(clientv3.WithRequireLeader(ctx), e.b.name); err != nil {
+		res <- campaignResult{err: fmt.Errorf("campaign on %s: %w", e.pfx, err)}
+		return
+	}
+	gctx, cancel := context.WithTimeout(ctx, e.b.attemptTimeout())
+	resp, err := e.b.cli.Get(gctx, e.pfx+"/", clientv3.WithFirstCreate()...)
+	cancel()
+	if err != nil {
+		_ = el.Resign(e.b.ctx)
+		res <- campaignResult{err: fmt.Errorf("check the campaign on %s: %w", e.pfx, err)}
+		return
+	}
+	if len(resp.Kvs) == 0 || string(resp.Kvs[0].Key) != el.Key() || resp.Kvs[0].CreateRevision != el.Rev() || resp.Kvs[0].Lease != int64(l.id) {
+		res <- campaignResult{err: fmt.Errorf("campaign on %s returned but our key %s does not lead (its lease expired?)", e.pfx, el.Key())}
+		return
+	}
+	res <- campaignResult{el: el, l: l, rev: resp.Header.Revision}
+}
+
+// watchKey closes deleted when the held key (created at createRev) is
+// deleted or replaced, watching from after rev.
+func (e *elector) watchKey(ctx context.Context, key string, createRev, rev int64, deleted chan<- struct{}) {
+	defer e.wg.Done()
+	for ctx.Err() == nil {
+		wch := e.b.cli.Watch(clientv3.WithRequireLeader(ctx), key, clientv3.WithRev(rev+1))
+		for wr := range wch {
+			if wr.Err() != nil {
+				break
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == mvccpb.DELETE || ev.Kv.CreateRevision != createRev {
+					close(deleted)
+					return
+				}
+			}
+			rev = wr.Header.Revision
+		}
+		// The watch ended (member lost its leader, compaction): look.
+		sleep(ctx, retryInterval)
+		gctx, cancel := context.WithTimeout(ctx, e.b.attemptTimeout())
+		resp, err := e.b.cli.Get(gctx, key)
+		cancel()
+		if err != nil {
+			continue
+		}
+		if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != createRev {
+			close(deleted)
+			return
+		}
+		rev = resp.Header.Revision
+	}
+}
+
+// observe reports the group's holder (the key with the lowest create
+// revision) whenever it changes.
+func (e *elector) observe() {
+	defer e.wg.Done()
+	ctx := e.ctx
+	if !e.b.waitReady(ctx) {
+		return
+	}
+	var last *quorum.Holder
+	for ctx.Err() == nil {
+		gctx, cancel := context.WithTimeout(ctx, e.b.attemptTimeout())
+		resp, err := e.b.cli.Get(gctx, e.pfx+"/", clientv3.WithFirstCreate()...)
+		cancel()
+		if err != nil {
+			sleep(ctx, retryInterval)
+			continue
+		}
+		h := quorum.Holder{}
+		if len(resp.Kvs) > 0 {
+			kv := resp.Kvs[0]
+			h = quorum.Holder{Name: string(kv.Value), Token: quorum.Token(kv.CreateRevision)}
+			if v := e.b.view(); v.l != nil && int64(v.l.id) == kv.Lease {
+				h.Self = true
+			}
+		}
+		if last == nil || *last != h {
+			select {
+			case e.holderc <- h:
+				last = &h
+			case <-ctx.Done():
+				return
+			}
+		}
+		wctx, stop := context.WithCancel(ctx)
+		wch := e.b.cli.Watch(clientv3.WithRequireLeader(wctx), e.pfx+"/", clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+		for wr := range wch {
+			if wr.Err() != nil || len(wr.Events) > 0 {
+				break
+			}
+		}
+		stop()
+	}
+}
+
+// fence deletes the key created at revision t, guarded by that revision.
+func (e *elector) fence(t quorum.Token) {
+	defer e.wg.Done()
+	err := e.fenceKey(e.ctx, t)
+	if err != nil {
+		e.b.log.Warn("etcd: fencing failed", "group", e.group, "token", int64(t), "err", err)
+	} else {
+		e.b.log.Warn("etcd: fenced the holder's key", "group", e.group, "token", int64(t))
+	}
+	select {
+	case e.fencec <- quorum.Fenced{Token: t, Err: err}:
+	case <-e.ctx.Done():
+	}
+}
+
+func (e *elector) fenceKey(ctx context.Context, t quorum.Token) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*e.b.attemptTimeout())
+	defer cancel()
+	if !e.b.waitReady(ctx) {
+		return fmt.Errorf("quorum: fence %s token %d: not connected to etcd", e.pfx, t)
+	}
+	resp, err := e.b.cli.Get(ctx, e.pfx+"/", clientv3.WithPrefix(), clientv3.WithMinCreateRev(int64(t)), clientv3.WithMaxCreateRev(int64(t)), clientv3.WithKeysOnly())
+	if err != nil {
+		return fmt.Errorf("quorum: fence %s token %d: %w", e.pfx, t, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return quorum.ErrStaleToken
+	}
+	key := string(resp.Kvs[0].Key)
+	if v := e.b.view(); v.l != nil && key == fmt.Sprintf("%s/%x", e.pfx, int64(v.l.id)) {
+		return fmt.Errorf("quorum: fence %s token %d: that is this node's own key", e.pfx, t)
+	}
+	return deleteGuarded(ctx, e.b.cli, key, t)
+}
+
+// deleteGuarded deletes key only if it was created at revision t.
+func deleteGuarded(ctx context.Context, cli *clientv3.Client, key string, t quorum.Token) error {
+	tr, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", int64(t))).Then(clientv3.OpDelete(key)).Commit()
+	if err != nil {
+		return fmt.Errorf("quorum: fence %s token %d: %w", key, t, err)
+	}
+	if !tr.Succeeded {
+		return quorum.ErrStaleToken
+	}
+	return nil
+}
