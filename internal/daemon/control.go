@@ -229,6 +229,7 @@ func (d *daemon) Reload(ctx context.Context) error {
 		order[gc.Name] = i
 	}
 	slices.SortFunc(d.groups, func(a, b *group) int { return order[a.name] - order[b.name] })
+	d.publishGroups()
 	d.log.Info("reloaded", "kept", len(kept), "stopped", len(stopped), "started", len(added))
 	return nil
 }

@@ -113,6 +113,9 @@ type daemon struct {
 	reloadMu  sync.Mutex         // serialises reloads and shutdown; guards groups, cfg and closing
 	closing   bool
 	groups    []*group
+	// ordered is groups for the pacer, which must not wait for reloadMu (a
+	// shutdown holds it while groups drain their hooks); replaced whole.
+	ordered atomic.Pointer[[]*group]
 	// routes maps each VIP to its group for the frame reader and the
 	// watcher; replaced whole on reload.
 	routes atomic.Pointer[map[netip.Addr]*group]
@@ -132,6 +135,7 @@ func newDaemon(cfg config.Config, log *slog.Logger, opts Options, deps Deps) *da
 	d := &daemon{cfg: cfg, ifname: cfg.Interface, log: log, conn: deps.Conn, addrs: deps.Addrs, mac: deps.MAC,
 		metrics: deps.Metrics, opts: opts, deps: deps, now: now, started: now()}
 	d.routes.Store(&map[netip.Addr]*group{})
+	d.ordered.Store(&[]*group{})
 	// Groups live until the daemon stops or a reload removes them; their
 	// own contexts come from groupsCtx.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -212,6 +216,13 @@ func (d *daemon) startGroups(gcs []config.Group, link ifaddr.Link) {
 		go g.run(start)
 	}
 	d.routes.Store(&routes)
+	d.publishGroups()
+}
+
+// publishGroups makes the current groups (under reloadMu) the pacer's.
+func (d *daemon) publishGroups() {
+	gs := slices.Clone(d.groups)
+	d.ordered.Store(&gs)
 }
 
 // readFrames hands every ARP frame about one of our VIPs to its group.
@@ -360,9 +371,7 @@ func (d *daemon) pace(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		d.reloadMu.Lock()
-		gs := slices.Clone(d.groups)
-		d.reloadMu.Unlock()
+		gs := *d.ordered.Load()
 		leader := map[string]bool{}
 		for _, g := range gs { // configuration order: the first is the leader
 			s := g.snap.Load()
