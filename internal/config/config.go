@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/floatip/floatip/internal/hooks"
 )
 
 // Allowed values of the string settings.
@@ -48,12 +50,6 @@ const (
 	CheckTCP  = "tcp"  // connect to host:port
 	CheckExec = "exec" // run a command and expect exit status 0
 
-	// The states whose entry runs a notify hook (Hook.On).
-	StateHolder   = "holder"
-	StateStandby  = "standby"
-	StateFault    = "fault"
-	StateStopping = "stopping"
-
 	FencingOff        = "off"         // no fencing
 	FencingBestEffort = "best-effort" // run the fence command, claim even if it fails
 	FencingRequired   = "required"    // claim only after the fence command succeeded
@@ -77,7 +73,7 @@ var (
 	logLevels     = []string{"debug", "info", "warn", "error"}
 	unhealthy     = []string{UnhealthyKeep, UnhealthyRelease}
 	checkTypes    = []string{CheckHTTP, CheckTCP, CheckExec}
-	hookStates    = []string{StateHolder, StateStandby, StateFault, StateStopping}
+	hookStates    = hooks.Triggers() // the states a notify hook may run on (Hook.On)
 	fencings      = []string{FencingOff, FencingBestEffort, FencingRequired}
 )
 
@@ -130,7 +126,7 @@ type Check struct {
 type Hook struct {
 	Command []string      // program (an absolute path) and arguments
 	Timeout time.Duration // default 10s
-	On      []string      // the states it runs on (StateHolder...); default all four
+	On      []string      // the new states it runs on (hooks.Triggers); default all of them
 }
 
 // Fencing is the command that makes sure the old holder is gone before this

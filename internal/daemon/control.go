@@ -52,7 +52,7 @@ func (d *daemon) Release(ctx context.Context, name string) error {
 	}
 	released := 0
 	for _, g := range gs {
-		if name == "" && g.snap.Load().State != "holder" {
+		if name == "" && g.snap.Load().State != election.StateHolder {
 			continue // "every group" means every group this node holds
 		}
 		if err := g.command(ctx, election.Release{Reason: "floatip release"}); err != nil {
@@ -95,7 +95,7 @@ func (d *daemon) Handover(ctx context.Context, name, to string) error {
 	}
 	handed := 0
 	for _, g := range gs {
-		if name == "" && g.snap.Load().State != "holder" {
+		if name == "" && g.snap.Load().State != election.StateHolder {
 			continue
 		}
 		if err := g.command(ctx, election.Handover{To: id}); err != nil {

@@ -322,7 +322,7 @@ func (d *daemon) watch(ctx context.Context) {
 			if g == nil {
 				continue
 			}
-			if ev.Kind == ifaddr.AddrRemoved && g.snap.Load().State == "holder" {
+			if ev.Kind == ifaddr.AddrRemoved && g.snap.Load().State == election.StateHolder {
 				// A removal we caused ourselves may be reported after the
 				// group already claimed the VIP again: only a VIP that is
 				// gone now counts. (Only a holder cares, so a large group's
@@ -376,7 +376,7 @@ func (d *daemon) pace(ctx context.Context) {
 		for _, g := range gs { // configuration order: the first is the leader
 			s := g.snap.Load()
 			want := false
-			if s.State == "standby" && s.Holder != "" {
+			if s.State == election.StateStandby && s.Holder != "" {
 				want = leader[s.Holder]
 				leader[s.Holder] = true
 			}

@@ -344,15 +344,11 @@ func (g *group) apply(actions []election.Action) bool {
 				g.fenceCancel = nil
 			}
 			g.log.Log(context.Background(), lvl, "state changed", "from", a.From.String(), "to", a.To.String(), "reason", a.Reason)
-			mt.Transition(g.name, a.From.String(), a.To.String())
-			mt.SetState(g.name, a.To.String())
-			to := a.To.String()
-			if a.To == election.StateStopped {
-				to = config.StateStopping
-			}
+			mt.Transition(g.name, a.From, a.To)
+			mt.SetState(g.name, a.To)
 			g.notifier.Notify(hooks.Event{
 				Group: g.name, VIPs: g.vipStrings, Interface: g.nodeCfg.Interface, Node: g.nodeCfg.NodeName,
-				From: a.From.String(), To: to, Reason: a.Reason,
+				From: hooks.StateName(a.From), To: hooks.StateName(a.To), Reason: a.Reason, Time: g.since,
 			})
 		case election.Note:
 			g.log.Log(context.Background(), a.Level, a.Msg, a.Attrs...)
@@ -418,7 +414,7 @@ func (g *group) publish() {
 		holder = h.String()
 	}
 	g.snap.Store(&control.Group{
-		Name: g.name, VIPs: g.vipStrings, State: g.m.State().String(), Since: g.since, Reason: g.reason,
+		Name: g.name, VIPs: g.vipStrings, State: g.m.State(), Since: g.since, Reason: g.reason,
 		Holder: holder, Priority: int(g.m.Priority()), Held: g.m.Held(),
 		LastProbe: g.lastProbe, LastAnnounce: g.lastAnnounce,
 		Counters: control.Counters{

@@ -95,7 +95,7 @@ func (c *cluster) waitStatusFor(n *lab.Node, timeout time.Duration, ok func(cont
 func groupStates(s control.Status) map[string]string {
 	m := map[string]string{}
 	for _, g := range s.Groups {
-		m[g.Name] = g.State
+		m[g.Name] = g.State.String()
 	}
 	return m
 }
@@ -106,7 +106,7 @@ func allGroups(state string) func(control.Status) bool {
 			return false
 		}
 		for _, g := range s.Groups {
-			if g.State != state {
+			if g.State.String() != state {
 				return false
 			}
 		}
