@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -77,7 +78,7 @@ func TestAddrRemovedByHand(t *testing.T) {
 		lan := &fakeLAN{}
 		a := lan.newTestNode(t, testConfig("a", 200, grp("web", vip1.String(), vip2.String())), nil).start()
 		soleHolder(t, "web", vip1, a)
-		before := a.d.groups[0].m.Stats().Claims
+		before := a.d.groups[0].snap.Load().Counters.Claims
 		a.addrs.removeByHand(vip2)
 		waitFor(t, "a second claim", func() bool {
 			s, _ := a.d.Status(context.Background())
@@ -93,7 +94,7 @@ func TestResyncRereadsTheInterface(t *testing.T) {
 		lan := &fakeLAN{}
 		a := lan.newTestNode(t, testConfig("a", 200, grp("web", vip1.String())), nil).start()
 		soleHolder(t, "web", vip1, a)
-		before := a.d.groups[0].m.Stats().Claims
+		before := a.d.groups[0].snap.Load().Counters.Claims
 		a.addrs.mu.Lock()
 		delete(a.addrs.vips, vip1) // no event: the subscription missed it
 		a.addrs.mu.Unlock()
@@ -212,7 +213,7 @@ func TestReload(t *testing.T) {
 		soleHolder(t, "db", vip2, a)
 		soleHolder(t, "old", vip3, a)
 		web := a.d.groups[0]
-		webClaims := web.m.Stats().Claims
+		webClaims := web.snap.Load().Counters.Claims
 
 		next := testConfig("a", 200, grp("new", vip3.String()), grp("web", vip1.String()), grp("db", vip2.String()))
 		next.Groups[2].Priority = 150 // reconfigure in place
@@ -226,10 +227,10 @@ func TestReload(t *testing.T) {
 		if got, want := a.groupNames(), []string{"new", "web", "db"}; !slices.Equal(got, want) {
 			t.Fatalf("groups after reload %v, want %v", got, want)
 		}
-		if a.d.groups[1] != web || web.m.Stats().Claims != webClaims || a.state("web") != "holder" {
+		if a.d.groups[1] != web || web.snap.Load().Counters.Claims != webClaims || a.state("web") != "holder" {
 			t.Fatal("the unchanged group was restarted")
 		}
-		if got := a.d.groups[2].m.Priority(); got != 150 {
+		if got := a.d.groups[2].snap.Load().Priority; got != 150 {
 			t.Fatalf("db priority after reload %d, want 150", got)
 		}
 		if level != "debug" {
@@ -293,6 +294,8 @@ func TestReloadRestartKeepsHold(t *testing.T) {
 		default:
 			t.Fatal("the replaced group still runs")
 		}
+		// A group publishes its status before it answers a command, so the
+		// hold just set is seen by the reload, and status shows it at once.
 		if !a.d.groups[0].snap.Load().Held {
 			t.Fatal("the restarted group lost the maintenance hold")
 		}
@@ -453,4 +456,35 @@ func TestSocketGroup(t *testing.T) {
 	if _, err := socketGroup("no-such-group-floatip"); err == nil {
 		t.Fatal("an unknown group resolved")
 	}
+}
+
+// Health reports reach the group: a node whose only check fails gives the
+// VIP up under unhealthy_policy release, and claims again when it passes.
+func TestHealthChecksReachTheGroup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		web := grp("web", vip1.String())
+		web.Checks = []config.Check{{Name: "tcp-0", Type: config.CheckTCP, Address: addr,
+			Interval: time.Second, Timeout: time.Second, Fall: 1, Rise: 1}}
+		cfg := testConfig("a", 200, web)
+		cfg.UnhealthyPolicy = config.UnhealthyRelease
+		lan := &fakeLAN{}
+		a := lan.newTestNode(t, cfg, func(d *Deps) { d.Metrics = metrics.New("test") }).start()
+		soleHolder(t, "web", vip1, a)
+		ln.Close()
+		waitFor(t, "the unhealthy holder to give the VIP up", func() bool { return a.state("web") != "holder" && !a.addrs.has(vip1) })
+		if h := a.d.groups[0].snap.Load().Health; len(h) != 1 || h[0].Healthy {
+			t.Fatalf("status health %+v, want one failing check", h)
+		}
+		ln, err = net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("listen on %s again: %v", addr, err)
+		}
+		defer ln.Close()
+		soleHolder(t, "web", vip1, a)
+	})
 }

@@ -258,9 +258,11 @@ func (g *group) run(start election.Start) {
 					err = fmt.Errorf("group %s: %s", g.name, r.Reason)
 				}
 			}
-			c.reply <- err
 			done = g.apply(acts)
-			g.publish() // the operator will look at the status next
+			// The snapshot first, then the answer: the operator (or a
+			// reload that carries a hold over) looks at the status next.
+			g.publish()
+			c.reply <- err
 		case <-timer.C:
 			// Frames already here go first: a claim decided by the timer
 			// must not overlook an announcement waiting in the queue.
