@@ -2,6 +2,13 @@
 // handle, starts one goroutine per VIP group that owns that group's election
 // state machine, routes frames and interface events to the groups through
 // channels, and carries out their actions.
+//
+// Run (os.go) is a thin OS layer: privileges, signals, the real sockets, the
+// control socket and metrics endpoint. The rest, the core, sees the world
+// only through FrameConn, Addrs, Notifier and an injected clock, so tests
+// build several cores on a fake LAN without root. Every goroutine the core
+// starts has an owner that stops it and waits for it; stop returns after
+// all of them.
 package daemon
 
 import (
@@ -105,14 +112,15 @@ type daemon struct {
 	now     func() time.Time
 	started time.Time
 
-	ifname    string // cfg.Interface, which a reload cannot change
-	groupsCtx context.Context
-	stopCtx   context.CancelFunc // ends groupsCtx and auxCtx
-	auxCtx    context.Context    // the reader's siblings: watch and pace
-	aux       sync.WaitGroup     // readFrames, watch, pace
-	reloadMu  sync.Mutex         // serialises reloads and shutdown; guards groups, cfg and closing
-	closing   bool
-	groups    []*group
+	ifname string // cfg.Interface, which a reload cannot change
+	// ctx lives until stop: the groups' own contexts come from it, and it
+	// ends watch and pace.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	aux      sync.WaitGroup // readFrames, watch, pace
+	reloadMu sync.Mutex     // serialises reloads and shutdown; guards groups, cfg and closing
+	closing  bool
+	groups   []*group
 	// ordered is groups for the pacer, which must not wait for reloadMu (a
 	// shutdown holds it while groups drain their hooks); replaced whole.
 	ordered atomic.Pointer[[]*group]
@@ -136,10 +144,8 @@ func newDaemon(cfg config.Config, log *slog.Logger, opts Options, deps Deps) *da
 		metrics: deps.Metrics, opts: opts, deps: deps, now: now, started: now()}
 	d.routes.Store(&map[netip.Addr]*group{})
 	d.ordered.Store(&[]*group{})
-	// Groups live until the daemon stops or a reload removes them; their
-	// own contexts come from groupsCtx.
-	ctx, cancel := context.WithCancel(context.Background())
-	d.groupsCtx, d.auxCtx, d.stopCtx = ctx, ctx, cancel
+	// Groups live until the daemon stops or a reload removes them.
+	d.ctx, d.cancel = context.WithCancel(context.Background())
 	return d
 }
 
@@ -153,8 +159,8 @@ func (d *daemon) start(link ifaddr.Link) {
 	d.startGroups(d.cfg.Groups, link)
 	d.reloadMu.Unlock()
 	d.aux.Go(d.readFrames)
-	d.aux.Go(func() { d.watch(d.auxCtx) })
-	d.aux.Go(func() { d.pace(d.auxCtx) })
+	d.aux.Go(func() { d.watch(d.ctx) })
+	d.aux.Go(func() { d.pace(d.ctx) })
 }
 
 // serve reloads the configuration on every signal from reload (SIGHUP)
@@ -184,7 +190,7 @@ func (d *daemon) stop() {
 	// Every group releases at once; then wait for all (their hooks, too).
 	stopAll(d.groups)
 	d.reloadMu.Unlock()
-	d.stopCtx()
+	d.cancel()
 	d.conn.Close() // ends readFrames
 	d.aux.Wait()
 	d.addrs.Close() // after watch, which uses it, ended

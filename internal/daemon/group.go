@@ -101,7 +101,7 @@ func params(cfg *config.Config, gc config.Group, mac net.HardwareAddr) election.
 // newGroup makes a group; cfg is the configuration it starts with (a
 // reload hands it a newer one through its command channel).
 func (d *daemon) newGroup(cfg *config.Config, gc config.Group) *group {
-	ctx, cancel := context.WithCancel(d.groupsCtx)
+	ctx, cancel := context.WithCancel(d.ctx)
 	g := &group{
 		name: gc.Name, vips: gc.VIPs, d: d,
 		m:        election.New(params(cfg, gc, d.mac)),
