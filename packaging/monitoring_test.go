@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/floatip/floatip/internal/election"
 	"github.com/floatip/floatip/internal/metrics"
 )
 
@@ -147,8 +148,8 @@ func usedMetrics(t *testing.T) map[string]string {
 // registry and handler, as the daemon starts them, scraped over HTTP.
 func served(t *testing.T) map[string]bool {
 	m := metrics.New("test")
-	m.SetState("web", "holder")
-	m.Transition("web", "candidate", "holder")
+	m.SetState("web", election.StateHolder)
+	m.Transition("web", election.StateCandidate, election.StateHolder)
 	m.Conflict("web")
 	m.Claim("web")
 	m.Release("web")

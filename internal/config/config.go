@@ -19,12 +19,15 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/floatip/floatip/internal/election"
+	"github.com/floatip/floatip/internal/hooks"
 )
 
 // Allowed values of the string settings.
 const (
-	ProfileDefault = "default"
-	ProfileFast    = "fast"
+	ProfileDefault = election.ProfileDefault
+	ProfileFast    = election.ProfileFast
 
 	ForeignClaimYield  = "yield"  // a holder releases a VIP that a host without floatip claims
 	ForeignClaimDefend = "defend" // a holder keeps announcing it
@@ -52,12 +55,6 @@ const (
 	CheckTCP  = "tcp"  // connect to host:port
 	CheckExec = "exec" // run a command and expect exit status 0
 
-	// The states whose entry runs a notify hook (Hook.On).
-	StateHolder   = "holder"
-	StateStandby  = "standby"
-	StateFault    = "fault"
-	StateStopping = "stopping"
-
 	FencingOff        = "off"         // no fencing
 	FencingBestEffort = "best-effort" // run the fence command, claim even if it fails
 	FencingRequired   = "required"    // claim only after the fence command succeeded
@@ -81,21 +78,12 @@ var (
 	logLevels     = []string{"debug", "info", "warn", "error"}
 	unhealthy     = []string{UnhealthyKeep, UnhealthyRelease}
 	checkTypes    = []string{CheckHTTP, CheckTCP, CheckExec}
-	hookStates    = []string{StateHolder, StateStandby, StateFault, StateStopping}
+	hookStates    = hooks.Triggers() // the states a notify hook may run on (Hook.On)
 	fencings      = []string{FencingOff, FencingBestEffort, FencingRequired}
 )
 
 // Timing holds the protocol's intervals and counts.
-type Timing struct {
-	CheckInterval    time.Duration // standby's probe interval; a probe unanswered within one interval is a miss
-	ClaimSlot        time.Duration // extra wait per rank for lower-priority standbys
-	AnnounceInterval time.Duration // spacing of the gratuitous ARPs after a claim
-	Lifetime         time.Duration // valid/preferred lifetime of a VIP on the interface (whole seconds)
-	RenewInterval    time.Duration // how often the holder renews the lifetime
-	BeaconInterval   time.Duration // how often a standby broadcasts its presence and priority, and a holder checks for a second holder
-	Misses           int           // consecutive unanswered probes before a VIP counts as free
-	AnnounceCount    int           // gratuitous ARPs after a claim
-}
+type Timing = election.Timing
 
 // Group is a set of VIPs that move together.
 type Group struct {
@@ -134,7 +122,7 @@ type Check struct {
 type Hook struct {
 	Command []string      // program (an absolute path) and arguments
 	Timeout time.Duration // default 10s
-	On      []string      // the states it runs on (StateHolder...); default all four
+	On      []string      // the new states it runs on (hooks.Triggers); default all of them
 }
 
 // Fencing is the command that makes sure the old holder is gone before this
@@ -183,31 +171,11 @@ type Metrics struct {
 	Listen string // host:port, e.g. "127.0.0.1:9110"; "" = off
 }
 
-// Preset returns the timing of a profile: "default" or "fast".
+// Preset returns the timing of a profile: "default" or "fast" (the values
+// live in package election, the protocol they tune).
 func Preset(name string) (Timing, error) {
-	switch name {
-	case ProfileDefault:
-		return Timing{
-			CheckInterval:    50 * time.Millisecond,
-			Misses:           3,
-			ClaimSlot:        50 * time.Millisecond,
-			AnnounceCount:    3,
-			AnnounceInterval: 100 * time.Millisecond,
-			Lifetime:         3 * time.Second,
-			RenewInterval:    1500 * time.Millisecond,
-			BeaconInterval:   500 * time.Millisecond,
-		}, nil
-	case ProfileFast:
-		return Timing{
-			CheckInterval:    10 * time.Millisecond,
-			Misses:           3,
-			ClaimSlot:        10 * time.Millisecond,
-			AnnounceCount:    3,
-			AnnounceInterval: 20 * time.Millisecond,
-			Lifetime:         2 * time.Second,
-			RenewInterval:    500 * time.Millisecond,
-			BeaconInterval:   500 * time.Millisecond,
-		}, nil
+	if t, ok := election.Preset(name); ok {
+		return t, nil
 	}
 	return Timing{}, fmt.Errorf("unknown profile %q (want %s)", name, list(profiles))
 }

@@ -31,6 +31,8 @@ package control
 import (
 	"context"
 	"time"
+
+	"github.com/floatip/floatip/internal/election"
 )
 
 // DefaultSocket is where the daemon listens and the commands connect unless
@@ -49,22 +51,14 @@ type Status struct {
 	Groups    []Group   `json:"groups"`    // one per VIP group, in configuration order; never null
 }
 
-// Group states, as in [Group.State].
-const (
-	StateInit      = "init"      // not started
-	StateProbing   = "probing"   // checking whether the VIP is in use, no holder known yet
-	StateStandby   = "standby"   // another node holds the VIP; we keep checking it
-	StateCandidate = "candidate" // the VIP is free; waiting our turn to claim it
-	StateHolder    = "holder"    // we hold the VIP
-	StateFault     = "fault"     // we cannot hold the VIP (link down, claim failed)
-	StateStopped   = "stopped"   // stopped for good
-)
-
 // Group is one VIP group's state on this node.
 type Group struct {
-	Name  string   `json:"name"`  // the group's name ("default" for --vip or "vips:")
-	VIPs  []string `json:"vips"`  // the group's addresses, which move together; never null
-	State string   `json:"state"` // one of init, probing, standby, candidate, holder, fault, stopped
+	Name string   `json:"name"` // the group's name ("default" for --vip or "vips:")
+	VIPs []string `json:"vips"` // the group's addresses, which move together; never null
+	// State is the group's election state, in the JSON a string: one of
+	// init, probing, standby, candidate, holder, fault, stopped, fencing
+	// (election.States).
+	State election.State `json:"state"`
 	// Since is when the group entered State, and Reason why.
 	Since  time.Time `json:"since"`
 	Reason string    `json:"reason"`

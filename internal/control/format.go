@@ -7,6 +7,8 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode"
+
+	"github.com/floatip/floatip/internal/election"
 )
 
 // Layout of FormatStatus: two spaces, the longest key ("last announce"),
@@ -45,7 +47,7 @@ func FormatStatus(w io.Writer, s Status, now time.Time) error {
 				fmt.Fprintf(tw, "%s%s\t%s\n", keyIndent, key, l)
 			}
 		}
-		row("state", fmt.Sprintf("%s since %s", or(clean(g.State), "?"), ago(g.Since, now)))
+		row("state", fmt.Sprintf("%s since %s", g.State, ago(g.Since, now)))
 		row("reason", wrap(strings.Fields(clean(g.Reason)), " ", valueWidth)...)
 		vips := make([]string, len(g.VIPs))
 		for i, v := range g.VIPs {
@@ -96,9 +98,9 @@ func FormatStatus(w io.Writer, s Status, now time.Time) error {
 func holder(g Group) string {
 	mac, node := clean(g.Holder), clean(g.HolderNode)
 	switch {
-	case g.State == StateHolder && mac == "":
+	case g.State == election.StateHolder && mac == "":
 		return "this node"
-	case g.State == StateHolder:
+	case g.State == election.StateHolder:
 		return mac + " (this node)"
 	case mac == "" && node == "":
 		return "none known"

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/floatip/floatip/internal/election"
 )
 
 var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -23,7 +25,7 @@ func sampleStatus() Status {
 			{
 				Name:         "web",
 				VIPs:         []string{"192.0.2.10", "192.0.2.11"},
-				State:        StateHolder,
+				State:        election.StateHolder,
 				Since:        t0.Add(-12 * time.Second),
 				Reason:       "holder 02:00:00:00:00:02 silent for 3 consecutive probes (rank 0 among live standbys)",
 				Holder:       "02:00:00:00:00:01",
@@ -38,7 +40,7 @@ func sampleStatus() Status {
 			{
 				Name:       "db",
 				VIPs:       []string{"192.0.2.20"},
-				State:      StateStandby,
+				State:      election.StateStandby,
 				Since:      t0.Add(-(2*time.Hour + 5*time.Minute)),
 				Reason:     "holder answered",
 				Holder:     "02:00:00:00:00:02",
@@ -106,7 +108,7 @@ func TestFormatStatusEdges(t *testing.T) {
 	}
 
 	// Many VIPs wrap; control characters cannot break the table.
-	g := Group{Name: "big\tname", State: StateProbing, Since: t0, Reason: "line\none"}
+	g := Group{Name: "big\tname", State: election.StateProbing, Since: t0, Reason: "line\none"}
 	for range 12 {
 		g.VIPs = append(g.VIPs, "198.51.100.100")
 	}
@@ -223,5 +225,27 @@ func TestNormalizeEmptyLists(t *testing.T) {
 	}
 	if b, _ := json.Marshal(normalize(Status{})); !strings.Contains(string(b), `"groups":[]`) {
 		t.Errorf("%s lacks \"groups\":[]", b)
+	}
+}
+
+// Every election state travels as its name; a name the client does not
+// know is an error, not a silent "init".
+func TestStatusStateJSON(t *testing.T) {
+	for _, s := range election.States() {
+		b, err := json.Marshal(Group{State: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `"state":"` + s.String() + `"`; !bytes.Contains(b, []byte(want)) {
+			t.Errorf("%s lacks %s", b, want)
+		}
+		var g Group
+		if err := json.Unmarshal(b, &g); err != nil || g.State != s {
+			t.Errorf("read back %v, %v; want %v", g.State, err, s)
+		}
+	}
+	var g Group
+	if err := json.Unmarshal([]byte(`{"state":"leader"}`), &g); err == nil || !strings.Contains(err.Error(), "leader") {
+		t.Errorf("unknown state: %v", err)
 	}
 }

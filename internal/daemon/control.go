@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"reflect"
 	"slices"
 
 	"github.com/floatip/floatip/internal/config"
@@ -53,7 +52,7 @@ func (d *daemon) Release(ctx context.Context, name string) error {
 	}
 	released := 0
 	for _, g := range gs {
-		if name == "" && g.snap.Load().State != "holder" {
+		if name == "" && g.snap.Load().State != election.StateHolder {
 			continue // "every group" means every group this node holds
 		}
 		if err := g.command(ctx, election.Release{Reason: "floatip release"}); err != nil {
@@ -96,7 +95,7 @@ func (d *daemon) Handover(ctx context.Context, name, to string) error {
 	}
 	handed := 0
 	for _, g := range gs {
-		if name == "" && g.snap.Load().State != "holder" {
+		if name == "" && g.snap.Load().State != election.StateHolder {
 			continue
 		}
 		if err := g.command(ctx, election.Handover{To: id}); err != nil {
@@ -137,9 +136,14 @@ func (d *daemon) Reload(ctx context.Context) error {
 	case next.Metrics != cur.Metrics:
 		return errors.New("metrics settings changed: that needs a restart")
 	}
-	link := mustLink(d)
+	link := d.linkOrAssumeUp()
 	if err := checkOwnAddresses(next, link); err != nil {
 		return err
+	}
+	if d.deps.CheckVIPs != nil {
+		if err := d.deps.CheckVIPs(next); err != nil {
+			return err
+		}
 	}
 	// Every check passed: from here on the reload is applied whole, even if
 	// the operator's request gives up waiting.
@@ -149,18 +153,28 @@ func (d *daemon) Reload(ctx context.Context) error {
 	for _, gc := range next.Groups {
 		byName[gc.Name] = gc
 	}
+	running := map[string]*group{}
+	var runningCfg []config.Group
+	for _, g := range d.groups {
+		running[g.name] = g
+		runningCfg = append(runningCfg, g.groupCfg)
+	}
 	var kept, stopped []*group
 	keptNames := map[string]bool{}
 	heldNames := map[string]bool{}
-	for _, g := range d.groups {
-		gc, ok := byName[g.name]
-		if ok && slices.Equal(gc.VIPs, g.vips) && reflect.DeepEqual(gc.Checks, g.conf.Checks) {
+	for _, c := range planReload(runningCfg, next.Groups) {
+		g := running[c.Name]
+		switch c.Change {
+		case keep, reconfigure:
 			kept = append(kept, g)
 			keptNames[g.name] = true
 			continue
-		}
-		if ok && slices.Equal(gc.VIPs, g.vips) {
-			d.log.Warn("the group's health checks changed: restarting the group", "group", g.name)
+		case start:
+			continue
+		case restart:
+			if slices.Equal(byName[c.Name].VIPs, g.vips) {
+				d.log.Warn("the group's health checks changed: restarting the group", "group", g.name)
+			}
 		}
 		heldNames[g.name] = g.snap.Load().Held
 		stopped = append(stopped, g)
@@ -192,14 +206,14 @@ func (d *daemon) Reload(ctx context.Context) error {
 	shared := next // one copy the kept groups share and never write
 	for _, g := range kept {
 		gc := byName[g.name]
-		g.conf = gc
+		g.groupCfg = gc
 		c := command{ev: election.Reconfigure{Params: params(&shared, gc, d.mac)}, cfg: &shared, reply: make(chan error, 1)}
 		if err := g.send(ctx, c); err != nil {
 			d.log.Error("reconfiguring a group", "group", g.name, "err", err)
 		}
 	}
 	d.groups = kept
-	var added []config.Group
+	var added []config.Group // in configuration order
 	for _, gc := range next.Groups {
 		if !keptNames[gc.Name] {
 			added = append(added, gc)
@@ -220,14 +234,15 @@ func (d *daemon) Reload(ctx context.Context) error {
 		order[gc.Name] = i
 	}
 	slices.SortFunc(d.groups, func(a, b *group) int { return order[a.name] - order[b.name] })
+	d.publishGroups()
 	d.log.Info("reloaded", "kept", len(kept), "stopped", len(stopped), "started", len(added))
 	return nil
 }
 
-// mustLink reads the interface; on error it returns a link that is up with
-// carrier and no addresses, which only makes new groups probe first.
-func mustLink(d *daemon) ifaddr.Link {
-	l, err := d.mgr.Link()
+// linkOrAssumeUp reads the interface; on error it returns a link that is up
+// with carrier and no addresses, which only makes new groups probe first.
+func (d *daemon) linkOrAssumeUp() ifaddr.Link {
+	l, err := d.addrs.Link()
 	if err != nil {
 		d.log.Warn("reading the interface", "err", err)
 		return ifaddr.Link{Up: true, Carrier: true}

@@ -2,6 +2,13 @@
 // handle, starts one goroutine per VIP group that owns that group's election
 // state machine, routes frames and interface events to the groups through
 // channels, and carries out their actions.
+//
+// Run (os.go) is a thin OS layer: privileges, signals, the real sockets, the
+// control socket and metrics endpoint. The rest, the core, sees the world
+// only through FrameConn, Addrs, Notifier and an injected clock, so tests
+// build several cores on a fake LAN without root. Every goroutine the core
+// starts has an owner that stops it and waits for it; stop returns after
+// all of them.
 package daemon
 
 import (
@@ -15,23 +22,17 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/signal"
-	"os/user"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/floatip/floatip/internal/arp"
-	"github.com/floatip/floatip/internal/arp/afpacket"
 	"github.com/floatip/floatip/internal/config"
-	"github.com/floatip/floatip/internal/control"
 	"github.com/floatip/floatip/internal/election"
+	"github.com/floatip/floatip/internal/hooks"
 	"github.com/floatip/floatip/internal/ifaddr"
-	"github.com/floatip/floatip/internal/ifcheck"
 	"github.com/floatip/floatip/internal/metrics"
 )
 
@@ -48,139 +49,159 @@ type Options struct {
 	Warnings []string
 }
 
-// Run runs the daemon until ctx ends, then releases every VIP it holds,
-// tells the standbys, and returns nil. Errors found before anything was
-// changed (privileges, interface, addresses, control socket) are returned
-// at once. SIGHUP reloads the configuration.
-func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) error {
-	// From the first moment: SIGHUP's default action would kill us.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	if err := checkPrivileges(); err != nil {
-		return err
+// FrameConn sends and receives the interface's ARP frames (in the style of
+// net.PacketConn). Read blocks until a frame arrives; it returns an error
+// wrapping arp.ErrMalformed for a frame that does not decode (the next Read
+// goes on) and one wrapping net.ErrClosed once Close was called.
+type FrameConn interface {
+	Read() (*arp.Packet, error)
+	Write(p *arp.Packet) error
+	Close() error
+}
+
+// Addrs puts the VIPs on the interface and reports the interface's link and
+// addresses (ifaddr.Manager).
+type Addrs interface {
+	// Claim adds (or renews) the VIPs as /32 with the given lifetime.
+	Claim(vips []netip.Addr, lifetime time.Duration) error
+	// Release removes the VIPs.
+	Release(vips []netip.Addr) error
+	// Present says which of the VIPs are on the interface now.
+	Present(vips []netip.Addr) (map[netip.Addr]bool, error)
+	// Link reads the interface's state and addresses.
+	Link() (ifaddr.Link, error)
+	// Watch sends link and address changes to events until ctx ends.
+	Watch(ctx context.Context, events chan<- ifaddr.Event) error
+	Close() error
+}
+
+// Notifier runs the notify hooks (hooks.Notifier). Close waits for the
+// hooks already queued.
+type Notifier interface {
+	Notify(e hooks.Event)
+	Close()
+}
+
+// Deps are the daemon core's ties to the world. The core owns Conn and
+// Addrs from newDaemon on and closes them when it stops.
+type Deps struct {
+	Conn    FrameConn
+	Addrs   Addrs
+	MAC     net.HardwareAddr // the interface's Ethernet address
+	Metrics *metrics.Metrics // nil: no metrics
+	// Now is the clock; nil means time.Now. The core's timers are the
+	// runtime's, so tests run it in a testing/synctest bubble, which fakes
+	// both.
+	Now func() time.Time
+	// NewNotifier makes a group's hook runner; nil means hooks.NewNotifier.
+	NewNotifier func(hs []hooks.Hook, log *slog.Logger, onResult func(hook string, err error)) Notifier
+	// Stopping is called once when the shutdown begins (systemd's
+	// STOPPING=1); nil does nothing.
+	Stopping func()
+	// CheckVIPs refuses VIPs that are unsafe on the live interface (the
+	// host's own address, a permanent /32 included, or a subnet's network
+	// or broadcast address; package ifcheck), at start and on reload; nil
+	// checks only the addresses that Addrs.Link reports.
+	CheckVIPs func(cfg config.Config) error
+}
+
+// daemon is the core: the groups, the frame reader, the interface watcher
+// and the pacer, reloads and the shutdown. It serves the control socket
+// (control.Handler).
+type daemon struct {
+	cfg     config.Config
+	log     *slog.Logger
+	conn    FrameConn
+	addrs   Addrs
+	mac     net.HardwareAddr
+	metrics *metrics.Metrics
+	opts    Options
+	deps    Deps
+	now     func() time.Time
+	started time.Time
+
+	ifname string // cfg.Interface, which a reload cannot change
+	// ctx lives until stop: the groups' own contexts come from it, and it
+	// ends watch and pace.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	aux      sync.WaitGroup // readFrames, watch, pace
+	reloadMu sync.Mutex     // serialises reloads and shutdown; guards groups, cfg and closing
+	closing  bool
+	groups   []*group
+	// ordered is groups for the pacer, which must not wait for reloadMu (a
+	// shutdown holds it while groups drain their hooks); replaced whole.
+	ordered atomic.Pointer[[]*group]
+	// routes maps each VIP to its group for the frame reader and the
+	// watcher; replaced whole on reload.
+	routes atomic.Pointer[map[netip.Addr]*group]
+}
+
+// newDaemon makes the core; nothing runs before start.
+func newDaemon(cfg config.Config, log *slog.Logger, opts Options, deps Deps) *daemon {
+	now := deps.Now
+	if now == nil {
+		now = time.Now
 	}
-	ifi, err := net.InterfaceByName(cfg.Interface)
-	if err != nil {
-		return fmt.Errorf("interface %q not found", cfg.Interface)
-	}
-	mgr, err := ifaddr.Open(cfg.Interface)
-	if err != nil {
-		return err
-	}
-	defer mgr.Close()
-	link, err := mgr.Link()
-	if err != nil {
-		return fmt.Errorf("read interface %q: %w", cfg.Interface, err)
-	}
-	if !link.Up {
-		return fmt.Errorf("interface %q is down (administratively); bring it up first", cfg.Interface)
-	}
-	if len(link.MAC) != 6 {
-		return fmt.Errorf("interface %q has no Ethernet address; ARP mode needs an Ethernet interface", cfg.Interface)
-	}
-	if err := checkOwnAddresses(cfg, link); err != nil {
-		return err
-	}
-	gid, err := socketGroup(cfg.Control.Group)
-	if err != nil {
-		return err
-	}
-	ctl, err := control.Listen(cfg.Control.Socket, gid)
-	if err != nil {
-		return err
-	}
-	defer ctl.Close()
-	var m *metrics.Metrics
-	var metricsLn net.Listener
-	if cfg.Metrics.Listen != "" {
-		m = metrics.New(opts.Version)
-		if metricsLn, err = m.Listen(cfg.Metrics.Listen); err != nil {
-			return err
+	if deps.NewNotifier == nil {
+		deps.NewNotifier = func(hs []hooks.Hook, log *slog.Logger, onResult func(string, error)) Notifier {
+			return hooks.NewNotifier(hs, log, onResult)
 		}
 	}
-	conn, err := afpacket.Listen(ifi)
-	if err != nil {
-		return err
-	}
-
-	d := &daemon{cfg: cfg, ifname: cfg.Interface, log: log, conn: conn, mgr: mgr, mac: link.MAC, metrics: m, opts: opts, started: time.Now()}
+	d := &daemon{cfg: cfg, ifname: cfg.Interface, log: log, conn: deps.Conn, addrs: deps.Addrs, mac: deps.MAC,
+		metrics: deps.Metrics, opts: opts, deps: deps, now: now, started: now()}
 	d.routes.Store(&map[netip.Addr]*group{})
-	log.Info("starting", "interface", cfg.Interface, "mac", link.MAC.String(), "node", cfg.NodeName,
-		"groups", len(cfg.Groups), "control", cfg.Control.Socket, "metrics", cfg.Metrics.Listen, "version", opts.Version)
-	for _, w := range opts.Warnings {
-		log.Warn("configuration warning: " + w)
-	}
+	d.ordered.Store(&[]*group{})
+	// Groups live until the daemon stops or a reload removes them.
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	return d
+}
 
-	// Groups live until ctx ends or a reload removes them; their own
-	// contexts come from groupsCtx.
-	groupsCtx, stopGroups := context.WithCancel(context.Background())
-	defer stopGroups()
-	d.groupsCtx = groupsCtx
-	d.startGroups(cfg.Groups, link)
+// since is the time passed since t on the daemon's clock.
+func (d *daemon) since(t time.Time) time.Duration { return d.now().Sub(t) }
 
-	auxCtx, stopAux := context.WithCancel(context.Background())
-	var aux sync.WaitGroup
-	run := func(f func()) { aux.Add(1); go func() { defer aux.Done(); f() }() }
-	run(d.readFrames)
-	run(func() { d.watch(auxCtx) })
-	run(func() {
-		if err := ctl.Serve(auxCtx, d); err != nil {
-			log.Error("control socket stopped", "err", err)
-		}
-	})
-	if metricsLn != nil {
-		run(func() {
-			if err := m.ServeListener(auxCtx, metricsLn); err != nil {
-				log.Error("metrics endpoint stopped", "err", err)
-			}
-		})
-	}
-	run(func() { d.systemd(auxCtx) })
-	run(func() { d.pace(auxCtx) })
+// start starts the groups (link is the interface as read at startup) and
+// the goroutines that feed them.
+func (d *daemon) start(link ifaddr.Link) {
+	d.reloadMu.Lock()
+	d.startGroups(d.cfg.Groups, link)
+	d.reloadMu.Unlock()
+	d.aux.Go(d.readFrames)
+	d.aux.Go(func() { d.watch(d.ctx) })
+	d.aux.Go(func() { d.pace(d.ctx) })
+}
 
-	for done := false; !done; {
+// serve reloads the configuration on every signal from reload (SIGHUP)
+// until ctx ends.
+func (d *daemon) serve(ctx context.Context, reload <-chan os.Signal) {
+	for {
 		select {
 		case <-ctx.Done():
-			done = true
-		case <-hup:
+			return
+		case <-reload:
 			if err := d.Reload(ctx); err != nil {
-				log.Error("reload rejected; the running configuration stays", "err", err)
+				d.log.Error("reload rejected; the running configuration stays", "err", err)
 			}
 		}
 	}
+}
 
-	notifyStopping()
+// stop releases every group's VIPs, all at once, and returns after every
+// goroutine the core started ended (the groups' hooks and fence commands,
+// too) and Conn and Addrs are closed.
+func (d *daemon) stop() {
+	if d.deps.Stopping != nil {
+		d.deps.Stopping()
+	}
 	d.reloadMu.Lock()
 	d.closing = true
 	// Every group releases at once; then wait for all (their hooks, too).
 	stopAll(d.groups)
 	d.reloadMu.Unlock()
-	stopAux()
-	conn.Close()
-	aux.Wait()
-	log.Info("stopped")
-	return nil
-}
-
-type daemon struct {
-	cfg     config.Config
-	log     *slog.Logger
-	conn    *afpacket.Conn
-	mgr     *ifaddr.Manager
-	mac     net.HardwareAddr
-	metrics *metrics.Metrics
-	opts    Options
-	started time.Time
-
-	ifname    string // cfg.Interface, which a reload cannot change
-	groupsCtx context.Context
-	reloadMu  sync.Mutex // serialises reloads and shutdown; guards groups, cfg and closing
-	closing   bool
-	groups    []*group
-	// routes maps each VIP to its group for the frame reader and the
-	// watcher; replaced whole on reload.
-	routes atomic.Pointer[map[netip.Addr]*group]
+	d.cancel()
+	d.conn.Close() // ends readFrames
+	d.aux.Wait()
+	d.addrs.Close() // after watch, which uses it, ended
 }
 
 // route returns the group a VIP belongs to, or nil.
@@ -209,22 +230,29 @@ func (d *daemon) startGroups(gcs []config.Group, link ifaddr.Link) {
 		go g.run(start)
 	}
 	d.routes.Store(&routes)
+	d.publishGroups()
+}
+
+// publishGroups makes the current groups (under reloadMu) the pacer's.
+func (d *daemon) publishGroups() {
+	gs := slices.Clone(d.groups)
+	d.ordered.Store(&gs)
 }
 
 // readFrames hands every ARP frame about one of our VIPs to its group.
 func (d *daemon) readFrames() {
 	var malformed int
 	var lastReport time.Time
-	seen := announceSeen{}
+	seen := announceSeen{now: d.now, last: map[*group]lastAnnounce{}}
 	for {
 		p, err := d.conn.Read()
 		switch {
 		case errors.Is(err, arp.ErrMalformed):
 			// Anyone on the LAN can send junk; note it without flooding the log.
 			malformed++
-			if time.Since(lastReport) > 10*time.Second {
+			if d.since(lastReport) > 10*time.Second {
 				d.log.Warn("ignored malformed ARP frames", "count", malformed, "last_error", err.Error())
-				malformed, lastReport = 0, time.Now()
+				malformed, lastReport = 0, d.now()
 			}
 			continue
 		case errors.Is(err, net.ErrClosed):
@@ -250,7 +278,12 @@ func (d *daemon) readFrames() {
 // announces every VIP of its group at once, and the group's machine learns
 // all it needs from the first of them. Claims for the group's other VIPs
 // from another sender (a conflict) still get through.
-type announceSeen map[*group]struct {
+type announceSeen struct {
+	now  func() time.Time
+	last map[*group]lastAnnounce
+}
+
+type lastAnnounce struct {
 	mac string
 	at  time.Time
 }
@@ -261,26 +294,25 @@ func (s announceSeen) repeat(g *group, p *arp.Packet, ip netip.Addr) bool {
 	if p.IsProbe() || ip == g.vips[0] || len(g.vips) == 1 {
 		return false
 	}
-	mac, now := string(p.SenderHardwareAddr), time.Now()
-	last, ok := s[g]
+	mac, now := string(p.SenderHardwareAddr), s.now()
+	last, ok := s.last[g]
 	if ok && last.mac == mac && now.Sub(last.at) < announceBurst {
 		return true
 	}
-	s[g] = struct {
-		mac string
-		at  time.Time
-	}{mac, now}
+	s.last[g] = lastAnnounce{mac, now}
 	return false
 }
 
 // watch turns netlink link and address events into group events.
 func (d *daemon) watch(ctx context.Context) {
 	events := make(chan ifaddr.Event, 64)
-	go func() {
-		if err := d.mgr.Watch(ctx, events); err != nil && ctx.Err() == nil {
+	var watcher sync.WaitGroup
+	defer watcher.Wait() // Watch ends with ctx
+	watcher.Go(func() {
+		if err := d.addrs.Watch(ctx, events); err != nil && ctx.Err() == nil {
 			d.log.Error("watching the interface failed; link and address changes will go unnoticed", "err", err)
 		}
-	}()
+	})
 	lastUp := true
 	for {
 		var ev ifaddr.Event
@@ -297,26 +329,26 @@ func (d *daemon) watch(ctx context.Context) {
 				lastUp = up
 			}
 			for _, g := range d.allGroups() {
-				g.must(ctx, election.LinkChanged{Up: up})
+				g.enqueue(ctx, election.LinkChanged{Up: up})
 			}
 		case ifaddr.AddrAdded, ifaddr.AddrRemoved:
 			g := d.route(ev.Addr)
 			if g == nil {
 				continue
 			}
-			if ev.Kind == ifaddr.AddrRemoved && g.snap.Load().State == "holder" {
+			if ev.Kind == ifaddr.AddrRemoved && g.snap.Load().State == election.StateHolder {
 				// A removal we caused ourselves may be reported after the
 				// group already claimed the VIP again: only a VIP that is
 				// gone now counts. (Only a holder cares, so a large group's
 				// release costs no dumps.)
-				if now, err := d.mgr.Present([]netip.Addr{ev.Addr}); err == nil && now[ev.Addr] {
+				if now, err := d.addrs.Present([]netip.Addr{ev.Addr}); err == nil && now[ev.Addr] {
 					continue
 				}
 			}
-			g.must(ctx, election.AddrChanged{Addr: ev.Addr, Present: ev.Kind == ifaddr.AddrAdded})
+			g.enqueue(ctx, election.AddrChanged{Addr: ev.Addr, Present: ev.Kind == ifaddr.AddrAdded})
 		case ifaddr.Resync:
 			d.log.Warn("netlink subscription was lost and re-established; re-reading the interface")
-			link, err := d.mgr.Link()
+			link, err := d.addrs.Link()
 			if err != nil {
 				d.log.Error("re-reading the interface", "err", err)
 				continue
@@ -328,11 +360,11 @@ func (d *daemon) watch(ctx context.Context) {
 			}
 			for v, g := range *d.routes.Load() {
 				if !present[v] {
-					g.must(ctx, election.AddrChanged{Addr: v, Present: false})
+					g.enqueue(ctx, election.AddrChanged{Addr: v, Present: false})
 				}
 			}
 			for _, g := range d.allGroups() {
-				g.must(ctx, election.LinkChanged{Up: lastUp})
+				g.enqueue(ctx, election.LinkChanged{Up: lastUp})
 			}
 		}
 	}
@@ -353,20 +385,18 @@ func (d *daemon) pace(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		d.reloadMu.Lock()
-		gs := slices.Clone(d.groups)
-		d.reloadMu.Unlock()
+		gs := *d.ordered.Load()
 		leader := map[string]bool{}
 		for _, g := range gs { // configuration order: the first is the leader
 			s := g.snap.Load()
 			want := false
-			if s.State == "standby" && s.Holder != "" {
+			if s.State == election.StateStandby && s.Holder != "" {
 				want = leader[s.Holder]
 				leader[s.Holder] = true
 			}
 			if relaxed[g] != want {
 				relaxed[g] = want
-				g.must(ctx, election.Pace{Relaxed: want})
+				g.enqueue(ctx, election.Pace{Relaxed: want})
 			}
 		}
 	}
@@ -398,18 +428,6 @@ func (d *daemon) allGroups() []*group {
 	return gs
 }
 
-// socketGroup resolves control.group to a gid; -1 when unset.
-func socketGroup(name string) (int, error) {
-	if name == "" {
-		return -1, nil
-	}
-	g, err := user.LookupGroup(name)
-	if err != nil {
-		return 0, fmt.Errorf("control.group %q: %w", name, err)
-	}
-	return strconv.Atoi(g.Gid)
-}
-
 func addrList(a []netip.Addr) string {
 	s := make([]string, len(a))
 	for i, v := range a {
@@ -424,48 +442,20 @@ func nodeID(name string) uint32 {
 	return h.Sum32()
 }
 
-// checkOwnAddresses refuses a VIP that is unsafe on the interface: one of
-// the node's own addresses (a permanent /32 included), or the network or
-// broadcast address of one of its subnets; see package ifcheck.
-func checkOwnAddresses(cfg config.Config, _ ifaddr.Link) error {
-	ifc, err := ifcheck.Read(cfg.Interface)
-	if err != nil {
-		return err
-	}
-	return ifcheck.Check(cfg, ifc).Err()
-}
-
-// Linux capability numbers (linux/capability.h).
-const (
-	capNetAdmin = 12
-	capNetRaw   = 13
-)
-
-// checkPrivileges fails early, with the fix in the message, when the process
-// lacks CAP_NET_ADMIN (addresses) or CAP_NET_RAW (ARP socket).
-func checkPrivileges() error {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return nil // cannot tell; the first privileged call will say
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		hex, ok := strings.CutPrefix(line, "CapEff:")
-		if !ok {
+// checkOwnAddresses refuses a VIP that is one of the node's own addresses
+// as Link reports them: a VIP is configured as /32 by floatip; anything else
+// is the host's own. Deps.CheckVIPs looks closer (a permanent /32 too).
+func checkOwnAddresses(cfg config.Config, link ifaddr.Link) error {
+	for _, p := range link.Addrs {
+		if p.Bits() == 32 {
 			continue
 		}
-		caps, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
-		if err != nil {
-			return nil
-		}
-		var missing []string
-		if caps&(1<<capNetAdmin) == 0 {
-			missing = append(missing, "CAP_NET_ADMIN")
-		}
-		if caps&(1<<capNetRaw) == 0 {
-			missing = append(missing, "CAP_NET_RAW")
-		}
-		if len(missing) > 0 {
-			return fmt.Errorf("missing privileges: needs %s (run as root, or grant them, e.g. AmbientCapabilities= in the systemd unit)", strings.Join(missing, " and "))
+		for _, gc := range cfg.Groups {
+			for _, v := range gc.VIPs {
+				if p.Addr() == v {
+					return fmt.Errorf("VIP %s (group %s) is this node's own address on %s (%s); a VIP must be an address no host owns", v, gc.Name, cfg.Interface, p)
+				}
+			}
 		}
 	}
 	return nil

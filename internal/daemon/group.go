@@ -34,8 +34,8 @@ type group struct {
 	m          *election.Machine
 	events     chan election.Event
 	cmds       chan command
-	cfg        *config.Config // owned by the run goroutine once it runs
-	conf       config.Group   // as configured; read and written under reloadMu
+	nodeCfg    *config.Config // the node's whole configuration; owned by the run goroutine once it runs
+	groupCfg   config.Group   // this group's part of it; read and written under reloadMu
 	ctx        context.Context
 	cancel     context.CancelFunc
 	done       chan struct{}
@@ -50,8 +50,11 @@ type group struct {
 	published    time.Time
 
 	checks   *health.Monitor // nil without checks
-	notifier *hooks.Notifier
-	fencing  sync.WaitGroup // fence commands in flight
+	notifier Notifier
+	// retired are the notifiers a reload replaced, finishing their queued
+	// hooks; run waits for them.
+	retired sync.WaitGroup
+	fencing sync.WaitGroup // fence commands in flight
 	// fenceCancel stops the running fence command; the machine left the
 	// fencing state (the old holder answered again, a hold), so powering
 	// that node off now would only take the VIP away from it.
@@ -98,17 +101,17 @@ func params(cfg *config.Config, gc config.Group, mac net.HardwareAddr) election.
 // newGroup makes a group; cfg is the configuration it starts with (a
 // reload hands it a newer one through its command channel).
 func (d *daemon) newGroup(cfg *config.Config, gc config.Group) *group {
-	ctx, cancel := context.WithCancel(d.groupsCtx)
+	ctx, cancel := context.WithCancel(d.ctx)
 	g := &group{
 		name: gc.Name, vips: gc.VIPs, d: d,
-		m:      election.New(params(cfg, gc, d.mac)),
-		cfg:    cfg,
-		conf:   gc,
-		log:    d.log.With("group", gc.Name),
-		events: make(chan election.Event, 1024),
-		cmds:   make(chan command),
-		ctx:    ctx, cancel: cancel, done: make(chan struct{}),
-		since: time.Now(),
+		m:        election.New(params(cfg, gc, d.mac)),
+		nodeCfg:  cfg,
+		groupCfg: gc,
+		log:      d.log.With("group", gc.Name),
+		events:   make(chan election.Event, 1024),
+		cmds:     make(chan command),
+		ctx:      ctx, cancel: cancel, done: make(chan struct{}),
+		since: d.now(),
 	}
 	for _, v := range gc.VIPs {
 		g.vipStrings = append(g.vipStrings, v.String())
@@ -125,7 +128,7 @@ func (d *daemon) newGroup(cfg *config.Config, gc config.Group) *group {
 		}
 		g.checks = health.New(cs, g.log)
 	}
-	g.heartbeat.Store(int64(time.Since(d.started)))
+	g.heartbeat.Store(int64(d.since(d.started)))
 	g.publish()
 	return g
 }
@@ -139,8 +142,8 @@ func (g *group) deliver(ev election.Event) {
 		// Logged at most every 10 s, with the count: a flood of frames
 		// must not become a flood of log lines.
 		n := g.dropped.Add(1)
-		if last := g.droppedLog.Load(); (n == 1 || time.Since(g.d.started)-time.Duration(last) > 10*time.Second) &&
-			g.droppedLog.CompareAndSwap(last, int64(time.Since(g.d.started))) {
+		if last := g.droppedLog.Load(); (n == 1 || g.d.since(g.d.started)-time.Duration(last) > 10*time.Second) &&
+			g.droppedLog.CompareAndSwap(last, int64(g.d.since(g.d.started))) {
 			g.log.Warn("event queue full; dropping frames", "dropped_total", n)
 		}
 	}
@@ -154,9 +157,9 @@ type command struct {
 	reply chan error
 }
 
-// must queues an event that may not be lost (link and address changes),
-// waiting for room; it gives up when the group or ctx ends.
-func (g *group) must(ctx context.Context, ev election.Event) {
+// enqueue queues an event that may not be lost (link and address changes),
+// blocking until there is room; it gives up when the group or ctx ends.
+func (g *group) enqueue(ctx context.Context, ev election.Event) {
 	select {
 	case g.events <- ev:
 	case <-g.done:
@@ -205,7 +208,7 @@ func stopAll(gs []*group) {
 // counts from the daemon's start on the monotonic clock, so a wall-clock
 // step cannot move it.
 func (g *group) onGrid(dl time.Time) time.Time {
-	t := g.cfg.Timing
+	t := g.nodeCfg.Timing
 	step := max(min(t.CheckInterval, t.AnnounceInterval, max(t.ClaimSlot, time.Millisecond))/10, time.Millisecond)
 	off := dl.Sub(g.d.started)
 	return g.d.started.Add((off + step - 1) / step * step)
@@ -213,54 +216,58 @@ func (g *group) onGrid(dl time.Time) time.Time {
 
 func (g *group) run(start election.Start) {
 	defer close(g.done)
-	defer g.notifier.Close() // after the last transition's hooks are queued
+	defer g.retired.Wait()
+	defer func() { g.notifier.Close() }() // after the last transition's hooks are queued
 	defer g.fencing.Wait()
 	timer := time.NewTimer(maxSleep)
 	defer timer.Stop()
 	if g.checks != nil {
 		checksCtx, stopChecks := context.WithCancel(context.Background())
-		defer func() { stopChecks(); g.checks.Close() }()
+		var forwarder sync.WaitGroup
+		defer func() { stopChecks(); forwarder.Wait(); g.checks.Close() }()
 		g.checks.Start(checksCtx)
-		go g.forwardHealth(checksCtx)
+		forwarder.Go(func() { g.forwardHealth(checksCtx) })
 	}
-	if g.apply(g.m.Handle(time.Now(), start)) {
+	if g.apply(g.m.Handle(g.d.now(), start)) {
 		return
 	}
 	for {
-		g.heartbeat.Store(int64(time.Since(g.d.started)))
+		g.heartbeat.Store(int64(g.d.since(g.d.started)))
 		wait := maxSleep
 		if dl := g.m.Deadline(); !dl.IsZero() {
-			wait = min(time.Until(g.onGrid(dl)), maxSleep)
+			wait = min(g.onGrid(dl).Sub(g.d.now()), maxSleep)
 		}
 		timer.Reset(wait)
 		var done bool
 		select {
 		case <-g.ctx.Done():
-			done = g.apply(g.m.Handle(time.Now(), election.Stop{}))
+			done = g.apply(g.m.Handle(g.d.now(), election.Stop{}))
 		case ev := <-g.events:
-			done = g.apply(g.m.Handle(time.Now(), ev))
+			done = g.apply(g.m.Handle(g.d.now(), ev))
 		case c := <-g.cmds:
 			if c.cfg != nil {
-				g.cfg = c.cfg
+				g.nodeCfg = c.cfg
 				old := g.notifier
 				g.notifier = g.newNotifier(c.cfg)
-				go old.Close() // lets its queued hooks finish
+				g.retired.Go(old.Close) // lets its queued hooks finish; run waits
 			}
-			acts := g.m.Handle(time.Now(), c.ev)
+			acts := g.m.Handle(g.d.now(), c.ev)
 			var err error
 			for _, a := range acts {
 				if r, ok := a.(election.Refused); ok {
 					err = fmt.Errorf("group %s: %s", g.name, r.Reason)
 				}
 			}
-			c.reply <- err
 			done = g.apply(acts)
-			g.publish() // the operator will look at the status next
+			// The snapshot first, then the answer: the operator (or a
+			// reload that carries a hold over) looks at the status next.
+			g.publish()
+			c.reply <- err
 		case <-timer.C:
 			// Frames already here go first: a claim decided by the timer
 			// must not overlook an announcement waiting in the queue.
 			for pending := len(g.events); pending > 0 && !done; pending-- {
-				done = g.apply(g.m.Handle(time.Now(), <-g.events))
+				done = g.apply(g.m.Handle(g.d.now(), <-g.events))
 			}
 			if done {
 				return
@@ -270,7 +277,7 @@ func (g *group) run(start election.Start) {
 			// ahead of the real time and never before the deadline, so
 			// the next deadlines stay on the grid without drifting.
 			if dl := g.m.Deadline(); !dl.IsZero() {
-				if at := g.onGrid(dl); !time.Now().Before(at) {
+				if at := g.onGrid(dl); !g.d.now().Before(at) {
 					done = g.apply(g.m.Handle(at, election.Tick{}))
 				}
 			}
@@ -311,11 +318,11 @@ func (g *group) apply(actions []election.Action) bool {
 			if a.FirstOnly {
 				vips = vips[:1]
 			}
-			if err := g.d.mgr.Claim(vips, a.Lifetime); err != nil {
+			if err := g.d.addrs.Claim(vips, a.Lifetime); err != nil {
 				g.log.Error("adding the VIPs", "err", err)
 				// Feed the failure back; the machine decides what follows.
 				// The rest of this batch (announcements) assumed success.
-				actions = append(actions[:i+1], g.m.Handle(time.Now(), election.ClaimFailed{Err: err})...)
+				actions = append(actions[:i+1], g.m.Handle(g.d.now(), election.ClaimFailed{Err: err})...)
 				continue
 			}
 			if !g.added && !a.FirstOnly {
@@ -323,7 +330,7 @@ func (g *group) apply(actions []election.Action) bool {
 				g.log.Info("vip added", "vips", addrList(g.vips), "lifetime", a.Lifetime.String())
 			}
 		case election.RemoveVIPs:
-			if err := g.d.mgr.Release(g.vips); err != nil {
+			if err := g.d.addrs.Release(g.vips); err != nil {
 				g.log.Error("removing the VIPs", "err", err)
 			}
 			if g.added {
@@ -335,21 +342,17 @@ func (g *group) apply(actions []election.Action) bool {
 			if a.To == election.StateFault {
 				lvl = slog.LevelWarn
 			}
-			g.since, g.reason = time.Now(), a.Reason
+			g.since, g.reason = g.d.now(), a.Reason
 			if a.From == election.StateFencing && g.fenceCancel != nil {
 				g.fenceCancel()
 				g.fenceCancel = nil
 			}
 			g.log.Log(context.Background(), lvl, "state changed", "from", a.From.String(), "to", a.To.String(), "reason", a.Reason)
-			mt.Transition(g.name, a.From.String(), a.To.String())
-			mt.SetState(g.name, a.To.String())
-			to := a.To.String()
-			if a.To == election.StateStopped {
-				to = config.StateStopping
-			}
+			mt.Transition(g.name, a.From, a.To)
+			mt.SetState(g.name, a.To)
 			g.notifier.Notify(hooks.Event{
-				Group: g.name, VIPs: g.vipStrings, Interface: g.cfg.Interface, Node: g.cfg.NodeName,
-				From: a.From.String(), To: to, Reason: a.Reason,
+				Group: g.name, VIPs: g.vipStrings, Interface: g.nodeCfg.Interface, Node: g.nodeCfg.NodeName,
+				From: hooks.StateName(a.From), To: hooks.StateName(a.To), Reason: a.Reason, Time: g.since,
 			})
 		case election.Note:
 			g.log.Log(context.Background(), a.Level, a.Msg, a.Attrs...)
@@ -375,7 +378,7 @@ func (g *group) apply(actions []election.Action) bool {
 	// Probes come many times a second in a large setup; a status snapshot
 	// per probe is waste. Publish changes at once, the rest at most every
 	// publishEvery.
-	if notable || time.Since(g.published) >= publishEvery {
+	if notable || g.d.since(g.published) >= publishEvery {
 		g.publish()
 	}
 	return done
@@ -408,31 +411,31 @@ func (g *group) count() {
 
 // publish stores a snapshot of the group for Status.
 func (g *group) publish() {
-	g.published = time.Now()
+	g.published = g.d.now()
 	st := g.m.Stats()
 	var holder string
 	if h := g.m.Holder(); h != nil {
 		holder = h.String()
 	}
 	g.snap.Store(&control.Group{
-		Name: g.name, VIPs: g.vipStrings, State: g.m.State().String(), Since: g.since, Reason: g.reason,
+		Name: g.name, VIPs: g.vipStrings, State: g.m.State(), Since: g.since, Reason: g.reason,
 		Holder: holder, Priority: int(g.m.Priority()), Held: g.m.Held(),
 		LastProbe: g.lastProbe, LastAnnounce: g.lastAnnounce,
 		Counters: control.Counters{
 			Claims: st.Claims, Releases: st.Releases, Conflicts: st.Conflicts,
 			ProbesUnanswered: st.ProbesUnanswered, Transitions: st.Transitions,
 		},
-		HolderNode: peerName(g.cfg, g.m.Holder()),
+		HolderNode: peerName(g.nodeCfg, g.m.Holder()),
 		Health:     g.healthStatus(),
 	})
 }
 
-func (g *group) newNotifier(cfg *config.Config) *hooks.Notifier {
+func (g *group) newNotifier(cfg *config.Config) Notifier {
 	var hs []hooks.Hook
 	for _, h := range cfg.Notify {
 		hs = append(hs, hooks.Hook{Command: h.Command, Timeout: h.Timeout, On: h.On})
 	}
-	return hooks.NewNotifier(hs, g.log, func(hook string, err error) { g.d.metrics.HookRun(g.name, hook, err) })
+	return g.d.deps.NewNotifier(hs, g.log, func(hook string, err error) { g.d.metrics.HookRun(g.name, hook, err) })
 }
 
 func (g *group) healthStatus() []control.Check {
@@ -476,10 +479,10 @@ func (g *group) forwardHealth(ctx context.Context) {
 // fence runs the fence command for the machine on its own goroutine and
 // reports the result back as an event.
 func (g *group) fence(a election.Fence) {
-	f := g.cfg.Fencing
+	f := g.nodeCfg.Fencing
 	t := hooks.Target{
-		MAC: a.MAC.String(), Node: peerName(g.cfg, a.MAC), LastSeen: a.LastSeen,
-		Group: g.name, VIPs: g.vipStrings, Interface: g.cfg.Interface,
+		MAC: a.MAC.String(), Node: peerName(g.nodeCfg, a.MAC), LastSeen: a.LastSeen,
+		Group: g.name, VIPs: g.vipStrings, Interface: g.nodeCfg.Interface,
 	}
 	g.log.Warn("fencing the vanished holder", "target", t.MAC, "node", t.Node, "last_seen", a.LastSeen)
 	ctx, cancel := context.WithCancel(g.ctx)
@@ -519,14 +522,14 @@ func (g *group) logSend(p *arp.Packet) {
 	}
 	switch p.Trailer.Kind {
 	case arp.KindAnnounce, arp.KindDefend:
-		g.lastAnnounce = time.Now()
+		g.lastAnnounce = g.d.now()
 		if p.SenderIP == g.vips[0] {
 			g.log.Info("announced", "kind", p.Trailer.Kind.String(), "vips", addrList(g.vips))
 		}
 	case arp.KindRelease:
 		g.log.Info("release sent")
 	default:
-		g.lastProbe = time.Now()
+		g.lastProbe = g.d.now()
 		if g.log.Enabled(context.Background(), slog.LevelDebug) {
 			g.log.Debug("probe sent", "kind", p.Trailer.Kind.String(), "to", p.Destination.String())
 		}

@@ -37,7 +37,7 @@ func (d *daemon) systemd(ctx context.Context) {
 
 func (d *daemon) stuckGroup(limit time.Duration) string {
 	for _, g := range d.allGroups() {
-		if time.Since(d.started)-time.Duration(g.heartbeat.Load()) > limit {
+		if d.since(d.started)-time.Duration(g.heartbeat.Load()) > limit {
 			return g.name
 		}
 	}

@@ -85,6 +85,7 @@ type RemoveVIPs struct{}
 // later runs hooks and counts it).
 type Transition struct {
 	From, To State
+	Cause    FaultCause // why, when To is StateFault; NoFault otherwise
 	Reason   string
 }
 

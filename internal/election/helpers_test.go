@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/floatip/floatip/internal/arp"
-	"github.com/floatip/floatip/internal/config"
 )
 
 // t0 is the fake clock's origin; tests advance a copy of it.
@@ -35,34 +34,25 @@ var (
 	macAlien = mac(0xee) // a host that is not floatip
 )
 
-// The tests run the shipped timing: each profile's values come from the
-// config package, which the daemon turns into a Timing the same way.
-var profiles = []string{config.ProfileDefault, config.ProfileFast}
+// The tests run the shipped timing: each profile's values are the ones the
+// configuration's `profile:` selects (Preset).
+var profiles = Profiles()
 
-// profileTiming returns the election Timing of a shipped profile.
+// profileTiming returns the Timing of a shipped profile.
 func profileTiming(name string) Timing {
-	c, err := config.Preset(name)
-	if err != nil {
-		panic(err)
+	t, ok := Preset(name)
+	if !ok {
+		panic("unknown profile " + name)
 	}
-	return Timing{
-		CheckInterval:    c.CheckInterval,
-		Misses:           c.Misses,
-		ClaimSlot:        c.ClaimSlot,
-		AnnounceCount:    c.AnnounceCount,
-		AnnounceInterval: c.AnnounceInterval,
-		Lifetime:         c.Lifetime,
-		RenewInterval:    c.RenewInterval,
-		BeaconInterval:   c.BeaconInterval,
-	}
+	return t
 }
 
 // defaultTiming is the timing of the "default" profile, which a node runs
 // unless configured otherwise.
-func defaultTiming() Timing { return profileTiming(config.ProfileDefault) }
+func defaultTiming() Timing { return profileTiming(ProfileDefault) }
 
 // fastTiming is the timing of the "fast" profile.
-func fastTiming() Timing { return profileTiming(config.ProfileFast) }
+func fastTiming() Timing { return profileTiming(ProfileFast) }
 
 // fmtAction renders an action compactly for sequence comparisons and
 // failure messages, e.g. "Send announce+H bcast 198.18.0.10".

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/floatip/floatip/internal/arp"
@@ -26,7 +27,19 @@ const (
 	StateFencing                // fencing the vanished holder before claiming
 )
 
+// stateNames spell the states everywhere: logs, the control socket's
+// status, metrics labels, hook variables and the configuration's hook
+// triggers.
 var stateNames = [...]string{"init", "probing", "standby", "candidate", "holder", "fault", "stopped", "fencing"}
+
+// States returns every state, in order.
+func States() []State {
+	out := make([]State, len(stateNames))
+	for i := range out {
+		out[i] = State(i)
+	}
+	return out
+}
 
 func (s State) String() string {
 	if int(s) < len(stateNames) {
@@ -34,6 +47,50 @@ func (s State) String() string {
 	}
 	return fmt.Sprintf("state(%d)", s)
 }
+
+// MarshalText spells the state by its name (JSON: a string).
+func (s State) MarshalText() ([]byte, error) {
+	if int(s) >= len(stateNames) {
+		return nil, fmt.Errorf("unknown state %d", s)
+	}
+	return []byte(stateNames[s]), nil
+}
+
+// UnmarshalText reads a state's name.
+func (s *State) UnmarshalText(b []byte) error {
+	for i, n := range stateNames {
+		if n == string(b) {
+			*s = State(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown state %q (want one of %s)", b, strings.Join(stateNames[:], ", "))
+}
+
+// FaultCause says why a machine entered StateFault, and so how it leaves.
+type FaultCause uint8
+
+const (
+	NoFault          FaultCause = iota // the transition is not to StateFault
+	FaultLinkDown                      // link down or carrier lost: waits for LinkChanged{Up: true}
+	FaultClaimFailed                   // adding the VIPs failed: probes again after faultRetry
+)
+
+var faultCauseNames = [...]string{"none", "link-down", "claim-failed"}
+
+func (c FaultCause) String() string {
+	if int(c) < len(faultCauseNames) {
+		return faultCauseNames[c]
+	}
+	return fmt.Sprintf("fault-cause(%d)", c)
+}
+
+// Retries says whether the machine leaves a fault of this cause by itself,
+// after faultRetry, rather than on the event that ends the cause.
+func (c FaultCause) Retries() bool { return c == FaultClaimFailed }
+
+// faultRetry is how long a fault that Retries waits before probing again.
+const faultRetry = time.Second
 
 // ForeignPolicy says what a holder does when a host that is not floatip
 // keeps claiming the VIP.
@@ -247,7 +304,7 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 	case ClaimFailed:
 		if m.state == StateHolder {
 			m.emit(RemoveVIPs{})
-			m.toFault(now, "adding the VIP failed: "+ev.Err.Error())
+			m.toFault(now, FaultClaimFailed, "adding the VIP failed: "+ev.Err.Error())
 		}
 	case Stop:
 		m.stop(now)
@@ -301,6 +358,11 @@ func (m *Machine) note(level slog.Level, msg string, attrs ...any) {
 }
 
 func (m *Machine) transition(to State, reason string) {
+	m.transitionCause(to, NoFault, reason)
+}
+
+// transitionCause enters to; cause says why when to is StateFault.
+func (m *Machine) transitionCause(to State, cause FaultCause, reason string) {
 	from := m.state
 	m.state = to
 	m.stats.Transitions++
@@ -310,7 +372,7 @@ func (m *Machine) transition(to State, reason string) {
 	case from == StateHolder:
 		m.stats.Releases++
 	}
-	m.emit(Transition{From: from, To: to, Reason: reason})
+	m.emit(Transition{From: from, To: to, Cause: cause, Reason: reason})
 }
 
 // clearTimers forgets every state-specific deadline.
@@ -328,7 +390,7 @@ func (m *Machine) start(now time.Time, ev Start) {
 	}
 	switch {
 	case !ev.LinkUp:
-		m.toFault(now, "link is down")
+		m.toFault(now, FaultLinkDown, "link is down")
 	case ev.Present:
 		m.toHolder(now, "VIP already configured here (daemon restart); keeping it while verifying that no other host claims it", true)
 	default:
@@ -816,18 +878,18 @@ func (m *Machine) link(now time.Time, up bool) {
 		if m.state == StateHolder {
 			m.emit(RemoveVIPs{})
 		}
-		m.toFault(now, "link down or carrier lost")
+		m.toFault(now, FaultLinkDown, "link down or carrier lost")
 	case up && m.state == StateFault:
 		m.toWaiting(now, StateProbing, nil, "link is up again")
 	}
 }
 
-func (m *Machine) toFault(now time.Time, reason string) {
+func (m *Machine) toFault(now time.Time, cause FaultCause, reason string) {
 	m.clearTimers()
 	m.holder = nil
-	m.transition(StateFault, reason)
-	if reason != "link down or carrier lost" && reason != "link is down" {
-		m.retryAt = now.Add(time.Second)
+	m.transitionCause(StateFault, cause, reason)
+	if cause.Retries() {
+		m.retryAt = now.Add(faultRetry)
 	}
 }
 

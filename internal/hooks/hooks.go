@@ -17,7 +17,34 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/floatip/floatip/internal/election"
 )
+
+// Stopping is the new state a hook sees when its group stops (floatip
+// stops, or a reload removed the group). It is a hook event, not a state of
+// the machine: the machine's last transition, to election.StateStopped,
+// reaches hooks under this name, which says what the hook can still do.
+const Stopping = "stopping"
+
+// StateName is how hooks name state s (FLOATIP_OLD_STATE,
+// FLOATIP_NEW_STATE, the arguments): the state's own name, and Stopping for
+// election.StateStopped.
+func StateName(s election.State) string {
+	if s == election.StateStopped {
+		return Stopping
+	}
+	return s.String()
+}
+
+// Triggers are the new states a hook may be limited to (the
+// configuration's on:): those worth a command to an operator.
+func Triggers() []string {
+	return []string{
+		StateName(election.StateHolder), StateName(election.StateStandby),
+		StateName(election.StateFault), StateName(election.StateStopped),
+	}
+}
 
 // QueueSize is how many events wait per hook while it runs. When the queue
 // is full, a new event replaces an older one of the same group (coalescing),
@@ -30,7 +57,7 @@ type Event struct {
 	VIPs      []string
 	Interface string
 	Node      string
-	From, To  string // holder, standby, fault, stopping, probing, candidate...
+	From, To  string // as StateName spells them: holder, standby, fault, stopping, probing, candidate...
 	Reason    string
 	Time      time.Time // Notify sets it to now when zero
 }

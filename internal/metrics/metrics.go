@@ -13,21 +13,16 @@ import (
 	"net"
 	"net/http"
 	"runtime"
-	"slices"
 	"sync"
 	"time"
 
+	"github.com/floatip/floatip/internal/election"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 const namespace = "floatip"
-
-// States are the values of the state label of floatip_group_state, in the
-// order of the election state machine. SetState reports all of them for a
-// group, 1 for the current one and 0 for the others.
-var States = []string{"init", "probing", "standby", "candidate", "holder", "fault", "stopped"}
 
 // RTTBuckets are the buckets of floatip_probe_rtt_seconds, in seconds: an
 // ARP round trip on a LAN takes tens of microseconds to a few milliseconds.
@@ -49,10 +44,8 @@ type Metrics struct {
 	reg     *prometheus.Registry
 	handler http.Handler
 
-	// mu makes SetState's update of one group's series atomic and guards
-	// extraStates.
-	mu          sync.Mutex
-	extraStates map[string][]string // group -> states outside States ever set
+	// mu makes SetState's update of one group's series atomic.
+	mu sync.Mutex
 
 	groupState       *prometheus.GaugeVec
 	transitions      *prometheus.CounterVec
@@ -74,8 +67,7 @@ type Metrics struct {
 func New(version string) *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
-		reg:         reg,
-		extraStates: make(map[string][]string),
+		reg: reg,
 		groupState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace,
 			Name:      "group_state",
@@ -261,34 +253,25 @@ func (m *Metrics) mux() *http.ServeMux {
 	return mux
 }
 
-// SetState records the group's current election state: the series for state
-// is 1 and those of every other state are 0. A state outside States is
-// reported too, and set back to 0 by later calls.
-func (m *Metrics) SetState(group, state string) {
+// SetState records the group's current election state: the series of every
+// state (election.States) is reported, 1 for state and 0 for the others.
+func (m *Metrics) SetState(group string, state election.State) {
 	if m == nil {
 		return
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	extra := m.extraStates[group]
-	if !slices.Contains(States, state) && !slices.Contains(extra, state) {
-		extra = append(extra, state)
-		m.extraStates[group] = extra
-	}
-	for _, s := range States {
-		m.groupState.WithLabelValues(group, s).Set(b2f(s == state))
-	}
-	for _, s := range extra {
-		m.groupState.WithLabelValues(group, s).Set(b2f(s == state))
+	for _, s := range election.States() {
+		m.groupState.WithLabelValues(group, s.String()).Set(b2f(s == state))
 	}
 }
 
 // Transition counts a state change of the group.
-func (m *Metrics) Transition(group, from, to string) {
+func (m *Metrics) Transition(group string, from, to election.State) {
 	if m == nil {
 		return
 	}
-	m.transitions.WithLabelValues(group, from, to).Inc()
+	m.transitions.WithLabelValues(group, from.String(), to.String()).Inc()
 }
 
 // Conflict counts a conflict: another host claimed one of the group's VIPs.
@@ -392,7 +375,6 @@ func (m *Metrics) ForgetGroup(group string) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.extraStates, group)
 	match := prometheus.Labels{"group": group}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		m.groupState, m.transitions, m.conflicts, m.claims, m.releases,

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floatip/floatip/internal/election"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -48,14 +49,15 @@ floatip_build_info{goversion=%q,version="v1.2.3"} 1
 
 func TestSetState(t *testing.T) {
 	m := New("test")
-	m.SetState("web", "probing")
-	m.SetState("web", "holder")
-	m.SetState("db", "standby")
+	m.SetState("web", election.StateProbing)
+	m.SetState("web", election.StateHolder)
+	m.SetState("db", election.StateStandby)
 	compare(t, m, `
 # HELP floatip_group_state Election state of the VIP group: 1 for the current state, 0 for the others.
 # TYPE floatip_group_state gauge
 floatip_group_state{group="db",state="candidate"} 0
 floatip_group_state{group="db",state="fault"} 0
+floatip_group_state{group="db",state="fencing"} 0
 floatip_group_state{group="db",state="holder"} 0
 floatip_group_state{group="db",state="init"} 0
 floatip_group_state{group="db",state="probing"} 0
@@ -63,6 +65,7 @@ floatip_group_state{group="db",state="standby"} 1
 floatip_group_state{group="db",state="stopped"} 0
 floatip_group_state{group="web",state="candidate"} 0
 floatip_group_state{group="web",state="fault"} 0
+floatip_group_state{group="web",state="fencing"} 0
 floatip_group_state{group="web",state="holder"} 1
 floatip_group_state{group="web",state="init"} 0
 floatip_group_state{group="web",state="probing"} 0
@@ -71,32 +74,14 @@ floatip_group_state{group="web",state="stopped"} 0
 `, "floatip_group_state")
 }
 
-func TestSetStateUnknown(t *testing.T) {
-	m := New("test")
-	m.SetState("web", "weird")
-	m.SetState("web", "fault")
-	compare(t, m, `
-# HELP floatip_group_state Election state of the VIP group: 1 for the current state, 0 for the others.
-# TYPE floatip_group_state gauge
-floatip_group_state{group="web",state="candidate"} 0
-floatip_group_state{group="web",state="fault"} 1
-floatip_group_state{group="web",state="holder"} 0
-floatip_group_state{group="web",state="init"} 0
-floatip_group_state{group="web",state="probing"} 0
-floatip_group_state{group="web",state="standby"} 0
-floatip_group_state{group="web",state="stopped"} 0
-floatip_group_state{group="web",state="weird"} 0
-`, "floatip_group_state")
-}
-
 func TestCounters(t *testing.T) {
 	m := New("test")
-	m.Transition("web", "init", "probing")
-	m.Transition("web", "probing", "candidate")
-	m.Transition("web", "candidate", "holder")
-	m.Transition("web", "holder", "standby")
-	m.Transition("web", "standby", "candidate")
-	m.Transition("web", "candidate", "holder")
+	m.Transition("web", election.StateInit, election.StateProbing)
+	m.Transition("web", election.StateProbing, election.StateCandidate)
+	m.Transition("web", election.StateCandidate, election.StateHolder)
+	m.Transition("web", election.StateHolder, election.StateStandby)
+	m.Transition("web", election.StateStandby, election.StateCandidate)
+	m.Transition("web", election.StateCandidate, election.StateHolder)
 	m.Conflict("web")
 	m.Conflict("web")
 	m.Claim("web")
@@ -233,9 +218,9 @@ func TestProbeRTT(t *testing.T) {
 func TestForgetGroup(t *testing.T) {
 	m := New("test")
 	for _, g := range []string{"web", "db"} {
-		m.SetState(g, "holder")
-		m.SetState(g, "odd")
-		m.Transition(g, "candidate", "holder")
+		m.SetState(g, election.StateHolder)
+
+		m.Transition(g, election.StateCandidate, election.StateHolder)
 		m.Conflict(g)
 		m.Claim(g)
 		m.Release(g)
@@ -270,18 +255,18 @@ func TestForgetGroup(t *testing.T) {
 		t.Errorf("%d floatip_ families left, want 13 (the db group's)", families)
 	}
 
-	// The group's odd state was forgotten too: it does not come back.
-	m.SetState("web", "standby")
-	if n := testutil.CollectAndCount(m.groupState); n != 8+7 {
-		t.Errorf("%d group_state series, want 15", n)
+	// Setting a state again brings back exactly one series per state.
+	m.SetState("web", election.StateStandby)
+	if n, want := testutil.CollectAndCount(m.groupState), 2*len(election.States()); n != want {
+		t.Errorf("%d group_state series, want %d", n, want)
 	}
 }
 
 // TestNil checks that every method is a no-op on a nil *Metrics.
 func TestNil(t *testing.T) {
 	var m *Metrics
-	m.SetState("web", "holder")
-	m.Transition("web", "candidate", "holder")
+	m.SetState("web", election.StateHolder)
+	m.Transition("web", election.StateCandidate, election.StateHolder)
 	m.Conflict("web")
 	m.Claim("web")
 	m.Release("web")
@@ -320,8 +305,8 @@ func TestConcurrent(t *testing.T) {
 		group := fmt.Sprintf("g%d", i%3)
 		wg.Go(func() {
 			for j := range 200 {
-				m.SetState(group, States[j%len(States)])
-				m.Transition(group, "a", "b")
+				m.SetState(group, election.States()[j%len(election.States())])
+				m.Transition(group, election.StateCandidate, election.StateHolder)
 				m.ProbeSent(group)
 				m.ProbeRTT(group, time.Duration(j)*time.Microsecond)
 				m.HealthResult(group, "c", j%2 == 0)
@@ -359,7 +344,7 @@ func get(t *testing.T, url string) (int, string) {
 
 func TestServeListener(t *testing.T) {
 	m := New("v9")
-	m.SetState("web", "holder")
+	m.SetState("web", election.StateHolder)
 	ln, err := m.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

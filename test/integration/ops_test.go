@@ -61,7 +61,7 @@ func (c *cluster) waitStatus(n *lab.Node, ok func(control.Status) bool, what str
 func groupState(s control.Status, name string) string {
 	for _, g := range s.Groups {
 		if g.Name == name {
-			return g.State
+			return g.State.String()
 		}
 	}
 	return ""
@@ -112,7 +112,7 @@ func TestStatusReleaseHold(t *testing.T) {
 	}
 	c.waitHolders(lab.HeldBy("n1"), 3*time.Second, "n1 to hold after n2's hold")
 	held := c.waitStatus(n2, func(s control.Status) bool { return s.Groups[0].Held }, "n2 maintenance hold")
-	if held.Groups[0].State == "holder" {
+	if held.Groups[0].State.String() == "holder" {
 		t.Errorf("n2 holds during its maintenance hold")
 	}
 	// With n1 gone, n2 still does not claim while held...
@@ -156,7 +156,7 @@ func TestReloadKeepsUnchangedGroups(t *testing.T) {
 		t.Error("removed group b's VIP is still configured")
 	}
 	a0, a1 := before.Groups[0], after.Groups[0]
-	if a1.Name != "a" || a1.State != "holder" || !a1.Since.Equal(a0.Since) || a1.Counters.Claims != 1 || a1.Priority != 180 {
+	if a1.Name != "a" || a1.State.String() != "holder" || !a1.Since.Equal(a0.Since) || a1.Counters.Claims != 1 || a1.Priority != 180 {
 		t.Errorf("group a was disturbed by the reload or kept its old priority:\nbefore %+v\nafter  %+v", a0, a1)
 	}
 

@@ -1,0 +1,200 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"os/user"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/floatip/floatip/internal/arp/afpacket"
+	"github.com/floatip/floatip/internal/config"
+	"github.com/floatip/floatip/internal/control"
+	"github.com/floatip/floatip/internal/ifaddr"
+	"github.com/floatip/floatip/internal/ifcheck"
+	"github.com/floatip/floatip/internal/metrics"
+)
+
+// This file is the daemon's thin OS layer: privileges, signals, the real
+// ARP socket and netlink handle, the control socket and the metrics
+// endpoint. Everything else (the daemon core) works on the FrameConn and
+// Addrs interfaces and runs in tests with fakes.
+
+// Run runs the daemon until ctx ends, then releases every VIP it holds,
+// tells the standbys, and returns nil. Errors found before anything was
+// changed (privileges, interface, addresses, control socket) are returned
+// at once. SIGHUP reloads the configuration.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) error {
+	// From the first moment: SIGHUP's default action would kill us.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if err := checkPrivileges(); err != nil {
+		return err
+	}
+	ifi, err := net.InterfaceByName(cfg.Interface)
+	if err != nil {
+		return fmt.Errorf("interface %q not found", cfg.Interface)
+	}
+	mgr, err := ifaddr.Open(cfg.Interface)
+	if err != nil {
+		return err
+	}
+	handedOver := false // once the core owns mgr, it closes it
+	defer func() {
+		if !handedOver {
+			mgr.Close()
+		}
+	}()
+	link, err := checkLink(cfg, mgr)
+	if err != nil {
+		return err
+	}
+	if err := checkVIPs(cfg); err != nil {
+		return err
+	}
+	gid, err := socketGroup(cfg.Control.Group)
+	if err != nil {
+		return err
+	}
+	ctl, err := control.Listen(cfg.Control.Socket, gid)
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+	var m *metrics.Metrics
+	var metricsLn net.Listener
+	if cfg.Metrics.Listen != "" {
+		m = metrics.New(opts.Version)
+		if metricsLn, err = m.Listen(cfg.Metrics.Listen); err != nil {
+			return err
+		}
+	}
+	conn, err := afpacket.Listen(ifi)
+	if err != nil {
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
+		return err
+	}
+
+	handedOver = true
+	d := newDaemon(cfg, log, opts, Deps{Conn: conn, Addrs: mgr, MAC: link.MAC, Metrics: m, Stopping: notifyStopping, CheckVIPs: checkVIPs})
+	log.Info("starting", "interface", cfg.Interface, "mac", link.MAC.String(), "node", cfg.NodeName,
+		"groups", len(cfg.Groups), "control", cfg.Control.Socket, "metrics", cfg.Metrics.Listen, "version", opts.Version)
+	for _, w := range opts.Warnings {
+		log.Warn("configuration warning: " + w)
+	}
+	d.start(link)
+
+	// The control socket, the metrics endpoint and systemd's watchdog
+	// outlive the core by a moment: they stop after it stopped.
+	auxCtx, stopAux := context.WithCancel(context.Background())
+	var aux sync.WaitGroup
+	aux.Go(func() {
+		if err := ctl.Serve(auxCtx, d); err != nil {
+			log.Error("control socket stopped", "err", err)
+		}
+	})
+	if metricsLn != nil {
+		aux.Go(func() {
+			if err := m.ServeListener(auxCtx, metricsLn); err != nil {
+				log.Error("metrics endpoint stopped", "err", err)
+			}
+		})
+	}
+	aux.Go(func() { d.systemd(auxCtx) })
+
+	d.serve(ctx, hup)
+	d.stop()
+	stopAux()
+	aux.Wait()
+	log.Info("stopped")
+	return nil
+}
+
+// checkLink reads the interface and refuses one floatip cannot work on.
+func checkLink(cfg config.Config, addrs Addrs) (ifaddr.Link, error) {
+	link, err := addrs.Link()
+	if err != nil {
+		return link, fmt.Errorf("read interface %q: %w", cfg.Interface, err)
+	}
+	if !link.Up {
+		return link, fmt.Errorf("interface %q is down (administratively); bring it up first", cfg.Interface)
+	}
+	if len(link.MAC) != 6 {
+		return link, fmt.Errorf("interface %q has no Ethernet address; ARP mode needs an Ethernet interface", cfg.Interface)
+	}
+	if err := checkOwnAddresses(cfg, link); err != nil {
+		return link, err
+	}
+	return link, nil
+}
+
+// checkVIPs is Deps.CheckVIPs on the real interface: see package ifcheck.
+func checkVIPs(cfg config.Config) error {
+	ifc, err := ifcheck.Read(cfg.Interface)
+	if err != nil {
+		return err
+	}
+	return ifcheck.Check(cfg, ifc).Err()
+}
+
+// socketGroup resolves control.group to a gid; -1 when unset.
+func socketGroup(name string) (int, error) {
+	if name == "" {
+		return -1, nil
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, fmt.Errorf("control.group %q: %w", name, err)
+	}
+	return strconv.Atoi(g.Gid)
+}
+
+// Linux capability numbers (linux/capability.h).
+const (
+	capNetAdmin = 12
+	capNetRaw   = 13
+)
+
+// checkPrivileges fails early, with the fix in the message, when the process
+// lacks CAP_NET_ADMIN (addresses) or CAP_NET_RAW (ARP socket).
+func checkPrivileges() error {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return nil // cannot tell; the first privileged call will say
+	}
+	return missingCaps(string(b))
+}
+
+// missingCaps reads the CapEff line of /proc/self/status.
+func missingCaps(status string) error {
+	for _, line := range strings.Split(status, "\n") {
+		hex, ok := strings.CutPrefix(line, "CapEff:")
+		if !ok {
+			continue
+		}
+		caps, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+		if err != nil {
+			return nil
+		}
+		var missing []string
+		if caps&(1<<capNetAdmin) == 0 {
+			missing = append(missing, "CAP_NET_ADMIN")
+		}
+		if caps&(1<<capNetRaw) == 0 {
+			missing = append(missing, "CAP_NET_RAW")
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("missing privileges: needs %s (run as root, or grant them, e.g. AmbientCapabilities= in the systemd unit)", strings.Join(missing, " and "))
+		}
+	}
+	return nil
+}
