@@ -91,6 +91,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return err
 	}
 	defer ctl.Close()
+	ctl.SetLogger(log)
 	var m *metrics.Metrics
 	var metricsLn net.Listener
 	if cfg.Metrics.Listen != "" {
