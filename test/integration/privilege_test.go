@@ -26,9 +26,10 @@ import (
 const netCapBits = 1<<12 | 1<<13
 
 // capsScript writes its own capability sets and those of a grandchild to
-// $1/$2-$FLOATIP_NODE.caps (or -check.caps for a health check, which has
-// no FLOATIP_NODE), replacing the file in one step, and exits 0.
-const capsScript = `out="$1/$2-${FLOATIP_NODE:-$FLOATIP_CHECK}.caps"
+// $1/$2-$FLOATIP_NODE.caps (a hook), $1/$2-$FLOATIP_CHECK.caps (a health
+// check) or $1/$2-$FLOATIP_FENCE_NODE.caps (the fence command: the node
+// fenced), replacing the file in one step, and exits 0.
+const capsScript = `out="$1/$2-${FLOATIP_NODE:-${FLOATIP_CHECK:-$FLOATIP_FENCE_NODE}}.caps"
 {
   echo "uid $(id -u)"
   grep ^Cap /proc/self/status | sed 's/^/child /'
@@ -122,8 +123,8 @@ func TestChildrenWithoutNetCaps(t *testing.T) {
 checks:
   - name: capcheck
     exec: {command: [%[1]s, %[2]s, check]}
-    interval: 200ms
-    timeout: 2s
+    interval: 500ms
+    timeout: 500ms
 peers:
   n1: %[3]q
 fencing:
@@ -172,17 +173,27 @@ fencing:
 			}
 			waitFile(t, filepath.Join(out, "hook-n1.caps"), 5*time.Second, "n1's holder hook")
 			waitFile(t, filepath.Join(out, "check-capcheck.caps"), 5*time.Second, "the exec check")
-			c.waitStatus(c.Node(2), checksAre(true), "n2's exec check healthy")
+			healthy := checksAre(true)
+			for deadline := time.Now().Add(5 * time.Second); ; {
+				st, err := control.Client{Path: sockets["n2"], Timeout: 2 * time.Second}.Status(c.ctx)
+				if err == nil && healthy(st) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("n2's exec check not healthy within 5s: %+v, %v", st, err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
 
 			if err := c.Node(1).PowerOff(); err != nil {
 				t.Fatal(err)
 			}
 			c.waitHolders(lab.HeldBy("n2"), 8*time.Second, "n2 to take over from the powered-off n1")
-			waitFile(t, filepath.Join(out, "fence-n2.caps"), 5*time.Second, "n2's fence command")
+			waitFile(t, filepath.Join(out, "fence-n1.caps"), 5*time.Second, "n2's fence command against n1")
 			waitFile(t, filepath.Join(out, "hook-n2.caps"), 5*time.Second, "n2's holder hook")
 
 			wantUID := map[string]int{"root": 0, "ambient": 65534}[mode]
-			for _, f := range []string{"hook-n1", "check-capcheck", "fence-n2", "hook-n2"} {
+			for _, f := range []string{"hook-n1", "check-capcheck", "fence-n1", "hook-n2"} {
 				path := filepath.Join(out, f+".caps")
 				uid, sets := readCaps(t, path)
 				if uid != wantUID {
