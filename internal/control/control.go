@@ -63,6 +63,9 @@ type Status struct {
 	PID       int       `json:"pid"`       // the daemon's process ID
 	Started   time.Time `json:"started"`   // when the daemon started
 	Groups    []Group   `json:"groups"`    // one per VIP group, in configuration order; never null
+	// Control counts what the control socket refused; the server fills
+	// it in (left out when the Status did not come through a server).
+	Control *Stats `json:"control,omitempty"`
 }
 
 // Group states, as in [Group.State].

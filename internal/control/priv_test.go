@@ -287,6 +287,16 @@ func TestPeerCredentials(t *testing.T) {
 	if got := s.Stats().Denied; got != uint64(denied) {
 		t.Errorf("Denied = %d after allowed commands, want %d", got, denied)
 	}
+	// The refusals show in the status.
+	st, err := (Client{Path: path, Timeout: 5 * time.Second}).Status(t.Context())
+	if err != nil || st.Control == nil || st.Control.Denied != uint64(denied) {
+		t.Errorf("status control counters %+v (%v), want %d denied", st.Control, err, denied)
+	}
+	var text strings.Builder
+	FormatStatus(&text, st, time.Now())
+	if !strings.Contains(text.String(), fmt.Sprintf("control socket refused %d state-changing commands", denied)) {
+		t.Errorf("floatip status does not show the refusals:\n%s", text.String())
+	}
 	// Root (this process) may, too.
 	if err := (Client{Path: path, Timeout: 5 * time.Second}).Reload(t.Context()); err != nil {
 		t.Errorf("reload as root: %v", err)

@@ -64,10 +64,10 @@ type Stats struct {
 	// Denied counts state-changing commands (release, hold, handover,
 	// reload) refused because the peer is neither root, floatip's own
 	// user nor a member of the control group.
-	Denied uint64
+	Denied uint64 `json:"denied"`
 	// OverLimit counts connections closed at once because MaxConns were
 	// being served.
-	OverLimit uint64
+	OverLimit uint64 `json:"over_limit"`
 }
 
 // Stats returns the server's counters.
@@ -431,6 +431,10 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn, h Handler) {
 		hctx, cancel := context.WithTimeout(ctx, handlerTimeout)
 		resp = dispatch(hctx, h, req)
 		cancel()
+		if resp.Status != nil {
+			st := s.Stats()
+			resp.Status.Control = &st
+		}
 	}
 	conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	b, err := json.Marshal(resp)
