@@ -78,20 +78,38 @@ func (c Client) path() string {
 }
 
 // do sends req and returns the daemon's successful response; a refusal is a
-// *RemoteError.
+// *RemoteError. When the daemon is busy (it serves MaxConns connections at
+// once and refuses more at once) it tries again until the timeout.
 func (c Client) do(ctx context.Context, req request) (response, error) {
-	path := c.path()
 	timeout := c.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	backoff := 5 * time.Millisecond
+	for {
+		resp, busy, err := c.once(ctx, req, timeout)
+		if !busy {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+			return resp, err // the daemon's "busy" error
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
+}
+
+// once makes one request; busy reports the daemon's "busy" refusal.
+func (c Client) once(ctx context.Context, req request, timeout time.Duration) (_ response, busy bool, _ error) {
+	path := c.path()
 
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		return response{}, dialError(path, err)
+		return response{}, false, dialError(path, err)
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -101,26 +119,29 @@ func (c Client) do(ctx context.Context, req request) (response, error) {
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	fail := func(what string, err error) (response, error) {
+	fail := func(what string, err error) (response, bool, error) {
 		if errors.Is(ctx.Err(), context.Canceled) {
-			return response{}, ctx.Err()
+			return response{}, false, ctx.Err()
 		}
 		// The connection's deadline may fire a moment before ctx's.
 		var ne net.Error
 		if ctx.Err() != nil || errors.As(err, &ne) && ne.Timeout() {
-			return response{}, fmt.Errorf("floatip at %s did not answer within %v", path, timeout)
+			return response{}, false, fmt.Errorf("floatip at %s did not answer within %v", path, timeout)
 		}
-		return response{}, fmt.Errorf("%s floatip at %s: %w", what, path, err)
+		return response{}, false, fmt.Errorf("%s floatip at %s: %w", what, path, err)
 	}
 	b, _ := json.Marshal(req) // cannot fail: strings and a bool
-	if _, err := conn.Write(append(b, '\n')); err != nil {
-		return fail("send to", err)
-	}
-	if uc, ok := conn.(*net.UnixConn); ok {
+	_, werr := conn.Write(append(b, '\n'))
+	if uc, ok := conn.(*net.UnixConn); ok && werr == nil {
 		uc.CloseWrite() // the request is complete
 	}
+	// Even when the write failed, the daemon may have answered before it
+	// closed (a "busy" refusal does not wait for the request).
 	var resp response
 	if err := json.NewDecoder(io.LimitReader(conn, maxResponse)).Decode(&resp); err != nil {
+		if werr != nil {
+			return fail("send to", werr)
+		}
 		if errors.Is(err, io.EOF) {
 			err = errors.New("connection closed without an answer")
 		}
@@ -131,9 +152,9 @@ func (c Client) do(ctx context.Context, req request) (response, error) {
 		if msg == "" {
 			msg = "floatip refused the request without saying why"
 		}
-		return response{}, &RemoteError{Msg: msg}
+		return response{}, resp.Busy, &RemoteError{Msg: msg}
 	}
-	return resp, nil
+	return resp, false, nil
 }
 
 // dialError says why the daemon cannot be reached and what to do about it.

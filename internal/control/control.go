@@ -2,9 +2,25 @@
 // `release`, `hold` and `reload` talk to the daemon through it.
 //
 // It is a unix socket rather than a TCP port: it is reachable only from the
-// machine itself, the filesystem says who may use it (mode 0660, owned by
-// root and optionally an operator group), and there is no port to choose,
-// firewall or collide with.
+// machine itself, the filesystem says who may connect (mode 0660, owned by
+// the daemon's user and optionally an operator group), the kernel says who
+// connected (SO_PEERCRED), and there is no port to choose, firewall or
+// collide with.
+//
+// # Who may do what
+//
+// Anyone who can connect may ask for "status". "release", "hold",
+// "handover" and "reload" change the daemon's state and are refused
+// ("permission denied: ...", logged at Warn and counted in
+// [Server.Stats]) unless the peer has uid 0, the daemon's own uid, or the
+// control group (control.group) as its primary or a supplementary group,
+// as the kernel recorded them when it connected (SO_PEERCRED and
+// SO_PEERGROUPS; nothing is read from /proc). At most [MaxConns]
+// connections are served at once; more are answered "busy" and closed at
+// once (the Client tries again until its timeout), and counted.
+//
+// The socket is created with its final mode and group (see [Listen]): it
+// never exists at its path with a wider mode, whatever the umask.
 //
 // # Protocol
 //
@@ -49,6 +65,9 @@ type Status struct {
 	PID       int       `json:"pid"`       // the daemon's process ID
 	Started   time.Time `json:"started"`   // when the daemon started
 	Groups    []Group   `json:"groups"`    // one per VIP group, in configuration order; never null
+	// Control counts what the control socket refused; the server fills
+	// it in (left out when the Status did not come through a server).
+	Control *Stats `json:"control,omitempty"`
 }
 
 // Group is one VIP group's state on this node.
@@ -140,6 +159,9 @@ type response struct {
 	OK     bool    `json:"ok"`
 	Status *Status `json:"status,omitempty"`
 	Error  string  `json:"error,omitempty"`
+	// Busy is set when the server refused the connection because it was
+	// serving MaxConns others; the client may try again.
+	Busy bool `json:"busy,omitempty"`
 }
 
 // normalize makes the JSON of s stable: empty lists as [] rather than null.

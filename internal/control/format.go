@@ -34,6 +34,9 @@ func FormatStatus(w io.Writer, s Status, now time.Time) error {
 	fmt.Fprintf(tw, "floatip %s on %s (interface %s), pid %d, up %s\n",
 		or(clean(s.Version), "(unknown version)"), or(clean(s.Node), "(unnamed node)"),
 		or(clean(s.Interface), "?"), s.PID, up)
+	if c := s.Control; c != nil && (c.Denied > 0 || c.OverLimit > 0) {
+		fmt.Fprintf(tw, "control socket refused %d state-changing commands (permission), %d connections (busy)\n", c.Denied, c.OverLimit)
+	}
 	if len(s.Groups) == 0 {
 		fmt.Fprintln(tw, "\nno groups")
 	}

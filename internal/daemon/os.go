@@ -67,6 +67,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if err != nil {
 		return err
 	}
+	ctl.SetLogger(log)
 	defer ctl.Close()
 	var m *metrics.Metrics
 	var metricsLn net.Listener

@@ -40,8 +40,9 @@ type Check struct {
 	Address string
 
 	// exec: healthy iff Command exits with status 0 within Timeout. It runs
-	// in its own process group with stdin from /dev/null; on timeout the
-	// whole group is killed. Up to 1 KiB of combined output goes into
+	// in its own process group with stdin from /dev/null, the environment
+	// of ExecEnv only, and without floatip's CAP_NET_ADMIN and CAP_NET_RAW
+	// (package privdrop); on timeout the whole group is killed. Up to 1 KiB of combined output goes into
 	// Detail on failure.
 	Command []string
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/floatip/floatip/internal/privdrop"
 )
 
 const (
@@ -20,7 +22,18 @@ const (
 	execWaitDelay  = time.Second
 	defaultTimeout = time.Second
 	defaultEvery   = 2 * time.Second
+
+	// execPath is the PATH of an exec check, the same as hooks get.
+	execPath = "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
 )
+
+// ExecEnv returns the environment of check c's command:
+// PATH=/usr/sbin:/usr/bin:/sbin:/bin and FLOATIP_CHECK (the check's name),
+// and nothing from floatip's own environment (as for hooks: no secrets,
+// proxies or LD_* variables from the daemon's environment reach it).
+func ExecEnv(c Check) []string {
+	return []string{execPath, "FLOATIP_CHECK=" + strings.ReplaceAll(c.Name, "\x00", "")}
+}
 
 // prober runs one probe of a check. ctx is the monitor's context; the prober
 // applies the check's timeout itself.
@@ -93,6 +106,7 @@ func tcpProber(c Check) prober {
 }
 
 func execProber(c Check) prober {
+	env := ExecEnv(c)
 	return func(ctx context.Context) (bool, string) {
 		if len(c.Command) == 0 {
 			return false, "no command"
@@ -100,6 +114,7 @@ func execProber(c Check) prober {
 		pctx, cancel := context.WithTimeout(ctx, c.Timeout)
 		defer cancel()
 		cmd := exec.CommandContext(pctx, c.Command[0], c.Command[1:]...)
+		cmd.Env = env
 		out := &capBuffer{max: execOutputMax}
 		cmd.Stdin = nil // /dev/null
 		cmd.Stdout, cmd.Stderr = out, out
@@ -110,7 +125,8 @@ func execProber(c Check) prober {
 		// A child that escaped the group and holds the output pipe open
 		// cannot make us wait longer than this.
 		cmd.WaitDelay = execWaitDelay
-		err := cmd.Run()
+		// Without floatip's CAP_NET_ADMIN and CAP_NET_RAW (see privdrop).
+		err := privdrop.Run(cmd)
 		if err == nil || (errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success()) {
 			return true, "exit status 0"
 		}

@@ -251,3 +251,40 @@ func TestProbeStopsWithContext(t *testing.T) {
 		t.Fatalf("cancelled run returned after %v", el)
 	}
 }
+
+// TestExecCheckMinimalEnv: the command sees PATH and FLOATIP_CHECK only,
+// nothing of the daemon's environment.
+func TestExecCheckMinimalEnv(t *testing.T) {
+	t.Setenv("FLOATIP_TEST_SECRET", "leaked")
+	t.Setenv("LD_PRELOAD", "")
+	ok, detail := probeOnce(t, Check{Name: "envcheck", Kind: KindExec, Timeout: 5 * time.Second,
+		Command: []string{"sh", "-c", "env | grep -v '^PWD=' | sort | tr '\\n' ' '; exit 1"}})
+	if ok {
+		t.Fatal("the probe script exits 1")
+	}
+	want := "exit status 1: FLOATIP_CHECK=envcheck PATH=/usr/sbin:/usr/bin:/sbin:/bin"
+	if detail != want {
+		t.Fatalf("exec check environment:\n got %q\nwant %q", detail, want)
+	}
+}
+
+// TestExecCheckWithoutNetCaps: run as root, the check's command and its
+// children have neither CAP_NET_ADMIN (bit 12) nor CAP_NET_RAW (bit 13).
+func TestExecCheckWithoutNetCaps(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true: run as root")
+		}
+		t.Skip("needs root")
+	}
+	// Exit 0 only when no capability line of the child or grandchild has
+	// bit 12 or 13 (the hex digit 3 from the right, values 1-3 of 0x3000).
+	script := `for s in $(grep ^Cap /proc/self/status | cut -f2) $(sh -c 'grep ^Cap /proc/self/status' | cut -f2); do
+		d=$(printf %s "$s" | rev | cut -c4)
+		case $d in 0|4|8|c) ;; *) echo "has net caps: $s"; exit 1;; esac
+	done`
+	ok, detail := probeOnce(t, Check{Kind: KindExec, Timeout: 5 * time.Second, Command: []string{"sh", "-c", script}})
+	if !ok {
+		t.Fatalf("exec check child has network capabilities: %s", detail)
+	}
+}

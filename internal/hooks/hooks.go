@@ -2,9 +2,10 @@
 // state change (asynchronously, never blocking the state machine) and the
 // fence command (STONITH) before taking over from a vanished holder.
 //
-// Commands run in their own process group with stdin from /dev/null and an
-// environment made only of floatip's variables and a minimal PATH; the whole
-// group is killed when the timeout runs out. Their output (stdout and stderr
+// Commands run in their own process group with stdin from /dev/null, an
+// environment made only of floatip's variables and a minimal PATH, and
+// without floatip's CAP_NET_ADMIN and CAP_NET_RAW (package privdrop); the
+// whole group is killed when the timeout runs out. Their output (stdout and stderr
 // together, up to OutputLimit bytes) is logged line by line.
 package hooks
 

@@ -554,3 +554,24 @@ func TestFenceMissingCommand(t *testing.T) {
 		t.Error("an empty fence command succeeded")
 	}
 }
+
+// TestFenceWithoutNetCaps: run as root, the fence command and its children
+// have neither CAP_NET_ADMIN (bit 12) nor CAP_NET_RAW (bit 13) in any set.
+// (Notify hooks go through the same run; the integration test covers both.)
+func TestFenceWithoutNetCaps(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true: run as root")
+		}
+		t.Skip("needs root")
+	}
+	// Exit 0 only when no capability line of the child or grandchild has
+	// bit 12 or 13 (the 4th hex digit from the right is 0, 4, 8 or c).
+	script := `for s in $(grep ^Cap /proc/self/status | cut -f2) $(sh -c 'grep ^Cap /proc/self/status' | cut -f2); do
+		d=$(printf %s "$s" | rev | cut -c4)
+		case $d in 0|4|8|c) ;; *) echo "has net caps: $s"; exit 1;; esac
+	done`
+	if err := Fence(t.Context(), []string{"sh", "-c", script}, 5*time.Second, testTarget(), nil); err != nil {
+		t.Fatal(err)
+	}
+}

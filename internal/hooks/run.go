@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/floatip/floatip/internal/privdrop"
 )
 
 const (
@@ -94,7 +96,8 @@ type result struct {
 }
 
 // run runs argv with env (and nothing else from our environment) in its own
-// process group, stdin from /dev/null, stdout and stderr captured. It kills
+// process group, stdin from /dev/null, stdout and stderr captured, without
+// CAP_NET_ADMIN and CAP_NET_RAW (privdrop.Start). It kills
 // the whole process group when timeout runs out or ctx is done.
 func run(ctx context.Context, what string, argv, env []string, timeout time.Duration) result {
 	if timeout <= 0 {
@@ -121,7 +124,8 @@ func run(ctx context.Context, what string, argv, env []string, timeout time.Dura
 	cmd.WaitDelay = waitDelay
 
 	start := time.Now()
-	err := cmd.Run()
+	// Without floatip's CAP_NET_ADMIN and CAP_NET_RAW (see privdrop).
+	err := privdrop.Run(cmd)
 	r := result{output: out.buf.Bytes(), truncated: out.dropped > 0, duration: time.Since(start)}
 	if err == nil || (errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success()) {
 		// Exit 0; with ErrWaitDelay a background child kept the output
