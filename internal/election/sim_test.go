@@ -842,3 +842,80 @@ func testSimRandom(t *testing.T, tm Timing) {
 	}
 	t.Logf("random 5 nodes: settled (last transition) after %v", settle)
 }
+
+// inject makes a host outside floatip (an attacker) send the frame mk(k)
+// every interval from t0+from to t0+until, to every node (broadcast).
+func (l *lan) inject(from, until, every time.Duration, mk func(k int) *arp.Packet) {
+	attacker := &simNode{idx: -1, name: "attacker", powered: true}
+	k := 0
+	var next func()
+	next = func() {
+		if l.now.After(t0.Add(until)) {
+			return
+		}
+		p := mk(k)
+		k++
+		for _, to := range l.nodes {
+			l.receive(attacker, to, p)
+		}
+		l.schedule(l.now.Add(every), next)
+	}
+	l.at(from, next)
+}
+
+// forgedMAC is the k-th of many fresh MACs an attacker makes up.
+func forgedMAC(k int) net.HardwareAddr {
+	return net.HardwareAddr{0x02, 0xbd, byte(k >> 16), byte(k >> 8), byte(k), 0x01}
+}
+
+// About 11 forged claiming probes a second, each claiming priority 255,
+// must not keep the VIP on no node after the holder fails: the claim
+// deferral has a ceiling. (Before it, each one pushed the candidates'
+// claim back by a claim slot and a check interval, for ever.)
+func TestSimForgedClaimingProbesDoNotStallFailover(t *testing.T) {
+	for _, fresh := range []bool{true, false} {
+		t.Run(map[bool]string{true: "fresh MAC each frame", false: "one MAC"}[fresh], func(t *testing.T) {
+			eachProfile(t, func(t *testing.T, tm Timing) {
+				l := settled(t, tm, 200*time.Microsecond)
+				// Just faster than each one defers the claim.
+				every := (tm.ClaimSlot + tm.CheckInterval) * 9 / 10
+				l.inject(1900*time.Millisecond, time.Minute, every, func(k int) *arp.Packet {
+					from := forgedMAC(0)
+					if fresh {
+						from = forgedMAC(k)
+					}
+					return arp.NewProbe(from, arp.Broadcast, vip1, &arp.Trailer{Kind: arp.KindProbe, Priority: 255, Flags: arp.FlagClaiming})
+				})
+				off := 2 * time.Second
+				l.at(off, func() { l.powerOff(l.nodes[0]) })
+				l.runUntil(off + 20*time.Second)
+				l.ignoreClient = true // the attacker's frames do not move the client
+				l.wantSoleHolder(l.nodes[1])
+				l.wantNoDoubleHolder()
+				_, at := l.firstHolder(t0.Add(off))
+				l.report("forged claiming probes: n1 holds %v after the power-off", at.Sub(t0.Add(off)))
+			})
+		})
+	}
+}
+
+// Forged probes from a "better" node must not keep starting nodes probing
+// for ever: better peers reset a probing node's misses only for a bounded
+// time.
+func TestSimForgedBetterProbesDoNotStallStart(t *testing.T) {
+	eachProfile(t, func(t *testing.T, tm Timing) {
+		l := newLAN(t, tm, 200, 150, 100)
+		// Just faster than the nodes probe: one between any two checks.
+		l.inject(0, time.Minute, tm.CheckInterval*9/10, func(k int) *arp.Packet {
+			return arp.NewProbe(forgedMAC(0), arp.Broadcast, vip1, &arp.Trailer{Kind: arp.KindProbe, Priority: 255})
+		})
+		for i := range l.nodes {
+			l.start(i, time.Duration(i)*time.Millisecond)
+		}
+		l.runUntil(20 * time.Second)
+		l.ignoreClient = true
+		l.wantSoleHolder(l.nodes[0])
+		_, at := l.firstHolder(t0)
+		l.report("forged better probes at start: n0 holds after %v", at.Sub(t0))
+	})
+}
