@@ -238,6 +238,18 @@ func (m *Machine) unauthenticated(now time.Time, p *arp.Packet) {
 		return
 	}
 	mac := p.SenderHardwareAddr
+	if (m.state == StateProbing || m.state == StateStandby) && m.holder != nil && bytes.Equal(mac, m.holder) {
+		// The holder's kernel answering: its replies carry no tag. Its
+		// daemon may be dead (kill -9) with the VIP still configured until
+		// the lifetime runs out, so the replies keep us standby for at most
+		// Lifetime after the holder's last authenticated frame: claiming
+		// earlier would put the VIP on two nodes, and a forger cannot hold
+		// us longer. Liveness never rests on them alone.
+		if h := m.peers[string(mac)]; h != nil && now.Sub(h.lastSeen) < m.p.Timing.Lifetime {
+			m.answered, m.misses = true, 0
+		}
+		return
+	}
 	if m.peers[string(mac)] != nil || bytes.Equal(mac, m.holder) {
 		return // an authenticated peer's kernel answering
 	}

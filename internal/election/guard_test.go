@@ -261,9 +261,12 @@ func TestAuthRequired(t *testing.T) {
 		h.authed(holderBeacon(macPeerA, 150))
 		h.wantState(StateStandby)
 		// Only unauthenticated replies (the kernel's) from now on, plus
-		// forged releases and claiming probes: we find the holder silent.
+		// forged releases: they keep us standby for at most Lifetime
+		// after the holder's last authenticated frame (its VIP may still
+		// be configured until then), no longer.
+		lastAuth := h.now
 		var all []Action
-		for h.m.State() == StateStandby && h.now.Sub(t0) < 5*time.Second {
+		for h.m.State() == StateStandby && h.now.Sub(t0) < 10*time.Second {
 			acts := h.tick()
 			all = append(all, acts...)
 			if len(sends(acts)) > 0 {
@@ -273,6 +276,9 @@ func TestAuthRequired(t *testing.T) {
 		}
 		if h.m.State() == StateStandby {
 			t.Fatalf("unauthenticated kernel replies kept us standby")
+		}
+		if lt := h.p.Timing.Lifetime; h.now.Before(lastAuth.Add(lt)) || h.now.After(lastAuth.Add(lt+time.Duration(h.p.Timing.Misses+1)*h.p.Timing.CheckInterval)) {
+			t.Fatalf("left standby at %s, want just after the lifetime (%v) since the last authenticated frame at %s", h.rel(h.now), lt, h.rel(lastAuth))
 		}
 		if h.m.Stats().Ignored != 0 {
 			t.Fatalf("unauthenticated releases reached the release rule")

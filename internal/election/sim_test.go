@@ -71,6 +71,8 @@ type lan struct {
 	delay func(from, to int) time.Duration // one way; nil means none
 	cut   map[[2]int]bool                  // frames from→to dropped; index len(nodes) is the client
 
+	auth bool // frames from the nodes' daemons are authenticated (see withAuthLAN)
+
 	client       net.HardwareAddr // the client's ARP cache entry for vip1
 	clientSeen   time.Time
 	ignoreClient bool // wantSoleHolder does not check the client's cache
@@ -230,7 +232,9 @@ func (l *lan) receive(from, to *simNode, p *arp.Packet) {
 		l.send(to, arp.NewReply(to.mac, p.SenderHardwareAddr, p.TargetIP, p.SenderIP, nil))
 	}
 	if to.running {
-		l.handle(to, Frame{Packet: p})
+		// With auth, the daemons' frames (all with a trailer) are sealed;
+		// the kernels' replies and the attacker's frames are not.
+		l.handle(to, Frame{Packet: p, Authenticated: l.auth && from.idx >= 0 && p.Trailer != nil})
 	}
 }
 
@@ -918,4 +922,118 @@ func TestSimForgedBetterProbesDoNotStallStart(t *testing.T) {
 		_, at := l.firstHolder(t0)
 		l.report("forged better probes at start: n0 holds after %v", at.Sub(t0))
 	})
+}
+
+// withAuthLAN turns on AuthRequired on every node: the daemons' frames are
+// authenticated, the kernels' and the attacker's are not.
+func (l *lan) withAuthLAN() *lan {
+	l.auth = true
+	for _, n := range l.nodes {
+		n.m.p.AuthRequired = true
+	}
+	return l
+}
+
+// The attack of the issue: 20 forged "holder" frames with priority 254 and
+// a standby's MAC. Nothing may move: the holder keeps the VIP, nobody is
+// fenced, and the standby whose MAC was borrowed counts the frames as
+// spoofing.
+func TestSimForgedHolderFramesMoveNothing(t *testing.T) {
+	for _, auth := range []bool{false, true} {
+		t.Run(map[bool]string{false: "without auth", true: "with auth"}[auth], func(t *testing.T) {
+			eachProfile(t, func(t *testing.T, tm Timing) {
+				l := newLAN(t, tm, 200, 150, 100)
+				if auth {
+					l.withAuthLAN()
+				}
+				l.configure(func(i int, p *Params) { p.Fencing = FenceBestEffort })
+				l.fence = func(n *simNode, f Fence) error { return nil }
+				l.delay = func(from, to int) time.Duration { return 200 * time.Microsecond }
+				for i := range l.nodes {
+					l.start(i, 0)
+				}
+				l.runUntil(2 * time.Second)
+				l.wantSoleHolder(l.nodes[0])
+				victim := l.nodes[2]
+				l.inject(2*time.Second, 2*time.Second+19*10*time.Millisecond, 10*time.Millisecond, func(k int) *arp.Packet {
+					return arp.NewAnnouncement(victim.mac, vip1, &arp.Trailer{Kind: arp.KindAnnounce, Priority: 254, Flags: arp.FlagHolder})
+				})
+				l.runUntil(10 * time.Second)
+				l.ignoreClient = true // the forged announcements poisoned the client's cache: ARP spoofing
+				l.wantSoleHolder(l.nodes[0])
+				for _, n := range l.nodes {
+					if len(n.fences) != 0 {
+						t.Fatalf("%s fenced at %v\n%s", n.name, relAll(l, n.fences), l.dumpTrace(40))
+					}
+					// Without auth a standby follows the forged announcement
+					// (it cannot tell it from a real new holder), finds that
+					// holder never established, and comes back.
+					if tr := n.transitionsAfter(t0.Add(2 * time.Second)); len(tr) != 0 && (auth || n == l.nodes[0]) {
+						t.Fatalf("%s moved: %v\n%s", n.name, tr, l.dumpTrace(40))
+					}
+				}
+				if s := victim.m.Stats().Spoofed; s != 20 {
+					t.Fatalf("the impersonated node counted %d spoofed frames, want 20", s)
+				}
+			})
+		})
+	}
+}
+
+// The failure scenarios again with AuthRequired on every node: the
+// kernels' replies carry no tag, so liveness comes from the holder's own
+// authenticated answers.
+func TestSimAuthRequired(t *testing.T) {
+	eachProfile(t, func(t *testing.T, tm Timing) {
+		t.Run("power off", func(t *testing.T) {
+			l := settledAuth(t, tm)
+			l.at(2*time.Second, func() { l.powerOff(l.nodes[0]) })
+			l.runUntil(7 * time.Second)
+			l.wantSoleHolder(l.nodes[1])
+			l.wantNoDoubleHolder()
+			_, at := l.firstHolder(t0.Add(2 * time.Second))
+			if bound := time.Duration(tm.Misses+1)*tm.CheckInterval + tm.ClaimSlot + time.Millisecond; at.Sub(t0.Add(2*time.Second)) > bound {
+				t.Errorf("failover took %v, want <= %v", at.Sub(t0.Add(2*time.Second)), bound)
+			}
+		})
+		t.Run("graceful stop", func(t *testing.T) {
+			l := settledAuth(t, tm)
+			l.at(2*time.Second, func() { l.handle(l.nodes[0], Stop{}) })
+			l.runUntil(5 * time.Second)
+			l.wantSoleHolder(l.nodes[1])
+			l.wantNoDoubleHolder()
+		})
+		t.Run("kill -9", func(t *testing.T) {
+			l := settledAuth(t, tm)
+			var expiry time.Time
+			l.at(2*time.Second, func() { l.kill(l.nodes[0]); expiry = l.nodes[0].expiry })
+			l.runUntil(8 * time.Second)
+			l.wantSoleHolder(l.nodes[1])
+			if l.maxKernels > 1 {
+				t.Fatalf("two kernels had the VIP at once at %v\n%s", l.doubleKernelAt, l.dumpTrace(40))
+			}
+			if _, at := l.firstHolder(t0.Add(2 * time.Second)); at.Before(expiry) {
+				t.Fatalf("claimed at %s, before the old VIP expired at %s", l.rel(at), l.rel(expiry))
+			}
+		})
+		t.Run("partition heal", func(t *testing.T) {
+			l := settledAuth(t, tm)
+			l.at(2*time.Second, func() { l.partition([]int{0}, []int{1, 2}) })
+			l.at(7*time.Second, func() { l.heal() })
+			l.runUntil(10 * time.Second)
+			l.ignoreClient = true
+			l.wantSoleHolder(l.nodes[0])
+		})
+	})
+}
+
+func settledAuth(t *testing.T, tm Timing) *lan {
+	l := newLAN(t, tm, 200, 150, 100).withAuthLAN()
+	l.delay = func(from, to int) time.Duration { return 200 * time.Microsecond }
+	for i := range l.nodes {
+		l.start(i, 0)
+	}
+	l.runUntil(2 * time.Second)
+	l.wantSoleHolder(l.nodes[0])
+	return l
 }
