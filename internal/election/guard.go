@@ -79,6 +79,7 @@ type guard struct {
 	spoofNoteAt  time.Time
 	spoofUnnoted uint64
 	ignoreNoteAt time.Time
+	prunedAt     time.Time
 }
 
 func newGuard() guard { return guard{defended: make(map[string]time.Time)} }
@@ -100,18 +101,16 @@ func (m *Machine) learn(now time.Time, mac net.HardwareAddr) *peer {
 	if pr := m.peers[key]; pr != nil {
 		return pr
 	}
-	if len(m.peers) >= maxPeers {
+	if len(m.peers) >= maxPeers && (now.Sub(m.prunedAt) >= m.p.Timing.CheckInterval || now.Before(m.prunedAt)) {
 		m.prunePeers(now)
 	}
 	if len(m.peers) >= maxPeers {
 		var victim *peer
 		for _, p := range m.peers {
-			if m.protected(p) || m.established(p) {
+			if m.established(p) || victim != nil && !p.lastSeen.Before(victim.lastSeen) || m.protected(p) {
 				continue
 			}
-			if victim == nil || p.lastSeen.Before(victim.lastSeen) {
-				victim = p
-			}
+			victim = p
 		}
 		if victim == nil {
 			return nil
@@ -130,6 +129,7 @@ func (m *Machine) protected(p *peer) bool {
 
 // prunePeers drops peers not heard for peerExpiryBeacons beacon intervals.
 func (m *Machine) prunePeers(now time.Time) {
+	m.prunedAt = now
 	expiry := peerExpiryBeacons * max(m.p.Timing.BeaconInterval, m.p.Timing.CheckInterval)
 	for k, p := range m.peers {
 		if now.Sub(p.lastSeen) > expiry && !m.protected(p) {
@@ -250,8 +250,8 @@ func (m *Machine) unauthenticated(now time.Time, p *arp.Packet) {
 		}
 		return
 	}
-	if m.peers[string(mac)] != nil || bytes.Equal(mac, m.holder) {
-		return // an authenticated peer's kernel answering
+	if (m.peers[string(mac)] != nil || bytes.Equal(mac, m.holder)) && p.Operation == arp.OperationReply && !bytes.Equal(p.Destination, arp.Broadcast) {
+		return // an authenticated peer's kernel answering a probe
 	}
 	if m.state != StateHolder && p.SenderIP != p.TargetIP {
 		// A reply (to our probe, say) before its sender's first

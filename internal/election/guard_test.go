@@ -308,3 +308,49 @@ func TestAuthRequired(t *testing.T) {
 		}
 	})
 }
+
+// An unauthenticated gratuitous claim with a known peer's MAC is no kernel
+// reply: it is reported as foreign (someone borrows the peer's MAC).
+func TestAuthRequiredBorrowedPeerMACReported(t *testing.T) {
+	h := holderWith(t, []option{withAuth()}, nil)
+	h.authed(peerBeacon(macPeerA, 150))
+	h.frame(kernelReply(macPeerA, macSelf)) // its kernel: not foreign
+	if n := h.m.Stats().ForeignClaims; n != 0 {
+		t.Fatalf("a peer's kernel reply counted as foreign (%d)", n)
+	}
+	h.frame(arp.NewAnnouncement(macPeerA, vip1, tr(arp.KindAnnounce, 254, arp.FlagHolder)))
+	if n := h.m.Stats().ForeignClaims; n != 1 || len(h.foreign) != 1 {
+		t.Fatalf("borrowed MAC: ForeignClaims %d, reports %d, want 1 and 1", n, len(h.foreign))
+	}
+	h.wantState(StateHolder)
+}
+
+// rank walks a bounded table: the cost of a full one.
+func BenchmarkRankFullTable(b *testing.B) {
+	m := New(newParams())
+	now := t0
+	for k := range 10 * maxPeers {
+		if pr := m.learn(now, forgedMAC(k)); pr != nil {
+			pr.priority = 255
+		}
+	}
+	b.ReportMetric(float64(len(m.peers)), "peers")
+	for b.Loop() {
+		m.rank(now)
+	}
+}
+
+// The cost of one beacon from a fresh MAC when the table is full.
+func BenchmarkFreshMACFlood(b *testing.B) {
+	m := New(newParams())
+	now := t0
+	m.Handle(now, Start{LinkUp: true})
+	m.Handle(now, Frame{Packet: kernelReply(macPeerA, macSelf)})
+	k := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Handle(now, Frame{Packet: peerBeacon(forgedMAC(k), 255)})
+		k++
+	}
+	b.ReportMetric(float64(len(m.peers)), "peers")
+}
