@@ -27,6 +27,13 @@ import (
 //     node lets better peers reset its misses only for a bounded time.
 //   - Defends and re-announcements answer each claimant at most once per
 //     BeaconInterval, and at most maxDefends claimants per BeaconInterval.
+//   - A standby whose holder answers its checks does not
+//     follow a gratuitous claim by another MAC: its next check goes
+//     broadcast, and it follows whoever answers that.
+//   - A waiting node follows a new claimant (a different MAC announcing
+//     the VIP) at most maxSwitches times until a holder answers one of
+//     its checks: otherwise announcements from ever new MACs would reset
+//     its misses, or abort its candidacy, for ever.
 //   - A frame carrying our own MAC is counted (Stats.Spoofed) and logged,
 //     at most once per DefendInterval, never acted on.
 //   - Claims by hosts that are not (authenticated) floatip peers are
@@ -45,6 +52,7 @@ const (
 	fenceDeferCap     = 30 * time.Second
 	maxDefends        = 4
 	maxForeignReports = 5
+	maxSwitches       = 3
 )
 
 // guard is the machine's bookkeeping for the rules above.
@@ -80,6 +88,9 @@ type guard struct {
 	spoofUnnoted uint64
 	ignoreNoteAt time.Time
 	prunedAt     time.Time
+	switches     int  // holder changes since a holder last answered a check
+	probeBcast   bool // make the next check a broadcast: a new claimant appeared
+	switchNoteAt time.Time
 }
 
 func newGuard() guard { return guard{defended: make(map[string]time.Time)} }
@@ -202,11 +213,18 @@ func (m *Machine) confirms(now time.Time, p *arp.Packet) bool {
 }
 
 // verifyClaim probes a better claimant by unicast; we yield when it
-// answers within a check interval. One verification at a time.
-func (m *Machine) verifyClaim(now time.Time, mac net.HardwareAddr) {
+// answers within a check interval. One verification at a time, but an
+// established peer (heard over time) displaces a pending one that is not,
+// so that a stream of forged claims from fresh MACs cannot keep a real
+// winner from being verified.
+func (m *Machine) verifyClaim(now time.Time, pr *peer) {
+	mac := pr.mac
 	if m.yieldMAC != nil {
-		m.stats.Throttled++
-		return
+		pending := m.peers[string(m.yieldMAC)]
+		if bytes.Equal(m.yieldMAC, mac) || !m.established(pr) || pending != nil && m.established(pending) {
+			m.stats.Throttled++
+			return
+		}
 	}
 	m.yieldMAC = slices.Clone(mac)
 	m.yieldUntil = now.Add(max(m.p.Timing.CheckInterval, 2*time.Millisecond))
@@ -333,4 +351,27 @@ func (m *Machine) blockedNote(now time.Time, why string) {
 	m.blockedAt = now
 	m.note(slog.LevelError, "not taking over: the vanished holder is not in peers, so fencing (required) may not run against it; the VIP stays on no node until it answers again, another node claims, or an operator acts",
 		"holder", m.fenceBlocked.String(), "why", why)
+}
+
+// mayFollow counts a switch to the new claimant of p; false when
+// maxSwitches claimants in a row never answered a check: then p is not
+// followed (no holder change, no reset of misses, no aborted claim).
+func (m *Machine) mayFollow(now time.Time, p *arp.Packet) bool {
+	if m.switches < maxSwitches {
+		m.switches++
+		return true
+	}
+	m.stats.Throttled++
+	if m.switchNoteAt.IsZero() || now.Sub(m.switchNoteAt) >= DefendInterval || now.Before(m.switchNoteAt) {
+		m.switchNoteAt = now
+		m.note(slog.LevelWarn, "not following another new claimant of the VIP: the last ones never answered a check (forged announcements?)",
+			"claimant", p.SenderHardwareAddr.String(), "holder", m.holder.String())
+	}
+	return false
+}
+
+// holderAnswering reports whether the current holder answered a check of
+// ours and has missed none since.
+func (m *Machine) holderAnswering() bool {
+	return m.holder != nil && m.holderAnswers > 0 && m.misses == 0
 }

@@ -148,10 +148,14 @@ func TestFenceNotAgainstUnestablishedHolder(t *testing.T) {
 			h := newHarness(t, withFencing(fp))
 			h.becomeStandby(macPeerA)
 			h.runAnswering(300*time.Millisecond, macPeerA)
-			// A forger announces the VIP with a standby's MAC (no reply to
-			// any check ever comes from it).
+			// A forger answers our check with a standby's MAC, once: we
+			// follow it (no reply to any further check comes from it).
 			victim := macPeerB
-			h.frame(arp.NewAnnouncement(victim, vip1, tr(arp.KindAnnounce, 254, arp.FlagHolder)))
+			h.tick()
+			h.frame(kernelReply(victim, macSelf))
+			if !bytes.Equal(h.m.Holder(), victim) {
+				t.Fatalf("did not follow the answer: holder %v", h.m.Holder())
+			}
 			acts := h.runFor(2 * time.Second)
 			for _, f := range actionsOf[Fence](acts) {
 				t.Fatalf("fenced %v, which never answered a check: %s", f.MAC, dump(acts))

@@ -397,6 +397,9 @@ func (m *Machine) sendProbe(now time.Time, broadcast bool) {
 		m.nextBeacon = now.Add(m.p.Timing.BeaconInterval)
 		m.prunePeers(now)
 	}
+	if m.probeBcast {
+		broadcast, m.probeBcast = true, false
+	}
 	dst := arp.Broadcast
 	if !broadcast && m.holder != nil {
 		dst = m.holder
@@ -600,6 +603,7 @@ func (m *Machine) beats(prio uint8, mac net.HardwareAddr) bool {
 
 func (m *Machine) toHolder(now time.Time, reason string, verify bool) {
 	m.clearTimers()
+	m.switches = 0
 	m.holder, m.departed = nil, nil
 	m.transition(StateHolder, reason)
 	if !verify && len(m.p.VIPs) > 1 {
@@ -730,6 +734,8 @@ func (m *Machine) frame(now time.Time, p *arp.Packet, authed bool) {
 		m.waitingFrame(now, p, pr)
 	case StateCandidate, StateFencing:
 		switch {
+		case !probe && !m.mayFollow(now, p):
+			// Ever new claimants, none of which answered a check.
 		case !probe:
 			if m.state == StateFencing && bytes.Equal(p.SenderHardwareAddr, m.fenceTarget) {
 				m.note(slog.LevelWarn, "the vanished holder answers again: not fencing it")
@@ -768,6 +774,15 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 		// Someone answers for the VIP: the holder is alive (or a new one).
 		same := bytes.Equal(m.holder, p.SenderHardwareAddr)
 		answer := m.outstanding && !m.answered && p.Operation == arp.OperationReply
+		if !same && !answer && m.holderAnswering() {
+			// A new claimant while our holder answers its checks: ask
+			// everyone with our next check rather than believe one frame.
+			m.probeBcast = true
+			return
+		}
+		if !same && !m.mayFollow(now, p) {
+			return
+		}
 		if answer {
 			m.emit(ProbeAnswered{RTT: now.Sub(m.probeSent)})
 		}
@@ -789,6 +804,7 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 		}
 		if answer {
 			m.holderAnswers++
+			m.switches = 0
 		}
 		return
 	}
@@ -877,11 +893,12 @@ func (m *Machine) conflict(now time.Time, p *arp.Packet, pr *peer, authed bool) 
 	m.stats.Conflicts++
 	if m.beats(pr.priority, pr.mac) {
 		if !authed && !m.confirms(now, p) {
-			m.verifyClaim(now, mac)
+			m.verifyClaim(now, pr)
 			return
 		}
 		m.emit(RemoveVIPs{})
 		m.toWaiting(now, StateStandby, mac, fmt.Sprintf("conflict with %s (priority %d) which wins over us (priority %d): releasing", mac, pr.priority, m.p.Priority))
+		m.holderAnswers = 1 // it answered our check (or is authenticated)
 		return
 	}
 	if !m.mayDefend(now, mac) {
