@@ -174,10 +174,9 @@ func (Refused) action()    {}
 // hooks. Suppressed is how many such frames went unreported since the
 // previous ForeignClaim.
 type ForeignClaim struct {
-	MAC           net.HardwareAddr
-	VIP           netip.Addr
-	Authenticated bool
-	Suppressed    uint64
+	MAC        net.HardwareAddr
+	VIP        netip.Addr
+	Suppressed uint64
 }
 
 func (ForeignClaim) action() {}

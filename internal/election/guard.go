@@ -296,7 +296,7 @@ func (m *Machine) foreignSeen(now time.Time, p *arp.Packet) {
 	}
 	m.fcInWindow++
 	m.fcLast, m.fcLastMAC = now, slices.Clone(mac)
-	m.emit(ForeignClaim{MAC: slices.Clone(mac), VIP: p.SenderIP, Authenticated: false, Suppressed: m.fcSuppressed})
+	m.emit(ForeignClaim{MAC: slices.Clone(mac), VIP: p.SenderIP, Suppressed: m.fcSuppressed})
 	m.fcSuppressed = 0
 }
 

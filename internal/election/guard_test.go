@@ -358,3 +358,26 @@ func BenchmarkFreshMACFlood(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(m.peers)), "peers")
 }
+
+// With fencing on, a better peer known before the VIP was found free may
+// defer our claim while it fences, but not past fenceDeferCap.
+func TestClaimDeferralCeilingWithFencing(t *testing.T) {
+	h := newHarness(t, withFencing(FenceBestEffort))
+	h.frame(peerBeacon(macPeerB, 200)) // better standby
+	h.becomeStandby(macPeerA)
+	h.runAnswering(300*time.Millisecond, macPeerA)
+	h.frame(peerBeacon(macPeerB, 200))
+	for h.m.State() == StateStandby {
+		h.tick()
+	}
+	h.wantState(StateCandidate)
+	free := h.now
+	for h.m.State() == StateCandidate && h.now.Sub(free) < time.Minute {
+		h.frame(peerProbe(macPeerB, 200, arp.FlagClaiming))
+		h.runFor(h.p.Timing.CheckInterval)
+	}
+	took := h.now.Sub(free)
+	if h.m.State() == StateCandidate || took < fenceDeferCap || took > fenceDeferCap+time.Second {
+		t.Fatalf("state %v %v after the VIP was found free, want fencing after about %v", h.m.State(), took, fenceDeferCap)
+	}
+}
