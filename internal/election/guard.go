@@ -27,9 +27,13 @@ import (
 //     node lets better peers reset its misses only for a bounded time.
 //   - Defends and re-announcements answer each claimant at most once per
 //     BeaconInterval, and at most maxDefends claimants per BeaconInterval.
-//   - A standby whose holder answers its checks does not
-//     follow a gratuitous claim by another MAC: its next check goes
-//     broadcast, and it follows whoever answers that.
+//   - A standby whose holder answers its checks does not follow a
+//     gratuitous claim by another MAC: its next check goes broadcast, and
+//     it follows whoever answers that. Fencing runs only against a holder
+//     that answered a check, so a MAC named only in announcements (a
+//     standby's, borrowed by a forger) is never fenced; when we followed
+//     such a claimant away from a silent holder that had answered, that
+//     holder is the one fenced.
 //   - A waiting node follows a new claimant (a different MAC announcing
 //     the VIP) at most maxSwitches times until a holder answers one of
 //     its checks: otherwise announcements from ever new MACs would reset
@@ -88,16 +92,20 @@ type guard struct {
 	spoofUnnoted uint64
 	ignoreNoteAt time.Time
 	prunedAt     time.Time
-	switches     int  // holder changes since a holder last answered a check
-	probeBcast   bool // make the next check a broadcast: a new claimant appeared
+	switches     int              // holder changes since a holder last answered a check
+	prevHolder   net.HardwareAddr // an answering holder we left for a claimant that has not answered yet
+	probeBcast   bool             // make the next check a broadcast: a new claimant appeared
 	switchNoteAt time.Time
 }
 
 func newGuard() guard { return guard{defended: make(map[string]time.Time)} }
 
 // establishAnswers is how many of our checks a holder must have answered
-// before we fence it.
-func (m *Machine) establishAnswers() int { return max(m.p.Timing.Misses, 1) }
+// (a reply to us while a check was outstanding) before we fence it. One:
+// a node seen answering once and then lost must be fenced under fencing
+// required; what is excluded is a MAC that only ever announced, such as
+// a standby's MAC in a forged announcement.
+func (m *Machine) establishAnswers() int { return 1 }
 
 // established reports whether a peer was heard at least twice, a check
 // interval apart: more than a single (forged) frame.
@@ -371,7 +379,8 @@ func (m *Machine) mayFollow(now time.Time, p *arp.Packet) bool {
 }
 
 // holderAnswering reports whether the current holder answered a check of
-// ours and has missed none since.
+// ours and missed none since: then only an answer to a check (not a
+// gratuitous claim) makes us follow another MAC.
 func (m *Machine) holderAnswering() bool {
 	return m.holder != nil && m.holderAnswers > 0 && m.misses == 0
 }

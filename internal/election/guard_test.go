@@ -145,16 +145,14 @@ func TestHandoverFromNonHolderIgnored(t *testing.T) {
 func TestFenceNotAgainstUnestablishedHolder(t *testing.T) {
 	for _, fp := range []FencePolicy{FenceBestEffort, FenceRequired} {
 		t.Run(map[FencePolicy]string{FenceBestEffort: "best-effort", FenceRequired: "required"}[fp], func(t *testing.T) {
-			h := newHarness(t, withFencing(fp))
-			h.becomeStandby(macPeerA)
-			h.runAnswering(300*time.Millisecond, macPeerA)
-			// A forger answers our check with a standby's MAC, once: we
-			// follow it (no reply to any further check comes from it).
+			// A starting node hears a forged announcement with a
+			// standby's MAC; no reply to any check ever comes from it.
 			victim := macPeerB
-			h.tick()
-			h.frame(kernelReply(victim, macSelf))
+			h := newHarness(t, withFencing(fp))
+			h.startFresh()
+			h.frame(arp.NewAnnouncement(victim, vip1, tr(arp.KindAnnounce, 254, arp.FlagHolder)))
 			if !bytes.Equal(h.m.Holder(), victim) {
-				t.Fatalf("did not follow the answer: holder %v", h.m.Holder())
+				t.Fatalf("did not follow the claim: holder %v", h.m.Holder())
 			}
 			acts := h.runFor(2 * time.Second)
 			for _, f := range actionsOf[Fence](acts) {
@@ -162,6 +160,27 @@ func TestFenceNotAgainstUnestablishedHolder(t *testing.T) {
 			}
 			if len(notes(acts, "never established")) == 0 {
 				t.Fatalf("no note about the unestablished holder: %s", dump(acts))
+			}
+			h.wantState(StateHolder) // nobody answers: the VIP is free
+
+			// A standby of a holder that answers: the forged announcement
+			// is not followed.
+			h = newHarness(t, withFencing(fp))
+			h.becomeStandby(macPeerA)
+			h.runAnswering(300*time.Millisecond, macPeerA)
+			h.frame(arp.NewAnnouncement(victim, vip1, tr(arp.KindAnnounce, 254, arp.FlagHolder)))
+			if !bytes.Equal(h.m.Holder(), macPeerA) {
+				t.Fatalf("followed a gratuitous claim away from the answering holder: holder %v", h.m.Holder())
+			}
+			// The holder falls silent, and then the forged announcement
+			// comes: followed, but the holder that vanished is the one
+			// fenced.
+			h.tick()
+			h.tick()
+			h.frame(arp.NewAnnouncement(victim, vip1, tr(arp.KindAnnounce, 254, arp.FlagHolder)))
+			acts = h.runFor(2 * time.Second)
+			if fs := actionsOf[Fence](acts); len(fs) != 1 || !bytes.Equal(fs[0].MAC, macPeerA) {
+				t.Fatalf("Fence actions %+v, want one against the vanished holder %v", fs, macPeerA)
 			}
 		})
 	}

@@ -603,7 +603,7 @@ func (m *Machine) beats(prio uint8, mac net.HardwareAddr) bool {
 
 func (m *Machine) toHolder(now time.Time, reason string, verify bool) {
 	m.clearTimers()
-	m.switches = 0
+	m.switches, m.prevHolder = 0, nil
 	m.holder, m.departed = nil, nil
 	m.transition(StateHolder, reason)
 	if !verify && len(m.p.VIPs) > 1 {
@@ -775,8 +775,9 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 		same := bytes.Equal(m.holder, p.SenderHardwareAddr)
 		answer := m.outstanding && !m.answered && p.Operation == arp.OperationReply
 		if !same && !answer && m.holderAnswering() {
-			// A new claimant while our holder answers its checks: ask
-			// everyone with our next check rather than believe one frame.
+			// A new claimant while we have a holder that answered our
+			// checks: ask everyone with our next check rather than believe
+			// one frame; whoever holds the VIP answers it.
 			m.probeBcast = true
 			return
 		}
@@ -794,6 +795,9 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 			m.fenceBlocked = nil
 		}
 		if !same {
+			if m.holderAnswers > 0 {
+				m.prevHolder = m.holder
+			}
 			m.holder = slices.Clone(p.SenderHardwareAddr)
 			m.holderAnswers = 0
 			if m.state == StateProbing {
@@ -804,7 +808,7 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 		}
 		if answer {
 			m.holderAnswers++
-			m.switches = 0
+			m.switches, m.prevHolder = 0, nil
 		}
 		return
 	}

@@ -66,8 +66,9 @@ func (m *Machine) liveHealthyPeer(now time.Time) bool {
 // claim takes the VIP, fencing a vanished holder first when configured.
 //
 // Fencing runs only against a holder established by observation: one that
-// answered at least Misses of our checks (with AuthRequired, all of them
-// authenticated frames), not a MAC that one frame named. A holder that was
+// answered one of our checks (a reply to us while a check was outstanding;
+// with AuthRequired, an authenticated one), not a MAC that announcements
+// named. A holder that was
 // never established proves nothing about who had the VIP: we check the
 // VIP afresh, as a starting node does, and claim without fencing if
 // nobody answers. With fencing required, a holder not in FenceAllowed is
@@ -77,6 +78,12 @@ func (m *Machine) claim(now time.Time, reason string) {
 	if m.p.Fencing == FenceOff || !m.vanished || m.departed == nil {
 		m.toHolder(now, reason, false)
 		return
+	}
+	if !m.departedEst && m.prevHolder != nil {
+		// We followed a claimant that never answered away from a holder
+		// that had: that one vanished, and is the one to fence.
+		m.note(slog.LevelWarn, "the last claimant never answered a check: fencing the holder that did", "claimant", m.departed.String(), "holder", m.prevHolder.String())
+		m.departed, m.departedEst = m.prevHolder, true
 	}
 	if !m.departedEst {
 		m.note(slog.LevelWarn, "not fencing the vanished holder: it was never established as holder (too few answers to our checks); checking the VIP afresh",
