@@ -38,6 +38,14 @@ import (
 //     the VIP) at most maxSwitches times until a holder answers one of
 //     its checks: otherwise announcements from ever new MACs would reset
 //     its misses, or abort its candidacy, for ever.
+//   - A holder yields to a better claimant only when the claim is
+//     authenticated or the claimant answers a unicast check (see
+//     conflict); a Release is obeyed only from the current holder, a
+//     Takeover only when this node's own preempt is on (Stats.Ignored).
+//   - With AuthRequired the holder's untagged kernel replies keep a
+//     standby waiting for at most Lifetime after the holder's last
+//     authenticated frame: long enough that a killed daemon's VIP expires
+//     first, short enough that forged replies cannot hold the VIP off.
 //   - A frame carrying our own MAC is counted (Stats.Spoofed) and logged,
 //     at most once per DefendInterval, never acted on.
 //   - Claims by hosts that are not (authenticated) floatip peers are
