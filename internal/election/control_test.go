@@ -90,6 +90,7 @@ func TestPassiveBetterProberDoesNotBlockClaim(t *testing.T) {
 func TestHoldWhileFencingAbandonsTheFence(t *testing.T) {
 	h := newHarness(t, func(p *Params) { p.Fencing = FenceRequired })
 	h.becomeStandby(macPeerA)
+	h.runAnswering(200*time.Millisecond, macPeerA) // established as holder
 	for h.m.State() != StateFencing {
 		h.tick()
 	}

@@ -20,4 +20,17 @@
 // intent, so nodes learn each other without a peer list, and two holders
 // (a healed partition, a race) resolve deterministically: higher priority,
 // then lower MAC, keeps the VIP; the other deletes it and becomes standby.
+//
+// Every frame from the wire is hostile (guard.go). Without authentication
+// the machine believes a frame only as far as it is consistent with what
+// it observes: a holder yields to a better claimant only once that one
+// answers a unicast check; a Release is obeyed only from the current
+// holder, a Takeover only with preempt on; fencing runs only against a
+// holder that answered our checks (and, with fencing required, is in
+// FenceAllowed); claim deferrals, the peer table and conflict answers are
+// bounded. That bounds what a forged frame costs; it cannot stop a forger
+// that impersonates a peer frame for frame. With Params.AuthRequired only
+// frames the codec authenticated (Frame.Authenticated) reach the election;
+// the others are looked at only to report claims by hosts that are not
+// floatip peers (ForeignClaim).
 package election

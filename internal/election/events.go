@@ -21,8 +21,15 @@ type Start struct {
 // Tick tells the machine that its Deadline has passed.
 type Tick struct{}
 
-// Frame is an ARP frame seen on the interface (never our own).
-type Frame struct{ Packet *arp.Packet }
+// Frame is an ARP frame seen on the interface. Authenticated says the
+// codec verified its tag (with Params.AuthRequired, only such frames count).
+// A frame that carries our own MAC must still be passed (our own
+// transmissions and our kernel's replies must not): the machine counts it
+// as spoofing.
+type Frame struct {
+	Packet        *arp.Packet
+	Authenticated bool
+}
 
 // LinkChanged reports the interface going down (or losing carrier) or up.
 type LinkChanged struct{ Up bool }
@@ -160,3 +167,17 @@ type HolderLost struct{ MAC net.HardwareAddr }
 func (HolderLost) action() {}
 func (Fence) action()      {}
 func (Refused) action()    {}
+
+// ForeignClaim reports a claim of one of the group's VIPs (an announcement
+// or a reply) by a host that is not an (authenticated) floatip peer: the
+// daemon logs it at WARN, counts it (Stats.ForeignClaims counts every such
+// frame; this action is rate-limited), shows it in status and passes it to
+// hooks. Suppressed is how many such frames went unreported since the
+// previous ForeignClaim.
+type ForeignClaim struct {
+	MAC        net.HardwareAddr
+	VIP        netip.Addr
+	Suppressed uint64
+}
+
+func (ForeignClaim) action() {}

@@ -149,12 +149,13 @@ func transitions(acts []Action) []Transition {
 
 // harness drives one machine with a fake clock.
 type harness struct {
-	t    *testing.T
-	m    *Machine
-	p    Params
-	now  time.Time
-	rtts []time.Duration    // ProbeAnswered reports of the last event
-	lost []net.HardwareAddr // HolderLost reports, all so far
+	t       *testing.T
+	m       *Machine
+	p       Params
+	now     time.Time
+	rtts    []time.Duration    // ProbeAnswered reports of the last event
+	lost    []net.HardwareAddr // HolderLost reports, all so far
+	foreign []ForeignClaim     // ForeignClaim reports, all so far
 }
 
 type option func(*Params)
@@ -199,6 +200,11 @@ func (h *harness) do(ev Event) []Action {
 	for _, a := range acts {
 		if r, ok := a.(ProbeAnswered); ok {
 			h.rtts = append(h.rtts, r.RTT)
+			continue
+		}
+		if f, ok := a.(ForeignClaim); ok {
+			// Reports for the daemon; TestForeignClaimReported checks them.
+			h.foreign = append(h.foreign, f)
 			continue
 		}
 		if l, ok := a.(HolderLost); ok {

@@ -145,6 +145,22 @@ type Params struct {
 	// it for the VIP after PreemptDelay.
 	Preempt      bool
 	PreemptDelay time.Duration
+
+	// AuthRequired says frames must be authenticated (Frame.Authenticated)
+	// to count: an unauthenticated frame never changes state, never counts
+	// as a peer, never resets misses or defers a claim. It is only looked
+	// at for claims of our VIPs by hosts that are not floatip peers
+	// (ForeignClaim), which a holder with the Defend policy defends against
+	// (rate-limited); it never yields to one. A holder also answers each
+	// authenticated standby's probe with an authenticated reply, since the
+	// kernel's own replies carry no tag and no longer count as liveness.
+	AuthRequired bool
+	// FenceAllowed, when not nil, lists the only MACs that fencing:
+	// required may fence (the daemon fills it from peers:). A vanished
+	// holder not in it is not fenced, and the node does not take over: it
+	// stays standby and says so at ERROR until that holder answers again or
+	// another node claims.
+	FenceAllowed []net.HardwareAddr
 }
 
 // FencePolicy says whether to fence (STONITH) a vanished holder first.
@@ -219,11 +235,28 @@ type Machine struct {
 	nextClaimProbe time.Time // fencing: repeat our claiming probe
 	preemptAt      time.Time
 	lastHeard      time.Time // when the holder last answered
+
+	guard // wire hygiene: see guard.go
 }
 
 // Stats count what the machine did, for status and metrics.
 type Stats struct {
 	Claims, Releases, Conflicts, ProbesSent, ProbesUnanswered, Transitions uint64
+	// Spoofed counts frames from the wire that carried our own MAC as
+	// sender: someone impersonates this node. They are never acted on.
+	Spoofed uint64
+	// ForeignClaims counts claims of our VIPs (announcements, replies) by
+	// hosts that are not (authenticated) floatip peers.
+	ForeignClaims uint64
+	// Throttled counts conflict answers (defends, re-announcements,
+	// verification probes) left unsent by the rate limit.
+	Throttled uint64
+	// Unconfirmed counts claims by a better peer that a holder did not
+	// yield to because the claimant did not confirm them (see conflict).
+	Unconfirmed uint64
+	// Ignored counts Release and Takeover frames not obeyed: a release
+	// not from the current holder, a takeover with preempt off.
+	Ignored uint64
 }
 
 // Stats returns the counters so far.
@@ -236,18 +269,20 @@ func (m *Machine) Priority() uint8 { return m.p.Priority }
 func (m *Machine) Held() bool { return m.held }
 
 type peer struct {
-	mac      net.HardwareAddr
-	priority uint8
-	nodeID   uint32
-	holder   bool
-	claiming bool
-	passive  bool
-	lastSeen time.Time
+	mac        net.HardwareAddr
+	priority   uint8
+	nodeID     uint32
+	holder     bool
+	claiming   bool
+	passive    bool
+	lastSeen   time.Time
+	firstSeen  time.Time
+	lastAnswer time.Time // AuthRequired holder: when we last answered its probe
 }
 
 // New returns a machine in StateInit. Params are assumed validated.
 func New(p Params) *Machine {
-	return &Machine{p: p, peers: make(map[string]*peer), healthy: !p.HasChecks}
+	return &Machine{p: p, peers: make(map[string]*peer), healthy: !p.HasChecks, guard: newGuard()}
 }
 
 // Healthy reports whether the local service passes its checks.
@@ -273,7 +308,7 @@ func (m *Machine) Holder() net.HardwareAddr {
 // for events only.
 func (m *Machine) Deadline() time.Time {
 	var d time.Time
-	timers := []time.Time{m.nextProbe, m.verifyUntil, m.claimAt, m.nextRenew, m.nextAnnounce, m.foreignUntil, m.retryAt, m.fenceRetry, m.nextClaimProbe, m.preemptAt, m.handoverUntil}
+	timers := []time.Time{m.nextProbe, m.verifyUntil, m.claimAt, m.nextRenew, m.nextAnnounce, m.foreignUntil, m.retryAt, m.fenceRetry, m.nextClaimProbe, m.preemptAt, m.handoverUntil, m.yieldUntil}
 	if m.state == StateHolder {
 		// Waiting states send their beacon with the next probe instead.
 		timers = append(timers, m.nextBeacon)
@@ -296,7 +331,7 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 	case Tick:
 		m.tick(now)
 	case Frame:
-		m.frame(now, ev.Packet)
+		m.frame(now, ev.Packet, ev.Authenticated)
 	case LinkChanged:
 		m.link(now, ev.Up)
 	case AddrChanged:
@@ -381,6 +416,7 @@ func (m *Machine) clearTimers() {
 	m.nextRenew, m.nextAnnounce, m.foreignUntil, m.retryAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	m.fenceRetry, m.nextClaimProbe, m.preemptAt, m.handoverUntil = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	m.foreignMAC = nil
+	m.yieldMAC, m.yieldUntil = nil, time.Time{}
 	m.fenceRunning = false
 }
 
@@ -402,6 +438,8 @@ func (m *Machine) start(now time.Time, ev Start) {
 func (m *Machine) toWaiting(now time.Time, s State, holder net.HardwareAddr, reason string) {
 	m.clearTimers()
 	m.holder = holder
+	m.holderAnswers = 0
+	m.waitSince = now
 	m.misses = 0
 	m.refusing = false
 	m.outstanding, m.answered = false, false
@@ -419,6 +457,10 @@ func (m *Machine) sendProbe(now time.Time, broadcast bool) {
 		kind = arp.KindBeacon
 		broadcast = true
 		m.nextBeacon = now.Add(m.p.Timing.BeaconInterval)
+		m.prunePeers(now)
+	}
+	if m.probeBcast {
+		broadcast, m.probeBcast = true, false
 	}
 	dst := arp.Broadcast
 	if !broadcast && m.holder != nil {
@@ -499,7 +541,9 @@ func (m *Machine) tick(now time.Time) {
 			} else if m.answered {
 				m.misses = 0
 			}
-			if m.misses >= m.p.Timing.Misses && !m.held {
+			if m.misses >= m.p.Timing.Misses && !m.held && m.blocked() {
+				m.blockedNote(now, "still silent")
+			} else if m.misses >= m.p.Timing.Misses && !m.held {
 				m.vanished, m.fenceSeen = true, m.lastHeard
 				reason := fmt.Sprintf("%d consecutive probes unanswered: the VIP is free", m.misses)
 				if m.holder != nil {
@@ -553,6 +597,10 @@ func (m *Machine) toCandidate(now time.Time, reason string) {
 		refuse(slog.LevelInfo, "not claiming: maintenance hold")
 		return
 	}
+	if m.fenceBlocked != nil && bytes.Equal(m.holder, m.fenceBlocked) {
+		m.blockedNote(now, reason)
+		return
+	}
 	extra := time.Duration(0)
 	if !m.healthy {
 		if !m.p.KeepUnhealthy {
@@ -568,23 +616,24 @@ func (m *Machine) toCandidate(now time.Time, reason string) {
 		extra = time.Duration(m.p.Timing.Misses) * m.p.Timing.CheckInterval
 		reason += "; the local service is unhealthy but no healthy node is known (unhealthy_policy keep)"
 	}
+	m.departedEst = m.holder != nil && m.holderAnswers >= m.establishAnswers()
 	m.departed, m.holder = m.holder, nil
 	m.clearTimers()
 	m.lastCall = false
 	rank := m.rank(now)
 	m.transition(StateCandidate, fmt.Sprintf("%s (rank %d among live standbys)", reason, rank))
+	m.freeAt, m.deferCapped = now, false
 	if rank == 0 && extra == 0 {
 		m.claim(now, "highest-priority live standby")
 		return
 	}
 	m.claimAt = now.Add(time.Duration(rank)*m.p.Timing.ClaimSlot + extra)
+	m.claimBase = m.claimAt
 	// A better peer that is already claiming (fencing, perhaps) repeats its
 	// claiming probe every CheckInterval: wait past its next one.
 	for _, p := range m.peers {
 		if p.claiming && !p.passive && !bytes.Equal(p.mac, m.departed) && m.beats(p.priority, p.mac) {
-			if t := p.lastSeen.Add(m.p.Timing.ClaimSlot + m.p.Timing.CheckInterval); t.After(m.claimAt) {
-				m.claimAt = t
-			}
+			m.deferClaim(now, p.lastSeen.Add(m.p.Timing.ClaimSlot+m.p.Timing.CheckInterval), p)
 		}
 	}
 	m.emit(Send{Packet: arp.NewProbe(m.p.MAC, arp.Broadcast, m.p.VIPs[0], m.trailer(arp.KindProbe, arp.FlagClaiming))})
@@ -602,7 +651,7 @@ func (m *Machine) rank(now time.Time) int {
 			n++
 		}
 	}
-	return n
+	return min(n, maxRank)
 }
 
 // beats reports whether a node with priority prio and MAC mac wins over us:
@@ -616,6 +665,7 @@ func (m *Machine) beats(prio uint8, mac net.HardwareAddr) bool {
 
 func (m *Machine) toHolder(now time.Time, reason string, verify bool) {
 	m.clearTimers()
+	m.switches, m.prevHolder = 0, nil
 	m.holder, m.departed = nil, nil
 	m.transition(StateHolder, reason)
 	if !verify && len(m.p.VIPs) > 1 {
@@ -687,6 +737,11 @@ func (m *Machine) holderTick(now time.Time) {
 			m.announce(now)
 		}
 	}
+	if !m.yieldUntil.IsZero() && !now.Before(m.yieldUntil) {
+		m.stats.Unconfirmed++
+		m.note(slog.LevelWarn, "a better node's claim of the VIP was not confirmed: keeping the VIP (forged frame?)", "claimant", m.yieldMAC.String())
+		m.yieldMAC, m.yieldUntil = nil, time.Time{}
+	}
 	if !m.foreignUntil.IsZero() && !now.Before(m.foreignUntil) {
 		mac := m.foreignMAC
 		m.foreignUntil, m.foreignMAC = time.Time{}, nil
@@ -698,56 +753,79 @@ func (m *Machine) holderTick(now time.Time) {
 	if !m.nextBeacon.IsZero() && !now.Before(m.nextBeacon) {
 		m.sendHolderProbe(now)
 		m.nextBeacon = now.Add(m.p.Timing.BeaconInterval)
+		m.prunePeers(now)
 		m.reviewHealth(now)
 	}
 }
 
 func (m *Machine) ours(ip netip.Addr) bool { return slices.Contains(m.p.VIPs, ip) }
 
-func (m *Machine) frame(now time.Time, p *arp.Packet) {
-	if p == nil || bytes.Equal(p.SenderHardwareAddr, m.p.MAC) || bytes.Equal(p.Source, m.p.MAC) {
+func (m *Machine) frame(now time.Time, p *arp.Packet, authed bool) {
+	if p == nil {
 		return
 	}
 	probe := p.IsProbe()
 	if probe && !m.ours(p.TargetIP) || !probe && !m.ours(p.SenderIP) {
 		return
 	}
+	if bytes.Equal(p.SenderHardwareAddr, m.p.MAC) || bytes.Equal(p.Source, m.p.MAC) {
+		m.spoofed(now, p)
+		return
+	}
+	if m.p.AuthRequired && !authed {
+		m.unauthenticated(now, p)
+		return
+	}
+	if !probe && p.Trailer == nil && m.state != StateHolder && p.SenderIP == p.TargetIP && m.peers[string(p.SenderHardwareAddr)] == nil {
+		// A gratuitous claim by a host that never spoke floatip. (The
+		// holder's own case goes through conflict.)
+		m.foreignSeen(now, p)
+	}
 	var pr *peer
 	if t := p.Trailer; t != nil {
-		key := string(p.SenderHardwareAddr)
-		pr = m.peers[key]
-		if pr == nil {
-			pr = &peer{mac: slices.Clone(p.SenderHardwareAddr)}
-			m.peers[key] = pr
+		pr = m.learn(now, p.SenderHardwareAddr)
+		if pr != nil {
+			pr.priority, pr.nodeID, pr.lastSeen = t.Priority, t.NodeID, now
+			pr.holder = t.Flags&arp.FlagHolder != 0 && t.Kind != arp.KindRelease
+			pr.claiming = t.Flags&arp.FlagClaiming != 0
+			pr.passive = t.Flags&arp.FlagPassive != 0
 		}
-		pr.priority, pr.nodeID, pr.lastSeen = t.Priority, t.NodeID, now
-		pr.holder = t.Flags&arp.FlagHolder != 0 && t.Kind != arp.KindRelease
-		pr.claiming = t.Flags&arp.FlagClaiming != 0
-		pr.passive = t.Flags&arp.FlagPassive != 0
 	}
 	switch m.state {
 	case StateProbing, StateStandby:
 		m.waitingFrame(now, p, pr)
 	case StateCandidate, StateFencing:
 		switch {
+		case !probe && !m.mayFollow(now, p):
+			// Ever new claimants, none of which answered a check.
 		case !probe:
 			if m.state == StateFencing && bytes.Equal(p.SenderHardwareAddr, m.fenceTarget) {
 				m.note(slog.LevelWarn, "the vanished holder answers again: not fencing it")
 			}
 			m.toWaiting(now, StateStandby, p.SenderHardwareAddr, fmt.Sprintf("%s claims the VIP", p.SenderHardwareAddr))
 		case m.state == StateCandidate && pr != nil && pr.claiming && m.beats(pr.priority, pr.mac):
-			// A better node is claiming (perhaps fencing first): keep waiting.
-			m.claimAt = now.Add(m.p.Timing.ClaimSlot + m.p.Timing.CheckInterval)
+			// A better node is claiming (perhaps fencing first): keep
+			// waiting, up to the deferral ceiling.
+			m.deferClaim(now, now.Add(m.p.Timing.ClaimSlot+m.p.Timing.CheckInterval), pr)
 		}
 	case StateHolder:
 		switch {
 		case !probe || pr != nil && pr.holder:
 			// A claim, or another holder's own check for a second holder
 			// (after a partition heals, its probe may be all we ever see).
-			m.conflict(now, p, pr)
+			m.conflict(now, p, pr, authed)
 		case p.Trailer != nil && p.Trailer.Kind == arp.KindTakeover && pr != nil && !pr.passive && m.beats(pr.priority, pr.mac):
+			if !m.p.Preempt {
+				// Only preempting standbys send Takeover; a node
+				// configured without preempt does not hand over to one.
+				m.refuseTakeover(now, pr)
+				break
+			}
 			m.handTo(now, pr, fmt.Sprintf("preempted by %s (priority %d)", pr.mac, pr.priority))
 		default:
+			if pr != nil && !pr.holder {
+				m.answerProbe(now, p, pr)
+			}
 			m.reviewHealth(now)
 		}
 	}
@@ -756,19 +834,43 @@ func (m *Machine) frame(now time.Time, p *arp.Packet) {
 func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 	if !p.IsProbe() {
 		// Someone answers for the VIP: the holder is alive (or a new one).
-		if m.outstanding && !m.answered && p.Operation == arp.OperationReply {
+		same := bytes.Equal(m.holder, p.SenderHardwareAddr)
+		answer := m.outstanding && !m.answered && p.Operation == arp.OperationReply
+		if !same && !answer && m.holderAnswering() {
+			// A new claimant while we have a holder that answered our
+			// checks: ask everyone with our next check rather than believe
+			// one frame; whoever holds the VIP answers it.
+			m.probeBcast = true
+			return
+		}
+		if !same && !m.mayFollow(now, p) {
+			return
+		}
+		if answer {
 			m.emit(ProbeAnswered{RTT: now.Sub(m.probeSent)})
 		}
 		m.answered = true
 		m.lastHeard = now
 		m.misses = 0
-		if !bytes.Equal(m.holder, p.SenderHardwareAddr) {
+		if m.fenceBlocked != nil {
+			m.note(slog.LevelInfo, "the VIP answers again: no longer waiting for an operator", "from", p.SenderHardwareAddr.String())
+			m.fenceBlocked = nil
+		}
+		if !same {
+			if m.holderAnswers > 0 {
+				m.prevHolder = m.holder
+			}
 			m.holder = slices.Clone(p.SenderHardwareAddr)
+			m.holderAnswers = 0
 			if m.state == StateProbing {
 				m.transition(StateStandby, fmt.Sprintf("VIP is held by %s", p.SenderHardwareAddr))
 			} else {
 				m.note(slog.LevelInfo, "holder changed", "holder", p.SenderHardwareAddr.String())
 			}
+		}
+		if answer {
+			m.holderAnswers++
+			m.switches, m.prevHolder = 0, nil
 		}
 		return
 	}
@@ -776,9 +878,11 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 		return
 	}
 	switch {
+	case p.Trailer.Kind == arp.KindRelease && !bytes.Equal(m.holder, p.SenderHardwareAddr):
+		// Only the current holder may release the VIP or hand it to us.
+		m.ignoredRelease(now, p)
 	case p.Trailer.Kind == arp.KindRelease && bytes.Equal(p.Destination, m.p.MAC):
 		// Handed over to us by name (handover, preemption): claim at once.
-		m.holder = slices.Clone(p.SenderHardwareAddr)
 		if m.passive() {
 			m.note(slog.LevelWarn, "handed the VIP but we will not claim it (maintenance hold or unhealthy)")
 			return
@@ -790,9 +894,9 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 	case p.Trailer.Kind == arp.KindRelease && !bytes.Equal(p.Destination, arp.Broadcast):
 		// A handover to another node that reached us by flooding: that
 		// node claims; we follow its announcement.
-	case p.Trailer.Kind == arp.KindRelease && (m.holder == nil || bytes.Equal(m.holder, p.SenderHardwareAddr)):
-		m.holder = slices.Clone(p.SenderHardwareAddr) // departed: not a candidate
-		m.vanished = false                            // released, not vanished: nothing to fence
+	case p.Trailer.Kind == arp.KindRelease:
+		// (From the current holder, checked above.) It departs: not a candidate.
+		m.vanished = false // released, not vanished: nothing to fence
 		m.toCandidate(now, fmt.Sprintf("holder %s released the VIP", p.SenderHardwareAddr))
 	case pr.claiming && !m.beats(pr.priority, pr.mac):
 		// A worse standby found the holder silent. Check the holder ourselves,
@@ -801,21 +905,36 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 			m.sendProbe(now, false)
 			m.verifyUntil = now.Add(max(m.p.Timing.ClaimSlot/2, time.Millisecond))
 		}
-	case m.state == StateProbing && !pr.holder && !pr.passive && m.beats(pr.priority, pr.mac):
+	case m.state == StateProbing && !pr.holder && !pr.passive && m.beats(pr.priority, pr.mac) && now.Before(m.waitSince.Add(m.probeDeferLimit())):
 		// (A passive node will not claim: waiting for it would leave the
 		// VIP on no node.)
-		// Simultaneous start: let the better node claim first.
+		// Simultaneous start: let the better node claim first, for a
+		// bounded time: a better node claims within Misses checks of its
+		// start, and frames forged as one must not keep us probing.
 		m.misses = 0
 	}
 }
 
 // conflict handles another MAC claiming one of our VIPs while we hold it.
-func (m *Machine) conflict(now time.Time, p *arp.Packet, pr *peer) {
+//
+// A better floatip node wins, but only a believed claim makes us yield: an
+// authenticated one, or, without authentication, one from a MAC known as
+// a floatip peer that its kernel confirms: we probe the claimant by
+// unicast and yield when it answers (a node that really holds the VIP
+// answers; a standby whose MAC a forger borrowed does not). Without
+// authentication a forger that also forges that answer still wins: only
+// authentication stops impersonation.
+//
+// Answers to worse claimants (defend, re-announce) are rate-limited per
+// claimant and in total (see guard.go), so that no frame costs more than a
+// bounded number of frames sent.
+func (m *Machine) conflict(now time.Time, p *arp.Packet, pr *peer, authed bool) {
 	mac := p.SenderHardwareAddr
 	if pr == nil {
 		pr = m.peers[string(mac)]
 	}
 	if pr == nil {
+		m.foreignSeen(now, p)
 		if bytes.Equal(mac, m.lastForeignMAC) && now.Sub(m.lastForeign) < DefendInterval {
 			// Known not to be floatip, and it claims again.
 			m.foreignClaim(now, mac)
@@ -824,6 +943,9 @@ func (m *Machine) conflict(now time.Time, p *arp.Packet, pr *peer) {
 		// Not known as a floatip node yet: tell it who we are and give it a
 		// moment to answer with its own trailer before treating it as foreign.
 		if m.foreignMAC == nil {
+			if !m.mayDefend(now, nil) {
+				return
+			}
 			m.note(slog.LevelWarn, "conflict: another host claims the VIP; announcing ours", "claimant", mac.String(), "vip", p.SenderIP.String())
 			m.defend()
 			m.foreignMAC = slices.Clone(mac)
@@ -836,8 +958,16 @@ func (m *Machine) conflict(now time.Time, p *arp.Packet, pr *peer) {
 	}
 	m.stats.Conflicts++
 	if m.beats(pr.priority, pr.mac) {
+		if !authed && !m.confirms(now, p) {
+			m.verifyClaim(now, pr)
+			return
+		}
 		m.emit(RemoveVIPs{})
 		m.toWaiting(now, StateStandby, mac, fmt.Sprintf("conflict with %s (priority %d) which wins over us (priority %d): releasing", mac, pr.priority, m.p.Priority))
+		m.holderAnswers = 1 // it answered our check (or is authenticated)
+		return
+	}
+	if !m.mayDefend(now, mac) {
 		return
 	}
 	m.note(slog.LevelWarn, "conflict: we win, re-announcing", "claimant", mac.String(), "claimant_priority", pr.priority)
@@ -864,6 +994,9 @@ func (m *Machine) foreignClaim(now time.Time, mac net.HardwareAddr) {
 			m.toWaiting(now, StateStandby, mac, fmt.Sprintf("host %s (not floatip) keeps claiming the VIP: yielding (RFC 5227 2.4b; set on_foreign_claim: defend to keep it)", mac))
 		}
 		// Defend: we defended a moment ago; do not storm the LAN.
+		return
+	}
+	if !m.mayDefend(now, nil) {
 		return
 	}
 	m.lastForeign, m.lastForeignMAC = now, slices.Clone(mac)

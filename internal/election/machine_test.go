@@ -3,6 +3,7 @@ package election
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -29,6 +30,12 @@ const (
 	probingToCand = "Transition probing->candidate"
 	candToHolder  = "Transition candidate->holder"
 )
+
+// verifyProbe is a holder checking, by unicast, that a better claimant
+// really holds the VIP before yielding to it.
+func verifyProbe(to net.HardwareAddr) string {
+	return "Send beacon+H " + to.String() + " 198.18.0.10"
+}
 
 func unicastProbe(to net.HardwareAddr) string {
 	return "Send probe " + to.String() + " 198.18.0.10"
@@ -167,7 +174,9 @@ func TestStartPresentConflictDuringVerification(t *testing.T) {
 	// its announcement: we give the VIP up before ever announcing.
 	h := newHarness(t)
 	h.do(Start{LinkUp: true, Present: true})
-	acts := h.frame(peerAnnounce(macPeerA, 200))
+	// Without authentication we first check that it holds the VIP.
+	h.wantSeq(h.frame(peerAnnounce(macPeerA, 200)), verifyProbe(macPeerA))
+	acts := h.frame(kernelReply(macPeerA, macSelf))
 	h.wantSeq(acts, removeVIPs, "Transition holder->standby", probeBcast)
 	if !bytes.Equal(h.m.Holder(), macPeerA) {
 		t.Fatalf("Holder() = %v, want %v", h.m.Holder(), macPeerA)
@@ -517,10 +526,15 @@ func TestReleaseFromHolderClaimsAtOnce(t *testing.T) {
 	h := newHarness(t)
 	h.becomeStandby(macPeerA)
 	h.advance(20 * time.Millisecond)
-	// A release from someone who is not our holder is ignored.
-	if acts := h.frame(peerRelease(macPeerB, 50)); len(acts) != 0 {
+	// A release from someone who is not our holder is ignored (logged
+	// and counted).
+	if acts := h.frame(peerRelease(macPeerB, 50)); len(fmtActions(acts)) != 0 || len(notes(acts, "not the current holder")) != 1 {
 		t.Fatalf("release from a non-holder: %s", dump(acts))
 	}
+	if n := h.m.Stats().Ignored; n != 1 {
+		t.Fatalf("Stats.Ignored = %d, want 1", n)
+	}
+	h.wantState(StateStandby)
 	acts := h.frame(peerRelease(macPeerA, 200))
 	h.wantSeq(acts, "Transition standby->candidate", candToHolder, addFirst, announce1, addVIPs, announce1, announce2)
 	// The second release frame changes nothing.
@@ -529,11 +543,17 @@ func TestReleaseFromHolderClaimsAtOnce(t *testing.T) {
 	}
 }
 
-func TestReleaseWhileProbingClaims(t *testing.T) {
+func TestReleaseWhileProbingIgnored(t *testing.T) {
 	h := newHarness(t)
 	h.startFresh()
-	// Holder unknown yet (no answer so far): any release of the VIP frees it.
-	h.wantSeq(h.frame(peerRelease(macPeerA, 50)), probingToCand, candToHolder, addFirst, announce1, addVIPs, announce1, announce2)
+	// Holder unknown yet (no answer so far): a release is obeyed only from
+	// the current holder, so this one (perhaps forged) changes nothing; we
+	// claim when our own checks find the VIP free.
+	if acts := h.frame(peerRelease(macPeerA, 50)); len(fmtActions(acts)) != 0 {
+		t.Fatalf("release while probing: %s", dump(acts))
+	}
+	h.wantState(StateProbing)
+	h.becomeHolder()
 }
 
 func TestReleaseWithBetterStandbyWaitsItsSlot(t *testing.T) {
@@ -716,7 +736,8 @@ func holderWith(t *testing.T, opts []option, peers map[string]uint8) *harness {
 func TestConflictWhileHolder(t *testing.T) {
 	t.Run("higher priority wins", func(t *testing.T) {
 		h := holderWith(t, nil, nil)
-		h.wantSeq(h.frame(peerAnnounce(macPeerA, 101)), removeVIPs, "Transition holder->standby", probeBcast)
+		h.wantSeq(h.frame(peerAnnounce(macPeerA, 101)), verifyProbe(macPeerA))
+		h.wantSeq(h.frame(kernelReply(macPeerA, macSelf)), removeVIPs, "Transition holder->standby", probeBcast)
 		if !bytes.Equal(h.m.Holder(), macPeerA) {
 			t.Fatalf("Holder() = %v", h.m.Holder())
 		}
@@ -748,7 +769,8 @@ func TestConflictWhileHolder(t *testing.T) {
 
 	t.Run("equal priority lower MAC wins", func(t *testing.T) {
 		h := holderWith(t, nil, nil)
-		h.wantSeq(h.frame(peerAnnounce(macLow, 100)), removeVIPs, "Transition holder->standby", probeBcast)
+		h.wantSeq(h.frame(peerAnnounce(macLow, 100)), verifyProbe(macLow))
+		h.wantSeq(h.frame(kernelReply(macLow, macSelf)), removeVIPs, "Transition holder->standby", probeBcast)
 	})
 
 	t.Run("equal priority higher MAC loses", func(t *testing.T) {
@@ -760,6 +782,7 @@ func TestConflictWhileHolder(t *testing.T) {
 		// Two holders after a partition: our holder probe is answered by the
 		// other holder's kernel, without a trailer; we know its priority.
 		h := holderWith(t, nil, map[string]uint8{string(macPeerA): 200})
+		h.wantSeq(h.frame(kernelReply(macPeerA, macSelf)), verifyProbe(macPeerA))
 		h.wantSeq(h.frame(kernelReply(macPeerA, macSelf)), removeVIPs, "Transition holder->standby", probeBcast)
 	})
 
@@ -853,8 +876,8 @@ func TestForeignClaimant(t *testing.T) {
 		h := holderWith(t, nil, nil)
 		h.wantSeq(h.frame(arp.NewAnnouncement(macPeerA, vip1, nil)), defend1, defend2)
 		h.advance(time.Millisecond)
-		h.wantSeq(h.frame(arp.NewAnnouncement(macPeerA, vip1, tr(arp.KindDefend, 200, arp.FlagHolder))),
-			removeVIPs, "Transition holder->standby", probeBcast)
+		h.wantSeq(h.frame(arp.NewAnnouncement(macPeerA, vip1, tr(arp.KindDefend, 200, arp.FlagHolder))), verifyProbe(macPeerA))
+		h.wantSeq(h.frame(kernelReply(macPeerA, macSelf)), removeVIPs, "Transition holder->standby", probeBcast)
 	})
 
 	t.Run("claimant turns out to be floatip and worse", func(t *testing.T) {
@@ -892,18 +915,31 @@ func TestIgnoresOwnFrames(t *testing.T) {
 	h := newHarness(t)
 	h.startFresh()
 	for _, p := range own {
-		if acts := h.frame(p); len(acts) != 0 {
+		if acts := h.frame(p); len(fmtActions(acts)) != 0 {
 			t.Fatalf("own frame while probing: %s", dump(acts))
 		}
+	}
+	// Someone impersonates us: counted, logged at WARN (once per
+	// DefendInterval), never acted on.
+	if n := h.m.Stats().Spoofed; n != uint64(len(own)) {
+		t.Fatalf("Stats.Spoofed = %d, want %d", n, len(own))
 	}
 	h.wantState(StateProbing)
 	h.tick()
 	h.tick()
 	h.wantSeq(h.tick(), probingToCand, candToHolder, addFirst, announce1, addVIPs, announce1, announce2)
-	for _, p := range own {
-		if acts := h.frame(p); len(acts) != 0 {
+	h.advance(DefendInterval)
+	for i, p := range own {
+		acts := h.frame(p)
+		if len(fmtActions(acts)) != 0 {
 			t.Fatalf("own frame while holder: %s", dump(acts))
 		}
+		if ns := notes(acts, "spoofing"); i == 0 && (len(ns) != 1 || ns[0].Level != slog.LevelWarn) || i > 0 && len(ns) != 0 {
+			t.Fatalf("frame %d: spoofing notes %+v, want one WARN for the first frame after DefendInterval only", i, ns)
+		}
+	}
+	if n := h.m.Stats().Spoofed; n != 2*uint64(len(own)) {
+		t.Fatalf("Stats.Spoofed = %d, want %d", n, 2*len(own))
 	}
 	if acts := h.frame(nil); len(acts) != 0 {
 		t.Fatalf("nil packet: %s", dump(acts))
@@ -941,7 +977,8 @@ func TestIgnoresOtherIPs(t *testing.T) {
 	}
 	h.wantState(StateHolder)
 	// An announcement for the group's second VIP is a conflict.
-	if acts := h.frame(arp.NewAnnouncement(macPeerA, vip2, tr(arp.KindAnnounce, 200, arp.FlagHolder))); countOf[RemoveVIPs](acts) != 1 {
+	h.frame(arp.NewAnnouncement(macPeerA, vip2, tr(arp.KindAnnounce, 200, arp.FlagHolder)))
+	if acts := h.frame(kernelReply(macPeerA, macSelf)); countOf[RemoveVIPs](acts) != 1 {
 		t.Fatalf("conflict on the second VIP: %s", dump(acts))
 	}
 }

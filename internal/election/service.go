@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"net"
+	"slices"
 	"time"
 
 	"github.com/floatip/floatip/internal/arp"
@@ -62,9 +64,39 @@ func (m *Machine) liveHealthyPeer(now time.Time) bool {
 }
 
 // claim takes the VIP, fencing a vanished holder first when configured.
+//
+// Fencing runs only against a holder established by observation: one that
+// answered one of our checks (a reply to us while a check was outstanding;
+// with AuthRequired, an authenticated one), not a MAC that announcements
+// named. A holder that was
+// never established proves nothing about who had the VIP: we check the
+// VIP afresh, as a starting node does, and claim without fencing if
+// nobody answers. With fencing required, a holder not in FenceAllowed is
+// never fenced, and we do not take over without fencing: we stay standby
+// and say so at ERROR until it answers again or another node claims.
 func (m *Machine) claim(now time.Time, reason string) {
 	if m.p.Fencing == FenceOff || !m.vanished || m.departed == nil {
 		m.toHolder(now, reason, false)
+		return
+	}
+	if !m.departedEst && m.prevHolder != nil {
+		// We followed a claimant that never answered away from a holder
+		// that had: that one vanished, and is the one to fence.
+		m.note(slog.LevelWarn, "the last claimant never answered a check: fencing the holder that did", "claimant", m.departed.String(), "holder", m.prevHolder.String())
+		m.departed, m.departedEst = m.prevHolder, true
+	}
+	if !m.departedEst {
+		m.note(slog.LevelWarn, "not fencing the vanished holder: it was never established as holder (too few answers to our checks); checking the VIP afresh",
+			"holder", m.departed.String(), "needed_answers", m.establishAnswers())
+		m.vanished = false
+		m.toWaiting(now, StateProbing, nil, fmt.Sprintf("holder %s was never established: checking whether the VIP is in use", m.departed))
+		return
+	}
+	if m.p.Fencing == FenceRequired && m.p.FenceAllowed != nil && !slices.ContainsFunc(m.p.FenceAllowed, func(a net.HardwareAddr) bool { return bytes.Equal(a, m.departed) }) {
+		m.fenceBlocked = slices.Clone(m.departed)
+		m.blockedAt = time.Time{}
+		m.toWaiting(now, StateStandby, m.departed, fmt.Sprintf("vanished holder %s is not in peers: not fencing it, and not taking over without fencing (fencing required)", m.departed))
+		m.blockedNote(now, reason)
 		return
 	}
 	m.fenceTarget = m.departed

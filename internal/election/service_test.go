@@ -1043,8 +1043,18 @@ func TestPreemptZeroDelayDeadlineMoves(t *testing.T) {
 }
 
 func TestPreemptHolderHandsOver(t *testing.T) {
-	t.Run("better peer", func(t *testing.T) {
+	t.Run("preempt off here: ignored", func(t *testing.T) {
+		// Only preempting standbys send Takeover; a holder configured
+		// without preempt does not obey one (forged or not).
 		h := healthyHolder(t)
+		acts := h.frame(takeoverFrom(macPeerA, macSelf, 120, 0))
+		h.wantState(StateHolder)
+		if countOf[RemoveVIPs](acts) != 0 || len(sends(acts)) != 0 || len(notes(acts, "preempt is off")) != 1 || h.m.Stats().Ignored != 1 {
+			t.Fatalf("takeover with preempt off: %s, ignored %d", dump(acts), h.m.Stats().Ignored)
+		}
+	})
+	t.Run("better peer", func(t *testing.T) {
+		h := healthyHolder(t, withPreempt(time.Second))
 		h.frame(beaconFrom(macPeerB, 150, 0, 8)) // another, better, live standby
 		acts := h.frame(takeoverFrom(macPeerA, macSelf, 120, 0))
 		wantHandedAway(t, acts, macPeerA)
@@ -1062,7 +1072,7 @@ func TestPreemptHolderHandsOver(t *testing.T) {
 		{"passive better peer", 200, arp.FlagPassive},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := healthyHolder(t)
+			h := healthyHolder(t, withPreempt(time.Second))
 			from := macPeerA
 			acts := h.frame(takeoverFrom(from, macSelf, c.prio, c.flags))
 			h.wantState(StateHolder)
@@ -1113,11 +1123,8 @@ func TestSimPreempt(t *testing.T) {
 	for _, join := range []time.Duration{2100 * time.Millisecond, 2500 * time.Millisecond, 3 * time.Second} {
 		t.Run("join at "+join.String(), func(t *testing.T) {
 			l := newLAN(t, tm, 100, 200)
-			l.configure(func(i int, p *Params) {
-				if i == 1 {
-					p.Preempt, p.PreemptDelay = true, time.Second
-				}
-			})
+			// preempt is a cluster-wide setting: the holder must allow it too.
+			l.configure(func(i int, p *Params) { p.Preempt, p.PreemptDelay = true, time.Second })
 			l.delay = func(from, to int) time.Duration { return 200 * time.Microsecond }
 			l.start(0, 0)
 			l.start(1, join)

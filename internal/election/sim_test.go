@@ -71,6 +71,8 @@ type lan struct {
 	delay func(from, to int) time.Duration // one way; nil means none
 	cut   map[[2]int]bool                  // frames from→to dropped; index len(nodes) is the client
 
+	auth bool // frames from the nodes' daemons are authenticated (see withAuthLAN)
+
 	client       net.HardwareAddr // the client's ARP cache entry for vip1
 	clientSeen   time.Time
 	ignoreClient bool // wantSoleHolder does not check the client's cache
@@ -230,7 +232,9 @@ func (l *lan) receive(from, to *simNode, p *arp.Packet) {
 		l.send(to, arp.NewReply(to.mac, p.SenderHardwareAddr, p.TargetIP, p.SenderIP, nil))
 	}
 	if to.running {
-		l.handle(to, Frame{Packet: p})
+		// With auth, the daemons' frames (all with a trailer) are sealed;
+		// the kernels' replies and the attacker's frames are not.
+		l.handle(to, Frame{Packet: p, Authenticated: l.auth && from.idx >= 0 && p.Trailer != nil})
 	}
 }
 
@@ -841,4 +845,214 @@ func testSimRandom(t *testing.T, tm Timing) {
 		}
 	}
 	t.Logf("random 5 nodes: settled (last transition) after %v", settle)
+}
+
+// inject makes a host outside floatip (an attacker) send the frame mk(k)
+// every interval from t0+from to t0+until, to every node (broadcast).
+func (l *lan) inject(from, until, every time.Duration, mk func(k int) *arp.Packet) {
+	attacker := &simNode{idx: -1, name: "attacker", powered: true}
+	k := 0
+	var next func()
+	next = func() {
+		if l.now.After(t0.Add(until)) {
+			return
+		}
+		p := mk(k)
+		k++
+		for _, to := range l.nodes {
+			l.receive(attacker, to, p)
+		}
+		l.schedule(l.now.Add(every), next)
+	}
+	l.at(from, next)
+}
+
+// forgedMAC is the k-th of many fresh MACs an attacker makes up.
+func forgedMAC(k int) net.HardwareAddr {
+	return net.HardwareAddr{0x02, 0xbd, byte(k >> 16), byte(k >> 8), byte(k), 0x01}
+}
+
+// About 11 forged claiming probes a second, each claiming priority 255,
+// must not keep the VIP on no node after the holder fails: the claim
+// deferral has a ceiling. (Before it, each one pushed the candidates'
+// claim back by a claim slot and a check interval, for ever.)
+func TestSimForgedClaimingProbesDoNotStallFailover(t *testing.T) {
+	for _, fresh := range []bool{true, false} {
+		t.Run(map[bool]string{true: "fresh MAC each frame", false: "one MAC"}[fresh], func(t *testing.T) {
+			eachProfile(t, func(t *testing.T, tm Timing) {
+				l := settled(t, tm, 200*time.Microsecond)
+				// Just faster than each one defers the claim.
+				every := (tm.ClaimSlot + tm.CheckInterval) * 9 / 10
+				l.inject(1900*time.Millisecond, time.Minute, every, func(k int) *arp.Packet {
+					from := forgedMAC(0)
+					if fresh {
+						from = forgedMAC(k)
+					}
+					return arp.NewProbe(from, arp.Broadcast, vip1, &arp.Trailer{Kind: arp.KindProbe, Priority: 255, Flags: arp.FlagClaiming})
+				})
+				off := 2 * time.Second
+				l.at(off, func() { l.powerOff(l.nodes[0]) })
+				l.runUntil(off + 20*time.Second)
+				l.ignoreClient = true // the attacker's frames do not move the client
+				l.wantSoleHolder(l.nodes[1])
+				l.wantNoDoubleHolder()
+				_, at := l.firstHolder(t0.Add(off))
+				l.report("forged claiming probes: n1 holds %v after the power-off", at.Sub(t0.Add(off)))
+			})
+		})
+	}
+}
+
+// Forged probes from a "better" node must not keep starting nodes probing
+// for ever: better peers reset a probing node's misses only for a bounded
+// time.
+func TestSimForgedBetterProbesDoNotStallStart(t *testing.T) {
+	eachProfile(t, func(t *testing.T, tm Timing) {
+		l := newLAN(t, tm, 200, 150, 100)
+		// Just faster than the nodes probe: one between any two checks.
+		l.inject(0, time.Minute, tm.CheckInterval*9/10, func(k int) *arp.Packet {
+			return arp.NewProbe(forgedMAC(0), arp.Broadcast, vip1, &arp.Trailer{Kind: arp.KindProbe, Priority: 255})
+		})
+		for i := range l.nodes {
+			l.start(i, time.Duration(i)*time.Millisecond)
+		}
+		l.runUntil(20 * time.Second)
+		l.ignoreClient = true
+		l.wantSoleHolder(l.nodes[0])
+		_, at := l.firstHolder(t0)
+		l.report("forged better probes at start: n0 holds after %v", at.Sub(t0))
+	})
+}
+
+// withAuthLAN turns on AuthRequired on every node: the daemons' frames are
+// authenticated, the kernels' and the attacker's are not.
+func (l *lan) withAuthLAN() *lan {
+	l.auth = true
+	for _, n := range l.nodes {
+		n.m.p.AuthRequired = true
+	}
+	return l
+}
+
+// The attack of the issue: 20 forged "holder" frames with priority 254 and
+// a standby's MAC. Nothing may move: the holder keeps the VIP, nobody is
+// fenced, and the standby whose MAC was borrowed counts the frames as
+// spoofing.
+func TestSimForgedHolderFramesMoveNothing(t *testing.T) {
+	for _, auth := range []bool{false, true} {
+		t.Run(map[bool]string{false: "without auth", true: "with auth"}[auth], func(t *testing.T) {
+			eachProfile(t, func(t *testing.T, tm Timing) {
+				l := newLAN(t, tm, 200, 150, 100)
+				if auth {
+					l.withAuthLAN()
+				}
+				l.configure(func(i int, p *Params) { p.Fencing = FenceBestEffort })
+				l.fence = func(n *simNode, f Fence) error { return nil }
+				l.delay = func(from, to int) time.Duration { return 200 * time.Microsecond }
+				for i := range l.nodes {
+					l.start(i, 0)
+				}
+				l.runUntil(2 * time.Second)
+				l.wantSoleHolder(l.nodes[0])
+				victim := l.nodes[2]
+				l.inject(2*time.Second, 2*time.Second+19*10*time.Millisecond, 10*time.Millisecond, func(k int) *arp.Packet {
+					return arp.NewAnnouncement(victim.mac, vip1, &arp.Trailer{Kind: arp.KindAnnounce, Priority: 254, Flags: arp.FlagHolder})
+				})
+				l.runUntil(10 * time.Second)
+				l.ignoreClient = true // the forged announcements poisoned the client's cache: ARP spoofing
+				l.wantSoleHolder(l.nodes[0])
+				for _, n := range l.nodes {
+					if len(n.fences) != 0 {
+						t.Fatalf("%s fenced at %v\n%s", n.name, relAll(l, n.fences), l.dumpTrace(40))
+					}
+					if tr := n.transitionsAfter(t0.Add(2 * time.Second)); len(tr) != 0 {
+						t.Fatalf("%s moved: %v\n%s", n.name, tr, l.dumpTrace(40))
+					}
+				}
+				if s := victim.m.Stats().Spoofed; s != 20 {
+					t.Fatalf("the impersonated node counted %d spoofed frames, want 20", s)
+				}
+			})
+		})
+	}
+}
+
+// The failure scenarios again with AuthRequired on every node: the
+// kernels' replies carry no tag, so liveness comes from the holder's own
+// authenticated answers.
+func TestSimAuthRequired(t *testing.T) {
+	eachProfile(t, func(t *testing.T, tm Timing) {
+		t.Run("power off", func(t *testing.T) {
+			l := settledAuth(t, tm)
+			l.at(2*time.Second, func() { l.powerOff(l.nodes[0]) })
+			l.runUntil(7 * time.Second)
+			l.wantSoleHolder(l.nodes[1])
+			l.wantNoDoubleHolder()
+			_, at := l.firstHolder(t0.Add(2 * time.Second))
+			if bound := time.Duration(tm.Misses+1)*tm.CheckInterval + tm.ClaimSlot + time.Millisecond; at.Sub(t0.Add(2*time.Second)) > bound {
+				t.Errorf("failover took %v, want <= %v", at.Sub(t0.Add(2*time.Second)), bound)
+			}
+		})
+		t.Run("graceful stop", func(t *testing.T) {
+			l := settledAuth(t, tm)
+			l.at(2*time.Second, func() { l.handle(l.nodes[0], Stop{}) })
+			l.runUntil(5 * time.Second)
+			l.wantSoleHolder(l.nodes[1])
+			l.wantNoDoubleHolder()
+		})
+		t.Run("kill -9", func(t *testing.T) {
+			l := settledAuth(t, tm)
+			var expiry time.Time
+			l.at(2*time.Second, func() { l.kill(l.nodes[0]); expiry = l.nodes[0].expiry })
+			l.runUntil(8 * time.Second)
+			l.wantSoleHolder(l.nodes[1])
+			if l.maxKernels > 1 {
+				t.Fatalf("two kernels had the VIP at once at %v\n%s", l.doubleKernelAt, l.dumpTrace(40))
+			}
+			if _, at := l.firstHolder(t0.Add(2 * time.Second)); at.Before(expiry) {
+				t.Fatalf("claimed at %s, before the old VIP expired at %s", l.rel(at), l.rel(expiry))
+			}
+		})
+		t.Run("partition heal", func(t *testing.T) {
+			l := settledAuth(t, tm)
+			l.at(2*time.Second, func() { l.partition([]int{0}, []int{1, 2}) })
+			l.at(7*time.Second, func() { l.heal() })
+			l.runUntil(10 * time.Second)
+			l.ignoreClient = true
+			l.wantSoleHolder(l.nodes[0])
+		})
+	})
+}
+
+func settledAuth(t *testing.T, tm Timing) *lan {
+	l := newLAN(t, tm, 200, 150, 100).withAuthLAN()
+	l.delay = func(from, to int) time.Duration { return 200 * time.Microsecond }
+	for i := range l.nodes {
+		l.start(i, 0)
+	}
+	l.runUntil(2 * time.Second)
+	l.wantSoleHolder(l.nodes[0])
+	return l
+}
+
+// Forged announcements from ever new MACs, none of which ever answers a
+// check, must not keep the VIP on no node after the holder fails: a
+// standby follows a new claimant only a bounded number of times without
+// an answer.
+func TestSimForgedAnnouncementsDoNotStallFailover(t *testing.T) {
+	eachProfile(t, func(t *testing.T, tm Timing) {
+		l := settled(t, tm, 200*time.Microsecond)
+		l.inject(1900*time.Millisecond, time.Minute, tm.CheckInterval*9/10, func(k int) *arp.Packet {
+			return arp.NewAnnouncement(forgedMAC(k), vip1, &arp.Trailer{Kind: arp.KindAnnounce, Priority: 254, Flags: arp.FlagHolder})
+		})
+		off := 2 * time.Second
+		l.at(off, func() { l.powerOff(l.nodes[0]) })
+		l.runUntil(off + 20*time.Second)
+		hs := l.holders()
+		if len(hs) != 1 || hs[0] != l.nodes[1] {
+			t.Fatalf("20s after the power-off under forged announcements: holders %v, want n1\n%s", names(hs), l.dumpTrace(60))
+		}
+		_, at := l.firstHolder(t0.Add(off))
+		l.report("forged announcements: n1 holds %v after the power-off", at.Sub(t0.Add(off)))
+	})
 }
