@@ -15,7 +15,7 @@ import (
 // socketFlag is shared by the commands that talk to the running daemon. The
 // default must equal control.DefaultSocket.
 type socketFlag struct {
-	Socket string `default:"/run/floatip/floatip.sock" placeholder:"PATH" help:"Control socket of the running daemon (default: ${default})."`
+	Socket string `default:"/run/floatip/floatip.sock" env:"FLOATIP_SOCKET" placeholder:"PATH" help:"Control socket of the running daemon (default: ${default}; the environment variable FLOATIP_SOCKET overrides the default)."`
 }
 
 func (f socketFlag) client() control.Client { return control.Client{Path: f.Socket} }

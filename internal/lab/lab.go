@@ -431,8 +431,10 @@ func (l *Lab) Down() error {
 
 // Cleanup removes a lab's leftovers by name: it SIGKILLs every process inside
 // the namespaces Prefix-br, Prefix-c and Prefix-n<N>, then deletes those
-// namespaces (which deletes their veths and the bridge). Nothing else is
-// touched. Removing nothing is not an error.
+// namespaces (which deletes their veths and the bridge) and the nodes'
+// control sockets (SocketDir/Prefix-n<N>.sock). Nothing else is touched
+// (Teardown also stops a `lab up` supervisor). Removing nothing is not an
+// error.
 func Cleanup(prefix string) error {
 	if !prefixRE.MatchString(prefix) {
 		return fmt.Errorf("lab: prefix %q: want 1 to 10 lower-case letters and digits, starting with a letter", prefix)
@@ -452,6 +454,15 @@ func Cleanup(prefix string) error {
 	for _, ns := range names {
 		if err := ipCmd(context.Background(), "netns", "delete", ns); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	// A daemon that was killed left its control socket (Node.Socket).
+	socks, _ := filepath.Glob(filepath.Join(SocketDir, prefix+"-n*.sock"))
+	for _, s := range socks {
+		if isLabNamespace(prefix, strings.TrimSuffix(filepath.Base(s), ".sock")) {
+			if err := os.Remove(s); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)
