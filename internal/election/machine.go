@@ -151,6 +151,7 @@ type Machine struct {
 	refusing       bool      // logged that we do not claim (hold, unhealthy)
 	lastCall       bool      // candidate: the final check before claiming was sent
 	holderSilent   bool      // the holder's daemon stopped beaconing
+	watchSince     time.Time // when we began waiting on the current holder; its silence counts from then
 	relaxed        bool      // another group checks our holder at full pace (Pace)
 	handoverUntil  time.Time // after a handover: the target must claim by then
 	fenceTarget    net.HardwareAddr
@@ -340,6 +341,7 @@ func (m *Machine) start(now time.Time, ev Start) {
 func (m *Machine) toWaiting(now time.Time, s State, holder net.HardwareAddr, reason string) {
 	m.clearTimers()
 	m.holder = holder
+	m.watchSince = now
 	m.misses = 0
 	m.refusing = false
 	m.outstanding, m.answered = false, false
@@ -384,7 +386,14 @@ func (m *Machine) probeInterval(now time.Time) time.Duration {
 	silent := false
 	if m.state == StateStandby && m.holder != nil {
 		if h := m.peers[string(m.holder)]; h != nil && h.holder {
-			silent = now.Sub(h.lastSeen) > 3*m.p.Timing.BeaconInterval
+			// Not from before we followed it: after a partition heals we
+			// yield on its kernel's reply, and last heard its daemon
+			// before the partition.
+			last := h.lastSeen
+			if m.watchSince.After(last) {
+				last = m.watchSince
+			}
+			silent = now.Sub(last) > 3*m.p.Timing.BeaconInterval
 		}
 	}
 	if silent != m.holderSilent {
@@ -702,6 +711,7 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 		m.misses = 0
 		if !bytes.Equal(m.holder, p.SenderHardwareAddr) {
 			m.holder = slices.Clone(p.SenderHardwareAddr)
+			m.watchSince = now
 			if m.state == StateProbing {
 				m.transition(StateStandby, fmt.Sprintf("VIP is held by %s", p.SenderHardwareAddr))
 			} else {
