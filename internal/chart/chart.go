@@ -124,9 +124,9 @@ func (d *Doc) LegendTick(color string, off, length float64, label string) {
 
 // LegendBox adds a filled box to the legend.
 func (d *Doc) LegendBox(color string, opacity float64, label string) {
-	fmt.Fprintf(d, `<rect x="%s" y="38" width="10" height="10" fill="%s" fill-opacity="%s"/><text x="%s" y="50">%s</text>`+"\n",
+	fmt.Fprintf(d, `<rect x="%s" y="38" width="10" height="10" fill="%s" fill-opacity="%s" stroke="#d0d7de" stroke-width="0.5"/><text x="%s" y="50">%s</text>`+"\n",
 		F1(d.legendX), color, F1(opacity), F1(d.legendX+14), Esc(label))
-	d.legendX += 20 + 7*float64(len(label))
+	d.legendX += 24 + 7*float64(len(label))
 }
 
 // Grid draws a vertical line and a label every stepMS between top and

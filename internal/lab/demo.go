@@ -432,9 +432,17 @@ func (d *demo) printSummary(old string, r Result, samples []Sample, end []string
 			open = " (the last never recovered: at least)"
 		}
 		if len(gaps) == 1 {
-			d.printf("  outage           %d ms%s without an answer (first failed to first answered request), from %s\n", longest.Milliseconds(), open, ms(gaps[0].First.At))
+			d.printf("  outage           %d ms%s (first failed to first answered request); the first failure %s after the fault\n", longest.Milliseconds(), open, ms(gaps[0].First.At))
 		} else {
-			d.printf("  outage           %d gaps, longest %d ms, %d ms in all%s, the first from %s\n", len(gaps), longest.Milliseconds(), sum.Milliseconds(), open, ms(gaps[0].First.At))
+			d.printf("  outage           %d gaps, longest %d ms, %d ms in all%s; the first failure %s after the fault\n", len(gaps), longest.Milliseconds(), sum.Milliseconds(), open, ms(gaps[0].First.At))
+			var gs []string
+			for _, g := range gaps[:min(len(gaps), 4)] {
+				gs = append(gs, fmt.Sprintf("%d ms from %s (%d failed)", g.Len.Milliseconds(), ms(g.First.At), g.Failed))
+			}
+			if len(gaps) > 4 {
+				gs = append(gs, "...")
+			}
+			d.printf("  gaps             %s\n", strings.Join(gs, ", "))
 		}
 	}
 	d.printf("  failed requests  %d of %d sent after the fault\n", r.Failed, total)

@@ -85,8 +85,21 @@ func (pic Picture) WriteSVG(w io.Writer) error {
 	for _, c := range stateColors[:6] {
 		d.LegendBox(c.color, 1, c.state)
 	}
-	d.LegendBox("#1f6feb", 1, "VIP on the node (kernel)")
-	d.LegendTick(chart.FailColor, 0, 10, "failed request")
+	d.LegendBox("#f6f8fa", 1, "no daemon")
+	d.LegendBox("#1f6feb", 1, "VIP on it (kernel)")
+	answered := map[string]bool{}
+	for _, s := range pic.Samples {
+		if s.OK {
+			answered[s.Node] = true
+		}
+	}
+	for _, n := range pic.Nodes {
+		if answered[n] {
+			color, off, length := chart.NodeStyle(n)
+			d.LegendTick(color, off, length, "answered by "+n)
+		}
+	}
+	d.LegendTick(chart.FailColor, 0, 10, "failed")
 	step := 500.0
 	if ax.To-ax.From > 12000 {
 		step = 1000
