@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -233,12 +232,7 @@ func (c *labStatusCmd) Run() error {
 		return err
 	}
 	if c.JSON {
-		b, err := json.MarshalIndent(st, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = os.Stdout.Write(append(b, '\n'))
-		return err
+		return printJSON(st)
 	}
 	return lab.FormatPlayStatus(os.Stdout, st, time.Now())
 }

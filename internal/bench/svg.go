@@ -112,16 +112,11 @@ func writeLane(d *chart.Doc, t Trial, y float64) {
 	d.Background(y, chart.LaneH)
 	// Two-holder spans, from the holder changes: behind the marks, and as a
 	// strip just above the lane.
+	hs := make([]chart.Holding, len(t.HolderChanges))
 	for i, c := range t.HolderChanges {
-		if len(c.Holders) < 2 {
-			continue
-		}
-		end := t.EndMS
-		if i+1 < len(t.HolderChanges) {
-			end = t.HolderChanges[i+1].MS
-		}
-		d.Span(c.MS, end, y-4, chart.LaneH+4, chart.TwoColor, 0.45, "")
+		hs[i] = chart.Holding{MS: c.MS, N: len(c.Holders)}
 	}
+	d.TwoHolders(hs, t.EndMS, y-4, chart.LaneH+4)
 	reqs := make([]chart.Request, len(t.Samples))
 	for i, p := range t.Samples {
 		reqs[i] = chart.Request{MS: p.MS, OK: p.OK, Node: p.Node}

@@ -187,6 +187,28 @@ func (d *Doc) Span(from, to, y, h float64, color string, opacity float64, title 
 		F1(d.Axis.X(a)), F1(y), F1(d.Axis.X(b)-d.Axis.X(a)), F1(h), color, F1(opacity), t)
 }
 
+// Holding is a reading of the VIP's holders: from MS on, N nodes hold it.
+type Holding struct {
+	MS float64
+	N  int
+}
+
+// TwoHolders fills, in the two-holder colour at y..y+h, where more than one
+// node held the VIP: each reading holds until the next, the last until
+// endMS.
+func (d *Doc) TwoHolders(hs []Holding, endMS, y, h float64) {
+	for i, x := range hs {
+		if x.N < 2 {
+			continue
+		}
+		end := endMS
+		if i+1 < len(hs) {
+			end = hs[i+1].MS
+		}
+		d.Span(x.MS, end, y, h, TwoColor, 0.45, "two holders")
+	}
+}
+
 // Request is one client request for Requests: its send time in ms
 // relative to the fault, whether it was answered and by which node.
 type Request struct {
@@ -226,4 +248,30 @@ func (d *Doc) WriteTo(w io.Writer) (int64, error) {
 	d.WriteString("</svg>\n")
 	n, err := w.Write(d.Bytes())
 	return int64(n), err
+}
+
+// Groups reads a picture back: the data-node attribute of each lane and
+// the class of every group (fault, heal, ...), in document order. It fails
+// when the picture is not well-formed XML.
+func Groups(svg []byte) (lanes, classes []string, err error) {
+	dec := xml.NewDecoder(bytes.NewReader(svg))
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return lanes, classes, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "g" {
+			for _, a := range se.Attr {
+				switch a.Name.Local {
+				case "class":
+					classes = append(classes, a.Value)
+				case "data-node":
+					lanes = append(lanes, a.Value)
+				}
+			}
+		}
+	}
 }

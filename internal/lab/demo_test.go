@@ -3,13 +3,13 @@ package lab
 import (
 	"bytes"
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/floatip/floatip/internal/chart"
 )
 
 func TestGaps(t *testing.T) {
@@ -69,14 +69,7 @@ func (p *Proc) feed(text string) {
 	if json.Unmarshal([]byte(text), &m) == nil {
 		l.Fields = m
 	}
-	p.mu.Lock()
-	p.lines = append(p.lines, l)
-	if p.keep > 0 && len(p.lines) >= 2*p.keep {
-		n := len(p.lines) - p.keep
-		p.lines = append([]Line(nil), p.lines[n:]...)
-		p.dropped += n
-	}
-	p.mu.Unlock()
+	p.add(l)
 }
 
 func sampleLine(at time.Time, node, err string) string {
@@ -155,30 +148,12 @@ func TestProcKeep(t *testing.T) {
 }
 
 // svgLanes decodes an SVG and returns the data-node of each lane and the
-// classes of the groups.
-func svgLanes(t *testing.T, data []byte) (lanes []string, classes []string) {
+// class of every group.
+func svgLanes(t *testing.T, data []byte) (lanes, classes []string) {
 	t.Helper()
-	dec := xml.NewDecoder(bytes.NewReader(data))
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("SVG is not well-formed XML: %v", err)
-		}
-		se, ok := tok.(xml.StartElement)
-		if !ok || se.Name.Local != "g" {
-			continue
-		}
-		for _, a := range se.Attr {
-			switch a.Name.Local {
-			case "class":
-				classes = append(classes, a.Value)
-			case "data-node":
-				lanes = append(lanes, a.Value)
-			}
-		}
+	lanes, classes, err := chart.Groups(data)
+	if err != nil {
+		t.Fatalf("the picture is not well-formed XML: %v", err)
 	}
 	return lanes, classes
 }

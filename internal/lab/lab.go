@@ -113,12 +113,28 @@ type Lab struct {
 
 var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`)
 
+// checkPrefix refuses a prefix that is not a lab's.
+func checkPrefix(prefix string) error {
+	if !prefixRE.MatchString(prefix) {
+		return fmt.Errorf("lab: prefix %q: want 1 to 10 lower-case letters and digits, starting with a letter", prefix)
+	}
+	return nil
+}
+
 func (o *Options) setDefaults() error {
+	if err := o.setLayout(); err != nil {
+		return err
+	}
+	return o.setBinary()
+}
+
+// setLayout defaults and checks the prefix, nodes and VIP.
+func (o *Options) setLayout() error {
 	if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
 	}
-	if !prefixRE.MatchString(o.Prefix) {
-		return fmt.Errorf("lab: prefix %q: want 1 to 10 lower-case letters and digits, starting with a letter", o.Prefix)
+	if err := checkPrefix(o.Prefix); err != nil {
+		return err
 	}
 	if o.Nodes == 0 {
 		o.Nodes = 2
@@ -140,6 +156,11 @@ func (o *Options) setDefaults() error {
 			return fmt.Errorf("lab: VIP %v is node n%d's address", o.VIP, i)
 		}
 	}
+	return nil
+}
+
+// setBinary defaults and checks the binary.
+func (o *Options) setBinary() error {
 	if o.Binary == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -436,8 +457,8 @@ func (l *Lab) Down() error {
 // (Teardown also stops a `lab up` supervisor). Removing nothing is not an
 // error.
 func Cleanup(prefix string) error {
-	if !prefixRE.MatchString(prefix) {
-		return fmt.Errorf("lab: prefix %q: want 1 to 10 lower-case letters and digits, starting with a letter", prefix)
+	if err := checkPrefix(prefix); err != nil {
+		return err
 	}
 	names, err := labNamespaces(prefix)
 	if err != nil {

@@ -138,16 +138,11 @@ func (pic Picture) WriteSVG(w io.Writer) error {
 	}
 	y += chart.RowGap - 4
 	// Two holders: a strip across the client lane's top.
+	hs := make([]chart.Holding, len(pic.Holders))
 	for i, o := range pic.Holders {
-		if len(o.Holders) < 2 {
-			continue
-		}
-		end := pic.End
-		if i+1 < len(pic.Holders) {
-			end = pic.Holders[i+1].At
-		}
-		d.Span(ms(o.At), ms(end), y-4, chart.LaneH+4, chart.TwoColor, 0.45, "two holders")
+		hs[i] = chart.Holding{MS: ms(o.At), N: len(o.Holders)}
 	}
+	d.TwoHolders(hs, ms(pic.End), y-4, chart.LaneH+4)
 	fmt.Fprintf(d, `<g class="lane" data-node="client">`)
 	d.Label(y+chart.LaneH-1, "client", true, 12)
 	d.Background(y, chart.LaneH)

@@ -34,18 +34,16 @@ type PlayOptions struct {
 }
 
 func (o *PlayOptions) setDefaults() error {
-	if o.Prefix == "" {
-		o.Prefix = DefaultPrefix
-	}
-	if !prefixRE.MatchString(o.Prefix) {
-		return fmt.Errorf("lab: prefix %q: want 1 to 10 lower-case letters and digits, starting with a letter", o.Prefix)
-	}
 	if o.Nodes == 0 {
 		o.Nodes = 3
 	}
-	if o.Nodes < 1 || o.Nodes > MaxNodes {
-		return fmt.Errorf("--nodes %d: want 1 to %d", o.Nodes, MaxNodes)
+	// The rest of the checks are Up's; these come first for UpPlay, which
+	// starts Up in another process.
+	lo := Options{Prefix: o.Prefix, Nodes: o.Nodes}
+	if err := lo.setLayout(); err != nil {
+		return err
 	}
+	o.Prefix = lo.Prefix
 	if o.Profile == "" {
 		o.Profile = "default"
 	}

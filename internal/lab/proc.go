@@ -116,18 +116,24 @@ func (p *Proc) read(wg *sync.WaitGroup, stream string, r io.Reader) {
 				l.Fields = m
 			}
 		}
-		p.mu.Lock()
-		p.lines = append(p.lines, l)
-		if p.keep > 0 && len(p.lines) >= 2*p.keep {
-			n := len(p.lines) - p.keep
-			p.lines = append([]Line(nil), p.lines[n:]...)
-			p.dropped += n
-		}
-		p.notifyLocked()
-		p.mu.Unlock()
+		p.add(l)
 	}
 	// Drain the rest (a line over 1 MiB) so the writer never blocks.
 	_, _ = io.Copy(io.Discard, r)
+}
+
+// add keeps a line (dropping the oldest beyond SetKeep's bound) and wakes
+// the waiters.
+func (p *Proc) add(l Line) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lines = append(p.lines, l)
+	if p.keep > 0 && len(p.lines) >= 2*p.keep {
+		n := len(p.lines) - p.keep
+		p.lines = append([]Line(nil), p.lines[n:]...)
+		p.dropped += n
+	}
+	p.notifyLocked()
 }
 
 func (p *Proc) notifyLocked() {

@@ -326,8 +326,8 @@ func supervisorPid(prefix string) int {
 // not go), then removes what is left (Cleanup) and PlayDir. It returns the
 // namespaces it found.
 func Teardown(prefix string) ([]string, error) {
-	if !prefixRE.MatchString(prefix) {
-		return nil, fmt.Errorf("lab: prefix %q: want 1 to 10 lower-case letters and digits, starting with a letter", prefix)
+	if err := checkPrefix(prefix); err != nil {
+		return nil, err
 	}
 	names, err := labNamespaces(prefix)
 	if err != nil {

@@ -2,9 +2,7 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floatip/floatip/internal/chart"
 	"github.com/floatip/floatip/internal/lab"
 	"github.com/floatip/floatip/internal/testutil"
 )
@@ -112,26 +111,11 @@ func checkLinesAddUp(t *testing.T, text string) {
 // class of every group.
 func svgGroups(t *testing.T, data []byte) (lanes, classes []string) {
 	t.Helper()
-	dec := xml.NewDecoder(bytes.NewReader(data))
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return lanes, classes
-		}
-		if err != nil {
-			t.Fatalf("the picture is not well-formed XML: %v", err)
-		}
-		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "g" {
-			for _, a := range se.Attr {
-				switch a.Name.Local {
-				case "class":
-					classes = append(classes, a.Value)
-				case "data-node":
-					lanes = append(lanes, a.Value)
-				}
-			}
-		}
+	lanes, classes, err := chart.Groups(data)
+	if err != nil {
+		t.Fatalf("the picture is not well-formed XML: %v", err)
 	}
+	return lanes, classes
 }
 
 // TestDemoPartition: the partition demo shows the heal, who answered over
