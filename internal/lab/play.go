@@ -162,7 +162,7 @@ type PlayNode struct {
 	Name     string   `json:"name"`
 	NS       string   `json:"namespace"`
 	IP       string   `json:"ip"`
-	Priority int      `json:"priority"`
+	Priority int      `json:"priority"` // the daemon's (control socket), else the one it was started with
 	Socket   string   `json:"socket"`
 	Daemon   string   `json:"daemon"` // running, exited, frozen, powered off
 	State    string   `json:"state"`  // the daemon's group state (control socket); "" when it does not answer
@@ -223,6 +223,7 @@ func (p *Play) Status(ctx context.Context) PlayStatus {
 			if err == nil && len(s.Groups) > 0 {
 				g := s.Groups[0]
 				pn.State, pn.Reason, pn.Holder = g.State, g.Reason, g.HolderNode
+				pn.Priority = g.Priority // as the daemon runs it
 				switch {
 				case g.State == control.StateHolder:
 					pn.Holder = "itself"

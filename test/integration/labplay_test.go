@@ -185,3 +185,32 @@ func TestDemoKeep(t *testing.T) {
 	}
 	checkGone(t, prefix)
 }
+
+// TestLabUpPriorities: every node of a larger lab gets its own priority
+// (with 6 nodes the old 200-50*i gave n5 and n6 both 1).
+func TestLabUpPriorities(t *testing.T) {
+	testutil.RequireRoot(t)
+	prefix := demoPrefix("q")
+	t.Cleanup(func() { lab.Teardown(prefix) })
+	if out, code := runBinary(t, nil, "lab", "up", "--nodes", "6", "--prefix", prefix); code != 0 {
+		t.Fatalf("lab up --nodes 6: exit %d\n%s", code, out)
+	}
+	st := labStatus(t, prefix)
+	if len(st.Nodes) != 6 {
+		t.Fatalf("%d nodes, want 6", len(st.Nodes))
+	}
+	seen := map[int]string{}
+	for i, n := range st.Nodes {
+		if n.Priority != lab.Priority(i+1, 6) {
+			t.Errorf("%s: priority %d, want %d", n.Name, n.Priority, lab.Priority(i+1, 6))
+		}
+		if other, dup := seen[n.Priority]; dup {
+			t.Errorf("%s and %s both have priority %d", other, n.Name, n.Priority)
+		}
+		seen[n.Priority] = n.Name
+	}
+	if out, code := runBinary(t, nil, "lab", "down", "--prefix", prefix); code != 0 {
+		t.Errorf("lab down: exit %d\n%s", code, out)
+	}
+	checkGone(t, prefix)
+}
