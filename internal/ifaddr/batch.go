@@ -130,10 +130,11 @@ func (e *multiError) Unwrap() []error { return e.errs }
 //	        preferred and valid lifetime in seconds, cstamp and tstamp 0
 const (
 	// Fields of struct nlmsghdr.
-	nlmsgLenOff   = 0 // uint32
-	nlmsgTypeOff  = 4 // uint16
-	nlmsgFlagsOff = 6 // uint16
-	nlmsgSeqOff   = 8 // uint32
+	nlmsgLenOff   = 0  // uint32
+	nlmsgTypeOff  = 4  // uint16
+	nlmsgFlagsOff = 6  // uint16
+	nlmsgSeqOff   = 8  // uint32
+	nlmsgPidOff   = 12 // uint32
 
 	// Fields of struct ifaddrmsg, which follows the header.
 	ifaFamilyOff    = unix.SizeofNlMsghdr     // uint8

@@ -86,13 +86,16 @@ type Manager struct {
 	ns netns.NsHandle
 	// batch carries Claim's batched renewals (batch.go); batchMu makes one
 	// batch at a time use it.
-	batchMu  sync.Mutex
-	batch    *nl.NetlinkSocket
-	batchBuf []byte    // reused request buffer
-	ackBuf   []byte    // reused answer buffer
-	refused  []refusal // reused list of refused requests
-	batchSeq uint32    // sequence numbers of batched requests
-	reads    int       // receives of answers so far (tests count them)
+	batchMu sync.Mutex
+	batch   *nl.NetlinkSocket
+	// batchPort is batch's netlink port: Watch keeps out the address
+	// events caused by its requests (addrsub.go).
+	batchPort uint32
+	batchBuf  []byte    // reused request buffer
+	ackBuf    []byte    // reused answer buffer
+	refused   []refusal // reused list of refused requests
+	batchSeq  uint32    // sequence numbers of batched requests
+	reads     int       // receives of answers so far (tests count them)
 
 	// Test hooks.
 	rcvbuf       int    // receive buffer of the subscription sockets (0: 1 MiB)
@@ -193,7 +196,13 @@ func newManager(name string, h *netlink.Handle, ns netns.NsHandle) (*Manager, er
 		h.Close()
 		return nil, fmt.Errorf("set netlink socket timeout: %w", err)
 	}
-	return &Manager{name: name, index: l.Attrs().Index, h: h, ns: ns, batch: batch}, nil
+	port, err := batch.GetPid()
+	if err != nil {
+		batch.Close()
+		h.Close()
+		return nil, fmt.Errorf("read the netlink socket's port: %w", err)
+	}
+	return &Manager{name: name, index: l.Attrs().Index, h: h, ns: ns, batch: batch, batchPort: port}, nil
 }
 
 // notFoundError reads `interface "eth9" not found` and wraps the

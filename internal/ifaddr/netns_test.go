@@ -728,3 +728,34 @@ func TestResyncAfterOverrun(t *testing.T) {
 	}
 	w.want(t, "AddrRemoved after Resync", func(e Event) bool { return e.Kind == AddrRemoved && e.Addr == vip })
 }
+
+// TestWatchSkipsOwnBatches claims and renews a large group while watching:
+// the kernel's events for Claim's batched requests stay out (nothing to
+// read per address and renewal), while an address added by someone else
+// and the removal of a batched one are reported.
+func TestWatchSkipsOwnBatches(t *testing.T) {
+	l := newLab(t)
+	m := l.open(t)
+	w := startWatchChan(t, m, make(chan Event, 1024))
+	addrs := manyAddrs(200)
+	for range 2 { // claim, renew
+		if err := m.Claim(addrs, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := netip.MustParseAddr("198.18.98.77")
+	if err := l.h.AddrAdd(l.link(t, "fip0"), &netlink.Addr{IPNet: mustIPNet(other.String() + "/32")}); err != nil {
+		t.Fatal(err)
+	}
+	// Events arrive in order: had the batches' events come through, the
+	// first would be AddrAdded of addrs[0].
+	if e := w.wantNextAddr(t); e.Kind != AddrAdded || e.Addr != other {
+		t.Fatalf("first address event %v %v, want AddrAdded %v (none for the batched claims)", e.Kind, e.Addr, other)
+	}
+	if err := l.h.AddrDel(l.link(t, "fip0"), &netlink.Addr{IPNet: mustIPNet(addrs[7].String() + "/32")}); err != nil {
+		t.Fatal(err)
+	}
+	if e := w.wantNextAddr(t); e.Kind != AddrRemoved || e.Addr != addrs[7] {
+		t.Fatalf("event %v %v, want AddrRemoved %v", e.Kind, e.Addr, addrs[7])
+	}
+}
