@@ -99,9 +99,11 @@ func params(cfg *config.Config, gc config.Group, mac net.HardwareAddr) election.
 // reload hands it a newer one through its command channel).
 func (d *daemon) newGroup(cfg *config.Config, gc config.Group) *group {
 	ctx, cancel := context.WithCancel(d.groupsCtx)
+	p := params(cfg, gc, d.mac)
+	p.Epoch = d.started // all groups' routine timers on one grid
 	g := &group{
 		name: gc.Name, vips: gc.VIPs, d: d,
-		m:      election.New(params(cfg, gc, d.mac)),
+		m:      election.New(p),
 		cfg:    cfg,
 		conf:   gc,
 		log:    d.log.With("group", gc.Name),
