@@ -219,6 +219,11 @@ func (g *group) run(start election.Start) {
 	defer g.fencing.Wait()
 	timer := time.NewTimer(maxSleep)
 	defer timer.Stop()
+	// armed is when timer fires; zero once it did. Re-arming only when
+	// that changes matters with many groups: most events (a probe's
+	// answer, a peer's beacon) leave the deadline as it was, and each
+	// Reset to an earlier instant can wake an idle thread of the runtime.
+	armed := time.Now().Add(maxSleep)
 	if g.checks != nil {
 		checksCtx, stopChecks := context.WithCancel(context.Background())
 		defer func() { stopChecks(); g.checks.Close() }()
@@ -230,11 +235,21 @@ func (g *group) run(start election.Start) {
 	}
 	for {
 		g.heartbeat.Store(int64(time.Since(g.d.started)))
-		wait := maxSleep
+		now := time.Now()
+		want, capped := now.Add(maxSleep), true
 		if dl := g.m.Deadline(); !dl.IsZero() {
-			wait = min(time.Until(g.onGrid(dl)), maxSleep)
+			if at := g.onGrid(dl); at.Before(want) {
+				want, capped = at, false
+			}
 		}
-		timer.Reset(wait)
+		// When only the heartbeat is due, any armed time up to maxSleep
+		// from now will do.
+		keep := !armed.IsZero() && (armed.Equal(want) || capped && armed.After(now) && !armed.After(want))
+		if !keep {
+			// (Since Go 1.23 a Reset timer never delivers a stale value.)
+			timer.Reset(want.Sub(now))
+			armed = want
+		}
 		var done bool
 		select {
 		case <-g.ctx.Done():
@@ -259,6 +274,7 @@ func (g *group) run(start election.Start) {
 			done = g.apply(acts)
 			g.publish() // the operator will look at the status next
 		case <-timer.C:
+			armed = time.Time{}
 			// Frames already here go first: a claim decided by the timer
 			// must not overlook an announcement waiting in the queue.
 			for pending := len(g.events); pending > 0 && !done; pending-- {
@@ -279,12 +295,6 @@ func (g *group) run(start election.Start) {
 		}
 		if done {
 			return
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
 		}
 	}
 }
