@@ -24,6 +24,11 @@
 // acknowledgement for every request, the batch read 1000 answers and took
 // 4.1-5.2 ms.)
 //
+// The kernel announces each renewal as an address event; Watch reads them
+// from a socket of its own whose filter drops those of the batches
+// (addrsub.go). A holder of 1000 VIPs in 10 groups used about a third of
+// its idle CPU reading and dropping them.
+//
 // Only IPv4 is handled; IPv6 addresses are ignored everywhere. The package
 // is Linux only.
 package ifaddr
