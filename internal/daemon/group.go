@@ -102,9 +102,11 @@ func params(cfg *config.Config, gc config.Group, mac net.HardwareAddr) election.
 // reload hands it a newer one through its command channel).
 func (d *daemon) newGroup(cfg *config.Config, gc config.Group) *group {
 	ctx, cancel := context.WithCancel(d.ctx)
+	p := params(cfg, gc, d.mac)
+	p.Epoch = d.started // all groups' routine timers on one grid
 	g := &group{
 		name: gc.Name, vips: gc.VIPs, d: d,
-		m:        election.New(params(cfg, gc, d.mac)),
+		m:        election.New(p),
 		nodeCfg:  cfg,
 		groupCfg: gc,
 		log:      d.log.With("group", gc.Name),
@@ -221,6 +223,11 @@ func (g *group) run(start election.Start) {
 	defer g.fencing.Wait()
 	timer := time.NewTimer(maxSleep)
 	defer timer.Stop()
+	// armed is when timer fires; zero once it did. Re-arming only when
+	// that changes matters with many groups: most events (a probe's
+	// answer, a peer's beacon) leave the deadline as it was, and each
+	// Reset to an earlier instant can wake an idle thread of the runtime.
+	armed := g.d.now().Add(maxSleep)
 	if g.checks != nil {
 		checksCtx, stopChecks := context.WithCancel(context.Background())
 		var forwarder sync.WaitGroup
@@ -233,11 +240,21 @@ func (g *group) run(start election.Start) {
 	}
 	for {
 		g.heartbeat.Store(int64(g.d.since(g.d.started)))
-		wait := maxSleep
+		now := g.d.now()
+		want, capped := now.Add(maxSleep), true
 		if dl := g.m.Deadline(); !dl.IsZero() {
-			wait = min(g.onGrid(dl).Sub(g.d.now()), maxSleep)
+			if at := g.onGrid(dl); at.Before(want) {
+				want, capped = at, false
+			}
 		}
-		timer.Reset(wait)
+		// When only the heartbeat is due, any armed time up to maxSleep
+		// from now will do.
+		keep := !armed.IsZero() && (armed.Equal(want) || capped && armed.After(now) && !armed.After(want))
+		if !keep {
+			// (Since Go 1.23 a Reset timer never delivers a stale value.)
+			timer.Reset(want.Sub(now))
+			armed = want
+		}
 		var done bool
 		select {
 		case <-g.ctx.Done():
@@ -264,6 +281,7 @@ func (g *group) run(start election.Start) {
 			g.publish()
 			c.reply <- err
 		case <-timer.C:
+			armed = time.Time{}
 			// Frames already here go first: a claim decided by the timer
 			// must not overlook an announcement waiting in the queue.
 			for pending := len(g.events); pending > 0 && !done; pending-- {
@@ -284,12 +302,6 @@ func (g *group) run(start election.Start) {
 		}
 		if done {
 			return
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
 		}
 	}
 }

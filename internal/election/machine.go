@@ -161,6 +161,13 @@ type Params struct {
 	// stays standby and says so at ERROR until that holder answers again or
 	// another node claims.
 	FenceAllowed []net.HardwareAddr
+	// Epoch, when set, is the instant the node's routine timers count
+	// from, the same for all its groups: a standby probes its holder, and
+	// a holder beacons and renews, on whole multiples of the interval after
+	// it (see onOrAfter, onOrBefore), so that a node with many groups wakes
+	// once for all of them rather than once for each. Zero: each timer
+	// counts from the event that set it. Reconfigure keeps it.
+	Epoch time.Time
 }
 
 // FencePolicy says whether to fence (STONITH) a vanished holder first.
@@ -365,9 +372,9 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 			m.toWaiting(now, StateStandby, nil, "maintenance hold: not claiming")
 		}
 	case Reconfigure:
-		vips := m.p.VIPs
+		vips, epoch := m.p.VIPs, m.p.Epoch
 		m.p = ev.Params
-		m.p.VIPs = vips
+		m.p.VIPs, m.p.Epoch = vips, epoch
 	case Pace:
 		m.relaxed = ev.Relaxed
 	case PeerLost:
@@ -479,7 +486,33 @@ func (m *Machine) sendProbe(now time.Time, broadcast bool) {
 	m.stats.ProbesSent++
 	m.probeSent = now
 	m.outstanding, m.answered = true, false
-	m.nextProbe = now.Add(m.probeInterval(now))
+	// Later rather than sooner: an answer gets the whole interval. On the
+	// CheckInterval grid, a relaxed group's probes go with the leading
+	// group's.
+	iv := m.probeInterval(now)
+	m.nextProbe = m.onOrAfter(now.Add(iv), min(iv, m.p.Timing.CheckInterval))
+}
+
+// onOrAfter returns the first instant at or after t that lies a whole
+// number of steps after the epoch; t itself without an epoch.
+func (m *Machine) onOrAfter(t time.Time, step time.Duration) time.Time {
+	e := m.p.Epoch
+	if e.IsZero() || step <= 0 || t.Before(e) {
+		return t
+	}
+	return e.Add((t.Sub(e) + step - 1) / step * step)
+}
+
+// onOrBefore returns the last instant at or before now+d that lies a whole
+// number of d after the epoch, which is after now; now+d without an epoch.
+// For timers that may run early but never late (renewals, a holder's
+// beacons).
+func (m *Machine) onOrBefore(now time.Time, d time.Duration) time.Time {
+	e, t := m.p.Epoch, now.Add(d)
+	if e.IsZero() || d <= 0 || now.Before(e) {
+		return t
+	}
+	return e.Add(t.Sub(e) / d * d)
 }
 
 // probeInterval is CheckInterval, or a fifth of it while the holder's
@@ -656,6 +689,13 @@ func (m *Machine) rank(now time.Time) int {
 		if p.holder || p.passive || now.Sub(p.lastSeen) > live || bytes.Equal(p.mac, m.departed) {
 			continue
 		}
+		// A MAC first heard claiming, once, is no live standby yet: a
+		// forger sending each claiming probe from a fresh MAC must not push
+		// every real node's turn back alike, which would let whoever
+		// noticed first claim, not the best.
+		if p.claiming && !p.lastSeen.After(p.firstSeen) {
+			continue
+		}
 		if m.beats(p.priority, p.mac) {
 			n++
 		}
@@ -683,8 +723,8 @@ func (m *Machine) toHolder(now time.Time, reason string, verify bool) {
 	}
 	m.emit(AddVIPs{Lifetime: m.p.Timing.Lifetime})
 	m.lastRenew = now
-	m.nextRenew = now.Add(m.p.Timing.RenewInterval)
-	m.nextBeacon = now.Add(m.p.Timing.BeaconInterval)
+	m.nextRenew = m.onOrBefore(now, m.p.Timing.RenewInterval)
+	m.nextBeacon = m.onOrBefore(now, m.p.Timing.BeaconInterval)
 	if verify {
 		// Announcing before verifying would pull clients to us while another
 		// node may hold the VIP; probe first, announce when nobody answered.
@@ -730,7 +770,7 @@ func (m *Machine) holderTick(now time.Time) {
 	if !m.nextRenew.IsZero() && !now.Before(m.nextRenew) {
 		m.emit(AddVIPs{Lifetime: m.p.Timing.Lifetime})
 		m.lastRenew = now
-		m.nextRenew = now.Add(m.p.Timing.RenewInterval)
+		m.nextRenew = m.onOrBefore(now, m.p.Timing.RenewInterval)
 	}
 	if !m.nextAnnounce.IsZero() && !now.Before(m.nextAnnounce) {
 		if m.verifyLeft > 0 {
@@ -761,7 +801,7 @@ func (m *Machine) holderTick(now time.Time) {
 	}
 	if !m.nextBeacon.IsZero() && !now.Before(m.nextBeacon) {
 		m.sendHolderProbe(now)
-		m.nextBeacon = now.Add(m.p.Timing.BeaconInterval)
+		m.nextBeacon = m.onOrBefore(now, m.p.Timing.BeaconInterval)
 		m.prunePeers(now)
 		m.reviewHealth(now)
 	}

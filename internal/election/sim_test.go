@@ -93,7 +93,9 @@ func newLAN(t *testing.T, tm Timing, prios ...uint8) *lan {
 	l := &lan{t: t, tm: tm, vips: []netip.Addr{vip1, vip2}, now: t0, cut: map[[2]int]bool{}}
 	for i, prio := range prios {
 		n := &simNode{idx: i, name: fmt.Sprintf("n%d(p%d)", i, prio), mac: mac(byte(0x20 + i)), prio: prio}
-		n.m = New(Params{VIPs: l.vips, MAC: n.mac, Priority: prio, NodeID: uint32(i + 1), Timing: tm})
+		// Each node's own Epoch, as a daemon's start: timers on the grid.
+		ep := t0.Add(-time.Duration(3+17*i) * time.Millisecond)
+		n.m = New(Params{VIPs: l.vips, MAC: n.mac, Priority: prio, NodeID: uint32(i + 1), Timing: tm, Epoch: ep})
 		l.nodes = append(l.nodes, n)
 	}
 	return l

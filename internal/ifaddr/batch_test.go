@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -13,10 +14,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The request claimChunk sends for 198.18.98.1/32 on interface index 7,
-// sequence number 0x01020304, lifetime 3 s, on a little-endian machine,
-// checked field by field against the kernel's uapi headers
-// (linux/netlink.h, linux/if_addr.h, linux/rtnetlink.h).
+// The last request of a send claimChunk makes for 198.18.98.1/32 on
+// interface index 7, sequence number 0x01020304, lifetime 3 s, on a
+// little-endian machine, checked field by field against the kernel's uapi
+// headers (linux/netlink.h, linux/if_addr.h, linux/rtnetlink.h). The others
+// differ in the flags only (goldenNoAck).
 var golden198_18_98_1 = []byte{
 	// struct nlmsghdr
 	0x3c, 0x00, 0x00, 0x00, // nlmsg_len 60
@@ -44,13 +46,26 @@ var golden198_18_98_1 = []byte{
 	0x00, 0x00, 0x00, 0x00, // tstamp: set by the kernel
 }
 
+// goldenNoAck is golden198_18_98_1 without NLM_F_ACK, as every request of
+// a send but the last goes out.
+var goldenNoAck = func() []byte {
+	b := slices.Clone(golden198_18_98_1)
+	b[6] = 0x01 // nlmsg_flags REQUEST 0x1 | REPLACE 0x100 | CREATE 0x400
+	return b
+}()
+
 func TestAppendNewAddrGolden(t *testing.T) {
 	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
 		t.Skip("the golden bytes are little endian; TestAppendNewAddrMatchesLibrary covers this machine")
 	}
-	got := appendNewAddr(nil, 0x01020304, 7, [4]byte{198, 18, 98, 1}, 3)
-	if diff := cmp.Diff(golden198_18_98_1, got); diff != "" {
-		t.Errorf("RTM_NEWADDR request (-want +got):\n%s", diff)
+	for _, tc := range []struct {
+		ack  bool
+		want []byte
+	}{{true, golden198_18_98_1}, {false, goldenNoAck}} {
+		got := appendNewAddr(nil, 0x01020304, 7, [4]byte{198, 18, 98, 1}, 3, tc.ack)
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("RTM_NEWADDR request with ack %v (-want +got):\n%s", tc.ack, diff)
+		}
 	}
 }
 
@@ -58,9 +73,14 @@ func TestAppendNewAddrGolden(t *testing.T) {
 // sends for a netlink.Addr of ip/32 on index with ValidLft and PreferedLft
 // secs and no peer, broadcast, flags or label: the same header flags, the
 // same attributes in the same order (addrHandle in its addr_linux.go,
-// v1.3.1), serialized by the library's own code.
-func libraryNewAddr(seq uint32, index int, ip net.IP, secs uint32) []byte {
-	req := nl.NewNetlinkRequest(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_REPLACE|unix.NLM_F_ACK)
+// v1.3.1), serialized by the library's own code. Without ack, it leaves
+// out NLM_F_ACK, which the library always sets.
+func libraryNewAddr(seq uint32, index int, ip net.IP, secs uint32, ack bool) []byte {
+	flags := unix.NLM_F_CREATE | unix.NLM_F_REPLACE
+	if ack {
+		flags |= unix.NLM_F_ACK
+	}
+	req := nl.NewNetlinkRequest(unix.RTM_NEWADDR, flags)
 	req.Seq = seq
 	msg := nl.NewIfAddrmsg(nl.FAMILY_V4)
 	msg.Scope = unix.RT_SCOPE_UNIVERSE
@@ -87,16 +107,18 @@ func TestAppendNewAddrMatchesLibrary(t *testing.T) {
 		{77, 0x7fffffff, "255.255.255.255", 0xfffffffe},
 	} {
 		ip := netip.MustParseAddr(tc.addr)
-		want := libraryNewAddr(tc.seq, tc.index, net.IP(ip.AsSlice()), tc.secs)
-		got := appendNewAddr(nil, tc.seq, tc.index, ip.As4(), tc.secs)
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("%s seq %d index %d %d s: hand-encoded request differs from the library's (-library +ours):\n%s",
-				tc.addr, tc.seq, tc.index, tc.secs, diff)
+		for _, ack := range []bool{true, false} {
+			want := libraryNewAddr(tc.seq, tc.index, net.IP(ip.AsSlice()), tc.secs, ack)
+			got := appendNewAddr(nil, tc.seq, tc.index, ip.As4(), tc.secs, ack)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s seq %d index %d %d s ack %v: hand-encoded request differs from the library's (-library +ours):\n%s",
+					tc.addr, tc.seq, tc.index, tc.secs, ack, diff)
+			}
 		}
 	}
 	// Appending keeps what is there: a batch is the requests back to back.
-	a := appendNewAddr(nil, 1, 1, [4]byte{198, 18, 98, 1}, 3)
-	b := appendNewAddr(a, 2, 1, [4]byte{198, 18, 98, 2}, 3)
+	a := appendNewAddr(nil, 1, 1, [4]byte{198, 18, 98, 1}, 3, false)
+	b := appendNewAddr(a, 2, 1, [4]byte{198, 18, 98, 2}, 3, true)
 	if len(b) != 2*newAddrLen || string(b[:newAddrLen]) != string(a) {
 		t.Errorf("second request did not follow the first: % x", b)
 	}
@@ -115,7 +137,7 @@ func ack(seq uint32, errno unix.Errno) []byte {
 	return b
 }
 
-func TestScanAcks(t *testing.T) {
+func TestScanAnswers(t *testing.T) {
 	cat := func(parts ...[]byte) []byte {
 		var b []byte
 		for _, p := range parts {
@@ -124,27 +146,31 @@ func TestScanAcks(t *testing.T) {
 		return b
 	}
 	other := ack(5, 0)   // another request's
-	notErr := ack(11, 0) // right sequence number, not an acknowledgement
+	notErr := ack(12, 0) // right sequence number, not an answer
 	binary.NativeEndian.PutUint16(notErr[4:], unix.NLMSG_DONE)
+	// Requests 10, 11 and 12; only 12 asked for an acknowledgement.
 	for _, tc := range []struct {
-		name   string
-		b      []byte
-		acked  int
-		failed int
-		errno  unix.Errno
+		name    string
+		b       []byte
+		refused []refusal
+		done    bool
 	}{
-		{"empty", nil, 0, -1, 0},
-		{"all fine", cat(ack(10, 0), ack(11, 0), ack(12, 0)), 3, -1, 0},
-		{"first error wins", cat(ack(10, 0), ack(11, unix.EINVAL), ack(12, unix.EPERM)), 3, 1, unix.EINVAL},
-		{"others skipped", cat(other, notErr, ack(12, 0), ack(13, 0)), 1, -1, 0},
-		{"before first skipped", cat(ack(9, unix.EPERM), ack(10, 0)), 1, -1, 0},
-		{"truncated message ends the scan", cat(ack(10, 0), ack(11, 0)[:20]), 1, -1, 0},
-		{"length below the header ends the scan", cat([]byte{4, 0, 0, 0}, make([]byte, 12), ack(10, 0)), 0, -1, 0},
+		{"empty", nil, nil, false},
+		{"all fine: the last one's acknowledgement", ack(12, 0), nil, true},
+		{"every error, then the acknowledgement", cat(ack(10, unix.EINVAL), ack(11, unix.ENODEV), ack(12, 0)),
+			[]refusal{{0, unix.EINVAL}, {1, unix.ENODEV}}, true},
+		{"an error without the acknowledgement: read on", ack(11, unix.ENODEV), []refusal{{1, unix.ENODEV}}, false},
+		{"the last one refused answers it", cat(ack(10, unix.EPERM), ack(12, unix.ENODEV)),
+			[]refusal{{0, unix.EPERM}, {2, unix.ENODEV}}, true},
+		{"others skipped", cat(other, notErr), nil, false},
+		{"before first skipped", cat(ack(9, unix.EPERM), ack(13, unix.EPERM)), nil, false},
+		{"truncated message ends the scan", cat(ack(10, unix.EPERM), ack(12, 0)[:20]), []refusal{{0, unix.EPERM}}, false},
+		{"length below the header ends the scan", cat([]byte{4, 0, 0, 0}, make([]byte, 12), ack(12, 0)), nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			acked, failed, errno := scanAcks(tc.b, 10, 3)
-			if acked != tc.acked || failed != tc.failed || errno != tc.errno {
-				t.Errorf("scanAcks = %d, %d, %v; want %d, %d, %v", acked, failed, errno, tc.acked, tc.failed, tc.errno)
+			refused, done := scanAnswers(tc.b, 10, 3, nil)
+			if !slices.Equal(refused, tc.refused) || done != tc.done {
+				t.Errorf("scanAnswers = %v, %v; want %v, %v", refused, done, tc.refused, tc.done)
 			}
 		})
 	}

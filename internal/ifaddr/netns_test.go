@@ -5,6 +5,7 @@ package ifaddr
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"runtime"
@@ -15,12 +16,20 @@ import (
 	"github.com/floatip/floatip/internal/testutil"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // These tests need root. Each runs in a fresh, anonymous network namespace
 // holding veth pairs; the namespace (and everything in it) vanishes
 // when the last handle to it is closed. The host's interfaces are never
 // touched.
+
+// The main goroutine keeps the main thread. newLab moves a thread into a
+// fresh namespace and lets it die there; had it been the main thread, the
+// runtime would keep that thread (it cannot exit) in the namespace, and
+// /proc/PID/ns/net, which Open compares with, would name the test's
+// namespace, not the process's.
+func init() { runtime.LockOSThread() }
 
 type lab struct {
 	ns netns.NsHandle
@@ -336,6 +345,143 @@ func TestClaimMany(t *testing.T) {
 	}
 }
 
+// manyAddrs returns n addresses from 198.18.100.1 on.
+func manyAddrs(n int) []netip.Addr {
+	addrs := make([]netip.Addr, n)
+	for i := range addrs {
+		addrs[i] = netip.AddrFrom4([4]byte{198, 18, byte(100 + i/250), byte(1 + i%250)})
+	}
+	return addrs
+}
+
+// TestRenewReadsOneAnswerPerChunk renews 1000 addresses and counts the
+// receives: only the last request of each chunk asks for an answer, so
+// there are as many as chunks (more only if the kernel split its answers),
+// not one per address.
+func TestRenewReadsOneAnswerPerChunk(t *testing.T) {
+	l := newLab(t)
+	m := l.open(t)
+	addrs := manyAddrs(1000)
+	if err := m.Claim(addrs, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	before := m.reads
+	if err := m.Claim(addrs, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	chunks := (len(addrs) + batchSize - 1) / batchSize
+	if got := m.reads - before; got != chunks {
+		t.Errorf("renewing %d addresses read answers %d times, want %d (one per chunk of %d)", len(addrs), got, chunks, batchSize)
+	}
+}
+
+// TestBatchReportsEveryRefusal sends a chunk in which two requests, neither
+// of them the last and neither asking for an answer, name an interface
+// that does not exist: the kernel refuses exactly those two, Claim's
+// errors name both addresses, and the other requests take effect.
+func TestBatchReportsEveryRefusal(t *testing.T) {
+	l := newLab(t)
+	m := l.open(t)
+	addrs := manyAddrs(40)
+	bad := map[int]bool{10: true, 27: true}
+	m.batchMu.Lock()
+	first := m.batchSeq + 1
+	var buf []byte
+	for i, a := range addrs {
+		index := m.index
+		if bad[i] {
+			index = 0x7ffffff0 // no such interface
+		}
+		buf = appendNewAddr(buf, first+uint32(i), index, a.As4(), 30, i == len(addrs)-1)
+	}
+	m.batchSeq += uint32(len(addrs))
+	var errs claimErrors
+	err := m.exchange(m.batch, buf, first, addrs, &errs)
+	m.batchMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(errs) != len(bad) {
+		t.Fatalf("%d errors, want %d: %v", len(errs), len(bad), errs.err())
+	}
+	for i, e := range errs {
+		want := []netip.Addr{addrs[10], addrs[27]}[i]
+		if !strings.Contains(e.Error(), want.String()+"/32") || !errors.Is(e, unix.ENODEV) {
+			t.Errorf("error %d = %v, want one naming %v with ENODEV", i, e, want)
+		}
+	}
+	p, err := m.Present(addrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range addrs {
+		if p[a] == bad[i] {
+			t.Errorf("%v present %v after the batch, want %v", a, p[a], !bad[i])
+		}
+	}
+	// The socket holds nothing more about this batch: the next Claim
+	// reads only its own answers.
+	if err := m.Claim(addrs, 30*time.Second); err != nil {
+		t.Errorf("Claim after the refused requests: %v", err)
+	}
+}
+
+// TestClaimManyInterfaceGone renews a large group after its interface was
+// deleted: every request fails, and the error shows each address.
+func TestClaimManyInterfaceGone(t *testing.T) {
+	l := newLab(t)
+	m := l.open(t)
+	addrs := manyAddrs(100)
+	if err := m.Claim(addrs, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.h.LinkDel(l.link(t, "fip0")); err != nil {
+		t.Fatal(err)
+	}
+	err := m.Claim(addrs, 30*time.Second)
+	if err == nil {
+		t.Fatal("Claim on a deleted interface succeeded")
+	}
+	if want := fmt.Sprintf("claim %v/32 on fip0: no such device (and %d more addresses)", addrs[0], len(addrs)-1); err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+	var each interface{ Unwrap() []error }
+	if !errors.As(err, &each) || len(each.Unwrap()) != len(addrs) {
+		t.Fatalf("error %v does not unwrap to one error per address", err)
+	}
+	for i, e := range each.Unwrap() {
+		if !strings.Contains(e.Error(), addrs[i].String()+"/32") || !errors.Is(e, unix.ENODEV) {
+			t.Errorf("error %d = %v, want one naming %v with ENODEV", i, e, addrs[i])
+		}
+	}
+}
+
+// TestRenewRecreatesDeleted shows what renewing does with an address that
+// someone deleted: the kernel adds it again (IPv4 RTM_NEWADDR creates a
+// missing address even without NLM_F_CREATE), so Claim cannot tell a lost
+// address by an error; Watch's AddrRemoved and Present can.
+func TestRenewRecreatesDeleted(t *testing.T) {
+	l := newLab(t)
+	m := l.open(t)
+	addrs := manyAddrs(100)
+	if err := m.Claim(addrs, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	gone := addrs[42]
+	if err := l.h.AddrDel(l.link(t, "fip0"), &netlink.Addr{IPNet: mustIPNet(gone.String() + "/32")}); err != nil {
+		t.Fatal(err)
+	}
+	if l.addr(t, gone.String()) != nil {
+		t.Fatalf("%v still there after deleting it", gone)
+	}
+	if err := m.Claim(addrs, 30*time.Second); err != nil {
+		t.Fatalf("renewal with %v deleted: %v", gone, err)
+	}
+	if l.addr(t, gone.String()) == nil {
+		t.Errorf("%v not there again after the renewal", gone)
+	}
+}
+
 func TestClaimErrors(t *testing.T) {
 	l := newLab(t)
 	m := l.open(t)
@@ -581,4 +727,35 @@ func TestResyncAfterOverrun(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.want(t, "AddrRemoved after Resync", func(e Event) bool { return e.Kind == AddrRemoved && e.Addr == vip })
+}
+
+// TestWatchSkipsOwnBatches claims and renews a large group while watching:
+// the kernel's events for Claim's batched requests stay out (nothing to
+// read per address and renewal), while an address added by someone else
+// and the removal of a batched one are reported.
+func TestWatchSkipsOwnBatches(t *testing.T) {
+	l := newLab(t)
+	m := l.open(t)
+	w := startWatchChan(t, m, make(chan Event, 1024))
+	addrs := manyAddrs(200)
+	for range 2 { // claim, renew
+		if err := m.Claim(addrs, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := netip.MustParseAddr("198.18.98.77")
+	if err := l.h.AddrAdd(l.link(t, "fip0"), &netlink.Addr{IPNet: mustIPNet(other.String() + "/32")}); err != nil {
+		t.Fatal(err)
+	}
+	// Events arrive in order: had the batches' events come through, the
+	// first would be AddrAdded of addrs[0].
+	if e := w.wantNextAddr(t); e.Kind != AddrAdded || e.Addr != other {
+		t.Fatalf("first address event %v %v, want AddrAdded %v (none for the batched claims)", e.Kind, e.Addr, other)
+	}
+	if err := l.h.AddrDel(l.link(t, "fip0"), &netlink.Addr{IPNet: mustIPNet(addrs[7].String() + "/32")}); err != nil {
+		t.Fatal(err)
+	}
+	if e := w.wantNextAddr(t); e.Kind != AddrRemoved || e.Addr != addrs[7] {
+		t.Fatalf("event %v %v, want AddrRemoved %v", e.Kind, e.Addr, addrs[7])
+	}
 }

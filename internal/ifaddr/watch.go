@@ -65,7 +65,11 @@ const (
 // lifetime with Claim makes the kernel announce the address again), and
 // LinkChanged is sent only when Up or Carrier differ from the last one sent.
 // The first renewal of an address that was there before Watch started is
-// therefore reported once as AddrAdded.
+// therefore reported once as AddrAdded. Addresses that this Manager adds or
+// renews in a batch (Claim of more than one address) are not reported as
+// AddrAdded at all: a socket filter keeps those events out, since a holder
+// of many addresses would otherwise read one event per address and renewal.
+// Their removal is reported like any other.
 //
 // When the subscription fails (for instance the socket buffer overran), Watch
 // waits briefly, subscribes again and sends Resync; the receiver must then
@@ -112,10 +116,11 @@ func (m *Manager) Watch(ctx context.Context, out chan<- Event) error {
 
 // subscription is one pair of netlink subscriptions.
 type subscription struct {
-	done  chan struct{}
-	addrs chan netlink.AddrUpdate
-	links chan netlink.LinkUpdate
-	errs  chan error // capacity 1, written without blocking
+	done      chan struct{}      // ends the link subscription
+	stopAddrs context.CancelFunc // ends readAddrs
+	addrs     chan addrEvent     // closed by readAddrs
+	links     chan netlink.LinkUpdate
+	errs      chan error // capacity 1, written without blocking
 }
 
 func (m *Manager) subscribe() (*subscription, error) {
@@ -126,7 +131,7 @@ func (m *Manager) subscribe() (*subscription, error) {
 	}
 	s := &subscription{
 		done:  make(chan struct{}),
-		addrs: make(chan netlink.AddrUpdate, updateBuffer),
+		addrs: make(chan addrEvent, updateBuffer),
 		links: make(chan netlink.LinkUpdate, updateBuffer),
 		errs:  make(chan error, 1),
 	}
@@ -140,15 +145,18 @@ func (m *Manager) subscribe() (*subscription, error) {
 	if rcvbuf == 0 {
 		rcvbuf = defaultRcvbuf
 	}
-	ao := netlink.AddrSubscribeOptions{ErrorCallback: onErr, ReceiveBufferSize: rcvbuf}
 	lo := netlink.LinkSubscribeOptions{ErrorCallback: onErr, ReceiveBufferSize: rcvbuf}
 	if m.ns.IsOpen() {
-		ao.Namespace, lo.Namespace = &m.ns, &m.ns
+		lo.Namespace = &m.ns
 	}
-	if err := netlink.AddrSubscribeWithOptions(s.addrs, s.done, ao); err != nil {
+	conn, err := m.subscribeAddrs(rcvbuf)
+	if err != nil {
 		close(s.done)
 		return nil, fmt.Errorf("subscribe to address events: %w", hint(err))
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopAddrs = cancel
+	go readAddrs(ctx, conn, s.addrs, onErr)
 	if err := netlink.LinkSubscribeWithOptions(s.links, s.done, lo); err != nil {
 		s.links = nil // no goroutine will ever close it
 		s.stop()
@@ -160,14 +168,16 @@ func (m *Manager) subscribe() (*subscription, error) {
 	return s, nil
 }
 
-// stop ends the subscription and waits until netlink's goroutines have
-// closed their channels (they may be blocked sending to them).
+// stop ends the subscription and waits until its goroutines (readAddrs,
+// netlink's for links) have closed their channels (they may be blocked
+// sending to them).
 func (s *subscription) stop() {
 	select {
 	case <-s.done:
 	default:
 		close(s.done)
 	}
+	s.stopAddrs()
 	for s.addrs != nil || s.links != nil {
 		select {
 		case _, ok := <-s.addrs:
@@ -198,15 +208,11 @@ func (m *Manager) pump(ctx context.Context, s *subscription, out chan<- Event) (
 			if !ok {
 				return true
 			}
-			if u.LinkIndex != m.index {
+			if u.index != m.index {
 				continue
 			}
-			p, ok := prefixFrom(&u.LinkAddress)
-			if !ok {
-				continue // IPv6
-			}
-			a := p.Addr()
-			if u.NewAddr {
+			a := u.addr
+			if u.added {
 				if present[a] {
 					continue
 				}
