@@ -48,6 +48,9 @@ import (
 //     first, short enough that forged replies cannot hold the VIP off.
 //   - A frame carrying our own MAC is counted (Stats.Spoofed) and logged,
 //     at most once per DefendInterval, never acted on.
+//   - A peer's node name is at most arp.MaxNameLen bytes of printable
+//     UTF-8 (the codec drops any other, and Stats.BadNames counts it);
+//     an unauthenticated name never replaces an authenticated one.
 //   - Claims by hosts that are not (authenticated) floatip peers are
 //     counted (Stats.ForeignClaims) and reported (ForeignClaim), at most
 //     maxForeignReports a second.
@@ -104,6 +107,7 @@ type guard struct {
 	prevHolder   net.HardwareAddr // an answering holder we left for a claimant that has not answered yet
 	probeBcast   bool             // make the next check a broadcast: a new claimant appeared
 	switchNoteAt time.Time
+	badNameAt    time.Time // last note of a peer's invalid name
 }
 
 func newGuard() guard { return guard{defended: make(map[string]time.Time)} }

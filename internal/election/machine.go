@@ -128,7 +128,13 @@ type Params struct {
 	MAC           net.HardwareAddr
 	Priority      uint8
 	NodeID        uint32
-	Timing        Timing
+	// Name is this node's name, sent in every frame's trailer (left out
+	// when it is not a valid arp name).
+	Name string
+	// PeerNames names peers by MAC (string of its bytes): the peers: of
+	// the configuration. They win over names learned from frames.
+	PeerNames map[string]string
+	Timing    Timing
 	ForeignPolicy ForeignPolicy
 
 	// HasChecks says the group has health checks: the node counts as
@@ -257,6 +263,8 @@ type Stats struct {
 	// Ignored counts Release and Takeover frames not obeyed: a release
 	// not from the current holder, a takeover with preempt off.
 	Ignored uint64
+	// BadNames counts peers' frames whose node name did not validate.
+	BadNames uint64
 }
 
 // Stats returns the counters so far.
@@ -278,6 +286,8 @@ type peer struct {
 	lastSeen   time.Time
 	firstSeen  time.Time
 	lastAnswer time.Time // AuthRequired holder: when we last answered its probe
+	name       string    // node name from its frames (see peers.go)
+	nameAuthed bool      // name came in an authenticated frame
 }
 
 // New returns a machine in StateInit. Params are assumed validated.
@@ -372,7 +382,7 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 	case PeerLost:
 		if m.state == StateStandby && m.holder != nil && bytes.Equal(m.holder, ev.MAC) && !m.held {
 			m.vanished, m.fenceSeen = true, m.lastHeard
-			m.toCandidate(now, fmt.Sprintf("holder %s silent (found by another group of this node)", ev.MAC))
+			m.toCandidate(now, fmt.Sprintf("holder %s silent (found by another group of this node)", m.who(ev.MAC)))
 		}
 	case Health:
 		m.health(now, ev)
@@ -509,7 +519,11 @@ func (m *Machine) probeInterval(now time.Time) time.Duration {
 }
 
 func (m *Machine) trailer(kind arp.Kind, flags uint8) *arp.Trailer {
-	return &arp.Trailer{Kind: kind, Priority: m.p.Priority, Flags: flags, NodeID: m.p.NodeID}
+	t := &arp.Trailer{Kind: kind, Priority: m.p.Priority, Flags: flags, NodeID: m.p.NodeID}
+	if arp.ValidName(m.p.Name) {
+		t.Name = m.p.Name
+	}
+	return t
 }
 
 func (m *Machine) tick(now time.Time) {
@@ -520,7 +534,7 @@ func (m *Machine) tick(now time.Time) {
 			if !m.answered {
 				// The standby we handed the VIP to did not take it (it
 				// died a moment ago): the VIP is free and we know it.
-				m.toHolder(now, fmt.Sprintf("handover target %s did not take the VIP: taking it back", m.holder), false)
+				m.toHolder(now, fmt.Sprintf("handover target %s did not take the VIP: taking it back", m.who(m.holder)), false)
 				return
 			}
 		}
@@ -547,7 +561,7 @@ func (m *Machine) tick(now time.Time) {
 				m.vanished, m.fenceSeen = true, m.lastHeard
 				reason := fmt.Sprintf("%d consecutive probes unanswered: the VIP is free", m.misses)
 				if m.holder != nil {
-					reason = fmt.Sprintf("holder %s silent for %d consecutive probes", m.holder, m.misses)
+					reason = fmt.Sprintf("holder %s silent for %d consecutive probes", m.who(m.holder), m.misses)
 					m.emit(HolderLost{MAC: slices.Clone(m.holder)})
 				}
 				m.toCandidate(now, reason)
@@ -789,6 +803,7 @@ func (m *Machine) frame(now time.Time, p *arp.Packet, authed bool) {
 			pr.holder = t.Flags&arp.FlagHolder != 0 && t.Kind != arp.KindRelease
 			pr.claiming = t.Flags&arp.FlagClaiming != 0
 			pr.passive = t.Flags&arp.FlagPassive != 0
+			m.learnName(now, pr, t, authed)
 		}
 	}
 	switch m.state {
@@ -802,7 +817,7 @@ func (m *Machine) frame(now time.Time, p *arp.Packet, authed bool) {
 			if m.state == StateFencing && bytes.Equal(p.SenderHardwareAddr, m.fenceTarget) {
 				m.note(slog.LevelWarn, "the vanished holder answers again: not fencing it")
 			}
-			m.toWaiting(now, StateStandby, p.SenderHardwareAddr, fmt.Sprintf("%s claims the VIP", p.SenderHardwareAddr))
+			m.toWaiting(now, StateStandby, p.SenderHardwareAddr, fmt.Sprintf("%s claims the VIP", m.who(p.SenderHardwareAddr)))
 		case m.state == StateCandidate && pr != nil && pr.claiming && m.beats(pr.priority, pr.mac):
 			// A better node is claiming (perhaps fencing first): keep
 			// waiting, up to the deferral ceiling.
@@ -821,7 +836,7 @@ func (m *Machine) frame(now time.Time, p *arp.Packet, authed bool) {
 				m.refuseTakeover(now, pr)
 				break
 			}
-			m.handTo(now, pr, fmt.Sprintf("preempted by %s (priority %d)", pr.mac, pr.priority))
+			m.handTo(now, pr, fmt.Sprintf("preempted by %s (priority %d)", m.who(pr.mac), pr.priority))
 		default:
 			if pr != nil && !pr.holder {
 				m.answerProbe(now, p, pr)
@@ -863,7 +878,7 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 			m.holder = slices.Clone(p.SenderHardwareAddr)
 			m.holderAnswers = 0
 			if m.state == StateProbing {
-				m.transition(StateStandby, fmt.Sprintf("VIP is held by %s", p.SenderHardwareAddr))
+				m.transition(StateStandby, fmt.Sprintf("VIP is held by %s", m.who(p.SenderHardwareAddr)))
 			} else {
 				m.note(slog.LevelInfo, "holder changed", "holder", p.SenderHardwareAddr.String())
 			}
@@ -889,7 +904,7 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 		}
 		m.departed, m.holder = m.holder, nil
 		m.clearTimers()
-		m.transition(StateCandidate, fmt.Sprintf("%s handed the VIP to us", p.SenderHardwareAddr))
+		m.transition(StateCandidate, fmt.Sprintf("%s handed the VIP to us", m.who(p.SenderHardwareAddr)))
 		m.toHolder(now, "handover", false)
 	case p.Trailer.Kind == arp.KindRelease && !bytes.Equal(p.Destination, arp.Broadcast):
 		// A handover to another node that reached us by flooding: that
@@ -897,7 +912,7 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 	case p.Trailer.Kind == arp.KindRelease:
 		// (From the current holder, checked above.) It departs: not a candidate.
 		m.vanished = false // released, not vanished: nothing to fence
-		m.toCandidate(now, fmt.Sprintf("holder %s released the VIP", p.SenderHardwareAddr))
+		m.toCandidate(now, fmt.Sprintf("holder %s released the VIP", m.who(p.SenderHardwareAddr)))
 	case pr.claiming && !m.beats(pr.priority, pr.mac):
 		// A worse standby found the holder silent. Check the holder ourselves,
 		// briefly, and claim first if it is really gone.
@@ -963,7 +978,7 @@ func (m *Machine) conflict(now time.Time, p *arp.Packet, pr *peer, authed bool) 
 			return
 		}
 		m.emit(RemoveVIPs{})
-		m.toWaiting(now, StateStandby, mac, fmt.Sprintf("conflict with %s (priority %d) which wins over us (priority %d): releasing", mac, pr.priority, m.p.Priority))
+		m.toWaiting(now, StateStandby, mac, fmt.Sprintf("conflict with %s (priority %d) which wins over us (priority %d): releasing", m.who(mac), pr.priority, m.p.Priority))
 		m.holderAnswers = 1 // it answered our check (or is authenticated)
 		return
 	}
