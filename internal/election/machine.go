@@ -124,17 +124,17 @@ type Timing struct {
 
 // Params describe one VIP group on one node.
 type Params struct {
-	VIPs          []netip.Addr // the first one is probed for the whole group
-	MAC           net.HardwareAddr
-	Priority      uint8
-	NodeID        uint32
+	VIPs     []netip.Addr // the first one is probed for the whole group
+	MAC      net.HardwareAddr
+	Priority uint8
+	NodeID   uint32
 	// Name is this node's name, sent in every frame's trailer (left out
 	// when it is not a valid arp name).
 	Name string
 	// PeerNames names peers by MAC (string of its bytes): the peers: of
 	// the configuration. They win over names learned from frames.
-	PeerNames map[string]string
-	Timing    Timing
+	PeerNames     map[string]string
+	Timing        Timing
 	ForeignPolicy ForeignPolicy
 
 	// HasChecks says the group has health checks: the node counts as
