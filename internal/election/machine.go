@@ -124,16 +124,10 @@ type Timing struct {
 
 // Params describe one VIP group on one node.
 type Params struct {
-	VIPs     []netip.Addr // the first one is probed for the whole group
-	MAC      net.HardwareAddr
-	Priority uint8
-	NodeID   uint32
-	// Name is this node's name, sent in every frame's trailer (left out
-	// when it is not a valid arp name).
-	Name string
-	// PeerNames names peers by MAC (string of its bytes): the peers: of
-	// the configuration. They win over names learned from frames.
-	PeerNames     map[string]string
+	VIPs          []netip.Addr // the first one is probed for the whole group
+	MAC           net.HardwareAddr
+	Priority      uint8
+	NodeID        uint32
 	Timing        Timing
 	ForeignPolicy ForeignPolicy
 
@@ -167,6 +161,13 @@ type Params struct {
 	// stays standby and says so at ERROR until that holder answers again or
 	// another node claims.
 	FenceAllowed []net.HardwareAddr
+
+	// Name is this node's name, sent in every frame's trailer (left out
+	// when it is not a valid arp name).
+	Name string
+	// PeerNames names peers by MAC (string of its bytes): the peers: of
+	// the configuration. They win over names learned from frames.
+	PeerNames map[string]string
 }
 
 // FencePolicy says whether to fence (STONITH) a vanished holder first.
