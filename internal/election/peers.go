@@ -156,3 +156,10 @@ func (m *Machine) learnName(now time.Time, pr *peer, t *arp.Trailer, authed bool
 	}
 	pr.name, pr.nameAuthed = t.Name, authed
 }
+
+// PeerName names mac as logs and the status do (peers: first, then its
+// frames); "" when no name is known.
+func (m *Machine) PeerName(mac net.HardwareAddr) string {
+	n, _ := m.nameOf(mac)
+	return n
+}
