@@ -138,7 +138,7 @@ func peerTokens(p Peer, now time.Time) []string {
 	}
 	heard := ago(p.LastHeard, now)
 	if p.Lost {
-		heard = "lost (last heard " + heard + ")"
+		heard = "LOST, heard " + heard
 	}
 	return []string{who, fmt.Sprintf("prio %d", p.Priority), role, heard}
 }

@@ -80,7 +80,7 @@ group web
   health         http ok: 200 OK (1s ago)
   peers          node-b (02:00:00:00:00:02)  prio 150  standby  400ms ago
                  node-c (02:00:00:00:00:03)  prio 100  passive  2s ago
-                 02:00:00:00:00:04  prio 50  standby  lost (last heard 12s ago)
+                 02:00:00:00:00:04  prio 50  standby  LOST, heard 12s ago
 
 group db
   state          standby since 2h5m ago

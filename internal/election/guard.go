@@ -108,6 +108,7 @@ type guard struct {
 	probeBcast   bool             // make the next check a broadcast: a new claimant appeared
 	switchNoteAt time.Time
 	badNameAt    time.Time // last note of a peer's invalid name
+	nameNoteAt   time.Time // last "holder identified" note
 }
 
 func newGuard() guard { return guard{defended: make(map[string]time.Time)} }

@@ -881,7 +881,7 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 			if m.state == StateProbing {
 				m.transition(StateStandby, fmt.Sprintf("VIP is held by %s", m.who(p.SenderHardwareAddr)))
 			} else {
-				m.note(slog.LevelInfo, "holder changed", "holder", p.SenderHardwareAddr.String())
+				m.note(slog.LevelInfo, "holder changed", "holder", m.who(p.SenderHardwareAddr))
 			}
 		}
 		if answer {

@@ -1,6 +1,7 @@
 package election
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"log/slog"
@@ -155,6 +156,13 @@ func (m *Machine) learnName(now time.Time, pr *peer, t *arp.Trailer, authed bool
 		return
 	}
 	pr.name, pr.nameAuthed = t.Name, authed
+	if (m.state == StateProbing || m.state == StateStandby) && bytes.Equal(pr.mac, m.holder) && m.p.PeerNames[string(pr.mac)] == "" &&
+		(m.nameNoteAt.IsZero() || now.Sub(m.nameNoteAt) >= DefendInterval || now.Before(m.nameNoteAt)) {
+		// We followed the holder on its kernel's reply, which has no
+		// name: say who it is now that its frames told us.
+		m.nameNoteAt = now
+		m.note(slog.LevelInfo, "holder identified", "holder", m.who(pr.mac))
+	}
 }
 
 // PeerName names mac as logs and the status do (peers: first, then its

@@ -180,3 +180,35 @@ func TestHandoverByLearnedName(t *testing.T) {
 		t.Errorf("handover to an unknown name: %s, want Refused", dump(acts))
 	}
 }
+
+// A standby that followed the holder on its kernel's reply (no trailer, no
+// name) says who the holder is once its frames name it; a holder whose
+// name flips frame by frame (forged) logs at most once per DefendInterval.
+func TestHolderIdentified(t *testing.T) {
+	h := newHarness(t)
+	h.becomeStandby(macPeerA)
+	notes := func(acts []Action) (out []string) {
+		for _, a := range acts {
+			if n, ok := a.(Note); ok && n.Msg == "holder identified" {
+				out = append(out, n.Attrs[1].(string))
+			}
+		}
+		return out
+	}
+	got := notes(h.frame(named(holderBeacon(macPeerA, 150), "n1")))
+	if want := "n1 (" + macPeerA.String() + ")"; len(got) != 1 || got[0] != want {
+		t.Fatalf("notes %q, want one naming %q", got, want)
+	}
+	var n int
+	for i := range 10 {
+		h.advance(10 * time.Millisecond)
+		n += len(notes(h.frame(named(holderBeacon(macPeerA, 150), []string{"x", "y"}[i%2]))))
+	}
+	if n != 0 {
+		t.Errorf("%d more notes within DefendInterval, want 0", n)
+	}
+	// A peer that is not the holder is not announced.
+	if got := notes(h.frame(named(peerBeacon(macPeerB, 90), "n3"))); len(got) != 0 {
+		t.Errorf("a standby's name was announced: %q", got)
+	}
+}
