@@ -505,7 +505,7 @@ func (m *Machine) probeInterval(now time.Time) time.Duration {
 	if silent != m.holderSilent {
 		m.holderSilent = silent
 		if silent {
-			m.note(slog.LevelWarn, "the holder's daemon is silent but its VIP answers: it will expire with its lifetime; checking more often", "holder", m.holder.String())
+			m.note(slog.LevelWarn, "the holder's daemon is silent but its VIP answers: it will expire with its lifetime; checking more often", "holder", m.who(m.holder))
 		}
 	}
 	if silent {
@@ -754,7 +754,7 @@ func (m *Machine) holderTick(now time.Time) {
 	}
 	if !m.yieldUntil.IsZero() && !now.Before(m.yieldUntil) {
 		m.stats.Unconfirmed++
-		m.note(slog.LevelWarn, "a better node's claim of the VIP was not confirmed: keeping the VIP (forged frame?)", "claimant", m.yieldMAC.String())
+		m.note(slog.LevelWarn, "a better node's claim of the VIP was not confirmed: keeping the VIP (forged frame?)", "claimant", m.who(m.yieldMAC))
 		m.yieldMAC, m.yieldUntil = nil, time.Time{}
 	}
 	if !m.foreignUntil.IsZero() && !now.Before(m.foreignUntil) {
@@ -869,7 +869,7 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 		m.lastHeard = now
 		m.misses = 0
 		if m.fenceBlocked != nil {
-			m.note(slog.LevelInfo, "the VIP answers again: no longer waiting for an operator", "from", p.SenderHardwareAddr.String())
+			m.note(slog.LevelInfo, "the VIP answers again: no longer waiting for an operator", "from", m.who(p.SenderHardwareAddr))
 			m.fenceBlocked = nil
 		}
 		if !same {
@@ -962,7 +962,7 @@ func (m *Machine) conflict(now time.Time, p *arp.Packet, pr *peer, authed bool) 
 			if !m.mayDefend(now, nil) {
 				return
 			}
-			m.note(slog.LevelWarn, "conflict: another host claims the VIP; announcing ours", "claimant", mac.String(), "vip", p.SenderIP.String())
+			m.note(slog.LevelWarn, "conflict: another host claims the VIP; announcing ours", "claimant", m.who(mac), "vip", p.SenderIP.String())
 			m.defend()
 			m.foreignMAC = slices.Clone(mac)
 			m.foreignUntil = now.Add(max(5*m.p.Timing.CheckInterval, 200*time.Millisecond))
@@ -986,7 +986,7 @@ func (m *Machine) conflict(now time.Time, p *arp.Packet, pr *peer, authed bool) 
 	if !m.mayDefend(now, mac) {
 		return
 	}
-	m.note(slog.LevelWarn, "conflict: we win, re-announcing", "claimant", mac.String(), "claimant_priority", pr.priority)
+	m.note(slog.LevelWarn, "conflict: we win, re-announcing", "claimant", m.who(mac), "claimant_priority", pr.priority)
 	m.defend()
 	m.startAnnouncing(now)
 }
@@ -1016,7 +1016,7 @@ func (m *Machine) foreignClaim(now time.Time, mac net.HardwareAddr) {
 		return
 	}
 	m.lastForeign, m.lastForeignMAC = now, slices.Clone(mac)
-	m.note(slog.LevelError, "host that is not floatip claims the VIP: defending", "claimant", mac.String())
+	m.note(slog.LevelError, "host that is not floatip claims the VIP: defending", "claimant", m.who(mac))
 	m.defend()
 	m.startAnnouncing(now)
 }
