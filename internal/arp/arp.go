@@ -313,8 +313,12 @@ func (p *Packet) UnmarshalBinary(b []byte) error {
 			NodeID:   binary.BigEndian.Uint32(tr[8:12]),
 		}
 		if f := tr[TrailerLen:]; len(f) > 0 && f[0] == fieldName {
-			if len(f) >= 2 && int(f[1]) <= len(f)-2 && ValidName(string(f[2:2+int(f[1])])) {
-				p.Trailer.Name = string(f[2 : 2+int(f[1])])
+			var name string
+			if len(f) >= 2 && int(f[1]) <= len(f)-2 {
+				name = string(f[2 : 2+int(f[1])])
+			}
+			if ValidName(name) {
+				p.Trailer.Name = name
 			} else {
 				p.Trailer.NameRejected = true
 			}
