@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -27,20 +28,75 @@ func controlContext() (context.Context, context.CancelFunc) {
 
 type statusCmd struct {
 	socketFlag
-	JSON bool `name:"json" help:"Print the status as JSON (field names are stable, for scripts)."`
+	JSON     bool          `name:"json" help:"Print the status as JSON (field names are stable, for scripts); with --watch, one JSON object per line per refresh."`
+	Watch    bool          `help:"Redraw the status in place every --interval until Ctrl-C."`
+	Interval time.Duration `default:"1s" help:"How often --watch refreshes (default: ${default})."`
 }
 
 func (c statusCmd) Run() error {
 	ctx, stop := controlContext()
 	defer stop()
+	if !c.Watch {
+		return c.show(ctx, os.Stdout, time.Now())
+	}
+	if c.Interval <= 0 {
+		return fmt.Errorf("--interval: must be positive, got %s", c.Interval)
+	}
+	t := time.NewTicker(c.Interval)
+	defer t.Stop()
+	return c.watch(ctx, os.Stdout, t.C, time.Now)
+}
+
+// clearScreen moves the cursor home and clears the terminal (ANSI).
+const clearScreen = "\x1b[H\x1b[2J"
+
+// watch shows the status at once and again on every tick until ctx ends
+// (Ctrl-C), which is not an error. A daemon that cannot be reached is
+// shown as such and asked again on the next tick: a watch outlives a
+// daemon restart.
+func (c statusCmd) watch(ctx context.Context, w io.Writer, ticks <-chan time.Time, now func() time.Time) error {
+	for {
+		if !c.JSON {
+			fmt.Fprint(w, clearScreen)
+		}
+		if err := c.show(ctx, w, now()); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if c.JSON {
+				fmt.Fprintf(os.Stderr, "floatip: %v\n", err)
+			} else {
+				fmt.Fprintf(w, "floatip status at %s: %v\n", now().Format(time.TimeOnly), err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticks:
+		}
+	}
+}
+
+// show asks the daemon once and prints the answer.
+func (c statusCmd) show(ctx context.Context, w io.Writer, now time.Time) error {
 	st, err := c.client().Status(ctx)
 	if err != nil {
 		return err
 	}
 	if c.JSON {
-		return printJSON(st)
+		var b []byte
+		if c.Watch {
+			b, err = json.Marshal(st)
+		} else {
+			b, err = json.MarshalIndent(st, "", "  ")
+		}
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(append(b, '\n'))
+		return err
 	}
-	return control.FormatStatus(os.Stdout, st, time.Now())
+	return control.FormatStatus(w, st, now)
 }
 
 type releaseCmd struct {

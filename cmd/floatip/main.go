@@ -56,7 +56,7 @@ type cli struct {
 	Run      runCmd      `cmd:"" help:"Run the daemon in the foreground until SIGTERM/SIGINT."`
 	Check    checkCmd    `cmd:"" help:"Validate a configuration file and print the effective configuration."`
 	Config   configCmd   `cmd:"" help:"Configuration reference: 'floatip config example' prints a commented file that sets every key."`
-	Status   statusCmd   `cmd:"" help:"Show the running daemon's groups: state, holder, counters."`
+	Status   statusCmd   `cmd:"" help:"Show the running daemon's groups: state, holder, counters, and every peer it hears (--watch redraws it)."`
 	Release  releaseCmd  `cmd:"" help:"Hand the VIPs to a standby and stay standby."`
 	Hold     holdCmd     `cmd:"" help:"Maintenance hold: never claim (a holder hands its VIPs away first); --off ends it."`
 	Handover handoverCmd `cmd:"" help:"Planned handover: give the VIPs to a standby (--to NODE) with a gap of a few milliseconds."`

@@ -17,6 +17,9 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Operation is the ARP opcode.
@@ -96,21 +99,52 @@ const FlagClaiming uint8 = 1 << 1
 const FlagPassive uint8 = 1 << 2
 
 // Trailer is floatip's own data, placed right after the 28-byte ARP payload
-// inside the padding of a minimum-size Ethernet frame, so ordinary hosts
-// process the ARP normally and floatip peers learn each other's priority and
-// intent. Layout (big endian), 12 bytes:
+// inside the padding of a minimum-size Ethernet frame (or past it: hosts
+// ignore what follows the ARP payload), so ordinary hosts process the ARP
+// normally and floatip peers learn each other's priority, intent and name.
+// Layout (big endian), 12 bytes, then an optional name field:
 //
-//	[0:4]  magic "FLIP"
-//	[4]    version (1)
-//	[5]    kind
-//	[6]    priority
-//	[7]    flags
-//	[8:12] node ID (uint32, a hash of the node name)
+//	[0:4]    magic "FLIP"
+//	[4]      version (1)
+//	[5]      kind
+//	[6]      priority
+//	[7]      flags
+//	[8:12]   node ID (uint32, a hash of the node name)
+//	[12]     field type: 1 = node name (0, the padding, ends the trailer)
+//	[13]     name length N, 1..MaxNameLen
+//	[14:14+N] node name, UTF-8 without whitespace or control characters
+//
+// The name field keeps version 1: a decoder that predates it reads the
+// first 12 bytes and takes the rest for padding, so nodes of both kinds
+// work together during an upgrade. A name that is cut off, too long, not
+// UTF-8 or not printable is dropped (NameRejected) and the rest of the
+// trailer kept: a hostile frame cannot put a line break or an escape
+// sequence into a log line or the status.
 type Trailer struct {
 	Kind     Kind
 	Priority uint8
 	Flags    uint8
 	NodeID   uint32
+	// Name is the sender's node name; "" when the frame carries none.
+	Name string
+	// NameRejected says the frame carried a name field that did not
+	// validate (set by UnmarshalBinary only).
+	NameRejected bool
+}
+
+// MaxNameLen is the longest node name a trailer carries, in bytes: the
+// configuration's limit for node names (a host name is at most 64 too).
+const MaxNameLen = 64
+
+// fieldName is the type byte of the trailer's name field.
+const fieldName = 1
+
+// ValidName reports whether s may travel as a node name: 1..MaxNameLen
+// bytes of UTF-8, every rune printable and none whitespace, the rule the
+// configuration applies to node_name.
+func ValidName(s string) bool {
+	return s != "" && len(s) <= MaxNameLen && utf8.ValidString(s) &&
+		!strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) })
 }
 
 // Packet is one Ethernet II frame carrying an IPv4-over-Ethernet ARP
@@ -150,7 +184,7 @@ const (
 	PayloadLen = 28
 	// TrailerOffset is where the Trailer starts in a frame.
 	TrailerOffset = EthernetHeaderLen + PayloadLen
-	// TrailerLen is the length of the Trailer.
+	// TrailerLen is the length of the Trailer without its name field.
 	TrailerLen = 12
 )
 
@@ -195,7 +229,14 @@ func (p *Packet) MarshalBinary() ([]byte, error) {
 		return nil, fmt.Errorf("marshal ARP frame: target IP %v is not IPv4", p.TargetIP)
 	}
 
-	b := make([]byte, minFrameLen)
+	n := minFrameLen
+	if t := p.Trailer; t != nil && t.Name != "" {
+		if !ValidName(t.Name) {
+			return nil, fmt.Errorf("marshal ARP frame: node name %q is not 1..%d bytes of printable UTF-8 without whitespace", t.Name, MaxNameLen)
+		}
+		n = max(n, TrailerOffset+TrailerLen+2+len(t.Name))
+	}
+	b := make([]byte, n)
 	copy(b[0:6], p.Destination)
 	copy(b[6:12], p.Source)
 	binary.BigEndian.PutUint16(b[12:14], EtherType)
@@ -221,6 +262,12 @@ func (p *Packet) MarshalBinary() ([]byte, error) {
 		tr[6] = t.Priority
 		tr[7] = t.Flags
 		binary.BigEndian.PutUint32(tr[8:12], t.NodeID)
+		if t.Name != "" {
+			f := a[PayloadLen+TrailerLen:]
+			f[0] = fieldName
+			f[1] = uint8(len(t.Name))
+			copy(f[2:], t.Name)
+		}
 	}
 	return b, nil
 }
@@ -264,6 +311,17 @@ func (p *Packet) UnmarshalBinary(b []byte) error {
 			Priority: tr[6],
 			Flags:    tr[7],
 			NodeID:   binary.BigEndian.Uint32(tr[8:12]),
+		}
+		if f := tr[TrailerLen:]; len(f) > 0 && f[0] == fieldName {
+			var name string
+			if len(f) >= 2 && int(f[1]) <= len(f)-2 {
+				name = string(f[2 : 2+int(f[1])])
+			}
+			if ValidName(name) {
+				p.Trailer.Name = name
+			} else {
+				p.Trailer.NameRejected = true
+			}
 		}
 	}
 	return nil

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -276,9 +278,14 @@ func FuzzUnmarshal(f *testing.F) {
 		NewProbe(macA, macB, vip, trailer),
 		NewAnnouncement(macB, vip, &Trailer{Kind: KindAnnounce, Flags: FlagHolder, NodeID: 3}),
 		NewReply(macB, macA, vip, ipB, nil),
+		NewAnnouncement(macB, vip, &Trailer{Kind: KindBeacon, Priority: 5, NodeID: 9, Name: "n2"}),
+		NewProbe(macA, Broadcast, vip, &Trailer{Kind: KindProbe, Name: strings.Repeat("é", MaxNameLen/2)}),
 	} {
 		f.Add(mustMarshal(f, p))
 	}
+	named := mustMarshal(f, NewProbe(macA, Broadcast, vip, &Trailer{Kind: KindProbe, Name: "web-1"}))
+	named[57] = 0x1b // ESC inside the name
+	f.Add(named)
 	f.Add(mustMarshal(f, NewProbe(macA, Broadcast, vip, nil))[:42])
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -293,6 +300,15 @@ func FuzzUnmarshal(f *testing.F) {
 		if !bytes.Equal(b, orig) {
 			t.Fatal("UnmarshalBinary modified its input")
 		}
+		if tr := p.Trailer; tr != nil {
+			if tr.Name != "" && (!ValidName(tr.Name) || strings.ContainsFunc(tr.Name, unicode.IsControl)) {
+				t.Fatalf("decoded name %q is not a valid name", tr.Name)
+			}
+			if tr.Name != "" && tr.NameRejected {
+				t.Fatalf("name %q both kept and rejected", tr.Name)
+			}
+			tr.NameRejected = false // not carried by MarshalBinary
+		}
 		out, err := p.MarshalBinary()
 		if err != nil {
 			t.Fatalf("MarshalBinary of a parsed frame: %v", err)
@@ -305,4 +321,111 @@ func FuzzUnmarshal(f *testing.F) {
 			t.Fatalf("re-parse mismatch (-first +second):\n%s", diff)
 		}
 	})
+}
+
+// A name field after the trailer: the golden bytes, and frames stay the
+// minimum size when the name fits in the padding.
+func TestNameLayout(t *testing.T) {
+	p := NewAnnouncement(macA, vip, &Trailer{Kind: KindAnnounce, Priority: 150, Flags: FlagHolder, NodeID: 0x01020304, Name: "n1"})
+	b := mustMarshal(t, p)
+	if len(b) != minFrameLen {
+		t.Errorf("frame is %d bytes, want %d", len(b), minFrameLen)
+	}
+	want := []byte{'F', 'L', 'I', 'P', 1, byte(KindAnnounce), 150, FlagHolder, 1, 2, 3, 4, fieldName, 2, 'n', '1', 0, 0}
+	if got := b[TrailerOffset:]; !bytes.Equal(got, want) {
+		t.Errorf("trailer bytes\n got % x\nwant % x", got, want)
+	}
+
+	long := strings.Repeat("x", MaxNameLen)
+	b = mustMarshal(t, NewProbe(macA, Broadcast, vip, &Trailer{Kind: KindBeacon, Name: long}))
+	if wantLen := TrailerOffset + TrailerLen + 2 + MaxNameLen; len(b) != wantLen {
+		t.Errorf("frame with a %d-byte name is %d bytes, want %d", MaxNameLen, len(b), wantLen)
+	}
+	var got Packet
+	if err := got.UnmarshalBinary(b); err != nil || got.Trailer == nil || got.Trailer.Name != long {
+		t.Fatalf("long name did not round-trip: %v %+v", err, got.Trailer)
+	}
+}
+
+func TestNameRoundTrip(t *testing.T) {
+	for _, name := range []string{"n2", "web-1.example.com", "höst-ß", strings.Repeat("é", MaxNameLen/2)} {
+		want := NewProbe(macA, Broadcast, vip, &Trailer{Kind: KindBeacon, Priority: 7, NodeID: 9, Name: name})
+		var got Packet
+		if err := got.UnmarshalBinary(mustMarshal(t, want)); err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+		if diff := cmp.Diff(want, &got, addrComparer); diff != "" {
+			t.Errorf("%q: mismatch (-want +got):\n%s", name, diff)
+		}
+	}
+}
+
+func TestMarshalBadName(t *testing.T) {
+	for _, name := range []string{"a b", "x\ny", "\x1b[31mred", strings.Repeat("x", MaxNameLen+1), "\xff"} {
+		if b, err := NewProbe(macA, Broadcast, vip, &Trailer{Name: name}).MarshalBinary(); err == nil {
+			t.Errorf("name %q: marshalled (% x), want error", name, b)
+		}
+	}
+}
+
+// A name field that is cut off, overlong, not UTF-8 or not printable is
+// dropped and flagged; the rest of the trailer stays. A version-1 frame
+// without the field (zero padding) has no name and nothing rejected.
+func TestNameRejected(t *testing.T) {
+	base := func() []byte {
+		return mustMarshal(t, NewProbe(macA, Broadcast, vip, &Trailer{Kind: KindBeacon, Priority: 3, NodeID: 5, Name: "abcd"}))
+	}
+	f := TrailerOffset + TrailerLen // the name field
+	tests := []struct {
+		name   string
+		modify func(b []byte) []byte
+	}{
+		{"newline", func(b []byte) []byte { b[f+3] = '\n'; return b }},
+		{"escape", func(b []byte) []byte { b[f+2] = 0x1b; return b }},
+		{"space", func(b []byte) []byte { b[f+2] = ' '; return b }},
+		{"NUL", func(b []byte) []byte { b[f+4] = 0; return b }},
+		{"invalid UTF-8", func(b []byte) []byte { b[f+2] = 0xc3; return b }},
+		{"length 0", func(b []byte) []byte { b[f+1] = 0; return b }},
+		{"length past the frame", func(b []byte) []byte { b[f+1] = 200; return b }},
+		{"length over the maximum", func(b []byte) []byte {
+			b = append(b[:f+1], byte(MaxNameLen+1))
+			return append(b, bytes.Repeat([]byte{'x'}, MaxNameLen+1)...)
+		}},
+		{"cut off", func(b []byte) []byte { return b[:f+3] }},
+		{"type only", func(b []byte) []byte { return b[:f+1] }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got Packet
+			if err := got.UnmarshalBinary(tt.modify(base())); err != nil {
+				t.Fatalf("UnmarshalBinary: %v", err)
+			}
+			want := &Trailer{Kind: KindBeacon, Priority: 3, NodeID: 5, NameRejected: true}
+			if diff := cmp.Diff(want, got.Trailer); diff != "" {
+				t.Errorf("trailer mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// Mixed versions during an upgrade: a frame of a node that predates the
+// name field (12-byte trailer, zero padding) decodes with no name, and a
+// decoder that predates it (reading only the first 12 bytes) still finds
+// the trailer of a named frame.
+func TestNameMixedVersions(t *testing.T) {
+	old := mustMarshal(t, NewProbe(macA, Broadcast, vip, trailer))
+	var got Packet
+	if err := got.UnmarshalBinary(old); err != nil || got.Trailer == nil || got.Trailer.Name != "" || got.Trailer.NameRejected {
+		t.Fatalf("version-1 frame without a name: %v %+v", err, got.Trailer)
+	}
+	named := mustMarshal(t, NewProbe(macA, Broadcast, vip, &Trailer{Kind: KindProbe, Priority: 100, NodeID: 0xdeadbeef, Name: "n3"}))
+	if !bytes.Equal(named[:TrailerOffset+TrailerLen], old[:TrailerOffset+TrailerLen]) {
+		t.Errorf("the first %d bytes differ with a name:\n% x\n% x", TrailerOffset+TrailerLen, named, old)
+	}
+	// An auth block (or anything else that is not the name field) after
+	// the trailer is not taken for a name.
+	sealed := append(bytes.Clone(old[:TrailerOffset+TrailerLen]), "FLAU\x01\x00rest-of-block"...)
+	if err := got.UnmarshalBinary(sealed); err != nil || got.Trailer == nil || got.Trailer.Name != "" || got.Trailer.NameRejected {
+		t.Fatalf("trailer followed by another block: %v %+v", err, got.Trailer)
+	}
 }

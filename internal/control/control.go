@@ -97,6 +97,32 @@ type Group struct {
 	LastAnnounce time.Time `json:"last_announce,omitzero"`
 	Counters     Counters  `json:"counters"`
 	Health       []Check   `json:"health"` // health checks; empty (never null) until there are any
+	// Peers are the other floatip nodes this node hears for the group,
+	// best priority first, until they expire from the peer table (20
+	// beacon intervals unheard); empty (never null) when none.
+	Peers []Peer `json:"peers"`
+}
+
+// Peer is another floatip node as this node hears it for one group.
+type Peer struct {
+	// Name is the peer's node name, "" when unknown: the one peers:
+	// gives its MAC, else the one its frames carry (with auth on, only
+	// authenticated frames); NameSource says which ("peers", "frames").
+	Name       string `json:"name"`
+	NameSource string `json:"name_source,omitempty"`
+	MAC        string `json:"mac"`
+	Priority   int    `json:"priority"`
+	// Role is what the peer's latest frame says: holder, standby,
+	// claiming or passive (election.PeerRole).
+	Role election.PeerRole `json:"role"`
+	// Healthy is false when the peer's frames say it will not claim
+	// (FlagPassive: its checks fail or it is in a maintenance hold; the
+	// wire does not tell which).
+	Healthy   bool      `json:"healthy"`
+	LastHeard time.Time `json:"last_heard"`
+	// Lost says the peer has not been heard for more than three beacon
+	// intervals, when the status was taken: this node no longer hears it.
+	Lost bool `json:"lost"`
 }
 
 // Counters count events since the daemon started.
@@ -173,6 +199,9 @@ func normalize(s Status) Status {
 		}
 		if g.Health == nil {
 			g.Health = []Check{}
+		}
+		if g.Peers == nil {
+			g.Peers = []Peer{}
 		}
 		groups[i] = g
 	}

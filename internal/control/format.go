@@ -93,18 +93,28 @@ func FormatStatus(w io.Writer, s Status, now time.Time) error {
 			line += " (" + ago(ch.Last, now) + ")"
 			row(key, wrap(strings.Fields(line), " ", valueWidth)...)
 		}
+		if len(g.Peers) == 0 {
+			row("peers", "none heard")
+		}
+		for i, p := range g.Peers {
+			key := ""
+			if i == 0 {
+				key = "peers"
+			}
+			row(key, wrap(peerTokens(p, now), "  ", valueWidth)...)
+		}
 	}
 	return tw.Flush()
 }
 
-// holder describes who holds the group's VIPs.
+// holder describes who holds the group's VIPs: by name, the MAC beside.
 func holder(g Group) string {
 	mac, node := clean(g.Holder), clean(g.HolderNode)
 	switch {
 	case g.State == election.StateHolder && mac == "":
 		return "this node"
 	case g.State == election.StateHolder:
-		return mac + " (this node)"
+		return "this node (" + mac + ")"
 	case mac == "" && node == "":
 		return "none known"
 	case mac == "":
@@ -112,7 +122,25 @@ func holder(g Group) string {
 	case node == "":
 		return mac
 	}
-	return mac + " (" + node + ")"
+	return node + " (" + mac + ")"
+}
+
+// peerTokens describe one peer: "n2 (mac)", its priority, its role (passive:
+// unhealthy or held, it will not claim) and when it was last heard.
+func peerTokens(p Peer, now time.Time) []string {
+	who := clean(p.MAC)
+	if n := clean(p.Name); n != "" {
+		who = n + " (" + who + ")"
+	}
+	role := p.Role.String()
+	if !p.Healthy && p.Role != election.RolePassive {
+		role += " (passive)"
+	}
+	heard := ago(p.LastHeard, now)
+	if p.Lost {
+		heard = "LOST, heard " + heard
+	}
+	return []string{who, fmt.Sprintf("prio %d", p.Priority), role, heard}
 }
 
 // ago says how long before now t was: "12s ago", or "never" for the zero

@@ -36,6 +36,11 @@ func sampleStatus() Status {
 				Health: []Check{
 					{Name: "http", Healthy: true, Detail: "200 OK", Last: t0.Add(-time.Second)},
 				},
+				Peers: []Peer{
+					{Name: "node-b", NameSource: "peers", MAC: "02:00:00:00:00:02", Priority: 150, Role: election.RoleStandby, Healthy: true, LastHeard: t0.Add(-400 * time.Millisecond)},
+					{Name: "node-c", NameSource: "frames", MAC: "02:00:00:00:00:03", Priority: 100, Role: election.RolePassive, LastHeard: t0.Add(-2 * time.Second)},
+					{MAC: "02:00:00:00:00:04", Priority: 50, Role: election.RoleStandby, Healthy: true, LastHeard: t0.Add(-12 * time.Second), Lost: true},
+				},
 			},
 			{
 				Name:       "db",
@@ -50,6 +55,9 @@ func sampleStatus() Status {
 				LastProbe:  t0.Add(-150 * time.Millisecond),
 				Counters:   Counters{ProbesUnanswered: 12, Transitions: 2},
 				Health:     []Check{},
+				Peers: []Peer{
+					{Name: "node-b", NameSource: "frames", MAC: "02:00:00:00:00:02", Priority: 200, Role: election.RoleHolder, Healthy: true, LastHeard: t0.Add(-100 * time.Millisecond)},
+				},
 			},
 		},
 	}
@@ -62,7 +70,7 @@ group web
   reason         holder 02:00:00:00:00:02 silent for 3 consecutive probes (rank
                  0 among live standbys)
   vips           192.0.2.10, 192.0.2.11
-  holder         02:00:00:00:00:01 (this node)
+  holder         this node (02:00:00:00:00:01)
   priority       200
   hold           off
   last probe     12s ago
@@ -70,18 +78,22 @@ group web
   counters       claims 1  releases 0  conflicts 0  transitions 4
                  probes unanswered 3
   health         http ok: 200 OK (1s ago)
+  peers          node-b (02:00:00:00:00:02)  prio 150  standby  400ms ago
+                 node-c (02:00:00:00:00:03)  prio 100  passive  2s ago
+                 02:00:00:00:00:04  prio 50  standby  LOST, heard 12s ago
 
 group db
   state          standby since 2h5m ago
   reason         holder answered
   vips           192.0.2.20
-  holder         02:00:00:00:00:02 (node-b)
+  holder         node-b (02:00:00:00:00:02)
   priority       150
   hold           on: this node will not claim
   last probe     150ms ago
   last announce  never
   counters       claims 0  releases 0  conflicts 0  transitions 2
                  probes unanswered 12
+  peers          node-b (02:00:00:00:00:02)  prio 200  holder  100ms ago
 `
 
 func TestFormatStatus(t *testing.T) {
@@ -120,7 +132,12 @@ func TestFormatStatusEdges(t *testing.T) {
 			t.Errorf("line %d is %d columns: %q", i+1, len(line), line)
 		}
 	}
-	for _, want := range []string{"group big name\n", "reason         line one\n", "holder         none known\n", "since 0ms ago"} {
+	g.Peers = []Peer{{Name: "evil\x1b[2J\nname", MAC: "02:00:00:00:00:09\r", Role: election.RoleClaiming, Healthy: true, LastHeard: t0}}
+	b.Reset()
+	FormatStatus(&b, Status{Groups: []Group{g}}, t0)
+	out = b.String()
+	for _, want := range []string{"group big name\n", "reason         line one\n", "holder         none known\n", "since 0ms ago",
+		"peers          evil [2J name (02:00:00:00:00:09 )  prio 0  claiming  0ms ago\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -196,7 +213,19 @@ func TestStatusJSONFieldNames(t *testing.T) {
         "probes_unanswered": 12,
         "transitions": 2
       },
-      "health": []
+      "health": [],
+      "peers": [
+        {
+          "name": "node-b",
+          "name_source": "frames",
+          "mac": "02:00:00:00:00:02",
+          "priority": 200,
+          "role": "holder",
+          "healthy": true,
+          "last_heard": "2025-06-01T11:59:59.9Z",
+          "lost": false
+        }
+      ]
     }
   ]
 }`
@@ -218,7 +247,7 @@ func TestNormalizeEmptyLists(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"vips":[]`, `"health":[]`} {
+	for _, want := range []string{`"vips":[]`, `"health":[]`, `"peers":[]`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("%s lacks %s", b, want)
 		}
@@ -247,5 +276,26 @@ func TestStatusStateJSON(t *testing.T) {
 	var g Group
 	if err := json.Unmarshal([]byte(`{"state":"leader"}`), &g); err == nil || !strings.Contains(err.Error(), "leader") {
 		t.Errorf("unknown state: %v", err)
+	}
+}
+
+// Every peer role travels as its name; an unknown one is an error.
+func TestStatusPeerRoleJSON(t *testing.T) {
+	for _, r := range []election.PeerRole{election.RoleStandby, election.RoleHolder, election.RoleClaiming, election.RolePassive} {
+		b, err := json.Marshal(Peer{Role: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `"role":"` + r.String() + `"`; !bytes.Contains(b, []byte(want)) {
+			t.Errorf("%s lacks %s", b, want)
+		}
+		var p Peer
+		if err := json.Unmarshal(b, &p); err != nil || p.Role != r {
+			t.Errorf("read back %v, %v; want %v", p.Role, err, r)
+		}
+	}
+	var p Peer
+	if err := json.Unmarshal([]byte(`{"role":"leader"}`), &p); err == nil {
+		t.Error("unknown role accepted")
 	}
 }

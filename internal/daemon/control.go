@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/floatip/floatip/internal/config"
 	"github.com/floatip/floatip/internal/control"
@@ -24,8 +25,17 @@ func (d *daemon) Status(ctx context.Context) (control.Status, error) {
 		Node: d.cfg.NodeName, Interface: d.cfg.Interface, Version: d.opts.Version,
 		PID: os.Getpid(), Started: d.started, Groups: []control.Group{},
 	}
+	now := d.now()
 	for _, g := range d.groups {
-		s.Groups = append(s.Groups, *g.snap.Load())
+		gs := *g.snap.Load()
+		// Lost as of now, not as of the snapshot: a peer that went
+		// silent is what the operator looks for.
+		lost := time.Duration(g.lostAfter.Load())
+		gs.Peers = slices.Clone(gs.Peers)
+		for i := range gs.Peers {
+			gs.Peers[i].Lost = now.Sub(gs.Peers[i].LastHeard) > lost
+		}
+		s.Groups = append(s.Groups, gs)
 	}
 	return s, nil
 }
@@ -98,7 +108,7 @@ func (d *daemon) Handover(ctx context.Context, name, to string) error {
 		if name == "" && g.snap.Load().State != election.StateHolder {
 			continue
 		}
-		if err := g.command(ctx, election.Handover{To: id}); err != nil {
+		if err := g.command(ctx, election.Handover{To: id, Name: to}); err != nil {
 			return err
 		}
 		handed++

@@ -64,6 +64,19 @@ type group struct {
 	dropped    atomic.Uint64                 // frames dropped on a full queue
 	droppedLog atomic.Int64                  // when that was last logged (since the daemon started)
 	heartbeat  atomic.Int64                  // monotonic nanoseconds since the daemon started, at the last loop turn
+	lostAfter  atomic.Int64                  // a peer unheard this long is lost (Machine.LostAfter), for Status
+}
+
+// peerNames is peers: keyed by MAC, for the machine's names.
+func peerNames(cfg *config.Config) map[string]string {
+	if len(cfg.Peers) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(cfg.Peers))
+	for name, mac := range cfg.Peers {
+		m[string(mac)] = name
+	}
+	return m
 }
 
 func params(cfg *config.Config, gc config.Group, mac net.HardwareAddr) election.Params {
@@ -89,6 +102,8 @@ func params(cfg *config.Config, gc config.Group, mac net.HardwareAddr) election.
 		MAC:           mac,
 		Priority:      uint8(gc.Priority),
 		NodeID:        nodeID(cfg.NodeName),
+		Name:          cfg.NodeName,
+		PeerNames:     peerNames(cfg),
 		Timing: election.Timing{
 			CheckInterval: t.CheckInterval, Misses: t.Misses, ClaimSlot: t.ClaimSlot,
 			AnnounceCount: t.AnnounceCount, AnnounceInterval: t.AnnounceInterval,
@@ -437,9 +452,39 @@ func (g *group) publish() {
 			Claims: st.Claims, Releases: st.Releases, Conflicts: st.Conflicts,
 			ProbesUnanswered: st.ProbesUnanswered, Transitions: st.Transitions,
 		},
-		HolderNode: peerName(g.nodeCfg, g.m.Holder()),
+		HolderNode: g.holderNode(),
 		Health:     g.healthStatus(),
+		Peers:      g.peerStatus(),
 	})
+}
+
+// holderNode names the holder: this node, or a peer by peers: or its frames.
+func (g *group) holderNode() string {
+	if g.m.State() == election.StateHolder {
+		return g.nodeCfg.NodeName
+	}
+	return g.m.PeerName(g.m.Holder())
+}
+
+// peerStatus lists the machine's peer table; Status marks the lost ones.
+func (g *group) peerStatus() []control.Peer {
+	g.lostAfter.Store(int64(g.m.LostAfter()))
+	ps := g.m.Peers(g.d.now())
+	out := make([]control.Peer, len(ps))
+	for i, p := range ps {
+		src := ""
+		switch {
+		case p.Configured:
+			src = "peers"
+		case p.Name != "":
+			src = "frames"
+		}
+		out[i] = control.Peer{
+			Name: p.Name, NameSource: src, MAC: p.MAC.String(), Priority: int(p.Priority),
+			Role: p.Role, Healthy: !p.Passive, LastHeard: p.LastSeen,
+		}
+	}
+	return out
 }
 
 func (g *group) newNotifier(cfg *config.Config) Notifier {

@@ -16,8 +16,9 @@
 // better standbys it knows times ClaimSlot, and a waiting node broadcasts a
 // probe flagged "claiming" so that a better standby that has not noticed yet
 // checks the holder and claims first. Every frame floatip sends carries a
-// small trailer in the Ethernet padding with the sender's priority and
-// intent, so nodes learn each other without a peer list, and two holders
+// small trailer in the Ethernet padding with the sender's priority, intent
+// and node name, so nodes learn each other without a peer list (Peers; logs
+// name them "n2 (mac)", peers: names first, see peers.go), and two holders
 // (a healed partition, a race) resolve deterministically: higher priority,
 // then lower MAC, keeps the VIP; the other deletes it and becomes standby.
 //

@@ -130,8 +130,12 @@ type FenceResult struct {
 }
 
 // Handover asks the holder to hand the VIP to a standby now: the one whose
-// node ID is To, or the best live one when To is 0 (`floatip handover`).
-type Handover struct{ To uint32 }
+// node ID is To or whose name (from peers: or its frames) is Name, or the
+// best live one when both are zero (`floatip handover`).
+type Handover struct {
+	To   uint32
+	Name string
+}
 
 // Pace tells a standby whether another group of this node already checks
 // the same holder at full pace (Relaxed): then this one checks only once per

@@ -48,6 +48,9 @@ import (
 //     first, short enough that forged replies cannot hold the VIP off.
 //   - A frame carrying our own MAC is counted (Stats.Spoofed) and logged,
 //     at most once per DefendInterval, never acted on.
+//   - A peer's node name is at most arp.MaxNameLen bytes of printable
+//     UTF-8 (the codec drops any other, and Stats.BadNames counts it);
+//     an unauthenticated name never replaces an authenticated one.
 //   - Claims by hosts that are not (authenticated) floatip peers are
 //     counted (Stats.ForeignClaims) and reported (ForeignClaim), at most
 //     maxForeignReports a second.
@@ -104,6 +107,8 @@ type guard struct {
 	prevHolder   net.HardwareAddr // an answering holder we left for a claimant that has not answered yet
 	probeBcast   bool             // make the next check a broadcast: a new claimant appeared
 	switchNoteAt time.Time
+	badNameAt    time.Time // last note of a peer's invalid name
+	nameNoteAt   time.Time // last "holder identified" note
 }
 
 func newGuard() guard { return guard{defended: make(map[string]time.Time)} }
@@ -177,7 +182,7 @@ func (m *Machine) deferClaim(now, t time.Time, pr *peer) {
 		if !m.deferCapped {
 			m.deferCapped = true
 			m.note(slog.LevelWarn, "a better node keeps announcing a claim but does not take the VIP: claiming at the deferral ceiling",
-				"claimant", pr.mac.String(), "ceiling", ceiling.String())
+				"claimant", m.who(pr.mac), "ceiling", ceiling.String())
 		}
 	}
 	if t.After(m.claimAt) {
@@ -244,7 +249,7 @@ func (m *Machine) verifyClaim(now time.Time, pr *peer) {
 	}
 	m.yieldMAC = slices.Clone(mac)
 	m.yieldUntil = now.Add(max(m.p.Timing.CheckInterval, 2*time.Millisecond))
-	m.note(slog.LevelDebug, "a better node claims the VIP: checking that it holds it before yielding", "claimant", mac.String())
+	m.note(slog.LevelDebug, "a better node claims the VIP: checking that it holds it before yielding", "claimant", m.who(mac))
 	m.emit(Send{Packet: arp.NewProbe(m.p.MAC, mac, m.p.VIPs[0], m.trailer(arp.KindBeacon, arp.FlagHolder))})
 }
 
@@ -343,13 +348,13 @@ func (m *Machine) ignored(now time.Time, msg string, attrs ...any) {
 func (m *Machine) ignoredRelease(now time.Time, p *arp.Packet) {
 	holder := "none known"
 	if m.holder != nil {
-		holder = m.holder.String()
+		holder = m.who(m.holder)
 	}
-	m.ignored(now, "ignored a release of the VIP from a node that is not the current holder", "from", p.SenderHardwareAddr.String(), "holder", holder)
+	m.ignored(now, "ignored a release of the VIP from a node that is not the current holder", "from", m.who(p.SenderHardwareAddr), "holder", holder)
 }
 
 func (m *Machine) refuseTakeover(now time.Time, pr *peer) {
-	m.ignored(now, "ignored a takeover request: preempt is off in this node's configuration", "from", pr.mac.String(), "priority", pr.priority)
+	m.ignored(now, "ignored a takeover request: preempt is off in this node's configuration", "from", m.who(pr.mac), "priority", pr.priority)
 }
 
 // blocked reports whether we may not take over from the current holder
@@ -366,7 +371,7 @@ func (m *Machine) blockedNote(now time.Time, why string) {
 	}
 	m.blockedAt = now
 	m.note(slog.LevelError, "not taking over: the vanished holder is not in peers, so fencing (required) may not run against it; the VIP stays on no node until it answers again, another node claims, or an operator acts",
-		"holder", m.fenceBlocked.String(), "why", why)
+		"holder", m.who(m.fenceBlocked), "why", why)
 }
 
 // mayFollow counts a switch to the new claimant of p; false when
@@ -381,7 +386,7 @@ func (m *Machine) mayFollow(now time.Time, p *arp.Packet) bool {
 	if m.switchNoteAt.IsZero() || now.Sub(m.switchNoteAt) >= DefendInterval || now.Before(m.switchNoteAt) {
 		m.switchNoteAt = now
 		m.note(slog.LevelWarn, "not following another new claimant of the VIP: the last ones never answered a check (forged announcements?)",
-			"claimant", p.SenderHardwareAddr.String(), "holder", m.holder.String())
+			"claimant", m.who(p.SenderHardwareAddr), "holder", m.who(m.holder))
 	}
 	return false
 }

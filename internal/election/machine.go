@@ -168,6 +168,13 @@ type Params struct {
 	// once for all of them rather than once for each. Zero: each timer
 	// counts from the event that set it. Reconfigure keeps it.
 	Epoch time.Time
+
+	// Name is this node's name, sent in every frame's trailer (left out
+	// when it is not a valid arp name).
+	Name string
+	// PeerNames names peers by MAC (string of its bytes): the peers: of
+	// the configuration. They win over names learned from frames.
+	PeerNames map[string]string
 }
 
 // FencePolicy says whether to fence (STONITH) a vanished holder first.
@@ -265,6 +272,8 @@ type Stats struct {
 	// Ignored counts Release and Takeover frames not obeyed: a release
 	// not from the current holder, a takeover with preempt off.
 	Ignored uint64
+	// BadNames counts peers' frames whose node name did not validate.
+	BadNames uint64
 }
 
 // Stats returns the counters so far.
@@ -286,6 +295,8 @@ type peer struct {
 	lastSeen   time.Time
 	firstSeen  time.Time
 	lastAnswer time.Time // AuthRequired holder: when we last answered its probe
+	name       string    // node name from its frames (see peers.go)
+	nameAuthed bool      // name came in an authenticated frame
 }
 
 // New returns a machine in StateInit. Params are assumed validated.
@@ -380,7 +391,7 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 	case PeerLost:
 		if m.state == StateStandby && m.holder != nil && bytes.Equal(m.holder, ev.MAC) && !m.held {
 			m.vanished, m.fenceSeen = true, m.lastHeard
-			m.toCandidate(now, fmt.Sprintf("holder %s silent (found by another group of this node)", ev.MAC))
+			m.toCandidate(now, fmt.Sprintf("holder %s silent (found by another group of this node)", m.who(ev.MAC)))
 		}
 	case Health:
 		m.health(now, ev)
@@ -536,7 +547,7 @@ func (m *Machine) probeInterval(now time.Time) time.Duration {
 	if silent != m.holderSilent {
 		m.holderSilent = silent
 		if silent {
-			m.note(slog.LevelWarn, "the holder's daemon is silent but its VIP answers: it will expire with its lifetime; checking more often", "holder", m.holder.String())
+			m.note(slog.LevelWarn, "the holder's daemon is silent but its VIP answers: it will expire with its lifetime; checking more often", "holder", m.who(m.holder))
 		}
 	}
 	if silent {
@@ -551,7 +562,11 @@ func (m *Machine) probeInterval(now time.Time) time.Duration {
 }
 
 func (m *Machine) trailer(kind arp.Kind, flags uint8) *arp.Trailer {
-	return &arp.Trailer{Kind: kind, Priority: m.p.Priority, Flags: flags, NodeID: m.p.NodeID}
+	t := &arp.Trailer{Kind: kind, Priority: m.p.Priority, Flags: flags, NodeID: m.p.NodeID}
+	if arp.ValidName(m.p.Name) {
+		t.Name = m.p.Name
+	}
+	return t
 }
 
 func (m *Machine) tick(now time.Time) {
@@ -562,7 +577,7 @@ func (m *Machine) tick(now time.Time) {
 			if !m.answered {
 				// The standby we handed the VIP to did not take it (it
 				// died a moment ago): the VIP is free and we know it.
-				m.toHolder(now, fmt.Sprintf("handover target %s did not take the VIP: taking it back", m.holder), false)
+				m.toHolder(now, fmt.Sprintf("handover target %s did not take the VIP: taking it back", m.who(m.holder)), false)
 				return
 			}
 		}
@@ -589,7 +604,7 @@ func (m *Machine) tick(now time.Time) {
 				m.vanished, m.fenceSeen = true, m.lastHeard
 				reason := fmt.Sprintf("%d consecutive probes unanswered: the VIP is free", m.misses)
 				if m.holder != nil {
-					reason = fmt.Sprintf("holder %s silent for %d consecutive probes", m.holder, m.misses)
+					reason = fmt.Sprintf("holder %s silent for %d consecutive probes", m.who(m.holder), m.misses)
 					m.emit(HolderLost{MAC: slices.Clone(m.holder)})
 				}
 				m.toCandidate(now, reason)
@@ -788,7 +803,7 @@ func (m *Machine) holderTick(now time.Time) {
 	}
 	if !m.yieldUntil.IsZero() && !now.Before(m.yieldUntil) {
 		m.stats.Unconfirmed++
-		m.note(slog.LevelWarn, "a better node's claim of the VIP was not confirmed: keeping the VIP (forged frame?)", "claimant", m.yieldMAC.String())
+		m.note(slog.LevelWarn, "a better node's claim of the VIP was not confirmed: keeping the VIP (forged frame?)", "claimant", m.who(m.yieldMAC))
 		m.yieldMAC, m.yieldUntil = nil, time.Time{}
 	}
 	if !m.foreignUntil.IsZero() && !now.Before(m.foreignUntil) {
@@ -838,6 +853,7 @@ func (m *Machine) frame(now time.Time, p *arp.Packet, authed bool) {
 			pr.holder = t.Flags&arp.FlagHolder != 0 && t.Kind != arp.KindRelease
 			pr.claiming = t.Flags&arp.FlagClaiming != 0
 			pr.passive = t.Flags&arp.FlagPassive != 0
+			m.learnName(now, pr, t, authed)
 		}
 	}
 	switch m.state {
@@ -851,7 +867,7 @@ func (m *Machine) frame(now time.Time, p *arp.Packet, authed bool) {
 			if m.state == StateFencing && bytes.Equal(p.SenderHardwareAddr, m.fenceTarget) {
 				m.note(slog.LevelWarn, "the vanished holder answers again: not fencing it")
 			}
-			m.toWaiting(now, StateStandby, p.SenderHardwareAddr, fmt.Sprintf("%s claims the VIP", p.SenderHardwareAddr))
+			m.toWaiting(now, StateStandby, p.SenderHardwareAddr, fmt.Sprintf("%s claims the VIP", m.who(p.SenderHardwareAddr)))
 		case m.state == StateCandidate && pr != nil && pr.claiming && m.beats(pr.priority, pr.mac):
 			// A better node is claiming (perhaps fencing first): keep
 			// waiting, up to the deferral ceiling.
@@ -870,7 +886,7 @@ func (m *Machine) frame(now time.Time, p *arp.Packet, authed bool) {
 				m.refuseTakeover(now, pr)
 				break
 			}
-			m.handTo(now, pr, fmt.Sprintf("preempted by %s (priority %d)", pr.mac, pr.priority))
+			m.handTo(now, pr, fmt.Sprintf("preempted by %s (priority %d)", m.who(pr.mac), pr.priority))
 		default:
 			if pr != nil && !pr.holder {
 				m.answerProbe(now, p, pr)
@@ -902,7 +918,7 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 		m.lastHeard = now
 		m.misses = 0
 		if m.fenceBlocked != nil {
-			m.note(slog.LevelInfo, "the VIP answers again: no longer waiting for an operator", "from", p.SenderHardwareAddr.String())
+			m.note(slog.LevelInfo, "the VIP answers again: no longer waiting for an operator", "from", m.who(p.SenderHardwareAddr))
 			m.fenceBlocked = nil
 		}
 		if !same {
@@ -913,9 +929,9 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 			m.holderAnswers = 0
 			m.watchSince = now
 			if m.state == StateProbing {
-				m.transition(StateStandby, fmt.Sprintf("VIP is held by %s", p.SenderHardwareAddr))
+				m.transition(StateStandby, fmt.Sprintf("VIP is held by %s", m.who(p.SenderHardwareAddr)))
 			} else {
-				m.note(slog.LevelInfo, "holder changed", "holder", p.SenderHardwareAddr.String())
+				m.note(slog.LevelInfo, "holder changed", "holder", m.who(p.SenderHardwareAddr))
 			}
 		}
 		if answer {
@@ -939,7 +955,7 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 		}
 		m.departed, m.holder = m.holder, nil
 		m.clearTimers()
-		m.transition(StateCandidate, fmt.Sprintf("%s handed the VIP to us", p.SenderHardwareAddr))
+		m.transition(StateCandidate, fmt.Sprintf("%s handed the VIP to us", m.who(p.SenderHardwareAddr)))
 		m.toHolder(now, "handover", false)
 	case p.Trailer.Kind == arp.KindRelease && !bytes.Equal(p.Destination, arp.Broadcast):
 		// A handover to another node that reached us by flooding: that
@@ -947,7 +963,7 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 	case p.Trailer.Kind == arp.KindRelease:
 		// (From the current holder, checked above.) It departs: not a candidate.
 		m.vanished = false // released, not vanished: nothing to fence
-		m.toCandidate(now, fmt.Sprintf("holder %s released the VIP", p.SenderHardwareAddr))
+		m.toCandidate(now, fmt.Sprintf("holder %s released the VIP", m.who(p.SenderHardwareAddr)))
 	case pr.claiming && !m.beats(pr.priority, pr.mac):
 		// A worse standby found the holder silent. Check the holder ourselves,
 		// briefly, and claim first if it is really gone.
@@ -996,7 +1012,7 @@ func (m *Machine) conflict(now time.Time, p *arp.Packet, pr *peer, authed bool) 
 			if !m.mayDefend(now, nil) {
 				return
 			}
-			m.note(slog.LevelWarn, "conflict: another host claims the VIP; announcing ours", "claimant", mac.String(), "vip", p.SenderIP.String())
+			m.note(slog.LevelWarn, "conflict: another host claims the VIP; announcing ours", "claimant", m.who(mac), "vip", p.SenderIP.String())
 			m.defend()
 			m.foreignMAC = slices.Clone(mac)
 			m.foreignUntil = now.Add(max(5*m.p.Timing.CheckInterval, 200*time.Millisecond))
@@ -1013,14 +1029,14 @@ func (m *Machine) conflict(now time.Time, p *arp.Packet, pr *peer, authed bool) 
 			return
 		}
 		m.emit(RemoveVIPs{})
-		m.toWaiting(now, StateStandby, mac, fmt.Sprintf("conflict with %s (priority %d) which wins over us (priority %d): releasing", mac, pr.priority, m.p.Priority))
+		m.toWaiting(now, StateStandby, mac, fmt.Sprintf("conflict with %s (priority %d) which wins over us (priority %d): releasing", m.who(mac), pr.priority, m.p.Priority))
 		m.holderAnswers = 1 // it answered our check (or is authenticated)
 		return
 	}
 	if !m.mayDefend(now, mac) {
 		return
 	}
-	m.note(slog.LevelWarn, "conflict: we win, re-announcing", "claimant", mac.String(), "claimant_priority", pr.priority)
+	m.note(slog.LevelWarn, "conflict: we win, re-announcing", "claimant", m.who(mac), "claimant_priority", pr.priority)
 	m.defend()
 	m.startAnnouncing(now)
 }
@@ -1050,7 +1066,7 @@ func (m *Machine) foreignClaim(now time.Time, mac net.HardwareAddr) {
 		return
 	}
 	m.lastForeign, m.lastForeignMAC = now, slices.Clone(mac)
-	m.note(slog.LevelError, "host that is not floatip claims the VIP: defending", "claimant", mac.String())
+	m.note(slog.LevelError, "host that is not floatip claims the VIP: defending", "claimant", m.who(mac))
 	m.defend()
 	m.startAnnouncing(now)
 }

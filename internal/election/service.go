@@ -82,26 +82,26 @@ func (m *Machine) claim(now time.Time, reason string) {
 	if !m.departedEst && m.prevHolder != nil {
 		// We followed a claimant that never answered away from a holder
 		// that had: that one vanished, and is the one to fence.
-		m.note(slog.LevelWarn, "the last claimant never answered a check: fencing the holder that did", "claimant", m.departed.String(), "holder", m.prevHolder.String())
+		m.note(slog.LevelWarn, "the last claimant never answered a check: fencing the holder that did", "claimant", m.who(m.departed), "holder", m.who(m.prevHolder))
 		m.departed, m.departedEst = m.prevHolder, true
 	}
 	if !m.departedEst {
 		m.note(slog.LevelWarn, "not fencing the vanished holder: it was never established as holder (too few answers to our checks); checking the VIP afresh",
-			"holder", m.departed.String(), "needed_answers", m.establishAnswers())
+			"holder", m.who(m.departed), "needed_answers", m.establishAnswers())
 		m.vanished = false
-		m.toWaiting(now, StateProbing, nil, fmt.Sprintf("holder %s was never established: checking whether the VIP is in use", m.departed))
+		m.toWaiting(now, StateProbing, nil, fmt.Sprintf("holder %s was never established: checking whether the VIP is in use", m.who(m.departed)))
 		return
 	}
 	if m.p.Fencing == FenceRequired && m.p.FenceAllowed != nil && !slices.ContainsFunc(m.p.FenceAllowed, func(a net.HardwareAddr) bool { return bytes.Equal(a, m.departed) }) {
 		m.fenceBlocked = slices.Clone(m.departed)
 		m.blockedAt = time.Time{}
-		m.toWaiting(now, StateStandby, m.departed, fmt.Sprintf("vanished holder %s is not in peers: not fencing it, and not taking over without fencing (fencing required)", m.departed))
+		m.toWaiting(now, StateStandby, m.departed, fmt.Sprintf("vanished holder %s is not in peers: not fencing it, and not taking over without fencing (fencing required)", m.who(m.departed)))
 		m.blockedNote(now, reason)
 		return
 	}
 	m.fenceTarget = m.departed
 	m.clearTimers()
-	m.transition(StateFencing, fmt.Sprintf("fencing vanished holder %s before taking over", m.fenceTarget))
+	m.transition(StateFencing, fmt.Sprintf("fencing vanished holder %s before taking over", m.who(m.fenceTarget)))
 	m.fenceBackoff = time.Second
 	m.startFence(now)
 }
@@ -136,12 +136,12 @@ func (m *Machine) fenceResult(now time.Time, err error) {
 	m.fenceRunning = false
 	switch {
 	case err == nil:
-		m.toHolder(now, fmt.Sprintf("fenced %s; taking over", m.fenceTarget), false)
+		m.toHolder(now, fmt.Sprintf("fenced %s; taking over", m.who(m.fenceTarget)), false)
 	case m.p.Fencing == FenceBestEffort:
-		m.note(slog.LevelError, "fencing failed; taking over anyway (fencing policy best-effort)", "target", m.fenceTarget.String(), "err", err.Error())
-		m.toHolder(now, fmt.Sprintf("fencing %s failed (best-effort): taking over", m.fenceTarget), false)
+		m.note(slog.LevelError, "fencing failed; taking over anyway (fencing policy best-effort)", "target", m.who(m.fenceTarget), "err", err.Error())
+		m.toHolder(now, fmt.Sprintf("fencing %s failed (best-effort): taking over", m.who(m.fenceTarget)), false)
 	default:
-		m.note(slog.LevelError, "fencing failed; not taking over (fencing policy required), retrying", "target", m.fenceTarget.String(), "err", err.Error(), "retry_in", m.fenceBackoff.String())
+		m.note(slog.LevelError, "fencing failed; not taking over (fencing policy required), retrying", "target", m.who(m.fenceTarget), "err", err.Error(), "retry_in", m.fenceBackoff.String())
 		m.fenceRetry = now.Add(m.fenceBackoff)
 		m.fenceBackoff = min(2*m.fenceBackoff, 30*time.Second)
 	}
@@ -158,7 +158,7 @@ func (m *Machine) handover(now time.Time, ev Handover) {
 		if p.holder || p.passive || now.Sub(p.lastSeen) > 3*m.p.Timing.BeaconInterval {
 			continue
 		}
-		if ev.To != 0 && p.nodeID != ev.To {
+		if (ev.To != 0 || ev.Name != "") && p.nodeID != ev.To && (ev.Name == "" || p.name != ev.Name && m.p.PeerNames[string(p.mac)] != ev.Name) {
 			continue
 		}
 		if best == nil || p.priority > best.priority || p.priority == best.priority && bytes.Compare(p.mac, best.mac) < 0 {
@@ -173,7 +173,7 @@ func (m *Machine) handover(now time.Time, ev Handover) {
 		}
 		return
 	}
-	m.handTo(now, best, fmt.Sprintf("handover to %s (priority %d) on request", best.mac, best.priority))
+	m.handTo(now, best, fmt.Sprintf("handover to %s (priority %d) on request", m.who(best.mac), best.priority))
 }
 
 // handTo deletes the VIP and tells one standby, by unicast, to claim it at
@@ -205,7 +205,7 @@ func (m *Machine) preemptTick(now time.Time) {
 		m.preemptAt = now.Add(m.p.PreemptDelay)
 	}
 	if !now.Before(m.preemptAt) {
-		m.note(slog.LevelInfo, "asking the lower-priority holder to hand over (preempt)", "holder", h.mac.String(), "holder_priority", h.priority)
+		m.note(slog.LevelInfo, "asking the lower-priority holder to hand over (preempt)", "holder", m.who(h.mac), "holder_priority", h.priority)
 		m.emit(Send{Packet: arp.NewProbe(m.p.MAC, h.mac, m.p.VIPs[0], m.trailer(arp.KindTakeover, 0))})
 		m.preemptAt = now.Add(time.Second)
 	}
