@@ -18,6 +18,7 @@ import (
 // hidden helpers the lab runs inside its namespaces.
 type labCmd struct {
 	Demo      labDemoCmd      `cmd:"" default:"withargs" help:"Build a namespace lab, run floatip on every node, break the holder and show the failover (the default)."`
+	Soak      labSoakCmd      `cmd:"" help:"Chaos soak: seeded random faults on a namespace lab for a while; checks the invariants and reports (needs root)."`
 	Serve     labServeCmd     `cmd:"" hidden:"" help:"HTTP server answering its node name (run inside a lab node)."`
 	Client    labClientCmd    `cmd:"" hidden:"" help:"Request a target over fresh TCP connections, one JSON line per request (run inside the lab)."`
 	HTTPCheck labHTTPCheckCmd `cmd:"" name:"httpcheck" hidden:"" help:"Exit 0 if URL answers 200 within the timeout (keepalived's track_script in the benchmark)."`
