@@ -129,7 +129,6 @@ func RunSoak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 				rep.Skipped = append(rep.Skipped, string(k))
 			}
 		}
-		rep.Violations = violations(rep)
 		rep.Print(o.Out)
 		if o.OutDir != "" {
 			if werr := writeReport(o.OutDir, rep); werr != nil {
@@ -584,7 +583,6 @@ type addrWatch struct {
 	vip   string
 	done  chan struct{}
 	once  sync.Once
-	wg    sync.WaitGroup
 	mu    sync.Mutex
 	has   map[string]bool
 	names []string
@@ -617,9 +615,7 @@ func watchAddrs(ctx context.Context, l *Lab) (*addrWatch, error) {
 			w.stop()
 			return nil, fmt.Errorf("lab: soak: address events in %s: %w", n.NS, err)
 		}
-		w.wg.Add(1)
 		go func() {
-			defer w.wg.Done()
 			for u := range ch {
 				if u.LinkAddress.IP.String() != w.vip {
 					continue

@@ -246,6 +246,11 @@ func healOf(f SoakFault, end time.Time) time.Time {
 
 // Analyze turns the observations into the report (without Seed, Profile and
 // the other settings, which the caller fills in) and its violations.
+//
+// The soak injects one fault at a time in a lab of at least 2 nodes, so a
+// healthy node exists throughout: every no-holder stretch is held against
+// the bound of the fault in whose window (its injection to the next one's)
+// it began.
 func Analyze(in SoakInput) SoakReport {
 	r := SoakReport{Nodes: len(in.Nodes), Bounds: map[string]time.Duration{}}
 	for k, b := range in.Bounds.NoHolder {

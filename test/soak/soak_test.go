@@ -29,7 +29,15 @@ const (
 // pendingFixes are the fault kinds the short soak leaves out while the fix
 // of a known bug they trigger is pending, each with the bug's issue point.
 // Remove an entry when its fix lands: the soak then covers that kind again.
-var pendingFixes = map[lab.FaultKind]string{}
+var pendingFixes = map[lab.FaultKind]string{
+	// Seeds 1 and 2: loss of 30 % and 50 % on the holder gives two holders
+	// for 600-760 ms (standbys claim, the holder keeps it, repeatedly).
+	lab.FaultLoss: "issue 11 point 1: false failovers under packet loss",
+	// Seeds 1 and 2: a holder frozen past its lifetime re-adds the expired
+	// VIP on SIGCONT (two holders for ~1 ms) and its frames make the new
+	// holder yield ("conflict ... wins over us: releasing").
+	lab.FaultFreeze: "issue 11 points 2 and 4: a thawed holder renews, re-creating the VIP, before its suspension check",
+}
 
 // TestSoakShort runs the chaos soak for 3 minutes with seed 1 against the
 // floatip of this tree and fails on any broken invariant, printing the
