@@ -26,6 +26,15 @@ const (
 	// BoundMargin is added to every expected no-holder bound: the lab shares
 	// a loaded machine, and a bound is a bug detector, not a benchmark.
 	BoundMargin = 500 * time.Millisecond
+	// WatchJitter: the kernel watch reads each namespace's address events on
+	// its own socket and stamps them on arrival, so across two nodes their
+	// order is only good to a few milliseconds. A two-holder stretch shorter
+	// than this in which one node gained the VIP and another lost it (a
+	// handover: a graceful release, then the claim) may be that jitter: it
+	// is counted (HandoverOverlaps), not held against the daemon. One node
+	// gaining and losing the VIP while another held it throughout is always
+	// real: one socket's events are in order.
+	WatchJitter = 5 * time.Millisecond
 	// GoroutineGrowthLimit: a daemon whose goroutines at the end exceed
 	// twice those at the start plus this many has leaked.
 	GoroutineGrowthLimit = 20
@@ -145,6 +154,9 @@ type Episode struct {
 	Fault   string        `json:"fault,omitempty"` // the fault whose window it started in
 	Bound   time.Duration `json:"bound_ns,omitempty"`
 	Problem string        `json:"problem,omitempty"`
+
+	kind  FaultKind // of Fault
+	added []string  // two holders: the nodes that made it two
 }
 
 // KindStats are the figures of one fault kind.
@@ -176,13 +188,14 @@ type SoakReport struct {
 	Bounds map[string]time.Duration `json:"bounds_ns"`
 	Kinds  []KindStats              `json:"kinds"`
 
-	TwoHolders     time.Duration `json:"two_holders_ns"` // outside partitions and their heal grace
-	NoHolderBeyond time.Duration `json:"no_holder_beyond_bound_ns"`
-	Converged      bool          `json:"converged"`
-	Converge       time.Duration `json:"converge_ns"`
-	FinalHolders   []string      `json:"final_holders"`
-	Requests       int           `json:"requests"`
-	Failed         int           `json:"failed_requests"`
+	TwoHolders       time.Duration `json:"two_holders_ns"`    // outside partitions and their heal grace
+	HandoverOverlaps int           `json:"handover_overlaps"` // two-holder handovers shorter than WatchJitter
+	NoHolderBeyond   time.Duration `json:"no_holder_beyond_bound_ns"`
+	Converged        bool          `json:"converged"`
+	Converge         time.Duration `json:"converge_ns"`
+	FinalHolders     []string      `json:"final_holders"`
+	Requests         int           `json:"requests"`
+	Failed           int           `json:"failed_requests"`
 
 	TwoHolderEpisodes []Episode      `json:"two_holder_episodes,omitempty"`
 	NoHolderEpisodes  []Episode      `json:"no_holder_episodes,omitempty"` // beyond their bound
@@ -350,13 +363,20 @@ func Analyze(in SoakInput) SoakReport {
 
 	// Sweep the elementary segments for two holders and no holder.
 	var two, none *Episode
-	closeTwo := func(to time.Time) {
+	// closeTwo ends a two-holder stretch at to, where removed lost the VIP.
+	closeTwo := func(to time.Time, removed []string) {
 		if two == nil {
 			return
 		}
 		two.To, two.Dur = to, to.Sub(two.From)
-		r.TwoHolders += two.Dur
-		r.TwoHolderEpisodes = append(r.TwoHolderEpisodes, *two)
+		handover := len(removed) > 0 && !slices.ContainsFunc(removed, func(n string) bool { return slices.Contains(two.added, n) })
+		if handover && two.Dur < WatchJitter {
+			r.HandoverOverlaps++
+		} else {
+			statOf(two.kind).TwoHolders += two.Dur
+			r.TwoHolders += two.Dur
+			r.TwoHolderEpisodes = append(r.TwoHolderEpisodes, *two)
+		}
 		two = nil
 	}
 	closeNone := func(to time.Time) {
@@ -376,6 +396,7 @@ func Analyze(in SoakInput) SoakReport {
 		none = nil
 	}
 	var prevSingle string
+	var prevH []string
 	for ci, t := range cuts {
 		next := end
 		if ci+1 < len(cuts) {
@@ -390,14 +411,14 @@ func Analyze(in SoakInput) SoakReport {
 		case len(h) >= 2 && exempt:
 			statOf(k).TwoHoldersExp += seg
 		case len(h) >= 2:
-			statOf(k).TwoHolders += seg
 			if two == nil {
-				two = &Episode{From: t, Nodes: h, Fault: faultName(in.Faults, i)}
+				two = &Episode{From: t, Nodes: h, Fault: faultName(in.Faults, i), kind: k, added: minus(h, prevH)}
 			}
 		}
 		if len(h) < 2 || exempt {
-			closeTwo(t)
+			closeTwo(t, minus(prevH, h))
 		}
+		prevH = h
 		if len(h) == 0 {
 			if none == nil {
 				b := in.Bounds.Quiet
@@ -416,7 +437,7 @@ func Analyze(in SoakInput) SoakReport {
 			prevSingle = h[0]
 		}
 	}
-	closeTwo(end)
+	closeTwo(end, nil)
 	closeNone(end)
 
 	// Convergence after the final heal.
@@ -477,6 +498,17 @@ func Analyze(in SoakInput) SoakReport {
 	}
 	r.Violations = violations(&r)
 	return r
+}
+
+// minus is the names in a but not in b.
+func minus(a, b []string) []string {
+	var out []string
+	for _, n := range a {
+		if !slices.Contains(b, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func faultName(fs []SoakFault, i int) string {
@@ -628,6 +660,7 @@ func (r *SoakReport) Print(w io.Writer) {
 			fmt.Sprintf("%s (%s)", ms(k.TwoHolders), ms(k.TwoHoldersExp)), k.Moves)
 	}
 	fmt.Fprintf(w, "\ntwo holders outside partitions  %d ms (%d episodes)\n", r.TwoHolders.Milliseconds(), len(r.TwoHolderEpisodes))
+	fmt.Fprintf(w, "handover overlaps < %d ms       %d (within the watch's clock jitter; not counted)\n", WatchJitter.Milliseconds(), r.HandoverOverlaps)
 	fmt.Fprintf(w, "no holder beyond the bounds     %d ms (%d episodes)\n", r.NoHolderBeyond.Milliseconds(), len(r.NoHolderEpisodes))
 	fmt.Fprintf(w, "convergence after final heal    %d ms to %s (bound %d ms)\n", r.Converge.Milliseconds(), noneOr(r.FinalHolders), r.Bounds["converge"].Milliseconds())
 	fmt.Fprintf(w, "client requests                 %d, %d failed\n", r.Requests, r.Failed)

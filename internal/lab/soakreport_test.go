@@ -282,3 +282,23 @@ func TestAnalyzeClientPerKind(t *testing.T) {
 		t.Errorf("total %d/%d, want 6/3", r.Requests, r.Failed)
 	}
 }
+
+// TestAnalyzeHandoverJitter: a handover (one node gains the VIP, another
+// loses it) overlapping by less than WatchJitter is the watch's clock, not
+// two holders; a node that gains and loses the VIP while another holds it
+// counts however short, as does a handover overlap past the jitter.
+func TestAnalyzeHandoverJitter(t *testing.T) {
+	us := func(u int) time.Time { return soakT0.Add(time.Duration(u) * time.Microsecond) }
+	in := baseInput()
+	in.Faults = []SoakFault{{Kind: FaultStop, Node: "n1", At: at(5_000), HealAt: at(8_000)}}
+	in.Kernel = []HolderObs{
+		obs(0, "n1"),
+		{At: us(5_000_000), Holders: []string{"n1", "n2"}}, {At: us(5_000_060), Holders: []string{"n2"}}, // n2 claims, n1's removal stamped 60 µs late
+		{At: us(9_000_000), Holders: []string{"n2", "n3"}}, {At: us(9_000_300), Holders: []string{"n2"}}, // n3 flickers: real
+		{At: us(12_000_000), Holders: []string{"n2", "n3"}}, {At: us(12_008_000), Holders: []string{"n3"}}, // a handover overlapping 8 ms: real
+	}
+	r := Analyze(in)
+	if r.HandoverOverlaps != 1 || len(r.TwoHolderEpisodes) != 2 || r.TwoHolders != 8300*time.Microsecond {
+		t.Errorf("handover overlaps %d, episodes %+v, two holders %v; want 1, 2 episodes, 8.3ms", r.HandoverOverlaps, r.TwoHolderEpisodes, r.TwoHolders)
+	}
+}
