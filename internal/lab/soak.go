@@ -255,6 +255,10 @@ func (s *soak) run(ctx context.Context) (*SoakReport, error) {
 	}
 	s.watch = watch
 	defer watch.stop()
+	auditCtx, stopAudit := context.WithCancel(ctx)
+	auditDone := make(chan struct{})
+	go func() { defer close(auditDone); watch.audit(auditCtx, l) }()
+	defer func() { stopAudit(); <-auditDone }()
 
 	for _, n := range nodes {
 		if _, err := n.StartService(ctx); err != nil {
@@ -654,6 +658,50 @@ func (w *addrWatch) observations() []HolderObs {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return slices.Clone(w.obs)
+}
+
+// auditEvery is how often audit compares the watch with an address dump;
+// auditRecheck how long a disagreement may last (events in flight).
+const (
+	auditEvery   = 250 * time.Millisecond
+	auditRecheck = 250 * time.Millisecond
+)
+
+// audit checks the watch against the kernel until ctx ends: every
+// auditEvery it dumps each node's addresses, and when the dump and the watch
+// still disagree auditRecheck later, with the same dump, it records an
+// error (reported as a violation: the figures would not be exact).
+func (w *addrWatch) audit(ctx context.Context, l *Lab) {
+	tick := time.NewTicker(auditEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, n := range l.Nodes() {
+			has, err := n.HasVIP()
+			if err != nil || has == w.holds(n.Name) {
+				continue
+			}
+			if Sleep(ctx, auditRecheck) != nil {
+				return
+			}
+			again, err := n.HasVIP()
+			if err == nil && again == has && again != w.holds(n.Name) {
+				w.mu.Lock()
+				w.errs = append(w.errs, fmt.Errorf("%s: the kernel's dump says VIP present=%v at %s, the events said otherwise for over %s", n.Name, has, clock(time.Now()), auditRecheck))
+				w.mu.Unlock()
+			}
+		}
+	}
+}
+
+func (w *addrWatch) holds(node string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.has[node]
 }
 
 // stop ends the subscriptions (idempotent).
