@@ -23,11 +23,12 @@ type labSoakCmd struct {
 	Faults   string        `help:"Comma-separated fault kinds to draw from (default: all)."`
 	Out      string        `default:"." help:"Directory for the JSON report (soak-seed-N.json); empty for none."`
 	Prefix   string        `default:"fsoak" help:"Name prefix of the lab's namespaces."`
+	Flicker  time.Duration `name:"flicker-grace" help:"Tolerate two-holder stretches shorter than this (counted, not violations); default 0: none."`
 }
 
 func (c *labSoakCmd) Run() error {
 	o := lab.SoakOptions{Duration: c.Duration, Seed: c.Seed, Nodes: c.Nodes, Profile: c.Profile, Every: c.Every,
-		Settle: c.Settle, Prefix: c.Prefix, OutDir: c.Out, Out: os.Stdout}
+		Settle: c.Settle, Prefix: c.Prefix, OutDir: c.Out, Out: os.Stdout, FlickerGrace: c.Flicker}
 	if o.Seed == 0 {
 		o.Seed = uint64(time.Now().UnixNano() % 1_000_000)
 	}

@@ -40,6 +40,9 @@ type SoakOptions struct {
 	Binary   string        // see Options.Binary
 	Out      io.Writer     // progress and the report; nil discards
 	OutDir   string        // where soak-seed-N.json goes; "" writes none
+	// FlickerGrace tolerates two-holder stretches shorter than it (see
+	// SoakInput.FlickerGrace); zero, the default, tolerates none.
+	FlickerGrace time.Duration
 }
 
 // SoakHolderShare is the share of faults aimed at the holder.
@@ -356,7 +359,7 @@ func (s *soak) run(ctx context.Context) (*SoakReport, error) {
 
 // input gathers the observations for Analyze.
 func (s *soak) input(start, end time.Time, samples []Sample, growth []DaemonGrowth) SoakInput {
-	in := SoakInput{Start: start, End: end, Kernel: s.watch.observations(), Samples: samples, Growth: growth, Bounds: s.bounds}
+	in := SoakInput{Start: start, End: end, Kernel: s.watch.observations(), Samples: samples, Growth: growth, Bounds: s.bounds, FlickerGrace: s.o.FlickerGrace}
 	s.watch.mu.Lock()
 	for _, e := range s.watch.errs {
 		in.WatchErrs = append(in.WatchErrs, e.Error())

@@ -143,6 +143,9 @@ type SoakInput struct {
 	Growth     []DaemonGrowth
 	WatchErrs  []string // the kernel watch lost events: the figures are not exact
 	Bounds     SoakBounds
+	// FlickerGrace, when not zero, tolerates two-holder stretches shorter
+	// than it (counted in Flickers, not violations). Zero: every one counts.
+	FlickerGrace time.Duration
 }
 
 // Episode is a stretch of time during which something held.
@@ -190,6 +193,9 @@ type SoakReport struct {
 
 	TwoHolders       time.Duration `json:"two_holders_ns"`    // outside partitions and their heal grace
 	HandoverOverlaps int           `json:"handover_overlaps"` // two-holder handovers shorter than WatchJitter
+	FlickerGrace     time.Duration `json:"flicker_grace_ns,omitempty"`
+	Flickers         int           `json:"flickers,omitempty"` // two-holder stretches shorter than FlickerGrace
+	FlickerTime      time.Duration `json:"flicker_ns,omitempty"`
 	NoHolderBeyond   time.Duration `json:"no_holder_beyond_bound_ns"`
 	Converged        bool          `json:"converged"`
 	Converge         time.Duration `json:"converge_ns"`
@@ -274,6 +280,7 @@ func Analyze(in SoakInput) SoakReport {
 	r.Faults = in.Faults
 	r.Growth = in.Growth
 	r.WatchErrs = in.WatchErrs
+	r.FlickerGrace = in.FlickerGrace
 	end := in.End
 
 	// Power: a powered-off node holds nothing, whatever its namespace keeps.
@@ -370,9 +377,13 @@ func Analyze(in SoakInput) SoakReport {
 		}
 		two.To, two.Dur = to, to.Sub(two.From)
 		handover := len(removed) > 0 && !slices.ContainsFunc(removed, func(n string) bool { return slices.Contains(two.added, n) })
-		if handover && two.Dur < WatchJitter {
+		switch {
+		case handover && two.Dur < WatchJitter:
 			r.HandoverOverlaps++
-		} else {
+		case two.Dur < in.FlickerGrace:
+			r.Flickers++
+			r.FlickerTime += two.Dur
+		default:
 			statOf(two.kind).TwoHolders += two.Dur
 			r.TwoHolders += two.Dur
 			r.TwoHolderEpisodes = append(r.TwoHolderEpisodes, *two)
@@ -661,6 +672,9 @@ func (r *SoakReport) Print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\ntwo holders outside partitions  %d ms (%d episodes)\n", r.TwoHolders.Milliseconds(), len(r.TwoHolderEpisodes))
 	fmt.Fprintf(w, "handover overlaps < %d ms       %d (within the watch's clock jitter; not counted)\n", WatchJitter.Milliseconds(), r.HandoverOverlaps)
+	if r.FlickerGrace > 0 {
+		fmt.Fprintf(w, "two-holder flickers < %s      %d, %.1f ms in all (tolerated: --flicker-grace)\n", r.FlickerGrace, r.Flickers, float64(r.FlickerTime.Microseconds())/1000)
+	}
 	fmt.Fprintf(w, "no holder beyond the bounds     %d ms (%d episodes)\n", r.NoHolderBeyond.Milliseconds(), len(r.NoHolderEpisodes))
 	fmt.Fprintf(w, "convergence after final heal    %d ms to %s (bound %d ms)\n", r.Converge.Milliseconds(), noneOr(r.FinalHolders), r.Bounds["converge"].Milliseconds())
 	fmt.Fprintf(w, "client requests                 %d, %d failed\n", r.Requests, r.Failed)

@@ -302,3 +302,23 @@ func TestAnalyzeHandoverJitter(t *testing.T) {
 		t.Errorf("handover overlaps %d, episodes %+v, two holders %v; want 1, 2 episodes, 8.3ms", r.HandoverOverlaps, r.TwoHolderEpisodes, r.TwoHolders)
 	}
 }
+
+// TestAnalyzeFlickerGrace: with a flicker grace, shorter two-holder
+// stretches are counted apart; longer ones still break the invariant.
+func TestAnalyzeFlickerGrace(t *testing.T) {
+	us := func(u int) time.Time { return soakT0.Add(time.Duration(u) * time.Microsecond) }
+	in := baseInput()
+	in.Kernel = []HolderObs{
+		obs(0, "n1"),
+		{At: us(5_000_000), Holders: []string{"n1", "n2"}}, {At: us(5_000_900), Holders: []string{"n1"}}, // n2 claims and yields
+		{At: us(9_000_000), Holders: []string{"n1", "n3"}}, {At: us(9_003_000), Holders: []string{"n1"}},
+	}
+	if r := Analyze(in); len(r.TwoHolderEpisodes) != 2 || r.Flickers != 0 {
+		t.Errorf("no grace: %d episodes, %d flickers; want 2, 0", len(r.TwoHolderEpisodes), r.Flickers)
+	}
+	in.FlickerGrace = 2 * time.Millisecond
+	r := Analyze(in)
+	if len(r.TwoHolderEpisodes) != 1 || r.Flickers != 1 || r.FlickerTime != 900*time.Microsecond || r.TwoHolders != 3*time.Millisecond || r.OK() {
+		t.Errorf("2 ms grace: episodes %+v, flickers %d (%v), two holders %v", r.TwoHolderEpisodes, r.Flickers, r.FlickerTime, r.TwoHolders)
+	}
+}
