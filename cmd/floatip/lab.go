@@ -27,6 +27,7 @@ type labCmd struct {
 	Heal      labHealCmd      `cmd:"" help:"Undo faults in the running lab (default: every fault on every node)."`
 	Exec      labExecCmd      `cmd:"" help:"Run a command in a node's namespace, with the lab's floatip on PATH talking to that node's daemon: lab exec n1 -- floatip status."`
 	Down      labDownCmd      `cmd:"" help:"Stop the running lab and remove everything it made."`
+	Soak      labSoakCmd      `cmd:"" help:"Chaos soak: seeded random faults on a namespace lab for a while; checks the invariants and reports (needs root)."`
 	Supervise labSuperviseCmd `cmd:"" hidden:"" help:"Hold a running lab and answer status, fault, heal and down (started by lab up)."`
 	Serve     labServeCmd     `cmd:"" hidden:"" help:"HTTP server answering its node name (run inside a lab node)."`
 	Client    labClientCmd    `cmd:"" hidden:"" help:"Request a target over fresh TCP connections, one JSON line per request (run inside the lab)."`

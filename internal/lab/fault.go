@@ -34,6 +34,14 @@ const (
 	// stays up: the bridge drops its frames (nftables in the bridge
 	// namespace), so its daemon cannot tell. Heal removes the rules.
 	FaultPartition FaultKind = "partition"
+	// FaultPartitionOut is a one-way partition: the bridge drops the frames
+	// the node sends, and still delivers the frames sent to it, so it hears
+	// everyone and nobody hears it. Heal removes the rules.
+	FaultPartitionOut FaultKind = "partition-out"
+	// FaultPartitionIn is the other one-way partition: the bridge drops the
+	// frames sent to the node, and still forwards the ones it sends, so
+	// everyone hears it and it hears nobody. Heal removes the rules.
+	FaultPartitionIn FaultKind = "partition-in"
 	// FaultService kills the node's HTTP service; the daemon stays up. Heal
 	// starts the service again.
 	FaultService FaultKind = "service"
@@ -50,7 +58,7 @@ const (
 )
 
 // FaultKinds lists every fault kind.
-var FaultKinds = []FaultKind{FaultPowerOff, FaultStop, FaultCrash, FaultPartition, FaultService, FaultFreeze, FaultLoss, FaultLinkDown}
+var FaultKinds = []FaultKind{FaultPowerOff, FaultStop, FaultCrash, FaultPartition, FaultPartitionOut, FaultPartitionIn, FaultService, FaultFreeze, FaultLoss, FaultLinkDown}
 
 // FaultKindNames is the names of FaultKinds, comma-separated.
 func FaultKindNames() string {
@@ -169,6 +177,10 @@ func (n *Node) Inject(f Fault) error {
 		}
 	case FaultPartition:
 		err = n.nftInBridge(n.dropRules("partition", ""))
+	case FaultPartitionOut:
+		err = n.nftInBridge(n.dropRulesDir("partition_out", "", true, false))
+	case FaultPartitionIn:
+		err = n.nftInBridge(n.dropRulesDir("partition_in", "", false, true))
 	case FaultLoss:
 		err = n.nftInBridge(n.dropRules("loss", fmt.Sprintf("numgen random mod 100 < %d ", f.LossPercent)))
 	case FaultLinkDown:
@@ -224,8 +236,8 @@ func (n *Node) Heal(ctx context.Context, kind FaultKind) error {
 		err = daemon.Signal(syscall.SIGCONT)
 	case FaultService:
 		_, err = n.StartService(ctx)
-	case FaultPartition, FaultLoss:
-		err = n.nftInBridge("delete table bridge " + n.faultTable(string(kind)) + "\n")
+	case FaultPartition, FaultLoss, FaultPartitionOut, FaultPartitionIn:
+		err = n.nftInBridge("delete table bridge " + n.faultTable(strings.ReplaceAll(string(kind), "-", "_")) + "\n")
 	case FaultLinkDown:
 		if err = n.setLink(true); err == nil {
 			err = n.waitCarrier(3 * time.Second)
@@ -259,11 +271,23 @@ func (n *Node) faultTable(what string) string { return "lab_" + what + "_" + n.N
 // dropRules is an nftables script for the bridge namespace that drops the
 // frames from and to the node's port that match cond ("" for all).
 func (n *Node) dropRules(what, cond string) string {
+	return n.dropRulesDir(what, cond, true, true)
+}
+
+// dropRulesDir is dropRules for one direction or both: from drops the
+// frames the node sends (they enter the bridge on its port), to the frames
+// sent to it (they leave the bridge on its port, flooded ones included).
+func (n *Node) dropRulesDir(what, cond string, from, to bool) string {
 	table := n.faultTable(what)
-	return "add table bridge " + table + "\n" +
-		"add chain bridge " + table + " forward { type filter hook forward priority 0; policy accept; }\n" +
-		"add rule bridge " + table + " forward iifname \"" + n.Name + "\" " + cond + "drop\n" +
-		"add rule bridge " + table + " forward oifname \"" + n.Name + "\" " + cond + "drop\n"
+	s := "add table bridge " + table + "\n" +
+		"add chain bridge " + table + " forward { type filter hook forward priority 0; policy accept; }\n"
+	if from {
+		s += "add rule bridge " + table + " forward iifname \"" + n.Name + "\" " + cond + "drop\n"
+	}
+	if to {
+		s += "add rule bridge " + table + " forward oifname \"" + n.Name + "\" " + cond + "drop\n"
+	}
+	return s
 }
 
 // setLink sets the node's own eth0 up or down.
