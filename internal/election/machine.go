@@ -191,6 +191,7 @@ type Machine struct {
 	holder      net.HardwareAddr // known holder's MAC, nil if unknown
 	departed    net.HardwareAddr // holder we just lost; not a candidate
 	misses      int
+	confirmLeft int  // quick checks still to go before the holder counts as lost (see confirmChecks)
 	outstanding bool // a probe was sent and not yet answered
 	answered    bool
 	nextProbe   time.Time
@@ -440,7 +441,7 @@ func (m *Machine) toWaiting(now time.Time, s State, holder net.HardwareAddr, rea
 	m.holder = holder
 	m.holderAnswers = 0
 	m.waitSince = now
-	m.misses = 0
+	m.misses, m.confirmLeft = 0, 0
 	m.refusing = false
 	m.outstanding, m.answered = false, false
 	m.nextBeacon = now.Add(m.p.Timing.BeaconInterval)
@@ -536,10 +537,10 @@ func (m *Machine) tick(now time.Time) {
 		}
 		if !m.nextProbe.IsZero() && !now.Before(m.nextProbe) {
 			if m.outstanding && !m.answered {
-				m.misses++
 				m.stats.ProbesUnanswered++
+				m.countMiss()
 			} else if m.answered {
-				m.misses = 0
+				m.misses, m.confirmLeft = 0, 0
 			}
 			if m.misses >= m.p.Timing.Misses && !m.held && m.blocked() {
 				m.blockedNote(now, "still silent")
@@ -547,7 +548,7 @@ func (m *Machine) tick(now time.Time) {
 				m.vanished, m.fenceSeen = true, m.lastHeard
 				reason := fmt.Sprintf("%d consecutive probes unanswered: the VIP is free", m.misses)
 				if m.holder != nil {
-					reason = fmt.Sprintf("holder %s silent for %d consecutive probes", m.holder, m.misses)
+					reason = fmt.Sprintf("holder %s silent for %d consecutive probes", m.holder, m.silentChecks())
 					m.emit(HolderLost{MAC: slices.Clone(m.holder)})
 				}
 				m.toCandidate(now, reason)
@@ -557,6 +558,9 @@ func (m *Machine) tick(now time.Time) {
 				// Not claiming (unhealthy, held): keep checking.
 			}
 			m.sendProbe(now, false)
+			if m.confirmLeft > 0 {
+				m.nextProbe = now.Add(m.confirmInterval())
+			}
 		}
 		m.preemptTick(now)
 	case StateCandidate:
