@@ -324,8 +324,17 @@ func (m *Machine) Deadline() time.Time {
 
 // Handle feeds one event at time now and returns the actions to carry out,
 // in order.
+//
+// A holder first checks whether it went without a renewal past its
+// lifetime (the process was stopped or starved): then the kernel may have
+// dropped the VIP and a standby taken it, so it removes the VIP and probes
+// again before it looks at the event. A thawed holder's queued frames (the
+// new holder's announcements) and timers must never be handled as holder.
 func (m *Machine) Handle(now time.Time, ev Event) []Action {
 	m.out = nil
+	if _, stop := ev.(Stop); !stop {
+		m.checkSuspended(now)
+	}
 	switch ev := ev.(type) {
 	case Start:
 		m.start(now, ev)
@@ -716,12 +725,19 @@ func (m *Machine) sendHolderProbe(now time.Time) {
 	m.emit(Send{Packet: arp.NewProbe(m.p.MAC, arp.Broadcast, m.p.VIPs[0], m.trailer(arp.KindBeacon, arp.FlagHolder))})
 }
 
-func (m *Machine) holderTick(now time.Time) {
+// checkSuspended gives the VIP up when a holder went without a renewal
+// past its lifetime's margin (see Handle).
+func (m *Machine) checkSuspended(now time.Time) {
+	if m.state != StateHolder {
+		return
+	}
 	if overdue := now.Sub(m.lastRenew); overdue > m.p.Timing.Lifetime-renewMargin {
 		m.emit(RemoveVIPs{})
 		m.toWaiting(now, StateProbing, nil, fmt.Sprintf("no renewal for %s (daemon suspended?): the kernel may have dropped the VIP and another node taken it", overdue.Round(time.Millisecond)))
-		return
 	}
+}
+
+func (m *Machine) holderTick(now time.Time) {
 	if !m.nextRenew.IsZero() && !now.Before(m.nextRenew) {
 		m.emit(AddVIPs{Lifetime: m.p.Timing.Lifetime})
 		m.lastRenew = now
