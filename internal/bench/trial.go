@@ -39,11 +39,11 @@ type Trial struct {
 	FirstNewMS *float64 `json:"first_new_ms,omitempty"`
 	After      string   `json:"answering_after"` // node of the last successful request
 
-	TwoHoldersMS float64  `json:"two_holders_ms"` // after FaultAt, polled every 10 ms
+	TwoHoldersMS float64 `json:"two_holders_ms"` // after FaultAt, polled every 10 ms
 	// Moves counts the changes of the polled holders after FaultAt (a
 	// failover and its return are two); the loss faults want 0.
-	Moves int `json:"moves"`
-	HoldersEnd   []string `json:"holders_end"`
+	Moves      int      `json:"moves"`
+	HoldersEnd []string `json:"holders_end"`
 	// Partition only: HealAt, and from it to exactly one holder for good
 	// (nil when the trial ended with none or several).
 	HealMS      *float64 `json:"heal_ms,omitempty"`

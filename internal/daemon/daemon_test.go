@@ -120,6 +120,50 @@ func TestClaimFailureFaultsAndRetries(t *testing.T) {
 	})
 }
 
+// A holder whose frames cannot be sent (its gratuitous ARPs fail, clients
+// keep the old MAC) counts the failures, retries, and when they persist
+// goes to fault (send-failed) and removes the VIP; it holds again once
+// frames go out.
+func TestSendFailuresFaultAndRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := &fakeLAN{}
+		m := metrics.New("test")
+		a := lan.newTestNode(t, testConfig("a", 200, grp("web", vip1.String())), func(d *Deps) { d.Metrics = m }).start()
+		soleHolder(t, "web", vip1, a)
+		a.conn.failWrites.Store(true)
+		waitFor(t, "fault after failed sends", func() bool { return a.state("web") == "fault" })
+		if a.addrs.has(vip1) {
+			t.Fatal("the VIP stayed configured on a node that cannot send frames")
+		}
+		if r := a.d.groups[0].snap.Load().Reason; !strings.Contains(r, "frames cannot be sent") {
+			t.Fatalf("fault reason %q", r)
+		}
+		if n := sendFailures(t, m); n < sendFailLimit*(1+sendRetries) {
+			t.Fatalf("floatip_send_failures_total = %v, want >= %d", n, sendFailLimit*(1+sendRetries))
+		}
+		a.conn.failWrites.Store(false)
+		soleHolder(t, "web", vip1, a)
+	})
+}
+
+func sendFailures(t *testing.T, m *metrics.Metrics) float64 {
+	t.Helper()
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "floatip_send_failures_total" {
+			var n float64
+			for _, s := range mf.GetMetric() {
+				n += s.GetCounter().GetValue()
+			}
+			return n
+		}
+	}
+	return 0
+}
+
 // Frames are routed by VIP to their group; frames about other addresses
 // and junk are dropped without harm.
 func TestFrameRoutingAndJunk(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,6 +90,10 @@ type fakeConn struct {
 	in        chan []byte
 	closeOnce sync.Once
 	closed    chan struct{}
+	// failWrites makes every Write fail (a NIC or socket that refuses
+	// frames); writes counts Write calls.
+	failWrites atomic.Bool
+	writes     atomic.Int64
 }
 
 func (c *fakeConn) Read() (*arp.Packet, error) {
@@ -105,6 +110,10 @@ func (c *fakeConn) Read() (*arp.Packet, error) {
 }
 
 func (c *fakeConn) Write(p *arp.Packet) error {
+	c.writes.Add(1)
+	if c.failWrites.Load() {
+		return fmt.Errorf("write: %w", syscall.ENOBUFS)
+	}
 	select {
 	case <-c.closed:
 		return fmt.Errorf("write: %w", net.ErrClosed)

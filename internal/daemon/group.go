@@ -48,6 +48,7 @@ type group struct {
 	lastAnnounce time.Time
 	prev         election.Stats
 	published    time.Time
+	sendFails    int // frames in a row whose every try failed
 
 	checks   *health.Monitor // nil without checks
 	notifier Notifier
@@ -307,8 +308,11 @@ func (g *group) apply(actions []election.Action) bool {
 		}
 		switch a := actions[i].(type) {
 		case election.Send:
-			if err := g.d.conn.Write(a.Packet); err != nil {
-				g.log.Warn("sending ARP frame", "err", err)
+			if err := g.write(a.Packet); err != nil {
+				// Persistent: the machine leaves its state (a holder
+				// whose announcements fail must not stay holder).
+				actions = append(actions[:i+1], g.m.Handle(g.d.now(), election.SendFailed{Err: err})...)
+				continue
 			}
 			if !sameFrameNext(actions, i) { // a release goes out twice; log it once
 				g.logSend(a.Packet)
@@ -385,6 +389,38 @@ func (g *group) apply(actions []election.Action) bool {
 }
 
 const publishEvery = 250 * time.Millisecond
+
+// A frame whose write fails is tried sendRetries more times at once (a
+// full socket buffer clears quickly); sendFailLimit frames in a row that
+// failed so are a persistent failure, reported to the machine.
+const (
+	sendRetries   = 2
+	sendFailLimit = 3
+)
+
+// write sends one frame, retrying, and counts every failed write. It
+// returns an error only when the failures persist (sendFailLimit frames in
+// a row failed every try).
+func (g *group) write(p *arp.Packet) error {
+	var err error
+	for range 1 + sendRetries {
+		if err = g.d.conn.Write(p); err == nil {
+			g.sendFails = 0
+			return nil
+		}
+		g.d.metrics.SendFailed(g.name)
+	}
+	g.sendFails++
+	if g.sendFails == 1 {
+		g.log.Warn("sending ARP frame failed", "err", err, "tries", 1+sendRetries)
+	}
+	if g.sendFails < sendFailLimit {
+		return nil
+	}
+	g.sendFails = 0
+	g.log.Error("sending ARP frames keeps failing", "err", err, "frames", sendFailLimit)
+	return fmt.Errorf("%d frames in a row failed %d tries each: %w", sendFailLimit, 1+sendRetries, err)
+}
 
 // count turns the machine's counters into metric increments.
 func (g *group) count() {

@@ -74,9 +74,10 @@ const (
 	NoFault          FaultCause = iota // the transition is not to StateFault
 	FaultLinkDown                      // link down or carrier lost: waits for LinkChanged{Up: true}
 	FaultClaimFailed                   // adding the VIPs failed: probes again after faultRetry
+	FaultSendFailed                    // frames could not be sent (SendFailed): probes again after faultRetry
 )
 
-var faultCauseNames = [...]string{"none", "link-down", "claim-failed"}
+var faultCauseNames = [...]string{"none", "link-down", "claim-failed", "send-failed"}
 
 func (c FaultCause) String() string {
 	if int(c) < len(faultCauseNames) {
@@ -87,7 +88,7 @@ func (c FaultCause) String() string {
 
 // Retries says whether the machine leaves a fault of this cause by itself,
 // after faultRetry, rather than on the event that ends the cause.
-func (c FaultCause) Retries() bool { return c == FaultClaimFailed }
+func (c FaultCause) Retries() bool { return c == FaultClaimFailed || c == FaultSendFailed }
 
 // faultRetry is how long a fault that Retries waits before probing again.
 const faultRetry = time.Second
@@ -351,6 +352,8 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 			m.emit(RemoveVIPs{})
 			m.toFault(now, FaultClaimFailed, "adding the VIP failed: "+ev.Err.Error())
 		}
+	case SendFailed:
+		m.sendFailed(now, ev)
 	case Stop:
 		m.stop(now)
 	case Release:
@@ -1035,6 +1038,23 @@ func (m *Machine) link(now time.Time, up bool) {
 	case up && m.state == StateFault:
 		m.toWaiting(now, StateProbing, nil, "link is up again")
 	}
+}
+
+// sendFailed leaves every active state: a holder that cannot announce
+// leaves clients on a stale MAC, and a standby that cannot check the holder
+// would count its own silence as the holder's and claim.
+func (m *Machine) sendFailed(now time.Time, ev SendFailed) {
+	switch m.state {
+	case StateInit, StateFault, StateStopped:
+		return
+	case StateHolder:
+		m.emit(RemoveVIPs{})
+	}
+	reason := "frames cannot be sent"
+	if ev.Err != nil {
+		reason += ": " + ev.Err.Error()
+	}
+	m.toFault(now, FaultSendFailed, reason)
 }
 
 func (m *Machine) toFault(now time.Time, cause FaultCause, reason string) {
