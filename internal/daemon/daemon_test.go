@@ -164,6 +164,29 @@ func sendFailures(t *testing.T, m *metrics.Metrics) float64 {
 	return 0
 }
 
+// The interface deleted and created again: the daemon's socket and watch
+// are bound to the old index, so it ends serving with an error (Run exits
+// non-zero and the service manager restarts it on the new interface),
+// releasing its VIPs on the way out.
+func TestLinkReplacedEndsServeWithError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := &fakeLAN{}
+		a := lan.newTestNode(t, testConfig("a", 200, grp("web", vip1.String())), nil).start()
+		soleHolder(t, "web", vip1, a)
+		errc := make(chan error, 1)
+		go func() { errc <- a.d.serve(context.Background(), make(chan os.Signal)) }()
+		a.addrs.emit(ifaddr.Event{Kind: ifaddr.LinkReplaced, Link: ifaddr.Link{Name: "eth0", Index: 99}})
+		err := <-errc
+		if err == nil || !strings.Contains(err.Error(), "created again") {
+			t.Fatalf("serve ended with %v, want the interface re-created", err)
+		}
+		a.stop()
+		if a.addrs.has(vip1) {
+			t.Fatal("the VIP stayed after the daemon stopped")
+		}
+	})
+}
+
 // Frames are routed by VIP to their group; frames about other addresses
 // and junk are dropped without harm.
 func TestFrameRoutingAndJunk(t *testing.T) {
