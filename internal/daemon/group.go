@@ -209,10 +209,32 @@ func stopAll(gs []*group) {
 // counts from the daemon's start on the monotonic clock, so a wall-clock
 // step cannot move it.
 func (g *group) onGrid(dl time.Time) time.Time {
-	t := g.nodeCfg.Timing
-	step := max(min(t.CheckInterval, t.AnnounceInterval, max(t.ClaimSlot, time.Millisecond))/10, time.Millisecond)
+	step := g.gridStep()
 	off := dl.Sub(g.d.started)
 	return g.d.started.Add((off + step - 1) / step * step)
+}
+
+func (g *group) gridStep() time.Duration {
+	t := g.nodeCfg.Timing
+	return max(min(t.CheckInterval, t.AnnounceInterval, max(t.ClaimSlot, time.Millisecond))/10, time.Millisecond)
+}
+
+// tickTime is the machine's time for a Tick due at deadline dl, handled at
+// now (not before onGrid(dl)): that grid point when the loop woke in time,
+// but the last grid point at or before now when it woke late (the process
+// was descheduled, stopped, or the machine is busy). Ticking at the old
+// deadline then would replay every check the stall skipped back to back,
+// in microseconds, and take the silence of no real time at all for a
+// holder's: each replayed check counts a miss, and the holder's answers
+// never get a chance between them.
+func (g *group) tickTime(dl, now time.Time) time.Time {
+	at := g.onGrid(dl)
+	step := g.gridStep()
+	if now.Sub(at) < step {
+		return at
+	}
+	off := now.Sub(g.d.started)
+	return g.d.started.Add(off / step * step)
 }
 
 func (g *group) run(start election.Start) {
@@ -274,12 +296,12 @@ func (g *group) run(start election.Start) {
 				return
 			}
 			// Woken at (or just after) the grid point at or after the
-			// deadline: the machine's time is that grid point, never
-			// ahead of the real time and never before the deadline, so
-			// the next deadlines stay on the grid without drifting.
+			// deadline: the machine's time is a grid point (tickTime),
+			// never ahead of the real time and never before the deadline,
+			// so the next deadlines stay on the grid without drifting.
 			if dl := g.m.Deadline(); !dl.IsZero() {
-				if at := g.onGrid(dl); !g.d.now().Before(at) {
-					done = g.apply(g.m.Handle(at, election.Tick{}))
+				if now := g.d.now(); !now.Before(g.onGrid(dl)) {
+					done = g.apply(g.m.Handle(g.tickTime(dl, now), election.Tick{}))
 				}
 			}
 		}
