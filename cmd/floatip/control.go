@@ -15,7 +15,7 @@ import (
 // socketFlag is shared by the commands that talk to the running daemon. The
 // default must equal control.DefaultSocket.
 type socketFlag struct {
-	Socket string `default:"/run/floatip/floatip.sock" placeholder:"PATH" help:"Control socket of the running daemon (default: ${default})."`
+	Socket string `default:"/run/floatip/floatip.sock" env:"FLOATIP_SOCKET" placeholder:"PATH" help:"Control socket of the running daemon (default: ${default}; the environment variable FLOATIP_SOCKET overrides the default)."`
 }
 
 func (f socketFlag) client() control.Client { return control.Client{Path: f.Socket} }
@@ -38,12 +38,7 @@ func (c statusCmd) Run() error {
 		return err
 	}
 	if c.JSON {
-		b, err := json.MarshalIndent(st, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = os.Stdout.Write(append(b, '\n'))
-		return err
+		return printJSON(st)
 	}
 	return control.FormatStatus(os.Stdout, st, time.Now())
 }
@@ -115,6 +110,16 @@ func (c reloadCmd) Run() error {
 	}
 	fmt.Println("configuration reloaded")
 	return nil
+}
+
+// printJSON prints v as indented JSON on stdout.
+func printJSON(v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(append(b, '\n'))
+	return err
 }
 
 func groupsText(group string) string {

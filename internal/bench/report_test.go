@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/floatip/floatip/internal/chart"
 	"github.com/floatip/floatip/internal/lab"
 )
 
@@ -106,7 +107,7 @@ func TestWriteSVG(t *testing.T) {
 				t.Errorf("rows %q, want one per implementation %q", rows, impls)
 			}
 			s := b.String()
-			if !strings.Contains(s, failColor) {
+			if !strings.Contains(s, chart.FailColor) {
 				t.Error("no failed-request marks")
 			}
 			if !strings.Contains(s, "answered by n1") {

@@ -226,6 +226,7 @@ type Machine struct {
 	refusing       bool      // logged that we do not claim (hold, unhealthy)
 	lastCall       bool      // candidate: the final check before claiming was sent
 	holderSilent   bool      // the holder's daemon stopped beaconing
+	watchSince     time.Time // when we began waiting on the current holder; its silence counts from then
 	relaxed        bool      // another group checks our holder at full pace (Pace)
 	handoverUntil  time.Time // after a handover: the target must claim by then
 	fenceTarget    net.HardwareAddr
@@ -453,6 +454,7 @@ func (m *Machine) toWaiting(now time.Time, s State, holder net.HardwareAddr, rea
 	m.holder = holder
 	m.holderAnswers = 0
 	m.waitSince = now
+	m.watchSince = now
 	m.misses, m.confirmLeft = 0, 0
 	m.refusing = false
 	m.outstanding, m.answered = false, false
@@ -501,7 +503,14 @@ func (m *Machine) probeInterval(now time.Time) time.Duration {
 	silent := false
 	if m.state == StateStandby && m.holder != nil {
 		if h := m.peers[string(m.holder)]; h != nil && h.holder {
-			silent = now.Sub(h.lastSeen) > 3*m.p.Timing.BeaconInterval
+			// Not from before we followed it: after a partition heals we
+			// yield on its kernel's reply, and last heard its daemon
+			// before the partition.
+			last := h.lastSeen
+			if m.watchSince.After(last) {
+				last = m.watchSince
+			}
+			silent = now.Sub(last) > 3*m.p.Timing.BeaconInterval
 		}
 	}
 	if silent != m.holderSilent {
@@ -885,6 +894,7 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 			}
 			m.holder = slices.Clone(p.SenderHardwareAddr)
 			m.holderAnswers = 0
+			m.watchSince = now
 			if m.state == StateProbing {
 				m.transition(StateStandby, fmt.Sprintf("VIP is held by %s", p.SenderHardwareAddr))
 			} else {

@@ -22,10 +22,17 @@ type DemoOptions struct {
 	Fault   FaultKind // what happens to the holder; one of DemoFaults (default poweroff)
 	Nodes   int       // at least 2 (default 3); priorities 200, 150, 100, ...
 	Profile string    // floatip's --profile (default "default")
-	Keep    bool      // keep the namespaces afterwards (processes stopped)
-	Prefix  string    // namespace prefix (default DefaultPrefix)
-	Binary  string    // see Options.Binary
-	Out     io.Writer // the demo's output; nil discards it
+	// Keep: afterwards start a lab to play in with the same nodes, profile
+	// and prefix (UpPlay, as `floatip lab up`) and leave it running.
+	Keep   bool
+	Prefix string    // namespace prefix (default DefaultPrefix)
+	Binary string    // see Options.Binary
+	Out    io.Writer // the demo's output; nil discards it
+	// SVG is where to write the picture of the run ("" for none).
+	SVG string
+	// Invocation is how the user runs floatip, for the hints the demo
+	// prints ("floatip", "sudo go run ./cmd/floatip"); default "floatip".
+	Invocation string
 }
 
 // Timings of the demo.
@@ -62,38 +69,56 @@ func RunDemo(ctx context.Context, o DemoOptions) error {
 	if !slices.Contains(DemoFaults, o.Fault) {
 		return fmt.Errorf("fault %q: the demo shows one of %v", o.Fault, DemoFaults)
 	}
-	if o.Nodes < 2 {
-		return fmt.Errorf("--nodes %d: a failover needs at least 2 nodes", o.Nodes)
+	if o.Invocation == "" {
+		o.Invocation = "floatip"
+	}
+	if o.Nodes < 2 || o.Nodes > MaxNodes {
+		return fmt.Errorf("--nodes %d: the demo fails the holder over to another node, so it needs 2 to %d nodes (for one node to play with: lab up --nodes 1)", o.Nodes, MaxNodes)
 	}
 	l, err := Up(ctx, Options{Prefix: o.Prefix, Nodes: o.Nodes, Binary: o.Binary, Progress: out})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if o.Keep {
-			fmt.Fprintf(out, "\nstopping processes... ")
-			_ = l.StopProcs()
-			fmt.Fprintf(out, "ok; namespaces kept:\n")
-			fmt.Fprintf(out, "  enter a node:  sudo ip netns exec %s-n1 sh\n", l.Prefix)
-			fmt.Fprintf(out, "  the bridge:    sudo ip netns exec %s-br bridge fdb\n", l.Prefix)
-			fmt.Fprintf(out, "  tear down:     sudo floatip lab --cleanup%s\n", prefixFlag(l.Prefix))
-			return
-		}
-		fmt.Fprintf(out, "tearing down... ")
-		if err := l.Down(); err != nil {
-			fmt.Fprintf(out, "failed: %v\n", err)
-			return
-		}
-		fmt.Fprintf(out, "ok\n")
-	}()
-
+	printMap(out, l)
 	d := &demo{l: l, out: out, fault: o.Fault}
 	err = d.run(ctx, o.Profile)
 	if ctx.Err() != nil {
 		fmt.Fprintln(out, "\ninterrupted")
+	}
+	if err == nil || errors.Is(err, ErrDemoFailed) {
+		d.writeSVG(o.SVG)
+	}
+	fmt.Fprintf(out, "tearing down... ")
+	if derr := l.Down(); derr != nil {
+		fmt.Fprintf(out, "failed: %v\n", derr)
+	} else {
+		fmt.Fprintf(out, "ok\n")
+	}
+	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	if o.Keep && err == nil {
+		fmt.Fprintf(out, "\n--keep: starting a fresh lab of %d nodes in the background to play with (log: %s)... ", o.Nodes, PlayLog(l.Prefix))
+		st, kerr := UpPlay(ctx, PlayOptions{Prefix: l.Prefix, Nodes: o.Nodes, Profile: o.Profile, Binary: o.Binary})
+		if kerr != nil {
+			fmt.Fprintf(out, "failed\n")
+			return kerr
+		}
+		fmt.Fprintf(out, "ok\n\n")
+		_ = FormatPlayStatus(out, st, time.Now())
+		PlayHints(out, o.Invocation, l.Prefix)
+	}
 	return err
+}
+
+// printMap prints the lab's layout once: nodes, client, VIP.
+func printMap(w io.Writer, l *Lab) {
+	fmt.Fprintf(w, "\nthe lab: one L2 segment (bridge br0 in %s), %v\n", l.brNS, Subnet)
+	for _, n := range l.Nodes() {
+		fmt.Fprintf(w, "  %-6s %-13s namespace %s\n", n.Name, n.IP, n.NS)
+	}
+	fmt.Fprintf(w, "  %-6s %-13s namespace %s (requests the VIP)\n", "client", l.client.IP, l.client.NS)
+	fmt.Fprintf(w, "  %-6s %-13s floats between the nodes\n\n", "VIP", l.VIP)
 }
 
 // demo is one run of the failover demo.
@@ -104,6 +129,16 @@ type demo struct {
 	fault   FaultKind
 	daemons map[string]*Proc // node name -> floatip
 	mu      sync.Mutex       // serialises writes to out
+
+	// Filled in as the run goes, for the timeline, summary and picture.
+	old     string    // the holder the fault hit
+	start   time.Time // the client's start
+	faultAt time.Time
+	healAt  time.Time // zero when the fault is not healed
+	endAt   time.Time
+	samples []Sample
+	obs     []HolderObs
+	ran     bool // the run got as far as the fault and its aftermath
 }
 
 func (d *demo) printf(format string, args ...any) {
@@ -143,7 +178,7 @@ func (d *demo) run(ctx context.Context, profile string) error {
 
 	var prios []string
 	for i, n := range nodes {
-		prio := max(200-50*i, 1)
+		prio := Priority(i+1, len(nodes))
 		prios = append(prios, fmt.Sprintf("%s=%d", n.Name, prio))
 		p, err := n.StartFloatip(ctx, "--priority", strconv.Itoa(prio), "--profile", profile, "--config", checks)
 		if err != nil {
@@ -163,6 +198,7 @@ func (d *demo) run(ctx context.Context, profile string) error {
 	old := holders[0]
 	d.printf("%s (after %s)\n", old, roundMS(time.Since(t0)))
 
+	d.start = time.Now()
 	client, err := d.l.StartClient(ctx, ClientOptions{})
 	if err != nil {
 		return err
@@ -171,6 +207,7 @@ func (d *demo) run(ctx context.Context, profile string) error {
 		return fmt.Errorf("the client never got an answer from the VIP: %w", err)
 	}
 	d.printf("client in %s requests http://%v:%d/ every 5 ms (50 ms timeout)\n\n", d.l.ClientNode().NS, d.l.VIP, ServicePort)
+	d.printf("%-12s  %-5s %-7s %8s  %s\n", "time", "seen", "nodes", "median", "client requests answered since the line before, and daemon events")
 
 	d.watch = d.l.RecordHolders(ctx)
 	defer d.watch.Stop()
@@ -216,13 +253,15 @@ func (d *demo) run(ctx context.Context, profile string) error {
 		return ctx.Err()
 	}
 	samples := client.Stop()
-	d.watch.Stop()
+	d.obs = d.watch.Stop()
 	stopPrinter()
 	end, _ := d.l.Holders()
+	d.endAt = time.Now()
+	d.old, d.faultAt, d.samples, d.ran = old, faultAt, samples, true
 
 	res := Measure(samples, faultAt)
 	d.printTimeline(faultAt, old, res)
-	d.printSummary(old, res, samples, end, werr == nil)
+	d.printSummary(old, res, samples, end, werr == nil, pr)
 	if werr != nil {
 		d.printf("\nFAILED: no answer from a new holder within %s of the fault\n", DemoRecover)
 		return ErrDemoFailed
@@ -258,10 +297,14 @@ func (d *demo) applyFault(ctx context.Context, n *Node, at time.Time, healed cha
 		return err
 	}
 	time.AfterFunc(DemoPartitionFor, func() {
+		at := time.Now()
 		if herr := n.Heal(ctx, FaultPartition); herr != nil {
 			d.printf("heal %s: %v\n", n.Name, herr)
 		} else {
-			d.printf("%s  *** healed: %s is back on the segment\n", clock(time.Now()), n.Name)
+			d.mu.Lock()
+			d.healAt = at
+			d.mu.Unlock()
+			d.printf("%s  *** healed: %s is back on the segment\n", clock(at), n.Name)
 		}
 		close(healed)
 	})
@@ -341,6 +384,17 @@ func (d *demo) printTimeline(faultAt time.Time, old string, r Result) {
 	if !r.Recovery.At.IsZero() && r.Recovery.At != r.FirstNew.At {
 		evs = append(evs, event{r.Recovery.At, "client", "first answer after the last failure, from " + r.Recovery.Node})
 	}
+	for _, sp := range AnsweringSpans(d.samples) {
+		if !sp.From.Before(faultAt) { // a change of the answering node
+			evs = append(evs, event{sp.From, "client", fmt.Sprintf("answered by %s (%d requests until %+dms)", sp.Node, sp.N, sp.To.Sub(faultAt).Milliseconds())})
+		}
+	}
+	d.mu.Lock()
+	healAt := d.healAt
+	d.mu.Unlock()
+	if !healAt.IsZero() {
+		evs = append(evs, event{healAt, old, "heal: " + string(d.fault) + " undone"})
+	}
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].at.Before(evs[j].at) })
 	d.printf("\ntimeline (from the daemons' JSON logs and the client)\n")
 	d.printf("  %10s  %-7s %s\n", "T0", old, "fault: "+string(d.fault)+" ("+clock(faultAt)+")")
@@ -349,28 +403,66 @@ func (d *demo) printTimeline(faultAt time.Time, old string, r Result) {
 	}
 }
 
-func (d *demo) printSummary(old string, r Result, samples []Sample, end []string, ok bool) {
-	total := 0
+func (d *demo) printSummary(old string, r Result, samples []Sample, end []string, ok bool, pr *printer) {
+	total, okAll, failAll := 0, 0, 0
 	for _, s := range samples {
+		if s.OK {
+			okAll++
+		} else {
+			failAll++
+		}
 		if !s.At.Before(r.FaultAt) {
 			total++
 		}
 	}
-	d.printf("\nsummary\n")
+	ms := func(t time.Time) string { return fmt.Sprintf("%+d ms", t.Sub(r.FaultAt).Milliseconds()) }
+	gaps := Gaps(samples, r.FaultAt)
+	d.printf("\nsummary (times relative to the fault)\n")
 	switch {
-	case r.Failed == 0:
+	case len(gaps) == 0:
 		d.printf("  outage           none: no request failed\n")
-	case r.Recovered:
-		d.printf("  outage           %d ms\n", r.Outage.Milliseconds())
 	default:
-		d.printf("  outage           at least %d ms (never recovered)\n", r.Outage.Milliseconds())
+		var longest, sum time.Duration
+		for _, g := range gaps {
+			longest = max(longest, g.Len)
+			sum += g.Len
+		}
+		open := ""
+		if last := gaps[len(gaps)-1]; last.Recovery.At.IsZero() {
+			open = " (the last never recovered: at least)"
+		}
+		if len(gaps) == 1 {
+			d.printf("  outage           %d ms%s (first failed to first answered request); the first failure %s after the fault\n", longest.Milliseconds(), open, ms(gaps[0].First.At))
+		} else {
+			d.printf("  outage           %d gaps, longest %d ms, %d ms in all%s; the first failure %s after the fault\n", len(gaps), longest.Milliseconds(), sum.Milliseconds(), open, ms(gaps[0].First.At))
+			var gs []string
+			for _, g := range gaps[:min(len(gaps), 4)] {
+				gs = append(gs, fmt.Sprintf("%d ms from %s (%d failed)", g.Len.Milliseconds(), ms(g.First.At), g.Failed))
+			}
+			if len(gaps) > 4 {
+				gs = append(gs, "...")
+			}
+			d.printf("  gaps             %s\n", strings.Join(gs, ", "))
+		}
 	}
 	d.printf("  failed requests  %d of %d sent after the fault\n", r.Failed, total)
-	newHolder := r.After
-	if !ok {
-		newHolder = "(none)"
+	d.printf("  client lines     %d answered, %d failed in all (the lines above add up to these)\n", okAll, failAll)
+	var spans []string
+	for _, sp := range AnsweringSpans(samples) {
+		switch {
+		case sp.To.Before(r.FaultAt):
+			spans = append(spans[:0], fmt.Sprintf("%s (until %s)", sp.Node, ms(sp.To)))
+		default:
+			spans = append(spans, fmt.Sprintf("%s (%s to %s, %d answers)", sp.Node, ms(sp.From), ms(sp.To), sp.N))
+		}
 	}
-	d.printf("  answering node   %s -> %s\n", old, newHolder)
+	if !ok {
+		spans = append(spans, "no other node")
+	}
+	d.printf("  answering nodes  %s\n", strings.Join(spans, " -> "))
+	if two := MultiHolder(d.obs, r.FaultAt, d.endAt); two > 0 {
+		d.printf("  two holders      %d ms in all (the kernel showed the VIP on more than one node)\n", two.Milliseconds())
+	}
 	d.printf("  VIP holders now  %s\n", strings.Join(orNone(end), ", "))
 	if len(end) > 1 {
 		d.printf("  warning          more than one node holds %v\n", d.l.VIP)
@@ -384,9 +476,10 @@ func orNone(s []string) []string {
 	return s
 }
 
-// printer shows the client's progress like ping: a line per 50 ms batch when
-// something changes (answering node, failures), otherwise a heartbeat line
-// each second; daemon log events appear as they happen.
+// printer shows the client's progress like ping: a line when something
+// changes (answering node, failures), otherwise a heartbeat line each
+// second; each line counts every request answered since the line before, so
+// the lines add up to the summary. Daemon log events appear as they happen.
 type printer struct {
 	d         *demo
 	c         *Client
@@ -395,7 +488,69 @@ type printer struct {
 	watchNext int
 	lastKey   string
 	lastAt    time.Time
-	quiet     int // batches not shown since the last line
+	pend      *tally // batches not shown yet, all with lastKey
+}
+
+// tally counts a stretch of client samples.
+type tally struct {
+	ok, fail int
+	nodes    map[string]int
+	errs     map[string]int
+	lat      []time.Duration
+	at       time.Time // when the last of them arrived
+}
+
+func (t *tally) add(s Sample) {
+	if s.OK {
+		t.ok++
+		t.nodes[s.Node]++
+		t.lat = append(t.lat, s.Latency)
+	} else {
+		t.fail++
+		t.errs[s.Err]++
+	}
+}
+
+func (t *tally) merge(o *tally) {
+	t.ok += o.ok
+	t.fail += o.fail
+	for k, v := range o.nodes {
+		t.nodes[k] += v
+	}
+	for k, v := range o.errs {
+		t.errs[k] += v
+	}
+	t.lat = append(t.lat, o.lat...)
+	t.at = o.at
+}
+
+func (t *tally) status() string {
+	switch {
+	case t.fail > 0 && t.ok == 0:
+		return "FAIL"
+	case t.fail > 0:
+		return "mixed"
+	}
+	return "ok"
+}
+
+func (t *tally) key() string { return t.status() + " " + keysOf(t.nodes) }
+
+func (t *tally) line() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s  %-5s %-7s", clock(t.at), t.status(), dash(keysOf(t.nodes)))
+	if len(t.lat) > 0 {
+		lat := slices.Clone(t.lat)
+		slices.Sort(lat)
+		fmt.Fprintf(&b, " %6.1fms", float64(lat[len(lat)/2].Microseconds())/1000)
+	} else {
+		b.WriteString("         ")
+	}
+	fmt.Fprintf(&b, "  %d ok", t.ok)
+	if t.fail > 0 {
+		fmt.Fprintf(&b, ", %d failed (%s)", t.fail, keysOfCount(t.errs))
+	}
+	return b.String()
 }
 
 func newPrinter(d *demo, c *Client) *printer {
@@ -408,21 +563,21 @@ func (p *printer) loop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			p.batch()
+			p.batch(true)
 			return
 		case <-tick.C:
-			p.batch()
+			p.batch(false)
 		}
 	}
 }
 
-func (p *printer) batch() {
+func (p *printer) batch(final bool) {
 	type out struct {
 		at   time.Time
 		text string
 	}
 	var outs []out
-	// Daemon events, merged by time with the client's batch line.
+	// Daemon events, merged by time with the client's lines.
 	names := make([]string, 0, len(p.d.daemons))
 	for name := range p.d.daemons {
 		names = append(names, name)
@@ -430,8 +585,8 @@ func (p *printer) batch() {
 	sort.Strings(names)
 	for _, name := range names {
 		proc := p.d.daemons[name]
-		lines := proc.LinesFrom(p.logNext[name])
-		p.logNext[name] += len(lines)
+		var lines []Line
+		lines, p.logNext[name] = proc.LinesSince(p.logNext[name])
 		for _, l := range lines {
 			if l.Fields != nil && relevant(l) {
 				outs = append(outs, out{l.Time(), fmt.Sprintf("%s  %-5s %s", clock(l.Time()), name, describe(l))})
@@ -443,8 +598,8 @@ func (p *printer) batch() {
 		outs = append(outs, out{c.At, fmt.Sprintf("%s  %-5s %s", clock(c.At), "lab", c.String())})
 	}
 	p.watchNext = len(changes)
-	if at, line, ok := p.clientLine(); ok {
-		outs = append(outs, out{at, line})
+	for _, t := range p.clientLines(final) {
+		outs = append(outs, out{t.at, t.line()})
 	}
 	sort.SliceStable(outs, func(i, j int) bool { return outs[i].at.Before(outs[j].at) })
 	for _, o := range outs {
@@ -452,65 +607,41 @@ func (p *printer) batch() {
 	}
 }
 
-// clientLine summarises the samples that arrived since the last call; ok is
-// false when there is nothing worth a line.
-func (p *printer) clientLine() (at time.Time, line string, ok bool) {
-	lines := p.c.Proc.LinesFrom(p.next)
-	p.next += len(lines)
-	var nOK, nFail int
-	nodes := map[string]int{}
-	errs := map[string]int{}
-	var lat []time.Duration
+// clientLines takes the samples that arrived since the last call and
+// returns the lines to print: none while nothing changes (for up to a
+// second; the samples wait in pend), else the pending stretch and the new
+// one. final flushes everything.
+func (p *printer) clientLines(final bool) []*tally {
+	var lines []Line
+	lines, p.next = p.c.Proc.LinesSince(p.next)
+	t := &tally{nodes: map[string]int{}, errs: map[string]int{}, at: time.Now()}
 	for _, l := range lines {
-		s, good := ParseSample(l)
-		if !good {
-			continue
-		}
-		if s.OK {
-			nOK++
-			nodes[s.Node]++
-			lat = append(lat, s.Latency)
-		} else {
-			nFail++
-			errs[s.Err]++
+		if s, good := ParseSample(l); good {
+			t.add(s)
 		}
 	}
-	if nOK+nFail == 0 {
-		return at, "", false
+	var show []*tally
+	if t.ok+t.fail > 0 {
+		switch {
+		case p.pend != nil && t.key() == p.lastKey:
+			p.pend.merge(t)
+		case p.pend != nil:
+			show = append(show, p.pend)
+			p.pend = t
+		default:
+			p.pend = t
+		}
+		// A change of what the client sees shows at once.
+		if p.pend.key() != p.lastKey || p.pend.at.Sub(p.lastAt) >= time.Second {
+			show = append(show, p.pend)
+			p.lastKey, p.lastAt, p.pend = p.pend.key(), p.pend.at, nil
+		}
 	}
-	// Stamp the line when the answers (or timeouts) arrived, so lines stay
-	// in order: a timeout is sent 50 ms before it is reported.
-	at = time.Now()
-	status := "ok"
-	switch {
-	case nFail > 0 && nOK == 0:
-		status = "FAIL"
-	case nFail > 0:
-		status = "mixed"
+	if final && p.pend != nil {
+		show = append(show, p.pend)
+		p.pend = nil
 	}
-	key := status + " " + keysOf(nodes)
-	now := time.Now()
-	if key == p.lastKey && now.Sub(p.lastAt) < time.Second {
-		p.quiet++
-		return at, "", false
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s  %-5s %-7s", clock(at), status, dash(keysOf(nodes)))
-	if len(lat) > 0 {
-		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-		fmt.Fprintf(&b, " %6.1fms", float64(lat[len(lat)/2].Microseconds())/1000)
-	} else {
-		b.WriteString("         ")
-	}
-	fmt.Fprintf(&b, "  %d ok", nOK)
-	if nFail > 0 {
-		fmt.Fprintf(&b, ", %d failed (%s)", nFail, keysOfCount(errs))
-	}
-	if key == p.lastKey && p.quiet > 0 {
-		fmt.Fprintf(&b, "   [no change for %s]", roundMS(now.Sub(p.lastAt)))
-	}
-	p.lastKey, p.lastAt, p.quiet = key, now, 0
-	return at, b.String(), true
+	return show
 }
 
 func keysOf(m map[string]int) string {

@@ -113,12 +113,28 @@ type Lab struct {
 
 var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`)
 
+// checkPrefix refuses a prefix that is not a lab's.
+func checkPrefix(prefix string) error {
+	if !prefixRE.MatchString(prefix) {
+		return fmt.Errorf("lab: prefix %q: want 1 to 10 lower-case letters and digits, starting with a letter", prefix)
+	}
+	return nil
+}
+
 func (o *Options) setDefaults() error {
+	if err := o.setLayout(); err != nil {
+		return err
+	}
+	return o.setBinary()
+}
+
+// setLayout defaults and checks the prefix, nodes and VIP.
+func (o *Options) setLayout() error {
 	if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
 	}
-	if !prefixRE.MatchString(o.Prefix) {
-		return fmt.Errorf("lab: prefix %q: want 1 to 10 lower-case letters and digits, starting with a letter", o.Prefix)
+	if err := checkPrefix(o.Prefix); err != nil {
+		return err
 	}
 	if o.Nodes == 0 {
 		o.Nodes = 2
@@ -140,6 +156,11 @@ func (o *Options) setDefaults() error {
 			return fmt.Errorf("lab: VIP %v is node n%d's address", o.VIP, i)
 		}
 	}
+	return nil
+}
+
+// setBinary defaults and checks the binary.
+func (o *Options) setBinary() error {
 	if o.Binary == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -431,11 +452,13 @@ func (l *Lab) Down() error {
 
 // Cleanup removes a lab's leftovers by name: it SIGKILLs every process inside
 // the namespaces Prefix-br, Prefix-c and Prefix-n<N>, then deletes those
-// namespaces (which deletes their veths and the bridge). Nothing else is
-// touched. Removing nothing is not an error.
+// namespaces (which deletes their veths and the bridge) and the nodes'
+// control sockets (SocketDir/Prefix-n<N>.sock). Nothing else is touched
+// (Teardown also stops a `lab up` supervisor). Removing nothing is not an
+// error.
 func Cleanup(prefix string) error {
-	if !prefixRE.MatchString(prefix) {
-		return fmt.Errorf("lab: prefix %q: want 1 to 10 lower-case letters and digits, starting with a letter", prefix)
+	if err := checkPrefix(prefix); err != nil {
+		return err
 	}
 	names, err := labNamespaces(prefix)
 	if err != nil {
@@ -452,6 +475,15 @@ func Cleanup(prefix string) error {
 	for _, ns := range names {
 		if err := ipCmd(context.Background(), "netns", "delete", ns); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	// A daemon that was killed left its control socket (Node.Socket).
+	socks, _ := filepath.Glob(filepath.Join(SocketDir, prefix+"-n*.sock"))
+	for _, s := range socks {
+		if isLabNamespace(prefix, strings.TrimSuffix(filepath.Base(s), ".sock")) {
+			if err := os.Remove(s); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)

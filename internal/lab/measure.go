@@ -101,3 +101,96 @@ func FailedCount(samples []Sample, from time.Time) int {
 	}
 	return n
 }
+
+// Gap is one run of failed requests, in send order: from the first failed
+// request to the first successful one after the run.
+type Gap struct {
+	First    Sample        // the run's first failed request
+	Recovery Sample        // the first successful request after the run; zero when none came
+	Failed   int           // the run's failed requests
+	Len      time.Duration // First to Recovery (to the last sample when none came)
+}
+
+// Gaps splits the failed requests sent at or after from into runs, each
+// ended by a successful request; the outage the client saw is in their
+// lengths, not in the time since the fault.
+func Gaps(samples []Sample, from time.Time) []Gap {
+	s := append([]Sample(nil), samples...)
+	sort.SliceStable(s, func(i, j int) bool { return s[i].At.Before(s[j].At) })
+	var gaps []Gap
+	var cur *Gap
+	for _, x := range s {
+		if x.At.Before(from) {
+			continue
+		}
+		switch {
+		case !x.OK && cur == nil:
+			gaps = append(gaps, Gap{First: x, Failed: 1})
+			cur = &gaps[len(gaps)-1]
+		case !x.OK:
+			cur.Failed++
+		case cur != nil:
+			cur.Recovery = x
+			cur.Len = x.At.Sub(cur.First.At)
+			cur = nil
+		}
+	}
+	if cur != nil && len(s) > 0 {
+		cur.Len = s[len(s)-1].At.Sub(cur.First.At)
+	}
+	return gaps
+}
+
+// Span is a stretch of successful requests answered by one node.
+type Span struct {
+	Node     string
+	From, To time.Time // send times of its first and last request
+	N        int       // requests answered
+}
+
+// AnsweringSpans is who answered over time: the successful requests (in
+// send order) grouped into runs of the same node; failures do not break a
+// run.
+func AnsweringSpans(samples []Sample) []Span {
+	s := append([]Sample(nil), samples...)
+	sort.SliceStable(s, func(i, j int) bool { return s[i].At.Before(s[j].At) })
+	var out []Span
+	for _, x := range s {
+		if !x.OK {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].Node == x.Node {
+			out[n-1].To = x.At
+			out[n-1].N++
+			continue
+		}
+		out = append(out, Span{Node: x.Node, From: x.At, To: x.At, N: 1})
+	}
+	return out
+}
+
+// MultiHolder is how long, between from and to, more than one node held
+// the VIP according to the observations (HolderRecorder).
+func MultiHolder(obs []HolderObs, from, to time.Time) time.Duration {
+	var d time.Duration
+	for i, o := range obs {
+		if len(o.Holders) < 2 {
+			continue
+		}
+		end := to
+		if i+1 < len(obs) {
+			end = obs[i+1].At
+		}
+		a, b := o.At, end
+		if a.Before(from) {
+			a = from
+		}
+		if b.After(to) {
+			b = to
+		}
+		if b.After(a) {
+			d += b.Sub(a)
+		}
+	}
+	return d
+}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,8 +69,11 @@ func (n *Node) FloatipArgs() []string {
 // Socket is the control socket of the node's daemon. Namespaces share the
 // file system, so each node gets its own path.
 func (n *Node) Socket() string {
-	return "/run/floatip/" + n.NS + ".sock"
+	return filepath.Join(SocketDir, n.NS+".sock")
 }
+
+// SocketDir holds the control sockets of the lab's daemons.
+const SocketDir = "/run/floatip"
 
 // StartFloatip runs the daemon on the node with StartDaemon: `floatip run
 // --interface eth0 --vip VIP --node-name NAME --log-format json --socket

@@ -53,7 +53,10 @@ type Proc struct {
 
 	mu      sync.Mutex
 	lines   []Line
+	dropped int           // lines dropped from the front (SetKeep); indices count them
+	keep    int           // keep at least this many recent lines; 0: keep every line
 	changed chan struct{} // closed and replaced whenever a line arrives or the process ends
+	exitAt  time.Time
 
 	done    chan struct{} // closed once the process has exited and its output is drained
 	waitErr error
@@ -93,6 +96,7 @@ func startProc(ctx context.Context, label, ns string, argv []string) (*Proc, err
 		err := cmd.Wait()
 		p.mu.Lock()
 		p.waitErr = err
+		p.exitAt = time.Now()
 		p.notifyLocked()
 		p.mu.Unlock()
 		close(p.done)
@@ -112,13 +116,24 @@ func (p *Proc) read(wg *sync.WaitGroup, stream string, r io.Reader) {
 				l.Fields = m
 			}
 		}
-		p.mu.Lock()
-		p.lines = append(p.lines, l)
-		p.notifyLocked()
-		p.mu.Unlock()
+		p.add(l)
 	}
 	// Drain the rest (a line over 1 MiB) so the writer never blocks.
 	_, _ = io.Copy(io.Discard, r)
+}
+
+// add keeps a line (dropping the oldest beyond SetKeep's bound) and wakes
+// the waiters.
+func (p *Proc) add(l Line) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lines = append(p.lines, l)
+	if p.keep > 0 && len(p.lines) >= 2*p.keep {
+		n := len(p.lines) - p.keep
+		p.lines = append([]Line(nil), p.lines[n:]...)
+		p.dropped += n
+	}
+	p.notifyLocked()
 }
 
 func (p *Proc) notifyLocked() {
@@ -137,14 +152,40 @@ func (p *Proc) Lines() []Line {
 }
 
 // LinesFrom returns a copy of the lines from index i on (i past the end
-// gives none), so a reader can follow the output: next := i + len(result).
+// gives none), so a reader can follow the output: next := i + len(result)
+// (for a process with SetKeep, use LinesSince).
 func (p *Proc) LinesFrom(i int) []Line {
+	l, _ := p.LinesSince(i)
+	return l
+}
+
+// LinesSince returns a copy of the lines from index i on and the index to
+// pass next time; lines SetKeep dropped before they were read are skipped.
+func (p *Proc) LinesSince(i int) ([]Line, int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if i >= len(p.lines) {
-		return nil
+	j := max(i-p.dropped, 0)
+	next := p.dropped + len(p.lines)
+	if j >= len(p.lines) {
+		return nil, next
 	}
-	return append([]Line(nil), p.lines[i:]...)
+	return append([]Line(nil), p.lines[j:]...), next
+}
+
+// SetKeep bounds the memory a long-running process's output takes: from now
+// on only (at least) the last n lines are kept. Indices (LinesSince) still
+// count every line.
+func (p *Proc) SetKeep(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.keep = n
+}
+
+// ExitedAt is when the process was seen to exit (zero while it runs).
+func (p *Proc) ExitedAt() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exitAt
 }
 
 // WaitLine waits until a line matching match has arrived (looking at every
@@ -160,8 +201,8 @@ func (p *Proc) WaitLine(ctx context.Context, timeout time.Duration, match func(L
 	next := 0
 	for {
 		p.mu.Lock()
-		lines := p.lines[next:]
-		next = len(p.lines)
+		lines := p.lines[max(next-p.dropped, 0):]
+		next = p.dropped + len(p.lines)
 		changed := p.changed
 		p.mu.Unlock()
 		for _, l := range lines {
@@ -173,7 +214,7 @@ func (p *Proc) WaitLine(ctx context.Context, timeout time.Duration, match func(L
 		case <-p.done:
 			// Look once more: lines may have arrived just before the exit.
 			p.mu.Lock()
-			rest := p.lines[next:]
+			rest := p.lines[min(max(next-p.dropped, 0), len(p.lines)):]
 			p.mu.Unlock()
 			for _, l := range rest {
 				if match(l) {

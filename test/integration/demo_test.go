@@ -8,11 +8,16 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/floatip/floatip/internal/chart"
 	"github.com/floatip/floatip/internal/lab"
 	"github.com/floatip/floatip/internal/testutil"
 )
@@ -44,18 +49,115 @@ func TestDemoRuns(t *testing.T) {
 	t.Cleanup(func() { lab.Cleanup(prefix) })
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, binary, "lab", "--nodes", "2", "--prefix", prefix).CombinedOutput()
+	svg := filepath.Join(t.TempDir(), "demo.svg")
+	out, err := exec.CommandContext(ctx, binary, "lab", "--nodes", "2", "--prefix", prefix, "--svg", svg).CombinedOutput()
 	text := string(out)
 	if err != nil {
 		t.Fatalf("floatip lab: %v\n%s", err, text)
 	}
-	for _, want := range []string{"fault: power off n1", "timeline", "first answer from n2", "summary", "outage", "answering node   n1 -> n2", "tearing down... ok"} {
+	for _, want := range []string{
+		"n1     198.18.0.11   namespace " + prefix + "-n1", "client 198.18.0.200", "VIP    198.18.0.100", // the map
+		"fault: power off n1", "timeline", "first answer from n2", "summary", "outage", "answering nodes  n1 (", "-> n2 (",
+		"picture of the run: " + svg, "tearing down... ok",
+	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, text)
 		}
 	}
+	checkLinesAddUp(t, text)
+	b, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lanes, classes := svgGroups(t, b)
+	if want := []string{"n1", "n2", "client"}; !slices.Equal(lanes, want) {
+		t.Errorf("picture lanes %q, want %q", lanes, want)
+	}
+	if !slices.Contains(classes, "fault") {
+		t.Errorf("picture has no fault marker (groups %q)", classes)
+	}
 	if left := leftovers(t, prefix); len(left) > 0 {
 		t.Errorf("namespaces left after the demo: %v", left)
+	}
+}
+
+var (
+	clientLineRE = regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d\.\d{3}  (?:ok|FAIL|mixed) .*  (\d+) ok(?:, (\d+) failed)?`)
+	clientSumRE  = regexp.MustCompile(`client lines     (\d+) answered, (\d+) failed in all`)
+)
+
+// checkLinesAddUp: the demo's client lines add up to its summary.
+func checkLinesAddUp(t *testing.T, text string) {
+	t.Helper()
+	okSum, failSum := 0, 0
+	for _, m := range clientLineRE.FindAllStringSubmatch(text, -1) {
+		n, _ := strconv.Atoi(m[1])
+		okSum += n
+		if m[2] != "" {
+			n, _ = strconv.Atoi(m[2])
+			failSum += n
+		}
+	}
+	m := clientSumRE.FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("no client total in the summary:\n%s", text)
+	}
+	if m[1] != strconv.Itoa(okSum) || m[2] != strconv.Itoa(failSum) {
+		t.Errorf("client lines add up to %d ok, %d failed; the summary says %s, %s:\n%s", okSum, failSum, m[1], m[2], text)
+	}
+}
+
+// svgGroups decodes an SVG and returns the data-node of each lane and the
+// class of every group.
+func svgGroups(t *testing.T, data []byte) (lanes, classes []string) {
+	t.Helper()
+	lanes, classes, err := chart.Groups(data)
+	if err != nil {
+		t.Fatalf("the picture is not well-formed XML: %v", err)
+	}
+	return lanes, classes
+}
+
+// TestDemoPartition: the partition demo shows the heal, who answered over
+// time (n1, n2 alone, n1 again) and the time two nodes held the VIP, and
+// after the heal no standby calls n1's live daemon silent.
+func TestDemoPartition(t *testing.T) {
+	testutil.RequireRoot(t)
+	prefix := demoPrefix("p")
+	t.Cleanup(func() { lab.Cleanup(prefix) })
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, "lab", "--fault", "partition", "--nodes", "2", "--prefix", prefix, "--svg", filepath.Join(t.TempDir(), "p.svg")).CombinedOutput()
+	text := string(out)
+	if err != nil {
+		t.Fatalf("floatip lab: %v\n%s", err, text)
+	}
+	for _, want := range []string{"heal: partition undone", "two holders      ", "answering nodes  n1 (", "-> n2 (", "-> n1 ("} {
+		if !strings.Contains(text, want) {
+			t.Errorf("partition demo output lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "silent but its VIP answers") {
+		t.Errorf("after the heal a standby called the holder's live daemon silent:\n%s", text)
+	}
+	checkLinesAddUp(t, text)
+}
+
+// TestDemoNeedsTwoNodes: --nodes 1 says what the demo needs.
+func TestDemoNeedsTwoNodes(t *testing.T) {
+	out, code := runBinary(t, nil, "lab", "--nodes", "1", "--prefix", demoPrefix("o"))
+	if code == 0 || !strings.Contains(out, "--nodes 1: the demo fails the holder over to another node, so it needs 2 to 80 nodes (for one node to play with: lab up --nodes 1)") {
+		t.Errorf("lab --nodes 1: exit %d\n%s", code, out)
+	}
+}
+
+// TestLabHelp: `floatip lab --help` lists the demo's flags.
+func TestLabHelp(t *testing.T) {
+	out, code := runBinary(t, nil, "lab", "--help")
+	for _, want := range []string{"--fault=FAULT", "--keep", "--cleanup", "--nodes=NODES", "lab up", "lab status", "lab down"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("floatip lab --help (exit %d) lacks %q:\n%s", code, want, out)
+		}
 	}
 }
 

@@ -1,0 +1,426 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/floatip/floatip/internal/control"
+	"github.com/floatip/floatip/internal/election"
+)
+
+// A lab to play in (`floatip lab up`): a lab with floatip and the HTTP
+// service on every node and a client sampling the VIP, kept running in the
+// background by a supervisor process (`floatip lab supervise`) that holds
+// the Lab and answers status, fault, heal and down over a unix socket in
+// PlayDir (see supervise.go).
+
+// PlayOptions configures StartPlay and UpPlay.
+type PlayOptions struct {
+	Prefix  string // default DefaultPrefix
+	Nodes   int    // 1..MaxNodes, default 3; node i gets Priority(i, Nodes)
+	Profile string // floatip's --profile, default "default"
+	// Binary is the floatip executable; default os.Executable(). UpPlay
+	// copies it into PlayDir (a `go run` build is deleted when go run
+	// exits, and the supervisor restarts daemons long after).
+	Binary   string
+	Progress io.Writer // progress lines; nil discards them
+}
+
+func (o *PlayOptions) setDefaults() error {
+	if o.Nodes == 0 {
+		o.Nodes = 3
+	}
+	// The rest of the checks are Up's; these come first for UpPlay, which
+	// starts Up in another process.
+	lo := Options{Prefix: o.Prefix, Nodes: o.Nodes}
+	if err := lo.setLayout(); err != nil {
+		return err
+	}
+	o.Prefix = lo.Prefix
+	if o.Profile == "" {
+		o.Profile = "default"
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	return nil
+}
+
+// Play client: one request every PlayEvery, and how far back status counts.
+const (
+	PlayEvery      = 20 * time.Millisecond
+	PlayWindow     = 5 * time.Second
+	playKeepLines  = 50000 // client lines kept (about 17 min at PlayEvery)
+	playKeepDaemon = 20000 // daemon log lines kept
+)
+
+// Play is a running lab to play in: services, daemons and a client, until
+// Close.
+type Play struct {
+	Lab     *Lab
+	Profile string
+	Started time.Time
+
+	ctx     context.Context // processes started by heals live as long as the play
+	cancel  context.CancelFunc
+	checks  string
+	prios   map[string]int
+	client  *Client
+	holders *HolderRecorder
+
+	mu sync.Mutex // serialises faults and heals
+}
+
+// StartPlay builds a lab and starts on every node the HTTP service and
+// floatip (priorities Priority(i, n), health check of the node's service),
+// waits until exactly one node holds the VIP, and starts the client. The
+// processes live until Close (not until ctx ends: ctx bounds the start-up).
+func StartPlay(ctx context.Context, o PlayOptions) (_ *Play, err error) {
+	if err := o.setDefaults(); err != nil {
+		return nil, err
+	}
+	l, err := Up(ctx, Options{Prefix: o.Prefix, Nodes: o.Nodes, Binary: o.Binary, Progress: o.Progress})
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithCancel(context.Background())
+	p := &Play{Lab: l, Profile: o.Profile, Started: time.Now(), ctx: pctx, cancel: cancel, prios: map[string]int{}}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
+	fmt.Fprintf(o.Progress, "starting HTTP services and floatip (profile %s)... ", o.Profile)
+	if p.checks, err = WriteServiceChecks(); err != nil {
+		return nil, err
+	}
+	var daemons []*Proc
+	for i, n := range l.Nodes() {
+		if _, err := n.StartService(pctx); err != nil {
+			return nil, err
+		}
+		prio := Priority(i+1, o.Nodes)
+		p.prios[n.Name] = prio
+		d, err := n.StartFloatip(pctx, "--priority", strconv.Itoa(prio), "--profile", o.Profile, "--config", p.checks)
+		if err != nil {
+			return nil, err
+		}
+		d.SetKeep(playKeepDaemon)
+		daemons = append(daemons, d)
+	}
+	fmt.Fprintf(o.Progress, "ok\nwaiting for one holder of %v... ", l.VIP)
+	h, err := l.WaitHolders(ctx, ExactlyOne, DemoRecover, daemons...)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(o.Progress, "%s\n", h[0])
+	p.client, err = l.StartClient(pctx, ClientOptions{Every: PlayEvery, Duration: 100000 * time.Hour})
+	if err != nil {
+		return nil, err
+	}
+	p.client.Proc.SetKeep(playKeepLines)
+	p.holders = l.RecordHolders(pctx)
+	return p, nil
+}
+
+// Close stops everything and removes the lab (namespaces, sockets).
+func (p *Play) Close() error {
+	if p.holders != nil {
+		p.holders.Stop()
+	}
+	p.cancel()
+	if p.checks != "" {
+		os.Remove(p.checks)
+	}
+	return p.Lab.Down()
+}
+
+// PlayStatus is what `floatip lab status` shows.
+type PlayStatus struct {
+	Prefix  string       `json:"prefix"`
+	VIP     string       `json:"vip"`
+	Profile string       `json:"profile"`
+	Binary  string       `json:"binary"`
+	Started time.Time    `json:"started"`
+	Nodes   []PlayNode   `json:"nodes"`
+	Holders []string     `json:"holders"` // the nodes whose eth0 has the VIP (kernel state)
+	Since   time.Time    `json:"holders_since,omitzero"`
+	Client  PlayClient   `json:"client"`
+	Errors  []string     `json:"errors,omitempty"`
+	Changes []PlayChange `json:"changes,omitempty"` // the last few holder changes
+}
+
+// PlayNode is one node in PlayStatus.
+type PlayNode struct {
+	Name     string   `json:"name"`
+	NS       string   `json:"namespace"`
+	IP       string   `json:"ip"`
+	Priority int      `json:"priority"` // the daemon's (control socket), else the one it was started with
+	Socket   string   `json:"socket"`
+	Daemon   string   `json:"daemon"` // running, exited, frozen, powered off
+	State    string   `json:"state"`  // the daemon's group state (control socket); "" when it does not answer
+	Reason   string   `json:"reason,omitempty"`
+	Holder   string   `json:"holder_node,omitempty"` // whom the daemon believes holds the VIP
+	HoldsVIP bool     `json:"holds_vip"`
+	Faults   []string `json:"faults"`
+}
+
+// PlayClient is what the client saw in the last PlayWindow.
+type PlayClient struct {
+	Window    time.Duration  `json:"window_ns"`
+	OK        int            `json:"ok"`
+	Failed    int            `json:"failed"`
+	Answering map[string]int `json:"answering"` // node -> answers
+	LastNode  string         `json:"last_node,omitempty"`
+	LastErr   string         `json:"last_error,omitempty"`
+	Running   bool           `json:"running"`
+}
+
+// PlayChange is a change of the VIP's holders.
+type PlayChange struct {
+	At   time.Time `json:"at"`
+	From []string  `json:"from"`
+	To   []string  `json:"to"`
+}
+
+// Status reads the lab's state: each daemon over its control socket, the
+// holders from the kernel, the client's recent samples.
+func (p *Play) Status(ctx context.Context) PlayStatus {
+	l := p.Lab
+	st := PlayStatus{Prefix: l.Prefix, VIP: l.VIP.String(), Profile: p.Profile, Binary: l.Binary, Started: p.Started}
+	holders, err := l.Holders()
+	if err != nil {
+		st.Errors = append(st.Errors, err.Error())
+	}
+	st.Holders = orEmpty(holders)
+	for _, n := range l.Nodes() {
+		pn := PlayNode{Name: n.Name, NS: n.NS, IP: n.IP.String(), Priority: p.prios[n.Name], Socket: n.Socket(),
+			HoldsVIP: slices.Contains(holders, n.Name), Faults: []string{}}
+		for _, f := range n.Faults() {
+			pn.Faults = append(pn.Faults, f.String())
+		}
+		switch d := n.Daemon(); {
+		case n.PoweredOff():
+			pn.Daemon = "powered off"
+		case d == nil || d.Exited():
+			pn.Daemon = "exited"
+		case slices.ContainsFunc(n.Faults(), func(f Fault) bool { return f.Kind == FaultFreeze }):
+			pn.Daemon = "frozen"
+		default:
+			pn.Daemon = "running"
+		}
+		if pn.Daemon == "running" {
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			s, err := control.Client{Path: n.Socket(), Timeout: time.Second}.Status(cctx)
+			cancel()
+			if err == nil && len(s.Groups) > 0 {
+				g := s.Groups[0]
+				pn.State, pn.Reason, pn.Holder = g.State.String(), g.Reason, g.HolderNode
+				pn.Priority = g.Priority // as the daemon runs it
+				switch {
+				case g.State == election.StateHolder:
+					pn.Holder = "itself"
+				case pn.Holder == "":
+					pn.Holder = g.Holder // a MAC until names travel on the wire
+				}
+			} else if err != nil {
+				pn.Reason = err.Error()
+			}
+		}
+		st.Nodes = append(st.Nodes, pn)
+	}
+	if p.holders != nil {
+		obs := p.holders.Observations()
+		if len(obs) > 0 {
+			st.Since = obs[len(obs)-1].At
+		}
+		ch := p.holders.Changes()
+		for _, c := range ch[max(len(ch)-5, 0):] {
+			st.Changes = append(st.Changes, PlayChange{At: c.At, From: orEmpty(c.From), To: orEmpty(c.To)})
+		}
+	}
+	st.Client = clientStatus(p.client, time.Now())
+	return st
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// clientStatus counts the client's samples sent in the last PlayWindow
+// before now (leaving out the last 100 ms, whose requests may still run).
+func clientStatus(c *Client, now time.Time) PlayClient {
+	pc := PlayClient{Window: PlayWindow, Answering: map[string]int{}}
+	if c == nil {
+		return pc
+	}
+	pc.Running = !c.Proc.Exited()
+	from, to := now.Add(-PlayWindow-100*time.Millisecond), now.Add(-100*time.Millisecond)
+	for _, s := range c.Samples() {
+		if s.At.Before(from) || !s.At.Before(to) {
+			continue
+		}
+		if s.OK {
+			pc.OK++
+			pc.Answering[s.Node]++
+			pc.LastNode = s.Node
+		} else {
+			pc.Failed++
+			pc.LastErr = s.Err
+		}
+	}
+	return pc
+}
+
+// Fault injects spec (a FaultKind name, "loss:20") on the named node, by
+// default ("") on the node holding the VIP. It returns the node's name.
+func (p *Play) Fault(spec, node string) (string, error) {
+	f, err := ParseFault(spec)
+	if err != nil {
+		return "", err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n, err := p.node(node)
+	if err != nil {
+		return "", err
+	}
+	if err := n.Inject(f); err != nil {
+		return "", err
+	}
+	return n.Name, nil
+}
+
+// node is the named node, or the holder for "".
+func (p *Play) node(name string) (*Node, error) {
+	if name != "" {
+		n := p.Lab.NodeByName(name)
+		if n == nil {
+			return nil, fmt.Errorf("no node %q in the lab (it has %s)", name, nodeNames(p.Lab.Nodes()))
+		}
+		return n, nil
+	}
+	h, err := p.Lab.Holders()
+	if err != nil {
+		return nil, err
+	}
+	if len(h) != 1 {
+		return nil, fmt.Errorf("%s nodes hold the VIP (%s): name the node", strconv.Itoa(len(h)), noneOr(h))
+	}
+	return p.Lab.NodeByName(h[0]), nil
+}
+
+// Heal undoes faults: kind "" means every fault in force; node "" every
+// node. It returns what it healed ("crash on n1") and fails when there was
+// nothing to heal.
+func (p *Play) Heal(kind, node string) ([]string, error) {
+	var k FaultKind
+	if kind != "" {
+		var err error
+		if k, err = ParseFaultKind(kind); err != nil {
+			return nil, err
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	nodes := p.Lab.Nodes()
+	if node != "" {
+		n, err := p.node(node)
+		if err != nil {
+			return nil, err
+		}
+		nodes = []*Node{n}
+	}
+	var healed []string
+	var errs []error
+	for _, n := range nodes {
+		for _, f := range n.Faults() {
+			if k != "" && f.Kind != k {
+				continue
+			}
+			if err := n.Heal(p.ctx, f.Kind); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			healed = append(healed, f.String()+" on "+n.Name)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return healed, err
+	}
+	if len(healed) == 0 {
+		what := "no fault"
+		if k != "" {
+			what = "no " + string(k) + " fault"
+		}
+		where := "on any node"
+		if node != "" {
+			where = "on " + node
+		}
+		return nil, fmt.Errorf("%s in force %s", what, where)
+	}
+	return healed, nil
+}
+
+// FormatPlayStatus writes st for a person: a line per node, the holders,
+// the client.
+func FormatPlayStatus(w io.Writer, st PlayStatus, now time.Time) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "lab %s: VIP %s, profile %s, up %s\n", st.Prefix, st.VIP, st.Profile, now.Sub(st.Started).Round(time.Second))
+	fmt.Fprintf(&b, "  %-4s %-13s %-4s %-12s %-10s %-4s %-10s %s\n", "NODE", "ADDRESS", "PRIO", "DAEMON", "STATE", "VIP", "FAULTS", "SEES HOLDER")
+	for _, n := range st.Nodes {
+		vip := "-"
+		if n.HoldsVIP {
+			vip = "yes"
+		}
+		state := n.State
+		if state == "" {
+			state = "-"
+		}
+		faults := strings.Join(n.Faults, ",")
+		if faults == "" {
+			faults = "-"
+		}
+		fmt.Fprintf(&b, "  %-4s %-13s %-4d %-12s %-10s %-4s %-10s %s\n", n.Name, n.IP, n.Priority, n.Daemon, state, vip, faults, dash(n.Holder))
+	}
+	since := ""
+	if !st.Since.IsZero() {
+		since = fmt.Sprintf(" (since %s, %s ago)", clock(st.Since), now.Sub(st.Since).Round(time.Second))
+	}
+	switch len(st.Holders) {
+	case 0:
+		fmt.Fprintf(&b, "VIP held by: none%s\n", since)
+	case 1:
+		fmt.Fprintf(&b, "VIP held by: %s%s\n", st.Holders[0], since)
+	default:
+		fmt.Fprintf(&b, "VIP held by: %s%s  WARNING: more than one node\n", strings.Join(st.Holders, ", "), since)
+	}
+	c := st.Client
+	fmt.Fprintf(&b, "client (%s, a request every %s, last %s): %d ok, %d failed", ClientIP, PlayEvery, c.Window, c.OK, c.Failed)
+	if len(c.Answering) > 0 {
+		fmt.Fprintf(&b, "; answered by %s", keysOfCount(c.Answering))
+	}
+	if c.LastErr != "" {
+		fmt.Fprintf(&b, "; last error %s", c.LastErr)
+	}
+	if !c.Running {
+		b.WriteString("; the client has stopped")
+	}
+	b.WriteString("\n")
+	for _, e := range st.Errors {
+		fmt.Fprintf(&b, "error: %s\n", e)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
