@@ -187,6 +187,30 @@ func TestLinkReplacedEndsServeWithError(t *testing.T) {
 	})
 }
 
+// A renewal whose netlink call returns only after the VIP's lifetime may
+// have re-created a VIP that expired meanwhile and that a standby took (the
+// kernel creates a missing IPv4 address even for a request without
+// NLM_F_CREATE, so renewing cannot avoid it): the holder's very next loop
+// turn finds itself past its lifetime without a renewal (the machine checks
+// that before any event) and gives the VIP up, instead of holding on.
+func TestStalledRenewalGivesTheVIPUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := &fakeLAN{}
+		a := lan.newTestNode(t, testConfig("a", 200, grp("web", vip1.String())), nil).start()
+		soleHolder(t, "web", vip1, a)
+		a.addrs.mu.Lock()
+		a.addrs.renewStall = a.cfg.Timing.Lifetime + time.Second
+		a.addrs.mu.Unlock()
+		waitFor(t, "the holder to give the VIP up after a stalled renewal", func() bool {
+			return a.d.groups[0].snap.Load().Counters.Releases > 0
+		})
+		a.addrs.mu.Lock()
+		a.addrs.renewStall = 0
+		a.addrs.mu.Unlock()
+		soleHolder(t, "web", vip1, a) // alone, it claims again
+	})
+}
+
 // Frames are routed by VIP to their group; frames about other addresses
 // and junk are dropped without harm.
 func TestFrameRoutingAndJunk(t *testing.T) {

@@ -148,7 +148,10 @@ type fakeAddrs struct {
 	link     ifaddr.Link // Addrs: the host's own addresses
 	vips     map[netip.Addr]bool
 	claimErr error
-	linkErr  error
+	// renewStall makes a Claim of VIPs already present take this long
+	// (a netlink call stalled; the fake clock runs meanwhile).
+	renewStall time.Duration
+	linkErr    error
 	closed   bool
 	// closedWatched says Close came while Watch still ran (an unowned
 	// goroutine using a closed handle).
@@ -181,6 +184,11 @@ func (a *fakeAddrs) has(ip netip.Addr) bool {
 
 func (a *fakeAddrs) Claim(vips []netip.Addr, lifetime time.Duration) error {
 	a.mu.Lock()
+	if stall := a.renewStall; stall > 0 && len(vips) > 0 && a.vips[vips[0]] {
+		a.mu.Unlock()
+		time.Sleep(stall)
+		a.mu.Lock()
+	}
 	defer a.mu.Unlock()
 	if a.claimErr != nil {
 		return a.claimErr
