@@ -101,6 +101,9 @@ func (t Trial) brief() string {
 	if t.TwoHoldersMS > 0 {
 		fmt.Fprintf(&b, ", two holders %.0f ms", t.TwoHoldersMS)
 	}
+	if _, loss := LossFaults[t.Fault]; loss || t.Moves > 0 {
+		fmt.Fprintf(&b, ", %d holder changes", t.Moves)
+	}
 	if t.HealToOneMS != nil {
 		fmt.Fprintf(&b, ", heal->one holder %.0f ms", *t.HealToOneMS)
 	} else if t.Fault == lab.FaultPartition {
