@@ -116,7 +116,7 @@ type daemon struct {
 	mac     net.HardwareAddr
 	metrics *metrics.Metrics
 	// fatal carries an error that ends serve (and Run, non-zero).
-	fatal chan error
+	fatal   chan error
 	opts    Options
 	deps    Deps
 	now     func() time.Time

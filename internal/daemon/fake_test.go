@@ -152,7 +152,7 @@ type fakeAddrs struct {
 	// (a netlink call stalled; the fake clock runs meanwhile).
 	renewStall time.Duration
 	linkErr    error
-	closed   bool
+	closed     bool
 	// closedWatched says Close came while Watch still ran (an unowned
 	// goroutine using a closed handle).
 	closedWatched bool
