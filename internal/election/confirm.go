@@ -45,7 +45,7 @@ func (m *Machine) confirmChecks() int {
 // countMiss records an unanswered check.
 func (m *Machine) countMiss() {
 	switch {
-	case m.confirmLeft > 0:
+	case m.confirmLeft > 0 && m.misses > 0: // (an answer resets misses: a new episode)
 		m.confirmLeft--
 		if m.confirmLeft == 0 {
 			m.misses = m.p.Timing.Misses // every quick check went unanswered
