@@ -35,19 +35,20 @@ var AllFaults = []lab.FaultKind{lab.FaultPowerOff, lab.FaultStop, lab.FaultCrash
 // dropped, both ways, for LossFor; no node fails, so the right outcome is
 // that the VIP does not move (Trial.Moves 0, no second holder). They are not
 // in AllFaults (each trial lasts LossFor): ask for them with --faults.
-// loss30 and loss40 find the limit.
+// loss30 to loss50 find the limit.
 const (
 	FaultLoss10 lab.FaultKind = "loss10"
 	FaultLoss20 lab.FaultKind = "loss20"
 	FaultLoss30 lab.FaultKind = "loss30"
 	FaultLoss40 lab.FaultKind = "loss40"
+	FaultLoss50 lab.FaultKind = "loss50"
 )
 
 // LossFaults maps each loss fault to its percentage.
-var LossFaults = map[lab.FaultKind]int{FaultLoss10: 10, FaultLoss20: 20, FaultLoss30: 30, FaultLoss40: 40}
+var LossFaults = map[lab.FaultKind]int{FaultLoss10: 10, FaultLoss20: 20, FaultLoss30: 30, FaultLoss40: 40, FaultLoss50: 50}
 
 // KnownFaults are every fault Run accepts: AllFaults and the loss faults.
-var KnownFaults = append(slices.Clone(AllFaults), FaultLoss10, FaultLoss20, FaultLoss30, FaultLoss40)
+var KnownFaults = append(slices.Clone(AllFaults), FaultLoss10, FaultLoss20, FaultLoss30, FaultLoss40, FaultLoss50)
 
 // FaultNames is the names of KnownFaults, comma-separated.
 func FaultNames() string {
