@@ -31,10 +31,29 @@ import (
 // at its shortest, 1 s, fall 2).
 var AllFaults = []lab.FaultKind{lab.FaultPowerOff, lab.FaultStop, lab.FaultCrash, lab.FaultPartition, lab.FaultService}
 
-// FaultNames is the names of AllFaults, comma-separated.
+// The loss faults: LossPercent of the frames to and from the holder are
+// dropped, both ways, for LossFor; no node fails, so the right outcome is
+// that the VIP does not move (Trial.Moves 0, no second holder). They are not
+// in AllFaults (each trial lasts LossFor): ask for them with --faults.
+// loss30 to loss50 find the limit.
+const (
+	FaultLoss10 lab.FaultKind = "loss10"
+	FaultLoss20 lab.FaultKind = "loss20"
+	FaultLoss30 lab.FaultKind = "loss30"
+	FaultLoss40 lab.FaultKind = "loss40"
+	FaultLoss50 lab.FaultKind = "loss50"
+)
+
+// LossFaults maps each loss fault to its percentage.
+var LossFaults = map[lab.FaultKind]int{FaultLoss10: 10, FaultLoss20: 20, FaultLoss30: 30, FaultLoss40: 40, FaultLoss50: 50}
+
+// KnownFaults are every fault Run accepts: AllFaults and the loss faults.
+var KnownFaults = append(slices.Clone(AllFaults), FaultLoss10, FaultLoss20, FaultLoss30, FaultLoss40, FaultLoss50)
+
+// FaultNames is the names of KnownFaults, comma-separated.
 func FaultNames() string {
-	s := make([]string, len(AllFaults))
-	for i, f := range AllFaults {
+	s := make([]string, len(KnownFaults))
+	for i, f := range KnownFaults {
 		s[i] = string(f)
 	}
 	return strings.Join(s, ", ")
@@ -87,6 +106,7 @@ const (
 	Tail         = 2 * time.Second  // sampling after recovery (and after a heal)
 	CrashWindow  = 6 * time.Second  // a crash is watched at least this long: floatip's VIP lifetime (3 s) must run out
 	PartitionFor = 3 * time.Second  // a partition lasts this long
+	LossFor      = 20 * time.Second // a loss fault lasts this long
 	RecoverLimit = 10 * time.Second // a client that has not recovered by then never will
 	StartLimit   = 15 * time.Second // for the first holder to appear
 )
@@ -115,7 +135,7 @@ func (c *Config) setDefaults() error {
 		c.Faults = slices.Clone(AllFaults)
 	}
 	for _, f := range c.Faults {
-		if !slices.Contains(AllFaults, f) {
+		if !slices.Contains(KnownFaults, f) {
 			return fmt.Errorf("unknown fault %q (want one of %s)", f, FaultNames())
 		}
 	}

@@ -32,8 +32,8 @@ func FaultSVG(fault lab.FaultKind) string { return "fault-" + string(fault) + ".
 func WriteMarkdown(w io.Writer, res *Results) error {
 	b := &bytes.Buffer{}
 	fmt.Fprintf(b, "Failover benchmark: %d node(s), %d trial(s) per row, client request every 5 ms (50 ms timeout) on a fresh TCP connection.\n\n", res.Nodes, res.Trials)
-	b.WriteString("| fault | implementation | trials | outage median | p90 | max | failed requests (median) | two holders median / max | holders at end | heal → one holder median / max |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| fault | implementation | trials | outage median | p90 | max | failed requests (median) | two holders median / max | holder changes median / max | holders at end | heal → one holder median / max |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, fault := range res.Faults {
 		for _, s := range res.Summaries {
 			if s.Fault != fault {
@@ -44,6 +44,7 @@ func WriteMarkdown(w io.Writer, res *Results) error {
 	}
 	b.WriteString("\nOutage: from the fault to the first successful request after the last failed one (0 when none failed). ")
 	b.WriteString("Two holders: time after the fault during which two nodes had the VIP configured (polled every 10 ms). ")
+	b.WriteString("Holder changes: how often the set of nodes with the VIP changed after the fault (a failover through no holder is two; for loss10/loss20, where no node fails, anything but 0 is a false failover). ")
 	b.WriteString("Holders at end: the most frequent count, with the worst one in brackets when it differs. ")
 	b.WriteString("≥: some trial's client never recovered; its outage is a lower bound. ")
 	b.WriteString("The outage spans from the fault to the end of the last gap, so when the gap starts late ")
@@ -59,7 +60,7 @@ func WriteMarkdown(w io.Writer, res *Results) error {
 
 func markdownRow(s Summary) string {
 	if s.Trials == 0 {
-		return fmt.Sprintf("| %s | %s | 0 of %d (errors) | – | – | – | – | – | – | – |\n", s.Fault, s.Impl, s.Errors)
+		return fmt.Sprintf("| %s | %s | 0 of %d (errors) | – | – | – | – | – | – | – | – |\n", s.Fault, s.Impl, s.Errors)
 	}
 	trials := strconv.Itoa(s.Trials)
 	if s.Errors > 0 {
@@ -88,11 +89,12 @@ func markdownRow(s Summary) string {
 			heal = "never"
 		}
 	}
-	return fmt.Sprintf("| %s | %s | %s | %s%s ms | %s%s ms | %s%s ms | %s | %s / %s ms | %s | %s |\n",
+	return fmt.Sprintf("| %s | %s | %s | %s%s ms | %s%s ms | %s%s ms | %s | %s / %s ms | %s / %d | %s | %s |\n",
 		s.Fault, s.Impl, trials,
 		lb, fmtMS(s.OutageMedianMS), lb, fmtMS(s.OutageP90MS), lb, fmtMS(s.OutageMaxMS),
 		strconv.FormatFloat(s.FailedMedian, 'f', -1, 64),
 		fmtMS(s.TwoHoldersMedianMS), fmtMS(s.TwoHoldersMaxMS),
+		strconv.FormatFloat(s.MovesMedian, 'f', -1, 64), s.MovesMax,
 		ends, heal)
 }
 

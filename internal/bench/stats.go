@@ -75,6 +75,10 @@ type Summary struct {
 	TwoHoldersMedianMS float64 `json:"two_holders_median_ms"`
 	TwoHoldersMaxMS    float64 `json:"two_holders_max_ms"`
 
+	// Changes of the holders after the fault (Trial.Moves).
+	MovesMedian float64 `json:"moves_median"`
+	MovesMax    int     `json:"moves_max"`
+
 	// HoldersEndMajority is the most frequent number of holders at the end of
 	// a trial, HoldersEndWorst the one furthest from 1 (0 or 2+).
 	HoldersEndMajority int `json:"holders_end_majority"`
@@ -113,7 +117,7 @@ func Summarize(trials []Trial) []Summary {
 
 func summarize(impl string, fault lab.FaultKind, trials []Trial) Summary {
 	s := Summary{Impl: impl, Fault: fault}
-	var outage, failed, two, heal []float64
+	var outage, failed, two, heal, moves []float64
 	var ends []int
 	partition := false
 	for _, t := range trials {
@@ -128,6 +132,8 @@ func summarize(impl string, fault lab.FaultKind, trials []Trial) Summary {
 		outage = append(outage, t.OutageMS)
 		failed = append(failed, float64(t.Failed))
 		two = append(two, t.TwoHoldersMS)
+		moves = append(moves, float64(t.Moves))
+		s.MovesMax = max(s.MovesMax, t.Moves)
 		if !t.Recovered {
 			s.NotRecovered++
 		}
@@ -155,6 +161,7 @@ func summarize(impl string, fault lab.FaultKind, trials []Trial) Summary {
 	s.FailedMedian = Median(failed)
 	s.TwoHoldersMedianMS = Median(two)
 	s.TwoHoldersMaxMS = Max(two)
+	s.MovesMedian = Median(moves)
 	s.HoldersEndMajority = majority(ends)
 	if partition && len(heal) > 0 {
 		med, mx := Median(heal), Max(heal)

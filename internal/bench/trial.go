@@ -39,8 +39,11 @@ type Trial struct {
 	FirstNewMS *float64 `json:"first_new_ms,omitempty"`
 	After      string   `json:"answering_after"` // node of the last successful request
 
-	TwoHoldersMS float64  `json:"two_holders_ms"` // after FaultAt, polled every 10 ms
-	HoldersEnd   []string `json:"holders_end"`
+	TwoHoldersMS float64 `json:"two_holders_ms"` // after FaultAt, polled every 10 ms
+	// Moves counts the changes of the polled holders after FaultAt (a
+	// failover and its return are two); the loss faults want 0.
+	Moves      int      `json:"moves"`
+	HoldersEnd []string `json:"holders_end"`
 	// Partition only: HealAt, and from it to exactly one holder for good
 	// (nil when the trial ended with none or several).
 	HealMS      *float64 `json:"heal_ms,omitempty"`
@@ -97,6 +100,9 @@ func (t Trial) brief() string {
 	fmt.Fprintf(&b, ", %d failed", t.Failed)
 	if t.TwoHoldersMS > 0 {
 		fmt.Fprintf(&b, ", two holders %.0f ms", t.TwoHoldersMS)
+	}
+	if _, loss := LossFaults[t.Fault]; loss || t.Moves > 0 {
+		fmt.Fprintf(&b, ", %d holder changes", t.Moves)
 	}
 	if t.HealToOneMS != nil {
 		fmt.Fprintf(&b, ", heal->one holder %.0f ms", *t.HealToOneMS)
@@ -302,7 +308,12 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault lab.FaultKind, t *
 		err error
 	}
 	healed := make(chan heal, 1)
-	err = first.Inject(lab.Fault{Kind: fault})
+	lossPct, loss := LossFaults[fault]
+	if loss {
+		err = first.Inject(lab.Fault{Kind: lab.FaultLoss, LossPercent: lossPct})
+	} else {
+		err = first.Inject(lab.Fault{Kind: fault})
+	}
 	if fault == lab.FaultPartition {
 		healTimer := time.AfterFunc(PartitionFor, func() {
 			at := time.Now()
@@ -320,7 +331,17 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault lab.FaultKind, t *
 	// after the heal, after the first answer after the heal, and until a
 	// second after a single holder is back.
 	var end time.Time
-	if fault != lab.FaultPartition {
+	switch {
+	case loss:
+		// Nothing fails: watch the whole loss, heal, and watch Tail more.
+		if err := lab.Sleep(ctx, LossFor); err != nil {
+			return err
+		}
+		if err := first.Heal(ctx, lab.FaultLoss); err != nil {
+			return fmt.Errorf("heal %s: %w", first.Name, err)
+		}
+		end = time.Now().Add(Tail)
+	case fault != lab.FaultPartition:
 		end = faultAt.Add(RecoverLimit)
 		if s, werr := client.WaitSample(ctx, RecoverLimit, func(s lab.Sample) bool {
 			return s.OK && !s.At.Before(faultAt) && s.Node != first.Name
@@ -332,7 +353,7 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault lab.FaultKind, t *
 		if fault == lab.FaultCrash {
 			end = later(end, faultAt.Add(CrashWindow))
 		}
-	} else {
+	default:
 		select {
 		case h := <-healed:
 			if h.err != nil {
@@ -398,6 +419,9 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault lab.FaultKind, t *
 	for i, o := range obs {
 		if i == 0 || !slices.Equal(o.Holders, last) {
 			t.HolderChanges = append(t.HolderChanges, HolderChange{MS: msOf(o.At.Sub(faultAt)), Holders: o.Holders})
+			if i > 0 && o.At.After(faultAt) {
+				t.Moves++
+			}
 			last = o.Holders
 		}
 	}

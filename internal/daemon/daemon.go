@@ -115,6 +115,8 @@ type daemon struct {
 	addrs   Addrs
 	mac     net.HardwareAddr
 	metrics *metrics.Metrics
+	// fatal carries an error that ends serve (and Run, non-zero).
+	fatal   chan error
 	opts    Options
 	deps    Deps
 	now     func() time.Time
@@ -150,6 +152,7 @@ func newDaemon(cfg config.Config, log *slog.Logger, opts Options, deps Deps) *da
 	}
 	d := &daemon{cfg: cfg, ifname: cfg.Interface, log: log, conn: deps.Conn, addrs: deps.Addrs, mac: deps.MAC,
 		metrics: deps.Metrics, opts: opts, deps: deps, now: now, started: now()}
+	d.fatal = make(chan error, 1)
 	d.routes.Store(&map[netip.Addr]*group{})
 	d.ordered.Store(&[]*group{})
 	// Groups live until the daemon stops or a reload removes them.
@@ -173,11 +176,13 @@ func (d *daemon) start(link ifaddr.Link) {
 
 // serve reloads the configuration on every signal from reload (SIGHUP)
 // until ctx ends.
-func (d *daemon) serve(ctx context.Context, reload <-chan os.Signal) {
+func (d *daemon) serve(ctx context.Context, reload <-chan os.Signal) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
+		case err := <-d.fatal:
+			return err
 		case <-reload:
 			if err := d.Reload(ctx); err != nil {
 				d.log.Error("reload rejected; the running configuration stays", "err", err)
@@ -346,6 +351,18 @@ func (d *daemon) watch(ctx context.Context) {
 				}
 			}
 			g.enqueue(ctx, election.AddrChanged{Addr: ev.Addr, Present: ev.Kind == ifaddr.AddrAdded})
+		case ifaddr.LinkReplaced:
+			// The interface was deleted and created again: the netlink
+			// watch, the ARP socket and the address calls are bound to
+			// the old index. Exit non-zero; the service manager
+			// (Restart=on-failure) starts us again on the new one, through
+			// the same checks as any start.
+			err := fmt.Errorf("interface %s was deleted and created again (index %d now): restarting to bind to it", d.ifname, ev.Link.Index)
+			d.log.Error("interface re-created; exiting so that the service manager restarts floatip on it", "interface", d.ifname, "index", ev.Link.Index)
+			select {
+			case d.fatal <- err:
+			default:
+			}
 		case ifaddr.Resync:
 			d.log.Warn("netlink subscription was lost and re-established; re-reading the interface")
 			link, err := d.addrs.Link()

@@ -120,6 +120,97 @@ func TestClaimFailureFaultsAndRetries(t *testing.T) {
 	})
 }
 
+// A holder whose frames cannot be sent (its gratuitous ARPs fail, clients
+// keep the old MAC) counts the failures, retries, and when they persist
+// goes to fault (send-failed) and removes the VIP; it holds again once
+// frames go out.
+func TestSendFailuresFaultAndRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := &fakeLAN{}
+		m := metrics.New("test")
+		a := lan.newTestNode(t, testConfig("a", 200, grp("web", vip1.String())), func(d *Deps) { d.Metrics = m }).start()
+		soleHolder(t, "web", vip1, a)
+		a.conn.failWrites.Store(true)
+		waitFor(t, "fault after failed sends", func() bool { return a.state("web") == "fault" })
+		if a.addrs.has(vip1) {
+			t.Fatal("the VIP stayed configured on a node that cannot send frames")
+		}
+		if r := a.d.groups[0].snap.Load().Reason; !strings.Contains(r, "frames cannot be sent") {
+			t.Fatalf("fault reason %q", r)
+		}
+		if n := sendFailures(t, m); n < sendFailLimit*(1+sendRetries) {
+			t.Fatalf("floatip_send_failures_total = %v, want >= %d", n, sendFailLimit*(1+sendRetries))
+		}
+		a.conn.failWrites.Store(false)
+		soleHolder(t, "web", vip1, a)
+	})
+}
+
+func sendFailures(t *testing.T, m *metrics.Metrics) float64 {
+	t.Helper()
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "floatip_send_failures_total" {
+			var n float64
+			for _, s := range mf.GetMetric() {
+				n += s.GetCounter().GetValue()
+			}
+			return n
+		}
+	}
+	return 0
+}
+
+// The interface deleted and created again: the daemon's socket and watch
+// are bound to the old index, so it ends serving with an error (Run exits
+// non-zero and the service manager restarts it on the new interface),
+// releasing its VIPs on the way out.
+func TestLinkReplacedEndsServeWithError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := &fakeLAN{}
+		a := lan.newTestNode(t, testConfig("a", 200, grp("web", vip1.String())), nil).start()
+		soleHolder(t, "web", vip1, a)
+		errc := make(chan error, 1)
+		go func() { errc <- a.d.serve(context.Background(), make(chan os.Signal)) }()
+		a.addrs.emit(ifaddr.Event{Kind: ifaddr.LinkReplaced, Link: ifaddr.Link{Name: "eth0", Index: 99}})
+		err := <-errc
+		if err == nil || !strings.Contains(err.Error(), "created again") {
+			t.Fatalf("serve ended with %v, want the interface re-created", err)
+		}
+		a.stop()
+		if a.addrs.has(vip1) {
+			t.Fatal("the VIP stayed after the daemon stopped")
+		}
+	})
+}
+
+// A renewal whose netlink call returns only after the VIP's lifetime may
+// have re-created a VIP that expired meanwhile and that a standby took (the
+// kernel creates a missing IPv4 address even for a request without
+// NLM_F_CREATE, so renewing cannot avoid it): the holder's very next loop
+// turn finds itself past its lifetime without a renewal (the machine checks
+// that before any event) and gives the VIP up, instead of holding on.
+func TestStalledRenewalGivesTheVIPUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := &fakeLAN{}
+		a := lan.newTestNode(t, testConfig("a", 200, grp("web", vip1.String())), nil).start()
+		soleHolder(t, "web", vip1, a)
+		a.addrs.mu.Lock()
+		a.addrs.renewStall = a.cfg.Timing.Lifetime + time.Second
+		a.addrs.mu.Unlock()
+		waitFor(t, "the holder to give the VIP up after a stalled renewal", func() bool {
+			return a.d.groups[0].snap.Load().Counters.Releases > 0
+		})
+		a.addrs.mu.Lock()
+		a.addrs.renewStall = 0
+		a.addrs.mu.Unlock()
+		soleHolder(t, "web", vip1, a) // alone, it claims again
+	})
+}
+
 // Frames are routed by VIP to their group; frames about other addresses
 // and junk are dropped without harm.
 func TestFrameRoutingAndJunk(t *testing.T) {

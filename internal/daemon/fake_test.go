@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,6 +90,10 @@ type fakeConn struct {
 	in        chan []byte
 	closeOnce sync.Once
 	closed    chan struct{}
+	// failWrites makes every Write fail (a NIC or socket that refuses
+	// frames); writes counts Write calls.
+	failWrites atomic.Bool
+	writes     atomic.Int64
 }
 
 func (c *fakeConn) Read() (*arp.Packet, error) {
@@ -105,6 +110,10 @@ func (c *fakeConn) Read() (*arp.Packet, error) {
 }
 
 func (c *fakeConn) Write(p *arp.Packet) error {
+	c.writes.Add(1)
+	if c.failWrites.Load() {
+		return fmt.Errorf("write: %w", syscall.ENOBUFS)
+	}
 	select {
 	case <-c.closed:
 		return fmt.Errorf("write: %w", net.ErrClosed)
@@ -139,8 +148,11 @@ type fakeAddrs struct {
 	link     ifaddr.Link // Addrs: the host's own addresses
 	vips     map[netip.Addr]bool
 	claimErr error
-	linkErr  error
-	closed   bool
+	// renewStall makes a Claim of VIPs already present take this long
+	// (a netlink call stalled; the fake clock runs meanwhile).
+	renewStall time.Duration
+	linkErr    error
+	closed     bool
 	// closedWatched says Close came while Watch still ran (an unowned
 	// goroutine using a closed handle).
 	closedWatched bool
@@ -172,6 +184,11 @@ func (a *fakeAddrs) has(ip netip.Addr) bool {
 
 func (a *fakeAddrs) Claim(vips []netip.Addr, lifetime time.Duration) error {
 	a.mu.Lock()
+	if stall := a.renewStall; stall > 0 && len(vips) > 0 && a.vips[vips[0]] {
+		a.mu.Unlock()
+		time.Sleep(stall)
+		a.mu.Lock()
+	}
 	defer a.mu.Unlock()
 	if a.claimErr != nil {
 		return a.claimErr

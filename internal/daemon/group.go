@@ -48,6 +48,7 @@ type group struct {
 	lastAnnounce time.Time
 	prev         election.Stats
 	published    time.Time
+	sendFails    int // frames in a row whose every try failed
 
 	checks   *health.Monitor // nil without checks
 	notifier Notifier
@@ -225,10 +226,32 @@ func stopAll(gs []*group) {
 // counts from the daemon's start on the monotonic clock, so a wall-clock
 // step cannot move it.
 func (g *group) onGrid(dl time.Time) time.Time {
-	t := g.nodeCfg.Timing
-	step := max(min(t.CheckInterval, t.AnnounceInterval, max(t.ClaimSlot, time.Millisecond))/10, time.Millisecond)
+	step := g.gridStep()
 	off := dl.Sub(g.d.started)
 	return g.d.started.Add((off + step - 1) / step * step)
+}
+
+func (g *group) gridStep() time.Duration {
+	t := g.nodeCfg.Timing
+	return max(min(t.CheckInterval, t.AnnounceInterval, max(t.ClaimSlot, time.Millisecond))/10, time.Millisecond)
+}
+
+// tickTime is the machine's time for a Tick due at deadline dl, handled at
+// now (not before onGrid(dl)): that grid point when the loop woke in time,
+// but the last grid point at or before now when it woke late (the process
+// was descheduled, stopped, or the machine is busy). Ticking at the old
+// deadline then would replay every check the stall skipped back to back,
+// in microseconds, and take the silence of no real time at all for a
+// holder's: each replayed check counts a miss, and the holder's answers
+// never get a chance between them.
+func (g *group) tickTime(dl, now time.Time) time.Time {
+	at := g.onGrid(dl)
+	step := g.gridStep()
+	if now.Sub(at) < step {
+		return at
+	}
+	off := now.Sub(g.d.started)
+	return g.d.started.Add(off / step * step)
 }
 
 func (g *group) run(start election.Start) {
@@ -306,12 +329,12 @@ func (g *group) run(start election.Start) {
 				return
 			}
 			// Woken at (or just after) the grid point at or after the
-			// deadline: the machine's time is that grid point, never
-			// ahead of the real time and never before the deadline, so
-			// the next deadlines stay on the grid without drifting.
+			// deadline: the machine's time is a grid point (tickTime),
+			// never ahead of the real time and never before the deadline,
+			// so the next deadlines stay on the grid without drifting.
 			if dl := g.m.Deadline(); !dl.IsZero() {
-				if at := g.onGrid(dl); !g.d.now().Before(at) {
-					done = g.apply(g.m.Handle(at, election.Tick{}))
+				if now := g.d.now(); !now.Before(g.onGrid(dl)) {
+					done = g.apply(g.m.Handle(g.tickTime(dl, now), election.Tick{}))
 				}
 			}
 		}
@@ -334,8 +357,11 @@ func (g *group) apply(actions []election.Action) bool {
 		}
 		switch a := actions[i].(type) {
 		case election.Send:
-			if err := g.d.conn.Write(a.Packet); err != nil {
-				g.log.Warn("sending ARP frame", "err", err)
+			if err := g.write(a.Packet); err != nil {
+				// Persistent: the machine leaves its state (a holder
+				// whose announcements fail must not stay holder).
+				actions = append(actions[:i+1], g.m.Handle(g.d.now(), election.SendFailed{Err: err})...)
+				continue
 			}
 			if !sameFrameNext(actions, i) { // a release goes out twice; log it once
 				g.logSend(a.Packet)
@@ -412,6 +438,38 @@ func (g *group) apply(actions []election.Action) bool {
 }
 
 const publishEvery = 250 * time.Millisecond
+
+// A frame whose write fails is tried sendRetries more times at once (a
+// full socket buffer clears quickly); sendFailLimit frames in a row that
+// failed so are a persistent failure, reported to the machine.
+const (
+	sendRetries   = 2
+	sendFailLimit = 3
+)
+
+// write sends one frame, retrying, and counts every failed write. It
+// returns an error only when the failures persist (sendFailLimit frames in
+// a row failed every try).
+func (g *group) write(p *arp.Packet) error {
+	var err error
+	for range 1 + sendRetries {
+		if err = g.d.conn.Write(p); err == nil {
+			g.sendFails = 0
+			return nil
+		}
+		g.d.metrics.SendFailed(g.name)
+	}
+	g.sendFails++
+	if g.sendFails == 1 {
+		g.log.Warn("sending ARP frame failed", "err", err, "tries", 1+sendRetries)
+	}
+	if g.sendFails < sendFailLimit {
+		return nil
+	}
+	g.sendFails = 0
+	g.log.Error("sending ARP frames keeps failing", "err", err, "frames", sendFailLimit)
+	return fmt.Errorf("%d frames in a row failed %d tries each: %w", sendFailLimit, 1+sendRetries, err)
+}
 
 // count turns the machine's counters into metric increments.
 func (g *group) count() {

@@ -112,12 +112,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 	aux.Go(func() { d.systemd(auxCtx) })
 
-	d.serve(ctx, hup)
+	err = d.serve(ctx, hup)
 	d.stop()
 	stopAux()
 	aux.Wait()
 	log.Info("stopped")
-	return nil
+	return err
 }
 
 // checkLink reads the interface and refuses one floatip cannot work on.

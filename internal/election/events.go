@@ -44,6 +44,12 @@ type AddrChanged struct {
 // ClaimFailed reports that adding or renewing the VIPs failed.
 type ClaimFailed struct{ Err error }
 
+// SendFailed reports that frames could not be sent, retries included, and
+// the failures persist (the daemon decides when): the machine goes to
+// StateFault with FaultSendFailed (a holder removes the VIP first) and
+// probes again after a while.
+type SendFailed struct{ Err error }
+
 // Stop asks for an orderly stop: release the VIP and tell the standbys.
 type Stop struct{}
 
@@ -65,6 +71,7 @@ func (Frame) event()       {}
 func (LinkChanged) event() {}
 func (AddrChanged) event() {}
 func (ClaimFailed) event() {}
+func (SendFailed) event()  {}
 func (Stop) event()        {}
 func (Release) event()     {}
 func (Hold) event()        {}

@@ -74,9 +74,10 @@ const (
 	NoFault          FaultCause = iota // the transition is not to StateFault
 	FaultLinkDown                      // link down or carrier lost: waits for LinkChanged{Up: true}
 	FaultClaimFailed                   // adding the VIPs failed: probes again after faultRetry
+	FaultSendFailed                    // frames could not be sent (SendFailed): probes again after faultRetry
 )
 
-var faultCauseNames = [...]string{"none", "link-down", "claim-failed"}
+var faultCauseNames = [...]string{"none", "link-down", "claim-failed", "send-failed"}
 
 func (c FaultCause) String() string {
 	if int(c) < len(faultCauseNames) {
@@ -87,7 +88,7 @@ func (c FaultCause) String() string {
 
 // Retries says whether the machine leaves a fault of this cause by itself,
 // after faultRetry, rather than on the event that ends the cause.
-func (c FaultCause) Retries() bool { return c == FaultClaimFailed }
+func (c FaultCause) Retries() bool { return c == FaultClaimFailed || c == FaultSendFailed }
 
 // faultRetry is how long a fault that Retries waits before probing again.
 const faultRetry = time.Second
@@ -205,6 +206,7 @@ type Machine struct {
 	holder      net.HardwareAddr // known holder's MAC, nil if unknown
 	departed    net.HardwareAddr // holder we just lost; not a candidate
 	misses      int
+	confirmLeft int  // quick checks still to go before the holder counts as lost (see confirmChecks)
 	outstanding bool // a probe was sent and not yet answered
 	answered    bool
 	nextProbe   time.Time
@@ -342,8 +344,17 @@ func (m *Machine) Deadline() time.Time {
 
 // Handle feeds one event at time now and returns the actions to carry out,
 // in order.
+//
+// A holder first checks whether it went without a renewal past its
+// lifetime (the process was stopped or starved): then the kernel may have
+// dropped the VIP and a standby taken it, so it removes the VIP and probes
+// again before it looks at the event. A thawed holder's queued frames (the
+// new holder's announcements) and timers must never be handled as holder.
 func (m *Machine) Handle(now time.Time, ev Event) []Action {
 	m.out = nil
+	if _, stop := ev.(Stop); !stop {
+		m.checkSuspended(now)
+	}
 	switch ev := ev.(type) {
 	case Start:
 		m.start(now, ev)
@@ -360,6 +371,8 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 			m.emit(RemoveVIPs{})
 			m.toFault(now, FaultClaimFailed, "adding the VIP failed: "+ev.Err.Error())
 		}
+	case SendFailed:
+		m.sendFailed(now, ev)
 	case Stop:
 		m.stop(now)
 	case Release:
@@ -460,7 +473,7 @@ func (m *Machine) toWaiting(now time.Time, s State, holder net.HardwareAddr, rea
 	m.holderAnswers = 0
 	m.waitSince = now
 	m.watchSince = now
-	m.misses = 0
+	m.misses, m.confirmLeft = 0, 0
 	m.refusing = false
 	m.outstanding, m.answered = false, false
 	m.nextBeacon = now.Add(m.p.Timing.BeaconInterval)
@@ -593,10 +606,10 @@ func (m *Machine) tick(now time.Time) {
 		}
 		if !m.nextProbe.IsZero() && !now.Before(m.nextProbe) {
 			if m.outstanding && !m.answered {
-				m.misses++
 				m.stats.ProbesUnanswered++
+				m.countMiss()
 			} else if m.answered {
-				m.misses = 0
+				m.misses, m.confirmLeft = 0, 0
 			}
 			if m.misses >= m.p.Timing.Misses && !m.held && m.blocked() {
 				m.blockedNote(now, "still silent")
@@ -604,7 +617,7 @@ func (m *Machine) tick(now time.Time) {
 				m.vanished, m.fenceSeen = true, m.lastHeard
 				reason := fmt.Sprintf("%d consecutive probes unanswered: the VIP is free", m.misses)
 				if m.holder != nil {
-					reason = fmt.Sprintf("holder %s silent for %d consecutive probes", m.who(m.holder), m.misses)
+					reason = fmt.Sprintf("holder %s silent for %d consecutive probes", m.who(m.holder), m.silentChecks())
 					m.emit(HolderLost{MAC: slices.Clone(m.holder)})
 				}
 				m.toCandidate(now, reason)
@@ -614,6 +627,9 @@ func (m *Machine) tick(now time.Time) {
 				// Not claiming (unhealthy, held): keep checking.
 			}
 			m.sendProbe(now, false)
+			if m.confirmLeft > 0 {
+				m.nextProbe = now.Add(m.confirmInterval())
+			}
 		}
 		m.preemptTick(now)
 	case StateCandidate:
@@ -776,12 +792,19 @@ func (m *Machine) sendHolderProbe(now time.Time) {
 	m.emit(Send{Packet: arp.NewProbe(m.p.MAC, arp.Broadcast, m.p.VIPs[0], m.trailer(arp.KindBeacon, arp.FlagHolder))})
 }
 
-func (m *Machine) holderTick(now time.Time) {
+// checkSuspended gives the VIP up when a holder went without a renewal
+// past its lifetime's margin (see Handle).
+func (m *Machine) checkSuspended(now time.Time) {
+	if m.state != StateHolder {
+		return
+	}
 	if overdue := now.Sub(m.lastRenew); overdue > m.p.Timing.Lifetime-renewMargin {
 		m.emit(RemoveVIPs{})
 		m.toWaiting(now, StateProbing, nil, fmt.Sprintf("no renewal for %s (daemon suspended?): the kernel may have dropped the VIP and another node taken it", overdue.Round(time.Millisecond)))
-		return
 	}
+}
+
+func (m *Machine) holderTick(now time.Time) {
 	if !m.nextRenew.IsZero() && !now.Before(m.nextRenew) {
 		m.emit(AddVIPs{Lifetime: m.p.Timing.Lifetime})
 		m.lastRenew = now
@@ -1081,6 +1104,23 @@ func (m *Machine) link(now time.Time, up bool) {
 	case up && m.state == StateFault:
 		m.toWaiting(now, StateProbing, nil, "link is up again")
 	}
+}
+
+// sendFailed leaves every active state: a holder that cannot announce
+// leaves clients on a stale MAC, and a standby that cannot check the holder
+// would count its own silence as the holder's and claim.
+func (m *Machine) sendFailed(now time.Time, ev SendFailed) {
+	switch m.state {
+	case StateInit, StateFault, StateStopped:
+		return
+	case StateHolder:
+		m.emit(RemoveVIPs{})
+	}
+	reason := "frames cannot be sent"
+	if ev.Err != nil {
+		reason += ": " + ev.Err.Error()
+	}
+	m.toFault(now, FaultSendFailed, reason)
 }
 
 func (m *Machine) toFault(now time.Time, cause FaultCause, reason string) {

@@ -755,15 +755,15 @@ func TestFenceWorseCandidateWaitsForFencingPeer(t *testing.T) {
 
 	t.Run("claiming probe seen while still standby", func(t *testing.T) {
 		// B noticed the silence first and is fencing; its claiming probe
-		// reaches us 10ms before our own third unanswered probe. B's next
+		// reaches us just before our own last unanswered check. B's next
 		// claiming probe comes a CheckInterval (50ms) later, but our slot is
 		// ClaimSlot (20ms).
 		h := setup(t)
-		for h.m.misses < h.p.Timing.Misses-1 { // the holder no longer answers
+		for h.m.misses == 0 || h.m.confirmLeft > 1 { // the holder no longer answers
 			h.tick()
 		}
 		h.wantState(StateStandby)
-		h.now = h.m.Deadline().Add(-10 * time.Millisecond)
+		h.now = h.m.Deadline().Add(-h.m.confirmInterval() / 2)
 		acts := feed(h, 3*time.Second)
 		wantNoClaim(t, h, acts)
 	})

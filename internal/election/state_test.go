@@ -79,6 +79,24 @@ func TestFaultCause(t *testing.T) {
 	if dl := m.Deadline(); !dl.Equal(now.Add(faultRetry)) {
 		t.Fatalf("claim-failed fault deadline %v, want %v", dl, now.Add(faultRetry))
 	}
+	// Frames that cannot be sent: a holder removes the VIP first; a
+	// standby, which would take its own silence for the holder's, faults
+	// too; both retry.
+	for _, present := range []bool{true, false} {
+		m = New(p)
+		m.Handle(now, Start{LinkUp: true, Present: present})
+		acts := m.Handle(now, SendFailed{Err: errors.New("no buffer space")})
+		tr = fault(acts)
+		if tr.Cause != FaultSendFailed || !tr.Cause.Retries() || tr.Cause.String() != "send-failed" {
+			t.Fatalf("send failed: cause %v (retries %v)", tr.Cause, tr.Cause.Retries())
+		}
+		if present && countOf[RemoveVIPs](acts) != 1 {
+			t.Fatalf("a holder whose frames fail kept the VIP: %s", dump(acts))
+		}
+		if dl := m.Deadline(); !dl.Equal(now.Add(faultRetry)) {
+			t.Fatalf("send-failed fault deadline %v, want %v", dl, now.Add(faultRetry))
+		}
+	}
 	if got := FaultCause(9).String(); got != "fault-cause(9)" || NoFault.String() != "none" {
 		t.Fatalf("FaultCause strings: %q, %q", got, NoFault.String())
 	}

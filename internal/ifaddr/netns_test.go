@@ -759,3 +759,22 @@ func TestWatchSkipsOwnBatches(t *testing.T) {
 		t.Fatalf("event %v %v, want AddrRemoved %v", e.Kind, e.Addr, addrs[7])
 	}
 }
+
+// The interface deleted and created again under the same name: the watch
+// reports the loss of the link (down) and then LinkReplaced with the new
+// index, since everything bound to the old index no longer sees it.
+func TestWatchLinkReplaced(t *testing.T) {
+	l := newLab(t)
+	m := l.open(t)
+	w := startWatch(t, m)
+	old := l.link(t, "fip0").Attrs().Index
+	if err := l.h.LinkDel(l.link(t, "fip0")); err != nil {
+		t.Fatal(err)
+	}
+	w.want(t, "link down on delete", func(e Event) bool { return e.Kind == LinkChanged && !e.Link.Up })
+	l.addVeth(t, "fip0")
+	e := w.want(t, "LinkReplaced", func(e Event) bool { return e.Kind == LinkReplaced })
+	if e.Link.Name != "fip0" || e.Link.Index == old || e.Link.Index == 0 {
+		t.Fatalf("LinkReplaced for %s index %d, want fip0 with a new index (old %d)", e.Link.Name, e.Link.Index, old)
+	}
+}

@@ -27,6 +27,11 @@ const (
 	// Resync: the subscription was lost and re-established; events may have
 	// been missed, so re-read the state (Manager.Link, Manager.Present).
 	Resync
+	// LinkReplaced: an interface with the watched name appeared with
+	// another index (the interface was deleted and created again; Event.Link
+	// is the new one). Everything bound to the old index (this Manager, an
+	// ARP socket) no longer sees it: reopen by name.
+	LinkReplaced
 )
 
 func (k EventKind) String() string {
@@ -39,6 +44,8 @@ func (k EventKind) String() string {
 		return "AddrRemoved"
 	case Resync:
 		return "Resync"
+	case LinkReplaced:
+		return "LinkReplaced"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
@@ -226,8 +233,15 @@ func (m *Manager) pump(ctx context.Context, s *subscription, out chan<- Event) (
 			if !ok {
 				return true
 			}
-			if int(u.Index) != m.index || u.Link == nil || u.Link.Attrs() == nil {
+			if u.Link == nil || u.Link.Attrs() == nil {
 				continue
+			}
+			if int(u.Index) != m.index {
+				if u.Header.Type != unix.RTM_NEWLINK || u.Link.Attrs().Name != m.name {
+					continue
+				}
+				ev = Event{Kind: LinkReplaced, Link: linkFrom(u.Link)}
+				break
 			}
 			l := linkFrom(u.Link)
 			if u.Header.Type == unix.RTM_DELLINK {

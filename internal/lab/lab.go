@@ -353,6 +353,16 @@ func (n *Node) wire(ctx context.Context) error {
 	return nil
 }
 
+// Rewire deletes the node's interface (both ends of its veth pair) and
+// creates it again as wire did: same names and address, a new index, as
+// when an operator or a network manager re-creates an interface.
+func (n *Node) Rewire(ctx context.Context) error {
+	if err := ipCmd(ctx, "-n", n.NS, "link", "del", "eth0"); err != nil {
+		return err
+	}
+	return n.wire(ctx)
+}
+
 func (l *Lab) handleIn(ns string) (*netlink.Handle, error) {
 	nsh, err := netns.GetFromName(ns)
 	if err != nil {

@@ -54,6 +54,7 @@ type Metrics struct {
 	releases         *prometheus.CounterVec
 	probesSent       *prometheus.CounterVec
 	probesUnanswered *prometheus.CounterVec
+	sendFailures     *prometheus.CounterVec
 	probeRTT         *prometheus.HistogramVec
 	vipsHeld         *prometheus.GaugeVec
 	healthUp         *prometheus.GaugeVec
@@ -103,6 +104,11 @@ func New(version string) *Metrics {
 			Name:      "probes_unanswered_total",
 			Help:      "ARP probes for the group that got no answer in time.",
 		}, []string{"group"}),
+		sendFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "send_failures_total",
+			Help:      "ARP frames of the group that could not be sent (each failed write, retries included).",
+		}, []string{"group"}),
 		probeRTT: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace,
 			Name:      "probe_rtt_seconds",
@@ -149,7 +155,7 @@ func New(version string) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.groupState, m.transitions, m.conflicts, m.claims, m.releases,
-		m.probesSent, m.probesUnanswered, m.probeRTT, m.vipsHeld,
+		m.probesSent, m.probesUnanswered, m.sendFailures, m.probeRTT, m.vipsHeld,
 		m.healthUp, m.healthChecks, m.hookRuns, m.hookFailures,
 	)
 
@@ -317,6 +323,14 @@ func (m *Metrics) ProbeUnanswered(group string) {
 	m.probesUnanswered.WithLabelValues(group).Inc()
 }
 
+// SendFailed counts an ARP frame of the group whose write failed.
+func (m *Metrics) SendFailed(group string) {
+	if m == nil {
+		return
+	}
+	m.sendFailures.WithLabelValues(group).Inc()
+}
+
 // ProbeRTT records the round-trip time of an answered ARP probe.
 func (m *Metrics) ProbeRTT(group string, d time.Duration) {
 	if m == nil {
@@ -378,7 +392,7 @@ func (m *Metrics) ForgetGroup(group string) {
 	match := prometheus.Labels{"group": group}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		m.groupState, m.transitions, m.conflicts, m.claims, m.releases,
-		m.probesSent, m.probesUnanswered, m.probeRTT, m.vipsHeld,
+		m.probesSent, m.probesUnanswered, m.sendFailures, m.probeRTT, m.vipsHeld,
 		m.healthUp, m.healthChecks, m.hookRuns, m.hookFailures,
 	} {
 		v.DeletePartialMatch(match)
