@@ -128,6 +128,7 @@ func (k *checker) check(c Config, require bool) {
 			k.add("node_name", "the host name could not be read: set node_name: in %s", k.fileName(c))
 		}
 	}
+	k.auth(c.Auth)
 	if k.ok("control.socket") && !filepath.IsAbs(c.Control.Socket) {
 		k.add("control.socket", "must be an absolute path, got %q", c.Control.Socket)
 	}

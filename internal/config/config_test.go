@@ -107,7 +107,7 @@ func TestDefault(t *testing.T) {
 	want := Config{
 		Priority: 100, NodeName: hostname(t), Profile: "default", OnForeignClaim: "yield",
 		LogFormat: "text", LogLevel: "info", Control: Control{Socket: DefaultSocket},
-		PreemptDelay: 5 * time.Second, UnhealthyPolicy: "keep", Fencing: defaultFencing,
+		PreemptDelay: 5 * time.Second, UnhealthyPolicy: "keep", Fencing: defaultFencing, Auth: defaultAuth,
 	}
 	want.Timing, _ = Preset("default")
 	if diff := cmp.Diff(want, c, addrEqual); diff != "" {
@@ -124,7 +124,7 @@ func TestParseValid(t *testing.T) {
 			Path: "floatip.yaml", Priority: 100, NodeName: host, Profile: "default",
 			OnForeignClaim: "yield", LogFormat: "text", LogLevel: "info", Timing: def,
 			Control:      Control{Socket: DefaultSocket},
-			PreemptDelay: 5 * time.Second, UnhealthyPolicy: "keep", Fencing: defaultFencing,
+			PreemptDelay: 5 * time.Second, UnhealthyPolicy: "keep", Fencing: defaultFencing, Auth: defaultAuth,
 		}
 		f(&c)
 		return c
@@ -539,7 +539,7 @@ func TestLoadFull(t *testing.T) {
 	}
 	want := Config{
 		Path: path, Interface: "eth0", Priority: 100, NodeName: "web1", Profile: "default",
-		OnForeignClaim: "yield", LogFormat: "text", LogLevel: "info",
+		OnForeignClaim: "defend", LogFormat: "text", LogLevel: "info",
 		Control: Control{Socket: "/run/floatip/floatip.sock", Group: "adm"},
 		Metrics: Metrics{Listen: "127.0.0.1:9110"},
 		Preempt: true, PreemptDelay: 5 * time.Second, UnhealthyPolicy: "keep",
@@ -557,6 +557,8 @@ func TestLoadFull(t *testing.T) {
 		}},
 		Fencing: Fencing{Policy: "best-effort", Command: []string{"/usr/local/sbin/fence-node"}, Timeout: 30 * time.Second},
 		Peers:   map[string]net.HardwareAddr{"web1": mac("02:00:00:00:00:01"), "web2": mac("02:00:00:00:00:02")},
+		Auth: Auth{KeyFiles: []string{"/etc/floatip/new.key", "/etc/floatip/old.key"}, Require: true,
+			SequenceFile: "/var/lib/floatip/seq", Lines: []int{authLine, authLine + 1}},
 	}
 	want.Timing, _ = Preset("default")
 	if diff := cmp.Diff(want, got, addrEqual); diff != "" {
@@ -821,6 +823,7 @@ func TestYAMLRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse(YAML()): %v\n%s", err, data)
 			}
+			c.Auth.Lines, got.Auth.Lines = nil, nil // lines of another file
 			if diff := cmp.Diff(c, got, addrEqual); diff != "" {
 				t.Errorf("round trip (-want +got):\n%s\n%s", diff, data)
 			}
@@ -973,6 +976,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Parse(YAML()): %v\n%s", err, c.YAML())
 		}
+		c.Auth.Lines, again.Auth.Lines = nil, nil // lines of another file
 		if diff := cmp.Diff(c, again, addrEqual); diff != "" {
 			t.Fatalf("round trip (-first +second):\n%s", diff)
 		}
@@ -980,6 +984,11 @@ func FuzzParse(f *testing.F) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+var defaultAuth = Auth{SequenceFile: "/var/lib/floatip/seq"}
+
+// authLine is the line of the first key file in testdata/full.yaml.
+const authLine = 121
 
 func TestExampleIsTheFullReference(t *testing.T) {
 	full, err := os.ReadFile(filepath.Join("testdata", "full.yaml"))
