@@ -408,7 +408,7 @@ func (k *checker) notify(hooks []Hook) {
 			continue
 		}
 		if len(h.On) == 0 {
-			k.add(on, "list at least one of %s, or leave on: out for all of them", list(hookStates))
+			k.add(on, "list at least one of %s, or leave on: out for every state", list(hookStates))
 		}
 		for j, s := range h.On {
 			f := fmt.Sprintf("%s[%d]", on, j)

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/floatip/floatip/internal/hooks"
 )
 
 var (
@@ -474,7 +476,7 @@ func (p *parser) notify(n *yaml.Node) []Hook {
 		item = resolve(item)
 		p.lines[field] = item.Line
 		m := p.mapping(item, field, hookKeys)
-		h := Hook{Timeout: DefaultHookTimeout, On: slices.Clone(hookStates)}
+		h := Hook{Timeout: DefaultHookTimeout, On: hooks.StateTriggers()}
 		if e, ok := m["command"]; ok {
 			h.Command = p.stringList(e.val, field+".command", exampleCommand)
 		}

@@ -194,14 +194,35 @@ func TestStatusJSONFieldNames(t *testing.T) {
         "releases": 0,
         "conflicts": 0,
         "probes_unanswered": 12,
-        "transitions": 2
+        "transitions": 2,
+        "foreign_claims": 0,
+        "spoofed": 0,
+        "throttled": 0,
+        "unconfirmed": 0,
+        "ignored": 0
       },
       "health": []
     }
-  ]
+  ],
+  "spoofed_frames": 0
 }`
 	if string(b) != want {
 		t.Errorf("JSON:\n%s\nwant:\n%s", b, want)
+	}
+
+	fc, err := json.Marshal(Group{LastForeignClaim: &ForeignClaim{MAC: "02:00:00:00:00:66", VIP: "192.0.2.20", Time: t0}}.LastForeignClaim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"mac":"02:00:00:00:00:66","vip":"192.0.2.20","time":"2025-06-01T12:00:00Z"}`; string(fc) != want {
+		t.Errorf("ForeignClaim JSON %s, want %s", fc, want)
+	}
+	au, err := json.Marshal(Auth{Require: true, KeyIDs: []string{"6bca8a90"}, Failures: map[string]uint64{"bad_tag": 2}, Senders: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"require":true,"key_ids":["6bca8a90"],"failures":{"bad_tag":2},"senders":1}`; string(au) != want {
+		t.Errorf("Auth JSON %s, want %s", au, want)
 	}
 
 	c, err := json.Marshal(Check{Name: "http", Healthy: false, Detail: "refused", Last: t0})

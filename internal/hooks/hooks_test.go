@@ -130,6 +130,7 @@ func TestEventEnvAndArgs(t *testing.T) {
 
 	env, args := parseDump(t, out)
 	wantEnv := []string{
+		"FLOATIP_EVENT=state_change",
 		"FLOATIP_GROUP=web",
 		"FLOATIP_INTERFACE=eth0",
 		"FLOATIP_NEW_STATE=holder",
@@ -573,5 +574,21 @@ func TestFenceWithoutNetCaps(t *testing.T) {
 	done`
 	if err := Fence(t.Context(), []string{"sh", "-c", script}, 5*time.Second, testTarget(), nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestForeignClaimEventEnv(t *testing.T) {
+	e := Event{Group: "web", VIPs: []string{"192.0.2.10"}, From: "holder", To: ForeignClaim,
+		Reason: "02:00:00:00:00:66 claims 192.0.2.10", Time: testTime,
+		Foreign: &Foreign{MAC: "02:00:00:00:00:66", VIP: "192.0.2.10", Suppressed: 3}}
+	env := e.Env()
+	for _, want := range []string{"FLOATIP_EVENT=foreign_claim", "FLOATIP_FOREIGN_MAC=02:00:00:00:00:66",
+		"FLOATIP_FOREIGN_VIP=192.0.2.10", "FLOATIP_FOREIGN_SUPPRESSED=3", "FLOATIP_NEW_STATE=foreign-claim"} {
+		if !slices.Contains(env, want) {
+			t.Errorf("env %q lacks %s", env, want)
+		}
+	}
+	if args := e.Args(); args[0] != ForeignClaim {
+		t.Errorf("args %q, want %s first", args, ForeignClaim)
 	}
 }
