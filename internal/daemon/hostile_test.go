@@ -1,0 +1,103 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/floatip/floatip/internal/arp"
+	"github.com/floatip/floatip/internal/config"
+	"github.com/floatip/floatip/internal/hooks"
+	"github.com/floatip/floatip/internal/metrics"
+)
+
+// A host that does not run floatip claims the holder's VIP, and another
+// sends frames with the holder's own MAC: the holder keeps the VIP
+// (defend), and the claim is logged, counted, shown in status and passed
+// to the hooks that asked for foreign-claim; the spoofed frames are
+// counted.
+func TestForeignClaimAndSpoofingReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := &fakeLAN{}
+		m := metrics.New("test")
+		notes := &blockingNotifier{}
+		cfg := func(name string, prio int) config.Config {
+			c := testConfig(name, prio, grp("web", vip1.String()))
+			c.OnForeignClaim = config.ForeignClaimDefend
+			return c
+		}
+		a := lan.newTestNode(t, cfg("a", 200), func(d *Deps) {
+			d.Metrics = m
+			d.NewNotifier = func([]hooks.Hook, *slog.Logger, func(string, error)) Notifier { return notes }
+		}).start()
+		b := lan.newTestNode(t, cfg("b", 100), nil).start()
+		if soleHolder(t, "web", vip1, a, b) != a {
+			t.Fatal("a (priority 200) should hold")
+		}
+		rogue := net.HardwareAddr{2, 0x66, 0, 0, 0, 1}
+		claim := arp.NewAnnouncement(rogue, vip1, nil)
+		spoof := arp.NewAnnouncement(a.mac, vip1, &arp.Trailer{Kind: arp.KindRelease, Priority: 200})
+		for range 3 {
+			for _, p := range []*arp.Packet{claim, spoof} {
+				bb, err := p.MarshalBinary()
+				if err != nil {
+					t.Fatal(err)
+				}
+				lan.send(nil, bb)
+			}
+			time.Sleep(time.Second)
+		}
+		waitFor(t, "the foreign claim in status", func() bool {
+			s, _ := a.d.Status(context.Background())
+			f := s.Groups[0].LastForeignClaim
+			return f != nil && f.MAC == rogue.String() && f.VIP == vip1.String()
+		})
+		if soleHolder(t, "web", vip1, a, b) != a {
+			t.Fatal("the holder gave the VIP up")
+		}
+		s, _ := a.d.Status(context.Background())
+		if s.SpoofedFrames != 3 {
+			t.Errorf("status spoofed_frames = %d, want 3", s.SpoofedFrames)
+		}
+		if c := s.Groups[0].Counters; c.ForeignClaims < 3 || c.Spoofed != 3 {
+			t.Errorf("counters %+v: want foreign_claims >= 3 and spoofed 3", c)
+		}
+		if got := metricValue(t, m, "floatip_spoofed_frames_total"); got != 3 {
+			t.Errorf("floatip_spoofed_frames_total = %v, want 3", got)
+		}
+		if got := metricValue(t, m, "floatip_foreign_claims_total"); got < 3 {
+			t.Errorf("floatip_foreign_claims_total{group=\"web\"} = %v, want >= 3", got)
+		}
+		var foreign []hooks.Event
+		for _, e := range notes.seen() {
+			if e.To == hooks.ForeignClaim {
+				foreign = append(foreign, e)
+			}
+		}
+		if len(foreign) == 0 || foreign[0].Foreign == nil || foreign[0].Foreign.MAC != rogue.String() || foreign[0].From != "holder" {
+			t.Errorf("hook events %+v: want a foreign-claim event for %s from holder", foreign, rogue)
+		}
+	})
+}
+
+// metricValue is the sum of the metric's series.
+func metricValue(t *testing.T, m *metrics.Metrics, name string) float64 {
+	t.Helper()
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, x := range mf.GetMetric() {
+			v += x.GetCounter().GetValue() + x.GetGauge().GetValue()
+		}
+	}
+	return v
+}
