@@ -85,6 +85,7 @@ func Listen(ifi *net.Interface) (*Conn, error) {
 		return nil, listenError(ifi.Name, err)
 	}
 	own := ignoreOutgoing(pc)
+	growReadBuffer(pc)
 	if filter, err := routineProbeFilter(ifi.HardwareAddr); err == nil {
 		// Best effort: without the filter the daemon reads and drops them.
 		_ = pc.SetBPF(filter)
@@ -137,6 +138,26 @@ func ignoreOutgoing(pc *packet.Conn) bool {
 		return false
 	}
 	return serr == nil
+}
+
+// readBuffer is the socket's receive buffer: room for a few thousand
+// frames, so that a burst of junk (a flood of forged frames, which each
+// cost an HMAC to reject) does not make the kernel drop the peers' genuine
+// frames queued behind it. The default (about 200 KiB) holds a few hundred.
+const readBuffer = 4 << 20
+
+// growReadBuffer sets readBuffer, past the sysctl limit when floatip may
+// (SO_RCVBUFFORCE needs CAP_NET_ADMIN, which the daemon has); best effort.
+func growReadBuffer(pc *packet.Conn) {
+	rc, err := pc.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, readBuffer) != nil {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, readBuffer)
+		}
+	})
 }
 
 // listenError keeps the errno (for errors.Is) but drops the *net.OpError's
