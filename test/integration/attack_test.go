@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -494,4 +495,47 @@ func TestNoAuthAttacker(t *testing.T) {
 		t.Errorf("n1 counted no unconfirmed or throttled claim: the forged better claims did not reach the yield rule")
 	}
 	h.unchanged(before, after)
+}
+
+// TestAuthRollout: the README's rollout, first step. n1 has auth with
+// require: false, n2 none yet: they form one cluster (one holder, n2
+// standby), n1 counts n2's unsealed floatip frames as missing, and when
+// n1 stops, n2 obeys its sealed release and takes over.
+func TestAuthRollout(t *testing.T) {
+	c := newLab(t, 2)
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	k, err := auth.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.WriteKeyFile(key, k, false); err != nil {
+		t.Fatal(err)
+	}
+	authConf := func(require bool) string {
+		return fmt.Sprintf("auth:\n  key_file: %s\n  require: %v\n  sequence_file: %s\n", key, require, filepath.Join(dir, "seq-n1"))
+	}
+	c.startAllWithConfig(func(n *lab.Node) string {
+		if n.Index == 1 {
+			return nodeConfig(n, authConf(false))
+		}
+		return nodeConfig(n, "")
+	})
+	n1, n2 := c.Node(1), c.Node(2)
+	s := c.waitStatus(n1, func(s control.Status) bool { return s.Auth != nil && s.Auth.Failures["missing"] > 0 }, "n1 to count n2's unsealed frames")
+	if s.Auth.Require || len(s.Auth.KeyIDs) != 1 || s.Auth.KeyIDs[0] != k.ID().String() {
+		t.Errorf("n1 auth status %+v, want require false and key %s", s.Auth, k.ID())
+	}
+	c.holdsFor([]string{"n1"}, time.Second, "mixed cluster in rollout mode")
+	if err := c.daemons["n1"].Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	c.waitHolders(lab.HeldBy("n2"), 3*time.Second, "n2 to take over after n1's sealed release")
+	line := c.waitState("n2", "candidate", time.Second)
+	if !strings.Contains(line.Str("reason"), "released") {
+		t.Errorf("n2 became candidate with reason %q, want n1's release obeyed", line.Str("reason"))
+	}
+	if s, err := c.status(n2); err != nil || s.Auth != nil {
+		t.Errorf("n2 (no auth) status auth %+v, err %v: want none", s.Auth, err)
+	}
 }
