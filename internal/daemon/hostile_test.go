@@ -2,13 +2,16 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/floatip/floatip/internal/arp"
+	"github.com/floatip/floatip/internal/auth"
 	"github.com/floatip/floatip/internal/config"
 	"github.com/floatip/floatip/internal/hooks"
 	"github.com/floatip/floatip/internal/metrics"
@@ -100,4 +103,45 @@ func metricValue(t *testing.T, m *metrics.Metrics, name string) float64 {
 		}
 	}
 	return v
+}
+
+// A reload re-reads the keys through Deps.Auth (the replay table stays
+// with the verifier); turning auth off, or a key that does not load,
+// rejects the reload whole.
+func TestReloadReadsKeys(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := &fakeLAN{}
+		cfg := testConfig("a", 200, grp("web", vip1.String()))
+		cfg.Auth = config.Auth{KeyFiles: []string{"/k/new", "/k/old"}, Require: true, SequenceFile: "/s/seq"}
+		var loads [][]string
+		fail := false
+		a := lan.newTestNode(t, cfg, func(d *Deps) {
+			d.Auth = &AuthDeps{KeyIDs: []auth.KeyID{1}, Reload: func(next config.Config) ([]auth.KeyID, error) {
+				loads = append(loads, next.Auth.KeyFiles)
+				if fail {
+					return nil, errors.New("auth.key_file: mode 0644")
+				}
+				return []auth.KeyID{2, 1}, nil
+			}}
+		}).start()
+		soleHolder(t, "web", vip1, a)
+		if err := a.d.Reload(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		s, _ := a.d.Status(context.Background())
+		if len(loads) != 1 || s.Auth == nil || len(s.Auth.KeyIDs) != 2 || s.Auth.KeyIDs[0] != auth.KeyID(2).String() {
+			t.Fatalf("after a reload: loads %v, status auth %+v", loads, s.Auth)
+		}
+		fail = true
+		if err := a.d.Reload(context.Background()); err == nil || !strings.Contains(err.Error(), "0644") {
+			t.Errorf("reload with a bad key: %v, want the key's error", err)
+		}
+		a.next.Auth = config.Auth{SequenceFile: "/s/seq"}
+		if err := a.d.Reload(context.Background()); err == nil || !strings.Contains(err.Error(), "restart") {
+			t.Errorf("reload turning auth off: %v, want a refusal", err)
+		}
+		if len(loads) != 2 {
+			t.Errorf("keys loaded %d times, want 2 (the refused reload reads none)", len(loads))
+		}
+	})
 }
