@@ -233,6 +233,18 @@ func (w *worker) push(e Event) (old Event, replaced bool) {
 		return Event{}, false
 	}
 	victim := -1
+	if e.Foreign != nil {
+		// A foreign claim replaces only a queued foreign claim of its
+		// group, never a state change: the hook must still end on each
+		// group's final state. Else it is the one dropped.
+		for i := len(w.pending) - 1; i >= 0; i-- {
+			if old := w.pending[i]; old.Group == e.Group && old.Foreign != nil {
+				w.pending = append(slices.Delete(w.pending, i, i+1), e)
+				return old, true
+			}
+		}
+		return e, true
+	}
 	for i := len(w.pending) - 1; i >= 0; i-- { // the same group's newest
 		if w.pending[i].Group == e.Group {
 			victim = i

@@ -592,3 +592,33 @@ func TestForeignClaimEventEnv(t *testing.T) {
 		t.Errorf("args %q, want %s first", args, ForeignClaim)
 	}
 }
+
+// On a full queue a foreign claim never displaces a state change (the hook
+// must end on each group's final state): it replaces a queued foreign
+// claim of its group, or is dropped itself.
+func TestForeignClaimNeverDisplacesAStateChange(t *testing.T) {
+	w := &worker{wake: make(chan struct{}, 1)}
+	for i := range QueueSize {
+		w.push(Event{Group: "web", To: fmt.Sprint("s", i)})
+	}
+	fc := Event{Group: "web", To: ForeignClaim, Foreign: &Foreign{MAC: "02:00:00:00:00:66"}}
+	if old, replaced := w.push(fc); !replaced || old.Foreign == nil {
+		t.Fatalf("foreign claim on a full queue of state changes: replaced %v, old %+v; want it dropped", replaced, old)
+	}
+	for _, e := range w.pending {
+		if e.Foreign != nil {
+			t.Fatal("the foreign claim displaced a state change")
+		}
+	}
+	// A state change may replace the group's newest; then a foreign claim
+	// replaces only a foreign claim.
+	w.pending[len(w.pending)-1] = fc
+	fc2 := fc
+	fc2.Foreign = &Foreign{MAC: "02:00:00:00:00:67"}
+	if old, _ := w.push(fc2); old.Foreign == nil || old.Foreign.MAC != "02:00:00:00:00:66" {
+		t.Fatalf("replaced %+v, want the queued foreign claim", old)
+	}
+	if last := w.pending[len(w.pending)-1]; last.Foreign == nil || last.Foreign.MAC != "02:00:00:00:00:67" {
+		t.Fatalf("last queued %+v, want the newer foreign claim", last)
+	}
+}
