@@ -278,16 +278,16 @@ func (d *daemon) readFrames() {
 	var lastReport time.Time
 	rejected := map[auth.Reason]int{}
 	var lastReject time.Time
-	var lastRejectErr string
+	var lastRejectErr error // stringified only when logged: a flood must not cost a string per frame
 	seen := announceSeen{now: d.now, last: map[*group]lastAnnounce{}}
 	for {
 		p, err := d.conn.Read()
 		if r := auth.ReasonOf(err); r != "" {
 			d.authFailure(r)
 			rejected[r]++
-			lastRejectErr = err.Error()
+			lastRejectErr = err
 			if d.since(lastReject) > 10*time.Second {
-				d.rejectedLog(rejected, lastRejectErr)
+				d.rejectedLog(rejected, lastRejectErr.Error())
 				clear(rejected)
 				lastReject = d.now()
 			}
