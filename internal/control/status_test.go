@@ -270,3 +270,37 @@ func TestStatusStateJSON(t *testing.T) {
 		t.Errorf("unknown state: %v", err)
 	}
 }
+
+// The auth line, the spoofing warning, the guard counters and the last
+// foreign claim show when there is something to show, within 80 columns.
+func TestFormatStatusHostile(t *testing.T) {
+	s := sampleStatus()
+	s.Auth = &Auth{Require: true, KeyIDs: []string{"6bca8a90", "0badf00d"}, Failures: map[string]uint64{"bad_tag": 40, "replay": 12, "missing": 0}}
+	s.SpoofedFrames = 20
+	s.Groups[0].Counters.ForeignClaims = 3
+	s.Groups[0].Counters.Throttled = 7
+	s.Groups[0].LastForeignClaim = &ForeignClaim{MAC: "02:00:00:00:00:66", VIP: "192.0.2.10", Time: t0.Add(-12 * time.Second)}
+	var b bytes.Buffer
+	if err := FormatStatus(&b, s, t0); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"auth required, keys 6bca8a90 0badf00d; rejected frames: bad_tag 40, replay 12\n",
+		"SPOOFING: 20 frames from the wire carried this node's own MAC\n",
+		"foreign claims 3  spoofed 0  throttled 7  unconfirmed 0\n",
+		"02:00:00:00:00:66 claimed 192.0.2.10 12s ago",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	for i, line := range strings.Split(out, "\n") {
+		if len(line) > lineWidth {
+			t.Errorf("line %d is %d columns: %q", i+1, len(line), line)
+		}
+	}
+	if strings.Count(out, "hostile") != 1 {
+		t.Errorf("want the hostile line for the one group with counters:\n%s", out)
+	}
+}
