@@ -17,7 +17,7 @@ import (
 type benchCmd struct {
 	Trials int      `default:"5" help:"Trials per implementation and fault."`
 	Faults []string `default:"poweroff,stop,crash,partition,service" enum:"poweroff,stop,crash,partition,service,loss10,loss20,loss30,loss40,loss50" help:"Faults to apply to the holder (comma-separated): ${enum} (lossN drops N % of the holder's frames both ways for 20 s, no node fails; not run by default)."`
-	Impls  []string `default:"floatip,floatip-fast,keepalived-1s,keepalived-0.1s" enum:"floatip,floatip-fast,keepalived-1s,keepalived-0.1s" help:"Implementations to compare (comma-separated): ${enum}. keepalived ones are skipped when keepalived is not installed."`
+	Impls  []string `default:"floatip,floatip-fast,floatip-auth,keepalived-1s,keepalived-0.1s" enum:"floatip,floatip-fast,floatip-auth,keepalived-1s,keepalived-0.1s" help:"Implementations to compare (comma-separated): ${enum}. keepalived ones are skipped when keepalived is not installed."`
 	Nodes  int      `default:"2" help:"Nodes per lab (priorities 200, 150, 100, ...)."`
 	Out    string   `default:"bench-results" placeholder:"DIR" help:"Directory for the CSV, JSON and SVG results."`
 	Prefix string   `default:"fbn" help:"Name prefix of the lab's namespaces."`

@@ -146,6 +146,11 @@ func (c checkCmd) Run() error {
 	if err != nil {
 		return err
 	}
+	// The key files as the daemon reads them: a loose mode is an error.
+	if _, err := cfg.LoadKeys(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitError{code: 2}
+	}
 	if !liveCheck(cfg, os.Stderr) {
 		return exitError{code: 2}
 	}

@@ -163,6 +163,11 @@ type Packet struct {
 	// Trailer is nil when the frame carries none (any non-floatip host, or
 	// the kernel's own replies).
 	Trailer *Trailer
+
+	// Authenticated is set by a reader that verified the frame's auth
+	// block (package auth) before decoding it; the codec itself neither
+	// sets nor reads it.
+	Authenticated bool
 }
 
 // Broadcast is the Ethernet broadcast address.

@@ -157,7 +157,7 @@ func LoadKeyFile(path string) (Key, error) {
 	if !fi.Mode().IsRegular() {
 		return Key{}, fmt.Errorf("auth: key file %s is not a regular file", path)
 	}
-	if err := checkPrivate(path, fi); err != nil {
+	if err := checkPrivate(f, path, fi); err != nil {
 		return Key{}, err
 	}
 	data, err := io.ReadAll(io.LimitReader(f, 64<<10))

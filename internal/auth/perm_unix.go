@@ -10,9 +10,15 @@ import (
 )
 
 // checkPrivate refuses a key file readable or writable by group or others,
-// or owned by a user other than root and us.
-func checkPrivate(path string, fi fs.FileInfo) error {
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+// or owned by a user other than root and us. Group bits that are only the
+// mask of an access ACL granting this process's own user (how systemd
+// hands a credential to a service's dynamic user: LoadCredential=) are not
+// group access: the ACL is read from the open file and every entry but the
+// owner's and ours must grant nothing.
+func checkPrivate(f *os.File, path string, fi fs.FileInfo) error {
+	if perm := fi.Mode().Perm(); perm&0o007 == 0 && perm&0o070 != 0 && aclOnlyFor(f, os.Geteuid()) {
+		// The ACL's mask, not a group.
+	} else if perm&0o077 != 0 {
 		return fmt.Errorf("auth: key file %s has mode %#o, readable or writable by group or others: run chmod 600 %s", path, perm, path)
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {

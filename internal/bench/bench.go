@@ -71,12 +71,16 @@ type Impl struct {
 	Kind    string        // KindFloatip or KindKeepalived
 	Profile string        // floatip's --profile
 	Advert  time.Duration // keepalived's advert_int
+	// Auth runs floatip with authenticated frames: a key generated for
+	// the trial on every node (auth.require on).
+	Auth bool
 }
 
 // Impls are the implementations `floatip bench` knows, by name.
 var Impls = []Impl{
 	{Name: "floatip", Kind: KindFloatip, Profile: "default"},
 	{Name: "floatip-fast", Kind: KindFloatip, Profile: "fast"},
+	{Name: "floatip-auth", Kind: KindFloatip, Profile: "default", Auth: true},
 	{Name: "keepalived-1s", Kind: KindKeepalived, Advert: time.Second},
 	{Name: "keepalived-0.1s", Kind: KindKeepalived, Advert: 100 * time.Millisecond},
 }

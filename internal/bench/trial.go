@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/floatip/floatip/internal/auth"
 	"github.com/floatip/floatip/internal/lab"
 )
 
@@ -224,13 +226,29 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault lab.FaultKind, t *
 		keepalivedCheck = l.Binary + " lab httpcheck --url " + lab.ServiceURL + " --timeout 500ms"
 	}
 
+	authConfig := func(*lab.Node) ([]string, error) { return floatipExtra, nil }
+	if im.Auth {
+		dir, err := os.MkdirTemp("", "floatip-bench-auth-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if authConfig, err = authConfigs(dir, floatipExtra); err != nil {
+			return err
+		}
+	}
+
 	ds := daemons{}
 	start := func(nd *lab.Node) error {
 		var p *lab.Proc
 		var err error
 		switch im.Kind {
 		case KindFloatip:
-			p, err = nd.StartFloatip(ctx, append([]string{"--priority", strconv.Itoa(Priority(nd.Index)), "--profile", im.Profile}, floatipExtra...)...)
+			var extra []string
+			if extra, err = authConfig(nd); err != nil {
+				return err
+			}
+			p, err = nd.StartFloatip(ctx, append([]string{"--priority", strconv.Itoa(Priority(nd.Index)), "--profile", im.Profile}, extra...)...)
 		case KindKeepalived:
 			if kdir == "" {
 				if kdir, err = os.MkdirTemp("", "floatip-bench-keepalived-"); err != nil {
@@ -446,6 +464,34 @@ func later(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// authConfigs writes a key into dir and returns, per node, the arguments
+// of a configuration file with auth on (the node's own sequence file)
+// plus what extra's --config file holds (the service check).
+func authConfigs(dir string, extra []string) (func(*lab.Node) ([]string, error), error) {
+	k, err := auth.GenerateKey(nil)
+	if err != nil {
+		return nil, err
+	}
+	key := filepath.Join(dir, "key")
+	if err := auth.WriteKeyFile(key, k, false); err != nil {
+		return nil, err
+	}
+	var base []byte
+	if len(extra) == 2 && extra[0] == "--config" {
+		if base, err = os.ReadFile(extra[1]); err != nil {
+			return nil, err
+		}
+	}
+	return func(nd *lab.Node) ([]string, error) {
+		path := filepath.Join(dir, nd.Name+".yaml")
+		cfg := fmt.Sprintf("%sauth:\n  key_file: %s\n  sequence_file: %s\n", base, key, filepath.Join(dir, "seq-"+nd.Name))
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			return nil, err
+		}
+		return []string{"--config", path}, nil
+	}, nil
 }
 
 // waitBackup waits until a daemon started after the holder runs as a backup:

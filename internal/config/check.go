@@ -128,6 +128,7 @@ func (k *checker) check(c Config, require bool) {
 			k.add("node_name", "the host name could not be read: set node_name: in %s", k.fileName(c))
 		}
 	}
+	k.auth(c.Auth)
 	if k.ok("control.socket") && !filepath.IsAbs(c.Control.Socket) {
 		k.add("control.socket", "must be an absolute path, got %q", c.Control.Socket)
 	}
@@ -407,7 +408,7 @@ func (k *checker) notify(hooks []Hook) {
 			continue
 		}
 		if len(h.On) == 0 {
-			k.add(on, "list at least one of %s, or leave on: out for all of them", list(hookStates))
+			k.add(on, "list at least one of %s, or leave on: out for every state", list(hookStates))
 		}
 		for j, s := range h.On {
 			f := fmt.Sprintf("%s[%d]", on, j)

@@ -20,6 +20,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/floatip/floatip/internal/auth"
 	"github.com/floatip/floatip/internal/election"
 	"github.com/floatip/floatip/internal/hooks"
 )
@@ -158,6 +159,7 @@ type Config struct {
 	Notify  []Hook
 	Fencing Fencing
 	Peers   map[string]net.HardwareAddr // node name -> MAC; nil if none
+	Auth    Auth                        // authenticated frames; off without a key
 }
 
 // Control is the daemon's unix control socket (status, release, hold, reload).
@@ -202,6 +204,7 @@ func Default() Config {
 		PreemptDelay:    DefaultPreemptDelay,
 		UnhealthyPolicy: UnhealthyKeep,
 		Fencing:         Fencing{Policy: FencingOff, Timeout: DefaultFencingTimeout},
+		Auth:            Auth{SequenceFile: auth.DefaultSequenceFile},
 	}
 }
 
@@ -333,6 +336,12 @@ type yamlControl struct {
 	Group  string `yaml:"group,omitempty"`
 }
 
+type yamlAuth struct {
+	KeyFiles     []string `yaml:"key_files"`
+	Require      bool     `yaml:"require"`
+	SequenceFile string   `yaml:"sequence_file"`
+}
+
 type yamlMetrics struct {
 	Listen string `yaml:"listen,omitempty"`
 }
@@ -355,6 +364,7 @@ type yamlConfig struct {
 	Notify          []yamlHook        `yaml:"notify,omitempty"`
 	Fencing         *yamlFencing      `yaml:"fencing,omitempty"`
 	Peers           map[string]string `yaml:"peers,omitempty"`
+	Auth            *yamlAuth         `yaml:"auth,omitempty"`
 	Control         yamlControl       `yaml:"control"`
 	Metrics         yamlMetrics       `yaml:"metrics,omitempty"`
 }
@@ -417,6 +427,9 @@ func (c Config) YAML() []byte {
 			y.Peers = map[string]string{}
 		}
 		y.Peers[name] = mac.String()
+	}
+	if a := c.Auth; a.Enabled() {
+		y.Auth = &yamlAuth{KeyFiles: a.KeyFiles, Require: a.Require, SequenceFile: a.SequenceFile}
 	}
 	var b bytes.Buffer
 	b.WriteString("# floatip effective configuration\n")

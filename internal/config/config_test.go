@@ -107,7 +107,7 @@ func TestDefault(t *testing.T) {
 	want := Config{
 		Priority: 100, NodeName: hostname(t), Profile: "default", OnForeignClaim: "yield",
 		LogFormat: "text", LogLevel: "info", Control: Control{Socket: DefaultSocket},
-		PreemptDelay: 5 * time.Second, UnhealthyPolicy: "keep", Fencing: defaultFencing,
+		PreemptDelay: 5 * time.Second, UnhealthyPolicy: "keep", Fencing: defaultFencing, Auth: defaultAuth,
 	}
 	want.Timing, _ = Preset("default")
 	if diff := cmp.Diff(want, c, addrEqual); diff != "" {
@@ -124,7 +124,7 @@ func TestParseValid(t *testing.T) {
 			Path: "floatip.yaml", Priority: 100, NodeName: host, Profile: "default",
 			OnForeignClaim: "yield", LogFormat: "text", LogLevel: "info", Timing: def,
 			Control:      Control{Socket: DefaultSocket},
-			PreemptDelay: 5 * time.Second, UnhealthyPolicy: "keep", Fencing: defaultFencing,
+			PreemptDelay: 5 * time.Second, UnhealthyPolicy: "keep", Fencing: defaultFencing, Auth: defaultAuth,
 		}
 		f(&c)
 		return c
@@ -442,10 +442,10 @@ func TestParseErrors(t *testing.T) {
 			[]string{
 				`floatip.yaml:2: notify[0].command: must be a list, like [/usr/local/bin/check, --quick], not the value "notify.sh"`,
 				`floatip.yaml:3: notify[1].command: "notify.sh" must be an absolute path`,
-				`floatip.yaml:4: notify[1].on[1]: "master" is not one of holder, standby, fault or stopping`,
+				`floatip.yaml:4: notify[1].on[1]: "master" is not one of holder, standby, fault, stopping or foreign-claim`,
 				`floatip.yaml:4: notify[1].on[2]: "holder" is listed twice`,
 				`floatip.yaml:5: notify[1].timeout: must be positive, got 0s`,
-				`floatip.yaml:7: notify[2].on: list at least one of holder, standby, fault or stopping, or leave on: out for all of them`,
+				`floatip.yaml:7: notify[2].on: list at least one of holder, standby, fault, stopping or foreign-claim, or leave on: out for every state`,
 				`floatip.yaml:9: notify[3].on: must be a list, like [holder, standby], not the value "holder"`,
 			}},
 		{"notify not a list", "notify: /x\n",
@@ -539,7 +539,7 @@ func TestLoadFull(t *testing.T) {
 	}
 	want := Config{
 		Path: path, Interface: "eth0", Priority: 100, NodeName: "web1", Profile: "default",
-		OnForeignClaim: "yield", LogFormat: "text", LogLevel: "info",
+		OnForeignClaim: "defend", LogFormat: "text", LogLevel: "info",
 		Control: Control{Socket: "/run/floatip/floatip.sock", Group: "adm"},
 		Metrics: Metrics{Listen: "127.0.0.1:9110"},
 		Preempt: true, PreemptDelay: 5 * time.Second, UnhealthyPolicy: "keep",
@@ -557,6 +557,8 @@ func TestLoadFull(t *testing.T) {
 		}},
 		Fencing: Fencing{Policy: "best-effort", Command: []string{"/usr/local/sbin/fence-node"}, Timeout: 30 * time.Second},
 		Peers:   map[string]net.HardwareAddr{"web1": mac("02:00:00:00:00:01"), "web2": mac("02:00:00:00:00:02")},
+		Auth: Auth{KeyFiles: []string{"/etc/floatip/new.key", "/etc/floatip/old.key"}, Require: true,
+			SequenceFile: "/var/lib/floatip/seq", Lines: []int{authLine, authLine + 1}},
 	}
 	want.Timing, _ = Preset("default")
 	if diff := cmp.Diff(want, got, addrEqual); diff != "" {
@@ -636,7 +638,7 @@ func TestValidate(t *testing.T) {
 			`groups[0].checks: two checks named "web"`,
 			"groups[1].checks: must begin with the top-level checks, which apply to every group",
 			`groups[1].checks: two checks named "web"`,
-			"notify[0].on: list at least one of holder, standby, fault or stopping, or leave on: out for all of them",
+			"notify[0].on: list at least one of holder, standby, fault, stopping or foreign-claim, or leave on: out for every state",
 			`fencing.policy: "" is not one of off, best-effort or required`,
 			"fencing.timeout: must be positive, got 0s",
 			"peers: a and b have the same MAC 02:00:00:00:00:01",
@@ -821,6 +823,7 @@ func TestYAMLRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse(YAML()): %v\n%s", err, data)
 			}
+			c.Auth.Lines, got.Auth.Lines = nil, nil // lines of another file
 			if diff := cmp.Diff(c, got, addrEqual); diff != "" {
 				t.Errorf("round trip (-want +got):\n%s\n%s", diff, data)
 			}
@@ -973,6 +976,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Parse(YAML()): %v\n%s", err, c.YAML())
 		}
+		c.Auth.Lines, again.Auth.Lines = nil, nil // lines of another file
 		if diff := cmp.Diff(c, again, addrEqual); diff != "" {
 			t.Fatalf("round trip (-first +second):\n%s", diff)
 		}
@@ -980,6 +984,11 @@ func FuzzParse(f *testing.F) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+var defaultAuth = Auth{SequenceFile: "/var/lib/floatip/seq"}
+
+// authLine is the line of the first key file in testdata/full.yaml.
+const authLine = 121
 
 func TestExampleIsTheFullReference(t *testing.T) {
 	full, err := os.ReadFile(filepath.Join("testdata", "full.yaml"))

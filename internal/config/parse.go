@@ -16,12 +16,14 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/floatip/floatip/internal/hooks"
 )
 
 var (
 	topKeys = []string{
 		"interface", "priority", "node_name", "profile", "on_foreign_claim", "preempt", "preempt_delay", "unhealthy_policy",
-		"log_format", "log_level", "timing", "checks", "vips", "groups", "notify", "fencing", "peers", "control", "metrics",
+		"log_format", "log_level", "timing", "checks", "vips", "groups", "notify", "fencing", "peers", "auth", "control", "metrics",
 	}
 	timingKeys  = []string{"check_interval", "misses", "claim_slot", "announce_count", "announce_interval", "lifetime", "renew_interval", "beacon_interval"}
 	groupKeys   = []string{"name", "vips", "priority", "checks"}
@@ -295,6 +297,10 @@ func (p *parser) config(root *yaml.Node, c *Config) {
 	if e, ok := m["peers"]; ok && !isNull(e.val) {
 		c.Peers = p.peers(e.val)
 	}
+	if e, ok := m["auth"]; ok && !isNull(e.val) {
+		_, foreignSet := m["on_foreign_claim"]
+		p.auth(e.val, c, foreignSet)
+	}
 	if e, ok := m["control"]; ok && !isNull(e.val) {
 		cm := p.mapping(e.val, "control", []string{"socket", "group"})
 		p.str(cm, "socket", "control.socket", &c.Control.Socket)
@@ -470,7 +476,7 @@ func (p *parser) notify(n *yaml.Node) []Hook {
 		item = resolve(item)
 		p.lines[field] = item.Line
 		m := p.mapping(item, field, hookKeys)
-		h := Hook{Timeout: DefaultHookTimeout, On: slices.Clone(hookStates)}
+		h := Hook{Timeout: DefaultHookTimeout, On: hooks.StateTriggers()}
 		if e, ok := m["command"]; ok {
 			h.Command = p.stringList(e.val, field+".command", exampleCommand)
 		}

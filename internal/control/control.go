@@ -68,6 +68,29 @@ type Status struct {
 	// Control counts what the control socket refused; the server fills
 	// it in (left out when the Status did not come through a server).
 	Control *Stats `json:"control,omitempty"`
+	// Auth is the state of frame authentication; left out when auth is off.
+	Auth *Auth `json:"auth,omitempty"`
+	// SpoofedFrames counts frames from the wire that carried this node's
+	// own MAC: another host impersonates it.
+	SpoofedFrames uint64 `json:"spoofed_frames"`
+}
+
+// Auth is the node's frame authentication (config auth:).
+type Auth struct {
+	Require bool     `json:"require"` // false: rollout mode, unauthenticated peers still count
+	KeyIDs  []string `json:"key_ids"` // the keys accepted; the first signs
+	// Failures counts the frames that failed authentication, by reason
+	// (auth.Reasons; missing: a floatip frame without an auth block).
+	Failures map[string]uint64 `json:"failures"`
+	Senders  int               `json:"senders"` // entries in the replay table
+}
+
+// ForeignClaim is the last claim of one of a group's VIPs by a host that is
+// not an (authenticated) floatip peer.
+type ForeignClaim struct {
+	MAC  string    `json:"mac"`
+	VIP  string    `json:"vip"`
+	Time time.Time `json:"time"`
 }
 
 // Group is one VIP group's state on this node.
@@ -97,6 +120,9 @@ type Group struct {
 	LastAnnounce time.Time `json:"last_announce,omitzero"`
 	Counters     Counters  `json:"counters"`
 	Health       []Check   `json:"health"` // health checks; empty (never null) until there are any
+	// LastForeignClaim is the last foreign claim reported (rate-limited;
+	// Counters.ForeignClaims counts them all); left out when none.
+	LastForeignClaim *ForeignClaim `json:"last_foreign_claim,omitempty"`
 	// Peers are the other floatip nodes this node hears for the group,
 	// best priority first, until they expire from the peer table (20
 	// beacon intervals unheard); empty (never null) when none.
@@ -132,6 +158,15 @@ type Counters struct {
 	Conflicts        uint64 `json:"conflicts"`         // another host claimed a VIP while we held it
 	ProbesUnanswered uint64 `json:"probes_unanswered"` // probes nobody answered within one check interval
 	Transitions      uint64 `json:"transitions"`       // state changes
+	// Hostile frames (election.Stats): claims by hosts that are not
+	// (authenticated) floatip peers, frames carrying our own MAC, conflict
+	// answers left unsent by the rate limit, better claims not confirmed,
+	// release and takeover frames not obeyed.
+	ForeignClaims uint64 `json:"foreign_claims"`
+	Spoofed       uint64 `json:"spoofed"`
+	Throttled     uint64 `json:"throttled"`
+	Unconfirmed   uint64 `json:"unconfirmed"`
+	Ignored       uint64 `json:"ignored"`
 }
 
 // Check is the result of one health check.

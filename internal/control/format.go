@@ -3,6 +3,7 @@ package control
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -36,6 +37,26 @@ func FormatStatus(w io.Writer, s Status, now time.Time) error {
 		or(clean(s.Interface), "?"), s.PID, up)
 	if c := s.Control; c != nil && (c.Denied > 0 || c.OverLimit > 0) {
 		fmt.Fprintf(tw, "control socket refused %d state-changing commands (permission), %d connections (busy)\n", c.Denied, c.OverLimit)
+	}
+	if a := s.Auth; a != nil {
+		mode := "required"
+		if !a.Require {
+			mode = "not required (rollout mode)"
+		}
+		var fails []string
+		for _, r := range sortedKeys(a.Failures) {
+			if n := a.Failures[r]; n > 0 {
+				fails = append(fails, fmt.Sprintf("%s %d", clean(r), n))
+			}
+		}
+		line := fmt.Sprintf("auth %s, keys %s", mode, clean(strings.Join(a.KeyIDs, " ")))
+		if len(fails) > 0 {
+			line += "; rejected frames: " + strings.Join(fails, ", ")
+		}
+		fmt.Fprintln(tw, line)
+	}
+	if s.SpoofedFrames > 0 {
+		fmt.Fprintf(tw, "SPOOFING: %d frames from the wire carried this node's own MAC\n", s.SpoofedFrames)
 	}
 	if len(s.Groups) == 0 {
 		fmt.Fprintln(tw, "\nno groups")
@@ -77,6 +98,18 @@ func FormatStatus(w io.Writer, s Status, now time.Time) error {
 			fmt.Sprintf("transitions %d", c.Transitions),
 			fmt.Sprintf("probes unanswered %d", c.ProbesUnanswered),
 		}, "  ", valueWidth)...)
+		if c.ForeignClaims+c.Spoofed+c.Throttled+c.Unconfirmed+c.Ignored > 0 {
+			row("hostile", wrap([]string{
+				fmt.Sprintf("foreign claims %d", c.ForeignClaims),
+				fmt.Sprintf("spoofed %d", c.Spoofed),
+				fmt.Sprintf("throttled %d", c.Throttled),
+				fmt.Sprintf("unconfirmed %d", c.Unconfirmed),
+				fmt.Sprintf("ignored %d", c.Ignored),
+			}, "  ", valueWidth)...)
+		}
+		if f := g.LastForeignClaim; f != nil {
+			row("foreign", wrap(strings.Fields(fmt.Sprintf("%s claimed %s %s", clean(f.MAC), clean(f.VIP), ago(f.Time, now))), " ", valueWidth)...)
+		}
 		for i, ch := range g.Health {
 			key := ""
 			if i == 0 {
@@ -105,6 +138,15 @@ func FormatStatus(w io.Writer, s Status, now time.Time) error {
 		}
 	}
 	return tw.Flush()
+}
+
+func sortedKeys(m map[string]uint64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // holder describes who holds the group's VIPs: by name, the MAC beside.

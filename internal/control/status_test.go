@@ -211,7 +211,12 @@ func TestStatusJSONFieldNames(t *testing.T) {
         "releases": 0,
         "conflicts": 0,
         "probes_unanswered": 12,
-        "transitions": 2
+        "transitions": 2,
+        "foreign_claims": 0,
+        "spoofed": 0,
+        "throttled": 0,
+        "unconfirmed": 0,
+        "ignored": 0
       },
       "health": [],
       "peers": [
@@ -227,10 +232,26 @@ func TestStatusJSONFieldNames(t *testing.T) {
         }
       ]
     }
-  ]
+  ],
+  "spoofed_frames": 0
 }`
 	if string(b) != want {
 		t.Errorf("JSON:\n%s\nwant:\n%s", b, want)
+	}
+
+	fc, err := json.Marshal(Group{LastForeignClaim: &ForeignClaim{MAC: "02:00:00:00:00:66", VIP: "192.0.2.20", Time: t0}}.LastForeignClaim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"mac":"02:00:00:00:00:66","vip":"192.0.2.20","time":"2025-06-01T12:00:00Z"}`; string(fc) != want {
+		t.Errorf("ForeignClaim JSON %s, want %s", fc, want)
+	}
+	au, err := json.Marshal(Auth{Require: true, KeyIDs: []string{"6bca8a90"}, Failures: map[string]uint64{"bad_tag": 2}, Senders: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"require":true,"key_ids":["6bca8a90"],"failures":{"bad_tag":2},"senders":1}`; string(au) != want {
+		t.Errorf("Auth JSON %s, want %s", au, want)
 	}
 
 	c, err := json.Marshal(Check{Name: "http", Healthy: false, Detail: "refused", Last: t0})
@@ -297,5 +318,39 @@ func TestStatusPeerRoleJSON(t *testing.T) {
 	var p Peer
 	if err := json.Unmarshal([]byte(`{"role":"leader"}`), &p); err == nil {
 		t.Error("unknown role accepted")
+	}
+}
+
+// The auth line, the spoofing warning, the guard counters and the last
+// foreign claim show when there is something to show, within 80 columns.
+func TestFormatStatusHostile(t *testing.T) {
+	s := sampleStatus()
+	s.Auth = &Auth{Require: true, KeyIDs: []string{"6bca8a90", "0badf00d"}, Failures: map[string]uint64{"bad_tag": 40, "replay": 12, "missing": 0}}
+	s.SpoofedFrames = 20
+	s.Groups[0].Counters.ForeignClaims = 3
+	s.Groups[0].Counters.Throttled = 7
+	s.Groups[0].LastForeignClaim = &ForeignClaim{MAC: "02:00:00:00:00:66", VIP: "192.0.2.10", Time: t0.Add(-12 * time.Second)}
+	var b bytes.Buffer
+	if err := FormatStatus(&b, s, t0); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"auth required, keys 6bca8a90 0badf00d; rejected frames: bad_tag 40, replay 12\n",
+		"SPOOFING: 20 frames from the wire carried this node's own MAC\n",
+		"foreign claims 3  spoofed 0  throttled 7  unconfirmed 0\n",
+		"02:00:00:00:00:66 claimed 192.0.2.10 12s ago",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	for i, line := range strings.Split(out, "\n") {
+		if len(line) > lineWidth {
+			t.Errorf("line %d is %d columns: %q", i+1, len(line), line)
+		}
+	}
+	if strings.Count(out, "hostile") != 1 {
+		t.Errorf("want the hostile line for the one group with counters:\n%s", out)
 	}
 }

@@ -37,6 +37,22 @@ func (d *daemon) Status(ctx context.Context) (control.Status, error) {
 		}
 		s.Groups = append(s.Groups, gs)
 	}
+	s.SpoofedFrames = d.spoofed.Load()
+	if a := d.deps.Auth; a != nil {
+		st := &control.Auth{Require: d.cfg.Auth.Require, KeyIDs: []string{}, Failures: map[string]uint64{}}
+		if ids := d.keyIDs.Load(); ids != nil {
+			for _, id := range *ids {
+				st.KeyIDs = append(st.KeyIDs, id.String())
+			}
+		}
+		for r, n := range d.authFailures {
+			st.Failures[string(r)] = n.Load()
+		}
+		if a.Stats != nil {
+			st.Senders = a.Stats().Senders
+		}
+		s.Auth = st
+	}
 	return s, nil
 }
 
@@ -145,6 +161,12 @@ func (d *daemon) Reload(ctx context.Context) error {
 		return errors.New("control settings changed: that needs a restart")
 	case next.Metrics != cur.Metrics:
 		return errors.New("metrics settings changed: that needs a restart")
+	case next.Auth.Enabled() != cur.Auth.Enabled():
+		return errors.New("auth turned on or off: that needs a restart (roll it out with auth.require: false first)")
+	case next.Auth.SequenceFile != cur.Auth.SequenceFile:
+		return errors.New("auth.sequence_file changed: that needs a restart")
+	case next.Auth.Enabled() && d.deps.Auth == nil:
+		return errors.New("auth is configured but this daemon was started without it: that needs a restart")
 	}
 	link := d.linkOrAssumeUp()
 	if err := checkOwnAddresses(next, link); err != nil {
@@ -154,6 +176,16 @@ func (d *daemon) Reload(ctx context.Context) error {
 		if err := d.deps.CheckVIPs(next); err != nil {
 			return err
 		}
+	}
+	if a := d.deps.Auth; a != nil && a.Reload != nil {
+		// Keys are re-read last among the checks: once they are in use the
+		// reload goes through.
+		ids, err := a.Reload(next)
+		if err != nil {
+			return err
+		}
+		d.keyIDs.Store(&ids)
+		d.log.Info("auth keys loaded", "keys", len(ids), "signing", ids[0].String())
 	}
 	// Every check passed: from here on the reload is applied whole, even if
 	// the operator's request gives up waiting.

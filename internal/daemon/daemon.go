@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/floatip/floatip/internal/arp"
+	"github.com/floatip/floatip/internal/auth"
 	"github.com/floatip/floatip/internal/config"
 	"github.com/floatip/floatip/internal/election"
 	"github.com/floatip/floatip/internal/hooks"
@@ -98,11 +99,25 @@ type Deps struct {
 	// Stopping is called once when the shutdown begins (systemd's
 	// STOPPING=1); nil does nothing.
 	Stopping func()
+	// Auth is frame authentication, nil when it is off: Conn seals and
+	// verifies (Frame.Authenticated comes from arp.Packet.Authenticated).
+	Auth *AuthDeps
 	// CheckVIPs refuses VIPs that are unsafe on the live interface (the
 	// host's own address, a permanent /32 included, or a subnet's network
 	// or broadcast address; package ifcheck), at start and on reload; nil
 	// checks only the addresses that Addrs.Link reports.
 	CheckVIPs func(cfg config.Config) error
+}
+
+// AuthDeps are the OS layer's keys, as far as the core needs them.
+type AuthDeps struct {
+	// KeyIDs are the keys in use, the first signs.
+	KeyIDs []auth.KeyID
+	// Reload reads the new configuration's key files and puts them in use
+	// (the replay table stays); on error nothing changed.
+	Reload func(cfg config.Config) ([]auth.KeyID, error)
+	// Stats reads the replay table's size; nil: unknown.
+	Stats func() auth.VerifierStats
 }
 
 // daemon is the core: the groups, the frame reader, the interface watcher
@@ -137,6 +152,12 @@ type daemon struct {
 	// routes maps each VIP to its group for the frame reader and the
 	// watcher; replaced whole on reload.
 	routes atomic.Pointer[map[netip.Addr]*group]
+
+	// Hostile frames, counted by the frame reader (the groups count what
+	// their machines see).
+	spoofed      atomic.Uint64
+	authFailures map[auth.Reason]*atomic.Uint64 // every auth.Reasons entry; the map is never written after newDaemon
+	keyIDs       atomic.Pointer[[]auth.KeyID]
 }
 
 // newDaemon makes the core; nothing runs before start.
@@ -154,6 +175,14 @@ func newDaemon(cfg config.Config, log *slog.Logger, opts Options, deps Deps) *da
 		metrics: deps.Metrics, opts: opts, deps: deps, now: now, started: now()}
 	d.fatal = make(chan error, 1)
 	d.routes.Store(&map[netip.Addr]*group{})
+	d.authFailures = map[auth.Reason]*atomic.Uint64{}
+	for _, r := range auth.Reasons {
+		d.authFailures[r] = new(atomic.Uint64)
+	}
+	if deps.Auth != nil {
+		ids := slices.Clone(deps.Auth.KeyIDs)
+		d.keyIDs.Store(&ids)
+	}
 	d.ordered.Store(&[]*group{})
 	// Groups live until the daemon stops or a reload removes them.
 	d.ctx, d.cancel = context.WithCancel(context.Background())
@@ -245,12 +274,30 @@ func (d *daemon) publishGroups() {
 }
 
 // readFrames hands every ARP frame about one of our VIPs to its group.
+// Frames that fail authentication are dropped here, counted by reason and
+// logged at most every 10 s; frames carrying our own MAC are counted as
+// spoofing and still go to the group, whose machine counts and ignores
+// them.
 func (d *daemon) readFrames() {
 	var malformed int
 	var lastReport time.Time
+	rejected := map[auth.Reason]int{}
+	var lastReject time.Time
+	var lastRejectErr error // stringified only when logged: a flood must not cost a string per frame
 	seen := announceSeen{now: d.now, last: map[*group]lastAnnounce{}}
 	for {
 		p, err := d.conn.Read()
+		if r := auth.ReasonOf(err); r != "" {
+			d.authFailure(r)
+			rejected[r]++
+			lastRejectErr = err
+			if d.since(lastReject) > 10*time.Second {
+				d.rejectedLog(rejected, lastRejectErr.Error())
+				clear(rejected)
+				lastReject = d.now()
+			}
+			continue
+		}
 		switch {
 		case errors.Is(err, arp.ErrMalformed):
 			// Anyone on the LAN can send junk; note it without flooding the log.
@@ -267,6 +314,22 @@ func (d *daemon) readFrames() {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
+		own := bytes.Equal(p.Source, d.mac) || bytes.Equal(p.SenderHardwareAddr, d.mac)
+		if own {
+			d.spoofed.Add(1)
+			d.metrics.Spoofed()
+		} else if d.deps.Auth != nil && p.Trailer != nil && !p.Authenticated {
+			// A floatip frame without an auth block: counted; it still
+			// goes up, unauthenticated (with require: false it counts as
+			// before, otherwise only as a possible foreign claim).
+			d.authFailure(auth.ReasonMissing)
+			rejected[auth.ReasonMissing]++
+			if d.since(lastReject) > 10*time.Second {
+				d.rejectedLog(rejected, "a floatip frame from "+p.Source.String()+" without an auth block")
+				clear(rejected)
+				lastReject = d.now()
+			}
+		}
 		ip := p.SenderIP
 		if p.IsProbe() {
 			ip = p.TargetIP
@@ -275,8 +338,26 @@ func (d *daemon) readFrames() {
 		if g == nil || seen.repeat(g, p, ip) {
 			continue
 		}
-		g.deliver(election.Frame{Packet: p})
+		g.deliver(election.Frame{Packet: p, Authenticated: p.Authenticated})
 	}
+}
+
+// authFailure counts a frame that failed authentication.
+func (d *daemon) authFailure(r auth.Reason) {
+	if c := d.authFailures[r]; c != nil {
+		c.Add(1)
+	}
+	d.metrics.AuthFailure(r)
+}
+
+func (d *daemon) rejectedLog(n map[auth.Reason]int, last string) {
+	attrs := []any{"last", last}
+	for _, r := range auth.Reasons {
+		if n[r] > 0 {
+			attrs = append(attrs, string(r), n[r])
+		}
+	}
+	d.log.Warn("frames failed authentication", attrs...)
 }
 
 // announceSeen drops the bulk of a large group's announcements: a holder

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +51,7 @@ type group struct {
 	prev         election.Stats
 	published    time.Time
 	sendFails    int // frames in a row whose every try failed
+	lastForeign  *control.ForeignClaim
 
 	checks   *health.Monitor // nil without checks
 	notifier Notifier
@@ -111,7 +114,23 @@ func params(cfg *config.Config, gc config.Group, mac net.HardwareAddr) election.
 			Lifetime: t.Lifetime, RenewInterval: t.RenewInterval, BeaconInterval: t.BeaconInterval,
 		},
 		ForeignPolicy: policy,
+		AuthRequired:  cfg.Auth.Enabled() && cfg.Auth.Require,
+		FenceAllowed:  fenceAllowed(cfg),
 	}
+}
+
+// fenceAllowed is the MACs that fencing: required may fence: the peers:
+// table. Without peers (or without fencing required) nil: no restriction.
+func fenceAllowed(cfg *config.Config) []net.HardwareAddr {
+	if cfg.Fencing.Policy != config.FencingRequired || len(cfg.Peers) == 0 {
+		return nil
+	}
+	names := slices.Sorted(maps.Keys(cfg.Peers))
+	out := make([]net.HardwareAddr, 0, len(names))
+	for _, n := range names {
+		out = append(out, slices.Clone(cfg.Peers[n]))
+	}
+	return out
 }
 
 // newGroup makes a group; cfg is the configuration it starts with (a
@@ -352,7 +371,7 @@ func (g *group) apply(actions []election.Action) bool {
 	mt := g.d.metrics
 	for i := 0; i < len(actions); i++ {
 		switch actions[i].(type) {
-		case election.Transition, election.Note, election.AddVIPs, election.RemoveVIPs, election.Done:
+		case election.Transition, election.Note, election.AddVIPs, election.RemoveVIPs, election.Done, election.ForeignClaim:
 			notable = true
 		}
 		switch a := actions[i].(type) {
@@ -415,6 +434,8 @@ func (g *group) apply(actions []election.Action) bool {
 			g.log.Warn("command refused", "reason", a.Reason)
 		case election.Fence:
 			g.fence(a)
+		case election.ForeignClaim:
+			g.foreignClaim(a)
 		case election.HolderLost:
 			// The node's other groups on the same holder (relaxed ones
 			// check it only now and then) go for their VIPs too.
@@ -490,6 +511,8 @@ func (g *group) count() {
 	for range now.ProbesUnanswered - g.prev.ProbesUnanswered {
 		mt.ProbeUnanswered(g.name)
 	}
+	mt.GroupGuard(g.name, now.ForeignClaims-g.prev.ForeignClaims, now.Throttled-g.prev.Throttled,
+		now.Unconfirmed-g.prev.Unconfirmed, now.Ignored-g.prev.Ignored)
 	g.prev = now
 	mt.Holding(g.name, len(g.vips), g.m.State() == election.StateHolder)
 }
@@ -509,10 +532,13 @@ func (g *group) publish() {
 		Counters: control.Counters{
 			Claims: st.Claims, Releases: st.Releases, Conflicts: st.Conflicts,
 			ProbesUnanswered: st.ProbesUnanswered, Transitions: st.Transitions,
+			ForeignClaims: st.ForeignClaims, Spoofed: st.Spoofed, Throttled: st.Throttled,
+			Unconfirmed: st.Unconfirmed, Ignored: st.Ignored,
 		},
-		HolderNode: g.holderNode(),
-		Health:     g.healthStatus(),
-		Peers:      g.peerStatus(),
+		LastForeignClaim: g.lastForeign,
+		HolderNode:       g.holderNode(),
+		Health:           g.healthStatus(),
+		Peers:            g.peerStatus(),
 	})
 }
 
@@ -589,6 +615,23 @@ func (g *group) forwardHealth(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// foreignClaim reports a claim of one of our VIPs by a host that is not an
+// (authenticated) floatip peer: a WARN line, the status, and the hooks
+// whose on: lists foreign-claim. The machine rate-limits the action.
+func (g *group) foreignClaim(a election.ForeignClaim) {
+	now := g.d.now()
+	mac, vip := a.MAC.String(), a.VIP.String()
+	g.log.Warn("foreign claim: a host that is not an authenticated floatip peer claims a VIP of the group",
+		"mac", mac, "vip", vip, "state", g.m.State().String(), "unreported_before", a.Suppressed)
+	g.lastForeign = &control.ForeignClaim{MAC: mac, VIP: vip, Time: now}
+	g.notifier.Notify(hooks.Event{
+		Group: g.name, VIPs: g.vipStrings, Interface: g.nodeCfg.Interface, Node: g.nodeCfg.NodeName,
+		From: hooks.StateName(g.m.State()), To: hooks.ForeignClaim,
+		Reason: fmt.Sprintf("%s claims %s", mac, vip), Time: now,
+		Foreign: &hooks.Foreign{MAC: mac, VIP: vip, Suppressed: a.Suppressed},
+	})
 }
 
 // fence runs the fence command for the machine on its own goroutine and

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,8 +13,11 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
+	"github.com/floatip/floatip/internal/arp"
 	"github.com/floatip/floatip/internal/arp/afpacket"
+	"github.com/floatip/floatip/internal/auth"
 	"github.com/floatip/floatip/internal/config"
 	"github.com/floatip/floatip/internal/control"
 	"github.com/floatip/floatip/internal/ifaddr"
@@ -84,9 +88,21 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		}
 		return err
 	}
+	var frames FrameConn = conn
+	authDeps, seq, err := setupAuth(cfg, conn, m)
+	if err != nil {
+		conn.Close()
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
+		return err
+	}
+	if authDeps != nil {
+		frames = sealCounter{conn, m}
+	}
 
 	handedOver = true
-	d := newDaemon(cfg, log, opts, Deps{Conn: conn, Addrs: mgr, MAC: link.MAC, Metrics: m, Stopping: notifyStopping, CheckVIPs: checkVIPs})
+	d := newDaemon(cfg, log, opts, Deps{Conn: frames, Addrs: mgr, MAC: link.MAC, Metrics: m, Stopping: notifyStopping, CheckVIPs: checkVIPs, Auth: authDeps})
 	log.Info("starting", "interface", cfg.Interface, "mac", link.MAC.String(), "node", cfg.NodeName,
 		"groups", len(cfg.Groups), "control", cfg.Control.Socket, "metrics", cfg.Metrics.Listen, "version", opts.Version)
 	for _, w := range opts.Warnings {
@@ -111,12 +127,87 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		})
 	}
 	aux.Go(func() { d.systemd(auxCtx) })
+	if seq != nil {
+		aux.Go(func() { refreshSequence(auxCtx, seq, log) })
+	}
 
 	err = d.serve(ctx, hup)
 	d.stop()
 	stopAux()
 	aux.Wait()
 	log.Info("stopped")
+	return err
+}
+
+// setupAuth reads the keys and the sequence state and makes conn seal and
+// verify; nil without auth. Errors name the configuration entry or file.
+func setupAuth(cfg config.Config, conn *afpacket.Conn, m *metrics.Metrics) (*AuthDeps, *auth.Sequence, error) {
+	ring, err := cfg.LoadKeys()
+	if err != nil || ring == nil {
+		return nil, nil, err
+	}
+	seq, err := auth.OpenSequence(cfg.Auth.SequenceFile, auth.SequenceOptions{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("auth.sequence_file: %w", err)
+	}
+	v := auth.NewVerifier(ring, auth.VerifierOptions{})
+	if err := conn.SetAuth(auth.NewSigner(ring, seq), v); err != nil {
+		return nil, nil, err
+	}
+	m.AuthTable(v.Stats)
+	return &AuthDeps{
+		KeyIDs: ring.IDs(),
+		Reload: func(next config.Config) ([]auth.KeyID, error) {
+			r, err := next.LoadKeys()
+			if err != nil {
+				return nil, err
+			}
+			v.SetRing(r) // keeps the replay table
+			if err := conn.SetAuth(auth.NewSigner(r, seq), v); err != nil {
+				return nil, err
+			}
+			return r.IDs(), nil
+		},
+		Stats: v.Stats,
+	}, seq, nil
+}
+
+// refreshInterval is how often the sequence's state file is written ahead
+// of need, so that sealing on the failover path never waits for a disk.
+const refreshInterval = 10 * time.Second
+
+func refreshSequence(ctx context.Context, seq *auth.Sequence, log *slog.Logger) {
+	t := time.NewTicker(refreshInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := seq.Refresh()
+		switch {
+		case err != nil && !failing:
+			log.Error("writing the auth sequence state file; frames will not be sent once the reserve is used up", "err", err)
+		case err == nil && failing:
+			log.Info("auth sequence state file written again")
+		}
+		failing = err != nil
+	}
+}
+
+// sealCounter counts the frames Conn could not seal (and so did not send).
+type sealCounter struct {
+	*afpacket.Conn
+	m *metrics.Metrics
+}
+
+func (c sealCounter) Write(p *arp.Packet) error {
+	err := c.Conn.Write(p)
+	if errors.Is(err, afpacket.ErrSeal) {
+		c.m.SealFailure()
+	}
 	return err
 }
 

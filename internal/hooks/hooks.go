@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,9 +39,26 @@ func StateName(s election.State) string {
 	return s.String()
 }
 
-// Triggers are the new states a hook may be limited to (the
-// configuration's on:): those worth a command to an operator.
+// ForeignClaim is the trigger (and Event.To) of a foreign-claim event: a
+// host that is not an (authenticated) floatip peer claims one of the
+// group's VIPs. Hooks get it only when their on: lists it: a hook written
+// for state changes would take it for one.
+const ForeignClaim = "foreign-claim"
+
+// Event kinds, in FLOATIP_EVENT.
+const (
+	KindStateChange  = "state_change"
+	KindForeignClaim = "foreign_claim"
+)
+
+// Triggers are what a hook may be limited to (the configuration's on:):
+// the new states worth a command to an operator, and ForeignClaim.
 func Triggers() []string {
+	return append(StateTriggers(), ForeignClaim)
+}
+
+// StateTriggers are the new states of Triggers: a hook's default on:.
+func StateTriggers() []string {
 	return []string{
 		StateName(election.StateHolder), StateName(election.StateStandby),
 		StateName(election.StateFault), StateName(election.StateStopped),
@@ -61,14 +79,33 @@ type Event struct {
 	From, To  string // as StateName spells them: holder, standby, fault, stopping, probing, candidate...
 	Reason    string
 	Time      time.Time // Notify sets it to now when zero
+
+	// Foreign is set for a foreign-claim event (To is ForeignClaim, From
+	// the group's state): the claimant's MAC and the VIP it claimed.
+	Foreign *Foreign
+}
+
+// Foreign is the claimant of a foreign-claim event.
+type Foreign struct {
+	MAC string
+	VIP string
+	// Suppressed is how many more such claims the rate limit left
+	// unreported since the previous event.
+	Suppressed uint64
 }
 
 // Env returns the environment given to hook commands: PATH=/usr/sbin:/usr/bin:/sbin:/bin,
 // FLOATIP_GROUP, FLOATIP_VIPS (space separated), FLOATIP_INTERFACE,
 // FLOATIP_NODE, FLOATIP_OLD_STATE, FLOATIP_NEW_STATE, FLOATIP_REASON,
-// FLOATIP_TIME (RFC 3339 with milliseconds), and nothing else.
+// FLOATIP_TIME (RFC 3339 with milliseconds), FLOATIP_EVENT (state_change
+// or foreign_claim), for a foreign claim FLOATIP_FOREIGN_MAC,
+// FLOATIP_FOREIGN_VIP and FLOATIP_FOREIGN_SUPPRESSED, and nothing else.
 func (e Event) Env() []string {
-	return []string{
+	kind := KindStateChange
+	if e.Foreign != nil {
+		kind = KindForeignClaim
+	}
+	env := []string{
 		pathEnv,
 		"FLOATIP_GROUP=" + envValue(e.Group),
 		"FLOATIP_VIPS=" + envValue(strings.Join(e.VIPs, " ")),
@@ -78,7 +115,13 @@ func (e Event) Env() []string {
 		"FLOATIP_NEW_STATE=" + envValue(e.To),
 		"FLOATIP_REASON=" + envValue(e.Reason),
 		"FLOATIP_TIME=" + rfc3339ms(e.Time),
+		"FLOATIP_EVENT=" + kind,
 	}
+	if f := e.Foreign; f != nil {
+		env = append(env, "FLOATIP_FOREIGN_MAC="+envValue(f.MAC), "FLOATIP_FOREIGN_VIP="+envValue(f.VIP),
+			"FLOATIP_FOREIGN_SUPPRESSED="+strconv.FormatUint(f.Suppressed, 10))
+	}
+	return env
 }
 
 // Args returns the arguments appended after the configured command:
@@ -92,7 +135,7 @@ type Hook struct {
 	Name    string        // for logs and metrics; defaults to the base name of Command[0]
 	Command []string      // program and its first arguments; Event.Args are appended
 	Timeout time.Duration // per run; DefaultTimeout when zero
-	On      []string      // new states that trigger it; empty means all
+	On      []string      // triggers (Triggers); empty means every state (StateTriggers)
 }
 
 // Notifier runs notify hooks asynchronously. Each hook has a queue of
@@ -190,6 +233,18 @@ func (w *worker) push(e Event) (old Event, replaced bool) {
 		return Event{}, false
 	}
 	victim := -1
+	if e.Foreign != nil {
+		// A foreign claim replaces only a queued foreign claim of its
+		// group, never a state change: the hook must still end on each
+		// group's final state. Else it is the one dropped.
+		for i := len(w.pending) - 1; i >= 0; i-- {
+			if old := w.pending[i]; old.Group == e.Group && old.Foreign != nil {
+				w.pending = append(slices.Delete(w.pending, i, i+1), e)
+				return old, true
+			}
+		}
+		return e, true
+	}
 	for i := len(w.pending) - 1; i >= 0; i-- { // the same group's newest
 		if w.pending[i].Group == e.Group {
 			victim = i
@@ -229,7 +284,7 @@ func (n *Notifier) Notify(e Event) {
 		return
 	}
 	for _, w := range n.workers {
-		if len(w.hook.On) > 0 && !slices.Contains(w.hook.On, e.To) {
+		if len(w.hook.On) > 0 && !slices.Contains(w.hook.On, e.To) || len(w.hook.On) == 0 && e.Foreign != nil {
 			continue
 		}
 		if old, replaced := w.push(e); replaced {

@@ -130,6 +130,7 @@ func TestEventEnvAndArgs(t *testing.T) {
 
 	env, args := parseDump(t, out)
 	wantEnv := []string{
+		"FLOATIP_EVENT=state_change",
 		"FLOATIP_GROUP=web",
 		"FLOATIP_INTERFACE=eth0",
 		"FLOATIP_NEW_STATE=holder",
@@ -573,5 +574,51 @@ func TestFenceWithoutNetCaps(t *testing.T) {
 	done`
 	if err := Fence(t.Context(), []string{"sh", "-c", script}, 5*time.Second, testTarget(), nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestForeignClaimEventEnv(t *testing.T) {
+	e := Event{Group: "web", VIPs: []string{"192.0.2.10"}, From: "holder", To: ForeignClaim,
+		Reason: "02:00:00:00:00:66 claims 192.0.2.10", Time: testTime,
+		Foreign: &Foreign{MAC: "02:00:00:00:00:66", VIP: "192.0.2.10", Suppressed: 3}}
+	env := e.Env()
+	for _, want := range []string{"FLOATIP_EVENT=foreign_claim", "FLOATIP_FOREIGN_MAC=02:00:00:00:00:66",
+		"FLOATIP_FOREIGN_VIP=192.0.2.10", "FLOATIP_FOREIGN_SUPPRESSED=3", "FLOATIP_NEW_STATE=foreign-claim"} {
+		if !slices.Contains(env, want) {
+			t.Errorf("env %q lacks %s", env, want)
+		}
+	}
+	if args := e.Args(); args[0] != ForeignClaim {
+		t.Errorf("args %q, want %s first", args, ForeignClaim)
+	}
+}
+
+// On a full queue a foreign claim never displaces a state change (the hook
+// must end on each group's final state): it replaces a queued foreign
+// claim of its group, or is dropped itself.
+func TestForeignClaimNeverDisplacesAStateChange(t *testing.T) {
+	w := &worker{wake: make(chan struct{}, 1)}
+	for i := range QueueSize {
+		w.push(Event{Group: "web", To: fmt.Sprint("s", i)})
+	}
+	fc := Event{Group: "web", To: ForeignClaim, Foreign: &Foreign{MAC: "02:00:00:00:00:66"}}
+	if old, replaced := w.push(fc); !replaced || old.Foreign == nil {
+		t.Fatalf("foreign claim on a full queue of state changes: replaced %v, old %+v; want it dropped", replaced, old)
+	}
+	for _, e := range w.pending {
+		if e.Foreign != nil {
+			t.Fatal("the foreign claim displaced a state change")
+		}
+	}
+	// A state change may replace the group's newest; then a foreign claim
+	// replaces only a foreign claim.
+	w.pending[len(w.pending)-1] = fc
+	fc2 := fc
+	fc2.Foreign = &Foreign{MAC: "02:00:00:00:00:67"}
+	if old, _ := w.push(fc2); old.Foreign == nil || old.Foreign.MAC != "02:00:00:00:00:66" {
+		t.Fatalf("replaced %+v, want the queued foreign claim", old)
+	}
+	if last := w.pending[len(w.pending)-1]; last.Foreign == nil || last.Foreign.MAC != "02:00:00:00:00:67" {
+		t.Fatalf("last queued %+v, want the newer foreign claim", last)
 	}
 }

@@ -19,7 +19,7 @@ func TestStateNames(t *testing.T) {
 			t.Errorf("StateName(%v) = %q, want %q", s, got, want)
 		}
 	}
-	if got, want := Triggers(), []string{"holder", "standby", "fault", "stopping"}; !slices.Equal(got, want) {
+	if got, want := Triggers(), []string{"holder", "standby", "fault", "stopping", "foreign-claim"}; !slices.Equal(got, want) {
 		t.Errorf("Triggers() = %v, want %v", got, want)
 	}
 }

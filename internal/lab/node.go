@@ -378,3 +378,16 @@ func WriteServiceChecks() (string, error) {
 	}
 	return f.Name(), nil
 }
+
+// SetLearning turns MAC learning on the node's bridge port on or off. An
+// attacker's port with learning off can send frames with other nodes' MACs
+// as source without the bridge moving those MACs to it, so the tests see
+// what the daemons do with forged frames, not a switch's confusion (a
+// switch with port security behaves the same way).
+func (n *Node) SetLearning(on bool) error {
+	v := "off"
+	if on {
+		v = "on"
+	}
+	return n.lab.runIP("-n", n.lab.brNS, "link", "set", "dev", n.Name, "type", "bridge_slave", "learning", v)
+}

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/floatip/floatip/internal/auth"
 	"github.com/floatip/floatip/internal/election"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -61,6 +62,15 @@ type Metrics struct {
 	healthChecks     *prometheus.CounterVec
 	hookRuns         *prometheus.CounterVec
 	hookFailures     *prometheus.CounterVec
+
+	// Hostile frames (issue 10).
+	foreignClaims *prometheus.CounterVec
+	throttled     *prometheus.CounterVec
+	unconfirmed   *prometheus.CounterVec
+	ignored       *prometheus.CounterVec
+	spoofed       prometheus.Counter
+	authFailures  *prometheus.CounterVec
+	sealFailures  prometheus.Counter
 }
 
 // New makes a registry with floatip's metrics, floatip_build_info (with the
@@ -142,6 +152,45 @@ func New(version string) *Metrics {
 		}, []string{"group", "hook"}),
 	}
 
+	m.foreignClaims = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "foreign_claims_total",
+		Help:      "Claims of the group's VIPs (announcements, replies) by hosts that are not (authenticated) floatip peers.",
+	}, []string{"group"})
+	m.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "conflict_answers_throttled_total",
+		Help:      "Conflict answers (defends, re-announcements, verification probes, answers to checks) left unsent by the rate limit.",
+	}, []string{"group"})
+	m.unconfirmed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "unconfirmed_claims_total",
+		Help:      "Claims by a better peer that the holder did not yield to, because the claimant did not confirm them.",
+	}, []string{"group"})
+	m.ignored = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "ignored_commands_total",
+		Help:      "Release and takeover frames not obeyed: a release not from the current holder, a takeover with preempt off.",
+	}, []string{"group"})
+	m.spoofed = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "spoofed_frames_total",
+		Help:      "Frames from the wire that carried this node's own MAC as Ethernet source: another host impersonates this node.",
+	})
+	m.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "auth_failures_total",
+		Help:      "Frames that failed authentication, by reason (missing: a floatip frame without an auth block).",
+	}, []string{"reason"})
+	m.sealFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "auth_seal_failures_total",
+		Help:      "Frames not sent because they could not be sealed (the sequence state file could not be written).",
+	})
+	for _, r := range auth.Reasons {
+		m.authFailures.WithLabelValues(string(r))
+	}
+
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace:   namespace,
 		Name:        "build_info",
@@ -157,6 +206,7 @@ func New(version string) *Metrics {
 		m.groupState, m.transitions, m.conflicts, m.claims, m.releases,
 		m.probesSent, m.probesUnanswered, m.sendFailures, m.probeRTT, m.vipsHeld,
 		m.healthUp, m.healthChecks, m.hookRuns, m.hookFailures,
+		m.foreignClaims, m.throttled, m.unconfirmed, m.ignored, m.spoofed, m.authFailures, m.sealFailures,
 	)
 
 	m.handler = promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
@@ -394,9 +444,69 @@ func (m *Metrics) ForgetGroup(group string) {
 		m.groupState, m.transitions, m.conflicts, m.claims, m.releases,
 		m.probesSent, m.probesUnanswered, m.sendFailures, m.probeRTT, m.vipsHeld,
 		m.healthUp, m.healthChecks, m.hookRuns, m.hookFailures,
+		m.foreignClaims, m.throttled, m.unconfirmed, m.ignored,
 	} {
 		v.DeletePartialMatch(match)
 	}
+}
+
+// GroupGuard adds the group's wire-hygiene counters (election.Stats):
+// foreign claims, throttled answers, unconfirmed claims, ignored commands.
+// Each series exists from the group's first call on.
+func (m *Metrics) GroupGuard(group string, foreign, throttled, unconfirmed, ignored uint64) {
+	if m == nil {
+		return
+	}
+	m.foreignClaims.WithLabelValues(group).Add(float64(foreign))
+	m.throttled.WithLabelValues(group).Add(float64(throttled))
+	m.unconfirmed.WithLabelValues(group).Add(float64(unconfirmed))
+	m.ignored.WithLabelValues(group).Add(float64(ignored))
+}
+
+// Spoofed counts a frame from the wire with this node's own MAC.
+func (m *Metrics) Spoofed() {
+	if m == nil {
+		return
+	}
+	m.spoofed.Inc()
+}
+
+// AuthFailure counts a frame that failed authentication.
+func (m *Metrics) AuthFailure(reason auth.Reason) {
+	if m == nil {
+		return
+	}
+	m.authFailures.WithLabelValues(string(reason)).Inc()
+}
+
+// SealFailure counts a frame not sent because it could not be sealed.
+func (m *Metrics) SealFailure() {
+	if m == nil {
+		return
+	}
+	m.sealFailures.Inc()
+}
+
+// AuthTable exports the replay table's size and turnover (auth.Verifier's
+// Stats), read at each scrape. Call it once.
+func (m *Metrics) AuthTable(stats func() auth.VerifierStats) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "auth_senders",
+			Help: "Senders in the replay table (at most 4096).",
+		}, func() float64 { return float64(stats().Senders) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: namespace, Name: "auth_senders_evicted_total",
+			Help: "Replay table entries evicted because the table was full.",
+		}, func() float64 { return float64(stats().Evicted) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: namespace, Name: "auth_senders_expired_total",
+			Help: "Replay table entries expired (no accepted frame for the TTL).",
+		}, func() float64 { return float64(stats().Expired) }),
+	)
 }
 
 func b2f(b bool) float64 {

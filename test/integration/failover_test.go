@@ -409,6 +409,14 @@ func TestBadInputGivesOneLineErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "floatip.yaml")
 	os.WriteFile(bad, []byte("interface: eth0\npriority: 300\nvips: [198.18.0.100]\ntiming:\n  lifetime: 1s\n  renew_interval: 2s\n"), 0o644)
+	// A key file anyone may read: floatip check names the key_file entry.
+	key := filepath.Join(dir, "key")
+	if out, code := runBinary(t, nil, "keygen", "--out", key); code != 0 {
+		t.Fatalf("keygen: %d %s", code, out)
+	}
+	os.Chmod(key, 0o644)
+	loose := filepath.Join(dir, "loose.yaml")
+	os.WriteFile(loose, []byte("interface: lo\nvips: [198.18.0.100]\nauth:\n  key_file: "+key+"\n"), 0o644)
 	tests := []struct {
 		name string
 		args []string
@@ -417,6 +425,7 @@ func TestBadInputGivesOneLineErrors(t *testing.T) {
 	}{
 		{"bad config", []string{"check", "--config", bad}, 2, bad + ":2: priority: must be 1..254, got 300"},
 		{"impossible timing", []string{"check", "--config", bad}, 2, bad + ":5: timing.lifetime"},
+		{"loose key file", []string{"check", "--config", loose}, 2, loose + ":4: auth.key_file: auth: key file " + key + " has mode 0644"},
 		{"unknown interface", []string{"run", "--interface", "nosuch0", "--vip", "198.18.0.100"}, 1, `interface "nosuch0" not found`},
 		{"ipv6 vip", []string{"run", "--interface", "lo", "--vip", "fd00::1"}, 2, "IPv6 VIPs are not supported yet"},
 		{"bad vip", []string{"run", "--interface", "lo", "--vip", "198.18.0.300"}, 2, `"198.18.0.300" is not an IPv4 address`},

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/net/bpf"
 
 	"github.com/floatip/floatip/internal/arp"
+	"github.com/floatip/floatip/internal/auth"
 )
 
 func TestRoutineProbeFilter(t *testing.T) {
@@ -22,6 +23,11 @@ func TestRoutineProbeFilter(t *testing.T) {
 	var ins []bpf.Instruction
 	for _, r := range raw {
 		ins = append(ins, r.Disassemble())
+	}
+	ring := testRing(t)
+	seq, err := auth.OpenSequence("", auth.SequenceOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
 	vm, err := bpf.NewVM(ins)
 	if err != nil {
@@ -54,6 +60,20 @@ func TestRoutineProbeFilter(t *testing.T) {
 		}
 		if got := n > 0; got != tt.keep {
 			t.Errorf("%s: kept %v, want %v", tt.name, got, tt.keep)
+		}
+		// The same frame sealed (94 bytes, a peer with auth while this
+		// node has none yet: the rollout): same verdict, and a kept frame is
+		// kept whole (the filter returns at least its length).
+		sealed, err := auth.NewSigner(ring, seq).Seal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err = vm.Run(sealed)
+		if err != nil {
+			t.Fatalf("%s sealed: %v", tt.name, err)
+		}
+		if got := n > 0; got != tt.keep || got && n < len(sealed) {
+			t.Errorf("%s sealed: kept %d of %d bytes, want keep %v (whole)", tt.name, n, len(sealed), tt.keep)
 		}
 	}
 }
