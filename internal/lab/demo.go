@@ -188,9 +188,12 @@ func (d *demo) run(ctx context.Context, profile string) error {
 	}
 	d.printf("starting floatip (profile %s, priorities %s, health check http://127.0.0.1:%d/ every 100 ms, fall 2)... ok\n", profile, strings.Join(prios, " "), ServicePort)
 
-	d.printf("waiting for exactly one holder of %v... ", d.l.VIP)
+	// Wait for the highest priority to hold, not for any single holder: when
+	// every node starts at once, a lower one may claim first and yield a
+	// millisecond later, and the demo would then break a standby.
+	d.printf("waiting for %s (the highest priority) to hold %v alone... ", nodes[0].Name, d.l.VIP)
 	t0 := time.Now()
-	holders, err := d.l.WaitHolders(ctx, ExactlyOne, DemoRecover, d.daemonList()...)
+	holders, err := d.l.WaitHolders(ctx, HeldBy(nodes[0].Name), DemoRecover, d.daemonList()...)
 	if err != nil {
 		d.printf("failed\n")
 		return err
