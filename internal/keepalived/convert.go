@@ -945,6 +945,9 @@ func (c *converter) render(iface string) []byte {
 		fmt.Fprintf(&b, "# keepalived preempted for %s but not for %s (nopreempt); floatip's preempt is one\n", strings.Join(pre, ", "), strings.Join(nopre, ", "))
 		b.WriteString("# setting for the node: off here, set preempt: true to have every group preempt.\n")
 		b.WriteString("preempt: false\n")
+		if delay > 0 {
+			fmt.Fprintf(&b, "# preempt_delay: %s   # keepalived's preempt_delay of %s, for preempt: true\n", delay, strings.Join(pre, ", "))
+		}
 	}
 
 	b.WriteString("\ngroups:\n")
