@@ -72,8 +72,11 @@ func RunDemo(ctx context.Context, o DemoOptions) error {
 	if o.Invocation == "" {
 		o.Invocation = "floatip"
 	}
-	if o.Nodes < 2 || o.Nodes > MaxNodes {
+	if o.Nodes < 2 {
 		return fmt.Errorf("--nodes %d: the demo fails the holder over to another node, so it needs 2 to %d nodes (for one node to play with: lab up --nodes 1)", o.Nodes, MaxNodes)
+	}
+	if o.Nodes > MaxNodes {
+		return fmt.Errorf("--nodes %d: the lab has room for 2 to %d nodes (one address each, %v to %v, below the VIP)", o.Nodes, MaxNodes, NodeIP(1), NodeIP(MaxNodes))
 	}
 	l, err := Up(ctx, Options{Prefix: o.Prefix, Nodes: o.Nodes, Binary: o.Binary, Progress: out})
 	if err != nil {

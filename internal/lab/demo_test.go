@@ -2,6 +2,7 @@ package lab
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -196,6 +197,23 @@ func TestPictureSVG(t *testing.T) {
 	for _, s := range []string{"n2: candidate", "two holders", "answered by n2"} {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("picture lacks %q", s)
+		}
+	}
+}
+
+// TestDemoNodesOutOfRange: too few nodes points to lab up --nodes 1; too
+// many says how many fit, without the one-node hint.
+func TestDemoNodesOutOfRange(t *testing.T) {
+	for nodes, want := range map[int]string{
+		1:            "needs 2 to 80 nodes (for one node to play with: lab up --nodes 1)",
+		MaxNodes + 1: "the lab has room for 2 to 80 nodes (one address each, 198.18.0.11 to 198.18.0.90, below the VIP)",
+	} {
+		err := RunDemo(context.Background(), DemoOptions{Nodes: nodes})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("--nodes %d: err = %v, want it to contain %q", nodes, err, want)
+		}
+		if nodes > MaxNodes && strings.Contains(err.Error(), "lab up --nodes 1") {
+			t.Errorf("--nodes %d: err = %v, which offers a one-node lab", nodes, err)
 		}
 	}
 }
