@@ -409,6 +409,19 @@ func (d *demo) printTimeline(faultAt time.Time, old string, r Result) {
 	}
 }
 
+// inFlight counts the failed requests sent before faultAt that ended (timed
+// out, were reset) at or after it: the fault broke them, though Measure
+// counts only requests sent after it.
+func inFlight(samples []Sample, faultAt time.Time) int {
+	n := 0
+	for _, s := range samples {
+		if !s.OK && s.At.Before(faultAt) && !s.At.Add(s.Latency).Before(faultAt) {
+			n++
+		}
+	}
+	return n
+}
+
 func (d *demo) printSummary(old string, r Result, samples []Sample, end []string, ok bool, pr *printer) {
 	total, okAll, failAll := 0, 0, 0
 	for _, s := range samples {
@@ -425,6 +438,8 @@ func (d *demo) printSummary(old string, r Result, samples []Sample, end []string
 	gaps := Gaps(samples, r.FaultAt)
 	d.printf("\nsummary (times relative to the fault)\n")
 	switch {
+	case len(gaps) == 0 && inFlight(samples, r.FaultAt) > 0:
+		d.printf("  outage           none: no request sent after the fault failed\n")
 	case len(gaps) == 0:
 		d.printf("  outage           none: no request failed\n")
 	default:
@@ -451,7 +466,11 @@ func (d *demo) printSummary(old string, r Result, samples []Sample, end []string
 			d.printf("  gaps             %s\n", strings.Join(gs, ", "))
 		}
 	}
-	d.printf("  failed requests  %d of %d sent after the fault\n", r.Failed, total)
+	if n := inFlight(samples, r.FaultAt); n > 0 {
+		d.printf("  failed requests  %d of %d sent after the fault, and %d sent before it that failed after it (in flight at the fault)\n", r.Failed, total, n)
+	} else {
+		d.printf("  failed requests  %d of %d sent after the fault\n", r.Failed, total)
+	}
 	d.printf("  client lines     %d answered, %d failed in all (the lines above add up to these)\n", okAll, failAll)
 	var spans []string
 	for _, sp := range AnsweringSpans(samples) {

@@ -217,3 +217,20 @@ func TestDemoNodesOutOfRange(t *testing.T) {
 		}
 	}
 }
+
+// TestInFlight: a request sent before the fault that failed after it counts;
+// one that failed before the fault, one sent after it and a success do not.
+func TestInFlight(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	samples := []Sample{
+		{At: t0.Add(-ms(100)), Latency: ms(50), Err: "timeout"},    // over before the fault
+		{At: t0.Add(-ms(10)), Latency: ms(50), Err: "timeout"},     // in flight: counts
+		{At: t0.Add(-ms(5)), Latency: ms(5), Err: "reset"},         // ends at the fault: counts
+		{At: t0.Add(-ms(3)), Latency: ms(1), OK: true, Node: "n1"}, // answered
+		{At: t0.Add(ms(1)), Latency: ms(50), Err: "timeout"},       // sent after: Measure's
+	}
+	if got := inFlight(samples, t0); got != 2 {
+		t.Errorf("inFlight = %d, want 2", got)
+	}
+}
