@@ -18,7 +18,7 @@ import (
 
 // configFlags are shared by run and check: the file, then flags on top.
 type configFlags struct {
-	Config    string   `short:"c" placeholder:"FILE" help:"YAML configuration file (see README); flags override it. Default: /etc/floatip/floatip.yaml if it exists."`
+	Config    string   `short:"c" placeholder:"FILE" help:"YAML configuration file (every key: floatip config example); flags override it. Default: /etc/floatip/floatip.yaml if it exists."`
 	Interface string   `short:"i" placeholder:"IF" help:"Interface the VIPs live on, e.g. eth0."`
 	VIP       []string `name:"vip" placeholder:"A.B.C.D" help:"A VIP (repeatable); replaces the file's groups with one group named default."`
 	Priority  *int     `short:"p" placeholder:"1..254" help:"Priority of this node; the highest live node claims a free VIP first (default 100)."`

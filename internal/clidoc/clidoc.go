@@ -127,6 +127,32 @@ func help(s string) string {
 	return text(strings.TrimSpace(s))
 }
 
+// detail renders a command's long help. A paragraph of indented lines is a
+// list as --help prints it ("    --flag" then the text indented deeper):
+// each item becomes a tagged paragraph, which man would otherwise flow
+// into one run of words.
+func detail(s string) string {
+	var b strings.Builder
+	for _, para := range strings.Split(strings.TrimSpace(s), "\n\n") {
+		if !strings.HasPrefix(para, " ") {
+			b.WriteString(".PP\n" + help(para) + "\n")
+			continue
+		}
+		for _, line := range strings.Split(para, "\n") {
+			indent := len(line) - len(strings.TrimLeft(line, " "))
+			line = strings.TrimSpace(line)
+			switch {
+			case line == "":
+			case indent <= 4:
+				b.WriteString(".TP\n" + roff(line) + "\n")
+			default:
+				b.WriteString(text(line) + "\n")
+			}
+		}
+	}
+	return b.String()
+}
+
 // Man writes the floatip(8) page: NAME, SYNOPSIS, DESCRIPTION, then every
 // visible command with its arguments and flags, then the page's sections.
 func Man(w io.Writer, app *kong.Application, p Page) error {
@@ -149,7 +175,7 @@ func Man(w io.Writer, app *kong.Application, p Page) error {
 		fmt.Fprintf(&b, ".SS \"%s\"\n", strings.ReplaceAll(usage(app, n), `"`, `\(dq`))
 		b.WriteString(help(n.Help) + "\n")
 		if n.Detail != "" {
-			b.WriteString(".PP\n" + help(n.Detail) + "\n")
+			b.WriteString(detail(n.Detail))
 		}
 		for _, a := range n.Positional {
 			fmt.Fprintf(&b, ".TP\n\\fI%s\\fR\n%s\n", roff(strings.ToUpper(a.Name)), help(a.Help))

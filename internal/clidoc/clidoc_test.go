@@ -146,3 +146,13 @@ func TestBashFish(t *testing.T) {
 		}
 	}
 }
+
+// TestDetailList: an indented list in a command's long help (as floatip lab
+// prints its demo's flags) becomes tagged paragraphs, not one run of words.
+func TestDetailList(t *testing.T) {
+	got := detail("Takes these flags:\n\n    --fault=FAULT\n        What breaks.\n    --keep\n        Leave it running.")
+	want := ".PP\nTakes these flags:\n.TP\n\\-\\-fault=FAULT\nWhat breaks.\n.TP\n\\-\\-keep\nLeave it running.\n"
+	if got != want {
+		t.Errorf("detail =\n%q\nwant\n%q", got, want)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -50,7 +51,7 @@ var instead = map[string]string{
 	"static_ipaddress":           "floatip manages VIPs only: configure static addresses in the system's network configuration",
 	"dont_track_primary":         "floatip always goes to fault when its interface loses its link",
 	"track_file":                 "not converted: write an exec check that reads the file instead",
-	"track_process":              "not converted: write an exec check (e.g. pidof) instead",
+	"track_process":              "not converted: check the service with an http: or tcp: check (under floatip's systemd unit other users' processes are hidden, so pidof cannot see them)",
 	"track_bfd":                  "floatip has no BFD: write an exec check instead",
 	"router_id":                  "",
 	"virtual_server":             "LVS load balancing is outside floatip: keep keepalived (without vrrp_instance) or ipvsadm for it",
@@ -718,6 +719,23 @@ func command(line string) ([]string, bool) {
 	return []string{"/bin/sh", "-c", line}, true
 }
 
+// looksForProcess reports whether a script checks for a process by name or
+// pid (killall -0, pidof, pgrep, kill -0), which cannot see other users'
+// processes under the unit's sandbox.
+func looksForProcess(script string) bool {
+	fields := strings.Fields(script)
+	if len(fields) == 0 {
+		return false
+	}
+	switch path.Base(strings.Trim(fields[0], `"'`)) {
+	case "killall", "pidof", "pgrep":
+		return true
+	case "kill":
+		return len(fields) > 1 && fields[1] == "-0"
+	}
+	return false
+}
+
 func (c *converter) scriptCheck(g *outGroup, t *Node) (outCheck, bool) {
 	s := c.scripts[t.Key]
 	if s == nil {
@@ -730,6 +748,9 @@ func (c *converter) scriptCheck(g *outGroup, t *Node) (outCheck, bool) {
 	k.command = cmd
 	if shell {
 		k.notes = append(k.notes, fmt.Sprintf("vrrp_script %s (%s): run through /bin/sh -c, as floatip needs an absolute program path", s.name, s.node.Where()))
+	}
+	if looksForProcess(s.script) {
+		k.notes = append(k.notes, fmt.Sprintf("vrrp_script %s (%s): under floatip's systemd unit (a dynamic user, ProtectProc=invisible) another user's processes are hidden, so this check always fails there: check the service with http: or tcp: instead", s.name, s.node.Where()))
 	}
 	weight := s.weight
 	for i := 0; i < len(t.Args); i++ {
@@ -945,6 +966,9 @@ func (c *converter) render(iface string) []byte {
 		fmt.Fprintf(&b, "# keepalived preempted for %s but not for %s (nopreempt); floatip's preempt is one\n", strings.Join(pre, ", "), strings.Join(nopre, ", "))
 		b.WriteString("# setting for the node: off here, set preempt: true to have every group preempt.\n")
 		b.WriteString("preempt: false\n")
+		if delay > 0 {
+			fmt.Fprintf(&b, "# preempt_delay: %s   # keepalived's preempt_delay of %s, for preempt: true\n", delay, strings.Join(pre, ", "))
+		}
 	}
 
 	b.WriteString("\ngroups:\n")

@@ -72,8 +72,11 @@ func RunDemo(ctx context.Context, o DemoOptions) error {
 	if o.Invocation == "" {
 		o.Invocation = "floatip"
 	}
-	if o.Nodes < 2 || o.Nodes > MaxNodes {
+	if o.Nodes < 2 {
 		return fmt.Errorf("--nodes %d: the demo fails the holder over to another node, so it needs 2 to %d nodes (for one node to play with: lab up --nodes 1)", o.Nodes, MaxNodes)
+	}
+	if o.Nodes > MaxNodes {
+		return fmt.Errorf("--nodes %d: the lab has room for 2 to %d nodes (one address each, %v to %v, below the VIP)", o.Nodes, MaxNodes, NodeIP(1), NodeIP(MaxNodes))
 	}
 	l, err := Up(ctx, Options{Prefix: o.Prefix, Nodes: o.Nodes, Binary: o.Binary, Progress: out})
 	if err != nil {
@@ -188,9 +191,12 @@ func (d *demo) run(ctx context.Context, profile string) error {
 	}
 	d.printf("starting floatip (profile %s, priorities %s, health check http://127.0.0.1:%d/ every 100 ms, fall 2)... ok\n", profile, strings.Join(prios, " "), ServicePort)
 
-	d.printf("waiting for exactly one holder of %v... ", d.l.VIP)
+	// Wait for the highest priority to hold, not for any single holder: when
+	// every node starts at once, a lower one may claim first and yield a
+	// millisecond later, and the demo would then break a standby.
+	d.printf("waiting for %s (the highest priority) to hold %v alone... ", nodes[0].Name, d.l.VIP)
 	t0 := time.Now()
-	holders, err := d.l.WaitHolders(ctx, ExactlyOne, DemoRecover, d.daemonList()...)
+	holders, err := d.l.WaitHolders(ctx, HeldBy(nodes[0].Name), DemoRecover, d.daemonList()...)
 	if err != nil {
 		d.printf("failed\n")
 		return err
@@ -403,6 +409,19 @@ func (d *demo) printTimeline(faultAt time.Time, old string, r Result) {
 	}
 }
 
+// inFlight counts the failed requests sent before faultAt that ended (timed
+// out, were reset) at or after it: the fault broke them, though Measure
+// counts only requests sent after it.
+func inFlight(samples []Sample, faultAt time.Time) int {
+	n := 0
+	for _, s := range samples {
+		if !s.OK && s.At.Before(faultAt) && !s.At.Add(s.Latency).Before(faultAt) {
+			n++
+		}
+	}
+	return n
+}
+
 func (d *demo) printSummary(old string, r Result, samples []Sample, end []string, ok bool, pr *printer) {
 	total, okAll, failAll := 0, 0, 0
 	for _, s := range samples {
@@ -419,6 +438,8 @@ func (d *demo) printSummary(old string, r Result, samples []Sample, end []string
 	gaps := Gaps(samples, r.FaultAt)
 	d.printf("\nsummary (times relative to the fault)\n")
 	switch {
+	case len(gaps) == 0 && inFlight(samples, r.FaultAt) > 0:
+		d.printf("  outage           none: no request sent after the fault failed\n")
 	case len(gaps) == 0:
 		d.printf("  outage           none: no request failed\n")
 	default:
@@ -445,7 +466,11 @@ func (d *demo) printSummary(old string, r Result, samples []Sample, end []string
 			d.printf("  gaps             %s\n", strings.Join(gs, ", "))
 		}
 	}
-	d.printf("  failed requests  %d of %d sent after the fault\n", r.Failed, total)
+	if n := inFlight(samples, r.FaultAt); n > 0 {
+		d.printf("  failed requests  %d of %d sent after the fault, and %d sent before it that failed after it (in flight at the fault)\n", r.Failed, total, n)
+	} else {
+		d.printf("  failed requests  %d of %d sent after the fault\n", r.Failed, total)
+	}
 	d.printf("  client lines     %d answered, %d failed in all (the lines above add up to these)\n", okAll, failAll)
 	var spans []string
 	for _, sp := range AnsweringSpans(samples) {

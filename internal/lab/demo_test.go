@@ -2,6 +2,7 @@ package lab
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -197,5 +198,39 @@ func TestPictureSVG(t *testing.T) {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("picture lacks %q", s)
 		}
+	}
+}
+
+// TestDemoNodesOutOfRange: too few nodes points to lab up --nodes 1; too
+// many says how many fit, without the one-node hint.
+func TestDemoNodesOutOfRange(t *testing.T) {
+	for nodes, want := range map[int]string{
+		1:            "needs 2 to 80 nodes (for one node to play with: lab up --nodes 1)",
+		MaxNodes + 1: "the lab has room for 2 to 80 nodes (one address each, 198.18.0.11 to 198.18.0.90, below the VIP)",
+	} {
+		err := RunDemo(context.Background(), DemoOptions{Nodes: nodes})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("--nodes %d: err = %v, want it to contain %q", nodes, err, want)
+		}
+		if nodes > MaxNodes && strings.Contains(err.Error(), "lab up --nodes 1") {
+			t.Errorf("--nodes %d: err = %v, which offers a one-node lab", nodes, err)
+		}
+	}
+}
+
+// TestInFlight: a request sent before the fault that failed after it counts;
+// one that failed before the fault, one sent after it and a success do not.
+func TestInFlight(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	samples := []Sample{
+		{At: t0.Add(-ms(100)), Latency: ms(50), Err: "timeout"},    // over before the fault
+		{At: t0.Add(-ms(10)), Latency: ms(50), Err: "timeout"},     // in flight: counts
+		{At: t0.Add(-ms(5)), Latency: ms(5), Err: "reset"},         // ends at the fault: counts
+		{At: t0.Add(-ms(3)), Latency: ms(1), OK: true, Node: "n1"}, // answered
+		{At: t0.Add(ms(1)), Latency: ms(50), Err: "timeout"},       // sent after: Measure's
+	}
+	if got := inFlight(samples, t0); got != 2 {
+		t.Errorf("inFlight = %d, want 2", got)
 	}
 }
