@@ -7,6 +7,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/floatip/floatip/internal/clidoc"
+	"github.com/floatip/floatip/internal/control"
 )
 
 // manPage is the text of floatip(8) around the generated commands and flags.
@@ -18,7 +19,7 @@ The holder adds each VIP with a finite lifetime and renews it, so the kernel rem
 The Debian package installs the service but does not start it: edit /etc/floatip/floatip.yaml, check it with floatip check --config /etc/floatip/floatip.yaml, then run systemctl enable --now floatip.`,
 	Files: [][2]string{
 		{"/etc/floatip/floatip.yaml", "The configuration (YAML). Unknown keys are errors; floatip check reports every problem with file:line."},
-		{"/run/floatip/floatip.sock", "The control socket of the running daemon (status, release, hold, handover, reload)."},
+		{control.DefaultSocket, "The control socket of the running daemon (status, release, hold, handover, reload)."},
 		{"/lib/systemd/system/floatip.service", "The systemd unit: a dynamic user with CAP_NET_ADMIN and CAP_NET_RAW only."},
 	},
 	Signals: [][2]string{
