@@ -30,30 +30,18 @@ const (
 // of a known bug they trigger is pending, each with the bug's issue point.
 // Remove an entry when its fix lands: the soak then covers that kind again.
 var pendingFixes = map[lab.FaultKind]string{
-	// Seeds 1 and 2: loss of 30 % and 50 % on the holder gives two holders
-	// for 600-760 ms (standbys claim, the holder keeps it, repeatedly).
-	lab.FaultLoss: "issue 11 point 1: false failovers under packet loss",
-	// Seeds 1 and 2: a holder frozen past its lifetime re-adds the expired
-	// VIP on SIGCONT (two holders for ~1 ms) and its frames make the new
-	// holder yield ("conflict ... wins over us: releasing").
-	lab.FaultFreeze: "issue 11 points 2 and 4: a thawed holder renews, re-creating the VIP, before its suspension check",
-	// NEW, found by this soak (no issue point of its own yet; reported to
-	// the lead). Seed 1, twice, and seed 5: after kill -9 of the holder's
-	// daemon, whose VIP stays up until its lifetime runs out, the standbys
-	// log "holder ... silent for 3 consecutive probes" within 120-450 ms and
-	// one claims: two holders for 0.6-2.1 s, until the dead daemon's VIP
-	// expires. The detector of issue 11 point 1 is being replaced; this
-	// should go with it.
-	lab.FaultCrash: "new: a standby claims while a crashed holder's VIP still answers (two holders until its lifetime ends)",
+	// None: loss (issue 11 point 1), freeze (points 2 and 4) and crash (a
+	// standby claiming while a killed holder's VIP still answered) were left
+	// out here until the confirming detector, the thaw check before any
+	// event and the late-wake fix landed; seed 1 then passed with every
+	// kind.
 }
 
 // pendingFlickerGrace tolerates two-holder stretches shorter than it while
-// the fix of issue 11 point 1 is pending: on a loaded machine (load average
-// 7 on 2 cores) standbys take a late answer for a dead holder, claim, and
-// yield to the holder's defence within about 1 ms (seen with seed 1 in
-// partition, stop and partition-out windows, and with seed 5 before any
-// fault). The report still counts them. Set it to 0 when the fix lands.
-const pendingFlickerGrace = 2 * time.Millisecond
+// a fix is pending (the report counts them either way). It was 2 ms while
+// standbys on a loaded machine took late answers for a dead holder (issue 11
+// point 1); the confirming detector ended that.
+const pendingFlickerGrace = 0
 
 // TestSoakShort runs the chaos soak for 3 minutes with seed 1 against the
 // floatip of this tree and fails on any broken invariant, printing the
