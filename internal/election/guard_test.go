@@ -50,8 +50,8 @@ func TestForgedBetterClaimNotYielded(t *testing.T) {
 	if st := h.m.Stats(); st.Unconfirmed == 0 {
 		t.Fatalf("Stats.Unconfirmed = 0")
 	}
-	// An authenticated claim is believed at once.
-	h.wantSeq(h.authed(arp.NewAnnouncement(macPeerA, vip1, tr(arp.KindAnnounce, 254, arp.FlagHolder))), removeVIPs, "Transition holder->standby", probeBcast)
+	// An authenticated claim is believed at once (and the winner told).
+	h.wantSeq(h.authed(arp.NewAnnouncement(macPeerA, vip1, tr(arp.KindAnnounce, 254, arp.FlagHolder))), "Send beacon+H 02:00:00:00:00:60 198.18.0.10", removeVIPs, "Transition holder->standby", probeBcast)
 }
 
 // 100 forged lower-priority holder frames against a 1000-VIP holder cost
@@ -398,5 +398,32 @@ func TestClaimDeferralCeilingWithFencing(t *testing.T) {
 	took := h.now.Sub(free)
 	if h.m.State() == StateCandidate || took < fenceDeferCap || took > fenceDeferCap+time.Second {
 		t.Fatalf("state %v %v after the VIP was found free, want fencing after about %v", h.m.State(), took, fenceDeferCap)
+	}
+}
+
+// A holder that yields to an authenticated better holder tells it so, by
+// a unicast frame flagged holder: the winner then re-announces and the
+// clients that followed the loser's announcements (a partition, healed)
+// come back. Yielding in silence left them on the loser's MAC.
+func TestAuthYieldTellsTheWinner(t *testing.T) {
+	h := holderWith(t, []option{withAuth()}, nil)
+	acts := h.authed(holderBeacon(macPeerA, 200))
+	h.wantState(StateStandby)
+	var told bool
+	for _, p := range sends(acts) {
+		if bytes.Equal(p.Destination, macPeerA) && p.Trailer != nil && p.Trailer.Flags&arp.FlagHolder != 0 {
+			told = true
+		}
+	}
+	if !told {
+		t.Fatalf("yielded without telling the winner:\n%s", dump(acts))
+	}
+	// The winner, holding, takes that frame for a conflict it wins and
+	// re-announces.
+	w := holderWith(t, []option{withAuth(), withPriority(200)}, nil)
+	wacts := w.authed(arp.NewProbe(macPeerB, w.p.MAC, vip1, tr(arp.KindBeacon, 150, arp.FlagHolder)))
+	w.wantState(StateHolder)
+	if len(sentKind(wacts, arp.KindDefend)) == 0 {
+		t.Fatalf("the winner did not re-announce:\n%s", dump(wacts))
 	}
 }

@@ -1051,6 +1051,14 @@ func (m *Machine) conflict(now time.Time, p *arp.Packet, pr *peer, authed bool) 
 			m.verifyClaim(now, pr)
 			return
 		}
+		if authed {
+			// Tell the winner we held the VIP too (as verifyClaim's check
+			// does without auth): it then re-announces, so clients that
+			// followed our announcements come back to it. Yielding in
+			// silence left them on our MAC (after a partition's heal the
+			// winner's beacon is all we hear, and it never learns of us).
+			m.emit(Send{Packet: arp.NewProbe(m.p.MAC, mac, m.p.VIPs[0], m.trailer(arp.KindBeacon, arp.FlagHolder))})
+		}
 		m.emit(RemoveVIPs{})
 		m.toWaiting(now, StateStandby, mac, fmt.Sprintf("conflict with %s (priority %d) which wins over us (priority %d): releasing", m.who(mac), pr.priority, m.p.Priority))
 		m.holderAnswers = 1 // it answered our check (or is authenticated)
