@@ -322,3 +322,19 @@ func TestAnalyzeFlickerGrace(t *testing.T) {
 		t.Errorf("2 ms grace: episodes %+v, flickers %d (%v), two holders %v", r.TwoHolderEpisodes, r.Flickers, r.FlickerTime, r.TwoHolders)
 	}
 }
+
+// Loss above LossLimitPercent is beyond what a standby can tell from death:
+// two holders then are expected, as in a partition; below it they count.
+func TestAnalyzeHeavyLossLikePartition(t *testing.T) {
+	for _, tc := range []struct {
+		loss  int
+		count time.Duration
+	}{{LossLimitPercent + 10, 0}, {LossLimitPercent - 10, 200 * time.Millisecond}} {
+		in := baseInput()
+		in.Faults = []SoakFault{{Kind: FaultLoss, LossPercent: tc.loss, Node: "n1", At: at(5_000), HealAt: at(10_000)}}
+		in.Kernel = []HolderObs{obs(0, "n1"), obs(6_000, "n1", "n2"), obs(6_200, "n1")}
+		if r := Analyze(in); r.TwoHolders != tc.count {
+			t.Errorf("loss %d %%: two holders outside partitions %v, want %v", tc.loss, r.TwoHolders, tc.count)
+		}
+	}
+}
