@@ -44,7 +44,14 @@ func (c statusCmd) Run() error {
 	}
 	t := time.NewTicker(c.Interval)
 	defer t.Stop()
-	return c.watch(ctx, os.Stdout, t.C, time.Now)
+	return c.watch(ctx, os.Stdout, isTerminal(os.Stdout), t.C, time.Now)
+}
+
+// isTerminal reports whether f is a character device (a terminal), where
+// --watch may redraw in place; a pipe or a file gets plain text.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // clearScreen moves the cursor home and clears the terminal (ANSI).
@@ -53,11 +60,17 @@ const clearScreen = "\x1b[H\x1b[2J"
 // watch shows the status at once and again on every tick until ctx ends
 // (Ctrl-C), which is not an error. A daemon that cannot be reached is
 // shown as such and asked again on the next tick: a watch outlives a
-// daemon restart.
-func (c statusCmd) watch(ctx context.Context, w io.Writer, ticks <-chan time.Time, now func() time.Time) error {
-	for {
-		if !c.JSON {
+// daemon restart. On a terminal (redraw) each view replaces the last; into
+// a pipe or a file the views follow each other, a blank line between
+// them, with no escape codes to garble a log or a grep.
+func (c statusCmd) watch(ctx context.Context, w io.Writer, redraw bool, ticks <-chan time.Time, now func() time.Time) error {
+	for first := true; ; first = false {
+		switch {
+		case c.JSON:
+		case redraw:
 			fmt.Fprint(w, clearScreen)
+		case !first:
+			fmt.Fprintln(w)
 		}
 		if err := c.show(ctx, w, now()); err != nil {
 			if ctx.Err() != nil {

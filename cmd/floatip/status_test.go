@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -76,6 +77,12 @@ func (l *lockedBuffer) String() string {
 // runWatch drives `status --watch` for the first draw and two refreshes.
 func runWatch(t *testing.T, args ...string) string {
 	t.Helper()
+	return runWatchTo(t, true, args...)
+}
+
+// runWatchTo is runWatch on a terminal (redraw) or a pipe.
+func runWatchTo(t *testing.T, redraw bool, args ...string) string {
+	t.Helper()
 	path := serveStatus(t)
 	c := parse(t, append([]string{"status", "--watch", "--socket", path}, args...)...)
 	ticks := make(chan time.Time) // unbuffered: a send returns once the previous draw is done
@@ -84,7 +91,7 @@ func runWatch(t *testing.T, args ...string) string {
 	var out lockedBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- c.Status.watch(ctx, &out, ticks, now) }()
+	go func() { done <- c.Status.watch(ctx, &out, redraw, ticks, now) }()
 	for range 2 {
 		select {
 		case ticks <- time.Time{}:
@@ -152,6 +159,38 @@ func TestStatusWatchJSON(t *testing.T) {
 		}
 		if p := st.Groups[0].Peers; len(p) != 1 || p[0].Name != "n2" || st.Groups[0].Counters.Transitions != uint64(i+1) {
 			t.Errorf("line %d: %s", i+1, l)
+		}
+	}
+}
+
+// Into a pipe, --watch writes plain views one after another: no escape
+// codes (they garble a log file or a grep), a blank line between views.
+func TestStatusWatchIntoPipe(t *testing.T) {
+	out := runWatchTo(t, false)
+	if strings.Contains(out, "\x1b") {
+		t.Errorf("output into a pipe has escape codes: %q", out)
+	}
+	if n := strings.Count(out, "transitions "); n != 3 {
+		t.Errorf("%d views, want 3 (first draw and two refreshes):\n%s", n, out)
+	}
+	if strings.HasPrefix(out, "\n") || !strings.Contains(out, "\n\n") {
+		t.Errorf("views not separated by one blank line (and none before the first):\n%s", out)
+	}
+}
+
+func TestIsTerminal(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if isTerminal(f) {
+		t.Error("a regular file is taken for a terminal")
+	}
+	if tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
+		defer tty.Close()
+		if !isTerminal(tty) {
+			t.Error("/dev/tty is not taken for a terminal")
 		}
 	}
 }
