@@ -161,3 +161,64 @@ func TestIPv6GracefulStopHandsOver(t *testing.T) {
 		t.Errorf("after the stop the client reached %s and resolved %v to %s, want n2 at %s", served, vip, mac, c.macOf(c.Node(2)))
 	}
 }
+
+// TestDualStackMovesTogether: a group of an IPv4 and an IPv6 VIP is on one
+// node before, during and after a failover: every sample of the kernels'
+// address state finds both addresses on the same nodes.
+func TestDualStackMovesTogether(t *testing.T) {
+	c := newLab6(t, "dual", 3, lab.DefaultVIP, lab.DefaultVIP6)
+	c.startAll6()
+	stop := make(chan struct{})
+	split := make(chan string, 1)
+	go func() {
+		// The nodes are read one after the other, each node's two
+		// addresses in one dump: a node with one but not the other, in
+		// two samples in a row, is a split group (one sample may fall
+		// between the two families' netlink calls of a claim).
+		prev := ""
+		for {
+			bad := ""
+			for _, n := range c.Nodes() {
+				if n.PoweredOff() {
+					continue
+				}
+				v4, err4 := n.HasAddr(c.VIP)
+				v6, err6 := n.HasAddr(c.VIP6)
+				if err4 == nil && err6 == nil && v4 != v6 {
+					bad = fmt.Sprintf("%s has %v: %v, %v: %v", n.Name, c.VIP, v4, c.VIP6, v6)
+				}
+			}
+			if bad != "" && prev != "" {
+				split <- prev + "; then " + bad
+				return
+			}
+			prev = bad
+			select {
+			case <-stop:
+				split <- ""
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	if err := c.Node(1).PowerOff(); err != nil {
+		t.Fatal(err)
+	}
+	c.waitHolders(lab.HeldBy("n2"), 10*time.Second, "n2 to take over the dual-stack group")
+	if err := c.Node(2).Inject(lab.Fault{Kind: lab.FaultStop}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitHolders(lab.HeldBy("n3"), 10*time.Second, "n3 to take over after n2's graceful stop")
+	close(stop)
+	if s := <-split; s != "" {
+		t.Errorf("the group's addresses were on different nodes: %s", s)
+	}
+	for _, vip := range []netip.Addr{c.VIP, c.VIP6} {
+		if h := c.holdersOf(vip); len(h) != 1 || h[0] != "n3" {
+			t.Errorf("holders of %v: %v, want n3 alone", vip, h)
+		}
+	}
+	if served, mac := c.clientResolves(c.VIP6); served != "n3" || mac != c.macOf(c.Node(3)) {
+		t.Errorf("the client reached %s and resolved %v to %s, want n3 at %s", served, c.VIP6, mac, c.macOf(c.Node(3)))
+	}
+}
