@@ -30,6 +30,7 @@ import (
 	"github.com/floatip/floatip/internal/ifaddr6"
 	"github.com/floatip/floatip/internal/ifcheck"
 	"github.com/floatip/floatip/internal/metrics"
+	"github.com/floatip/floatip/internal/nd"
 	ndafpacket "github.com/floatip/floatip/internal/nd/afpacket"
 )
 
@@ -110,9 +111,24 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return err
 	}
 	var frames FrameConn = conn
-	authDeps, seq, err := setupAuth(cfg, conn, m)
+	sealers := []sealer{conn}
+	var ndc *ndafpacket.Conn
+	if ipv6 {
+		if ndc, err = ndafpacket.Listen(ifi); err != nil {
+			conn.Close()
+			if metricsLn != nil {
+				metricsLn.Close()
+			}
+			return fmt.Errorf("IPv6 VIPs: %w", err)
+		}
+		sealers = append(sealers, ndc)
+	}
+	authDeps, seq, err := setupAuth(cfg, sealers, m)
 	if err != nil {
 		conn.Close()
+		if ndc != nil {
+			ndc.Close()
+		}
 		if metricsLn != nil {
 			metricsLn.Close()
 		}
@@ -121,16 +137,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if authDeps != nil {
 		frames = sealCounter{conn, m}
 	}
-	if ipv6 {
-		ndc, err := ndafpacket.Listen(ifi)
-		if err != nil {
-			conn.Close()
-			if metricsLn != nil {
-				metricsLn.Close()
-			}
-			return fmt.Errorf("IPv6 VIPs: %w", err)
+	if ndc != nil {
+		var nds NDConn = ndc
+		if authDeps != nil {
+			nds = ndSealCounter{ndc, m}
 		}
-		w := newWire(frames, ndc, addrs6.linkLocal)
+		w := newWire(frames, nds, addrs6.linkLocal)
 		w.SetRouter(cfg.IPv6.NARouter)
 		frames = w
 	}
@@ -173,9 +185,16 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	return err
 }
 
-// setupAuth reads the keys and the sequence state and makes conn seal and
-// verify; nil without auth. Errors name the configuration entry or file.
-func setupAuth(cfg config.Config, conn *afpacket.Conn, m *metrics.Metrics) (*AuthDeps, *auth.Sequence, error) {
+// sealer is a socket that seals and verifies frames (the ARP and the ND
+// afpacket.Conn).
+type sealer interface {
+	SetAuth(s *auth.Signer, v *auth.Verifier) error
+}
+
+// setupAuth reads the keys and the sequence state and makes the conns seal
+// and verify, with one signer and one verifier (one replay table for both
+// families); nil without auth. Errors name the configuration entry or file.
+func setupAuth(cfg config.Config, conns []sealer, m *metrics.Metrics) (*AuthDeps, *auth.Sequence, error) {
 	ring, err := cfg.LoadKeys()
 	if err != nil || ring == nil {
 		return nil, nil, err
@@ -185,8 +204,11 @@ func setupAuth(cfg config.Config, conn *afpacket.Conn, m *metrics.Metrics) (*Aut
 		return nil, nil, fmt.Errorf("auth.sequence_file: %w", err)
 	}
 	v := auth.NewVerifier(ring, auth.VerifierOptions{})
-	if err := conn.SetAuth(auth.NewSigner(ring, seq), v); err != nil {
-		return nil, nil, err
+	s := auth.NewSigner(ring, seq)
+	for _, c := range conns {
+		if err := c.SetAuth(s, v); err != nil {
+			return nil, nil, err
+		}
 	}
 	m.AuthTable(v.Stats)
 	return &AuthDeps{
@@ -197,8 +219,11 @@ func setupAuth(cfg config.Config, conn *afpacket.Conn, m *metrics.Metrics) (*Aut
 				return nil, err
 			}
 			v.SetRing(r) // keeps the replay table
-			if err := conn.SetAuth(auth.NewSigner(r, seq), v); err != nil {
-				return nil, err
+			s := auth.NewSigner(r, seq)
+			for _, c := range conns {
+				if err := c.SetAuth(s, v); err != nil {
+					return nil, err
+				}
 			}
 			return r.IDs(), nil
 		},
@@ -240,6 +265,21 @@ type sealCounter struct {
 func (c sealCounter) Write(p *arp.Packet) error {
 	err := c.Conn.Write(p)
 	if errors.Is(err, afpacket.ErrSeal) {
+		c.m.SealFailure()
+	}
+	return err
+}
+
+// ndSealCounter counts the ND frames Conn could not seal (and so did not
+// send).
+type ndSealCounter struct {
+	*ndafpacket.Conn
+	m *metrics.Metrics
+}
+
+func (c ndSealCounter) Write(f *nd.Frame) error {
+	err := c.Conn.Write(f)
+	if errors.Is(err, ndafpacket.ErrSeal) {
 		c.m.SealFailure()
 	}
 	return err

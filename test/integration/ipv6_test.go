@@ -2,15 +2,23 @@ package integration
 
 import (
 	"context"
+	"crypto/rand"
+	bin "encoding/binary"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/floatip/floatip/internal/arp"
+	"github.com/floatip/floatip/internal/auth"
+	"github.com/floatip/floatip/internal/control"
 	"github.com/floatip/floatip/internal/lab"
+	"github.com/floatip/floatip/internal/nd"
 	"github.com/floatip/floatip/internal/testutil"
 )
 
@@ -220,5 +228,99 @@ func TestDualStackMovesTogether(t *testing.T) {
 	}
 	if served, mac := c.clientResolves(c.VIP6); served != "n3" || mac != c.macOf(c.Node(3)) {
 		t.Errorf("the client reached %s and resolved %v to %s, want n3 at %s", served, c.VIP6, mac, c.macOf(c.Node(3)))
+	}
+}
+
+// forgedND is an ND frame with floatip's option whose auth block has the
+// real key id and a random tag (sealed), or none: what an attacker without
+// the key can send.
+func forgedND(t *testing.T, f *nd.Frame, keyID uint32, sealed bool) []byte {
+	t.Helper()
+	if sealed {
+		blk := make([]byte, auth.BlockLen)
+		copy(blk, "FLAU")
+		blk[4] = auth.Version
+		bin.BigEndian.PutUint32(blk[6:10], keyID)
+		bin.BigEndian.PutUint64(blk[10:18], uint64(time.Now().UnixNano()))
+		rand.Read(blk[18:])
+		f.Option.Auth = blk
+	}
+	b, err := f.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestIPv6Auth: with auth, an IPv6 group elects, checks and fails over as
+// without it, and forged ND frames from the client namespace (a better
+// claim in a standby's name, a release in the holder's name, with a bad
+// tag or none) are counted and move nothing.
+func TestIPv6Auth(t *testing.T) {
+	c := newLab6(t, "auth", 2)
+	vip := c.VIP6
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key")
+	k, err := auth.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.WriteKeyFile(keyFile, k, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ClientNode().SetLearning(false); err != nil {
+		t.Fatalf("attacker port: %v", err)
+	}
+	c.startAllWithConfig(func(n *lab.Node) string {
+		return fmt.Sprintf("interface: eth0\npriority: %s\nvips: [%s]\nlog_level: debug\nauth:\n  key_file: %s\n  sequence_file: %s\n",
+			priority(n), vip, keyFile, filepath.Join(dir, "seq-"+n.Name))
+	})
+	n1, n2 := hwAddr(t, c.Node(1)), hwAddr(t, c.Node(2))
+	claim := func(mac net.HardwareAddr, sealed bool) []byte {
+		return forgedND(t, nd.NewAdvertisement(mac, vip, false, &nd.Option{Trailer: arp.Trailer{Kind: arp.KindAnnounce, Priority: 254, Flags: arp.FlagHolder}}), uint32(k.ID()), sealed)
+	}
+	release := func(mac net.HardwareAddr, sealed bool) []byte {
+		return forgedND(t, nd.NewProbe(mac, nil, vip, &nd.Option{Trailer: arp.Trailer{Kind: arp.KindRelease, Priority: 200, Flags: arp.FlagPassive}}), uint32(k.ID()), sealed)
+	}
+	var frames [][]byte
+	for range 10 {
+		frames = append(frames, claim(n2, true), release(n1, true), claim(n2, false), release(n1, false))
+	}
+	before := map[string]control.Status{}
+	for _, n := range c.Nodes() {
+		before[n.Name] = c.waitStatus(n, func(control.Status) bool { return true }, "status")
+	}
+	c.attack(frames)
+	// Each node sees the 20 sealed forgeries not in its own name as bad
+	// tags, the 20 in its name as spoofed (unverified), and the unsealed
+	// ones not in its name as missing an auth block.
+	for _, n := range c.Nodes() {
+		b := before[n.Name]
+		c.waitStatus(n, func(s control.Status) bool {
+			return s.Auth.Failures["bad_tag"]-b.Auth.Failures["bad_tag"] >= 10 && s.SpoofedFrames-b.SpoofedFrames >= 20 &&
+				s.Auth.Failures["missing"]-b.Auth.Failures["missing"] >= 10
+		}, "the forged frames to be counted")
+	}
+	if h := c.holdersOf(vip); len(h) != 1 || h[0] != "n1" {
+		t.Fatalf("holders of %v after the forged frames: %v, want n1 alone", vip, h)
+	}
+	for _, n := range c.Nodes() {
+		s, err := c.status(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := before[n.Name]
+		if s.Groups[0].State != before[n.Name].Groups[0].State || s.Groups[0].Counters.Transitions != b.Groups[0].Counters.Transitions {
+			t.Errorf("%s: state %v (%d transitions) after the forged frames, was %v (%d)", n.Name, s.Groups[0].State,
+				s.Groups[0].Counters.Transitions, b.Groups[0].State, b.Groups[0].Counters.Transitions)
+		}
+	}
+	// And the group still fails over, authenticated.
+	if err := c.Node(1).PowerOff(); err != nil {
+		t.Fatal(err)
+	}
+	c.waitHolders(lab.HeldBy("n2"), 10*time.Second, "n2 to take over from the powered-off n1")
+	if served, mac := c.clientResolves(vip); served != "n2" || mac != c.macOf(c.Node(2)) {
+		t.Errorf("after the fault the client reached %s and resolved %v to %s, want n2 at %s", served, vip, mac, c.macOf(c.Node(2)))
 	}
 }
