@@ -70,7 +70,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 			return err
 		}
 		addrs6 = &ifaddr6Addrs{Addrs: a6}
-		addrs = dualAddrs{Addrs: mgr, v6: addrs6}
+		addrs = dualAddrs{Addrs: mgr, v6: addrs6, watchFailed: func(err error) {
+			log.Error("watching the IPv6 addresses failed; an IPv6 VIP removed by hand comes back only at the next renewal", "err", err)
+		}}
 	}
 	handedOver := false // once the core owns addrs, it closes it
 	defer func() {

@@ -324,3 +324,22 @@ func TestIPv6Auth(t *testing.T) {
 		t.Errorf("after the fault the client reached %s and resolved %v to %s, want n2 at %s", served, vip, mac, c.macOf(c.Node(2)))
 	}
 }
+
+// An IPv6 VIP deleted from the holder by hand is noticed at once (not only
+// at the next renewal), as for IPv4.
+func TestIPv6VIPRemovedByHand(t *testing.T) {
+	c := newLab6(t, "del", 2)
+	c.startAll6()
+	if out, err := exec.Command("ip", "-n", c.Node(1).NS, "addr", "del", c.VIP6.String()+"/128", "dev", "eth0").CombinedOutput(); err != nil {
+		t.Fatalf("ip addr del: %v\n%s", err, out)
+	}
+	if _, err := c.daemons["n1"].WaitMsg(c.ctx, 3*time.Second, "state changed", func(l lab.Line) bool {
+		return l.Str("from") == "holder" && strings.Contains(l.Str("reason"), "disappeared")
+	}); err != nil {
+		t.Fatalf("n1 did not notice its VIP was removed: %v", err)
+	}
+	h := c.waitHolders(lab.ExactlyOne, 5*time.Second, "one node to hold the VIP again")
+	if got := c.holdersOf(c.VIP6); len(got) != 1 || got[0] != h[0] {
+		t.Fatalf("holders of %v: %v", c.VIP6, got)
+	}
+}
