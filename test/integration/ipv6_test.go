@@ -124,6 +124,9 @@ func TestIPv6PowerOffFailsOver(t *testing.T) {
 	if served, mac := c.clientResolves(vip); served != "n1" || mac != c.macOf(c.Node(1)) {
 		t.Fatalf("before the fault the client reached %s and resolved %v to %s, want n1 at %s", served, vip, mac, c.macOf(c.Node(1)))
 	}
+	if out := c.statusCmd(c.Node(1)); !strings.Contains(out, vip.String()) || !strings.Contains(out, "holder") {
+		t.Errorf("floatip status on n1 does not show it holding %v:\n%s", vip, out)
+	}
 	if err := c.Node(1).PowerOff(); err != nil {
 		t.Fatal(err)
 	}
