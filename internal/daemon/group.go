@@ -494,13 +494,13 @@ func (g *group) write(p *arp.Packet) error {
 	}
 	g.sendFails++
 	if g.sendFails == 1 {
-		g.log.Warn("sending ARP frame failed", "err", err, "tries", 1+sendRetries)
+		g.log.Warn("sending frame failed", "err", err, "tries", 1+sendRetries)
 	}
 	if g.sendFails < sendFailLimit {
 		return nil
 	}
 	g.sendFails = 0
-	g.log.Error("sending ARP frames keeps failing", "err", err, "frames", sendFailLimit)
+	g.log.Error("sending frames keeps failing", "err", err, "frames", sendFailLimit)
 	return fmt.Errorf("%d frames in a row failed %d tries each: %w", sendFailLimit, 1+sendRetries, err)
 }
 
