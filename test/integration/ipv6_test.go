@@ -346,3 +346,20 @@ func TestIPv6VIPRemovedByHand(t *testing.T) {
 		t.Fatalf("holders of %v: %v", c.VIP6, got)
 	}
 }
+
+// A killed holder's IPv6 VIP expires by itself (valid lifetime, never
+// renewed), and only then does the standby take it: never two holders.
+func TestIPv6Kill9LeavesNoDuplicate(t *testing.T) {
+	c := newLab6(t, "kill", 2)
+	c.startAll6()
+	stop := make(chan struct{})
+	worst := c.watchHolders(stop)
+	if err := c.Node(1).Inject(lab.Fault{Kind: lab.FaultCrash}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitHolders(lab.HeldBy("n2"), 8*time.Second, "n1's IPv6 VIP to expire and n2 to take over")
+	close(stop)
+	if w := <-worst; len(w) > 1 {
+		t.Errorf("two holders at once after kill -9: %v", w)
+	}
+}
