@@ -81,6 +81,15 @@ func (c *cluster) clientResolves(vip netip.Addr) (served, lladdr string) {
 	if out, err := exec.Command("ip", "-n", ns, "-6", "neigh", "flush", "to", vip.String()).CombinedOutput(); err != nil {
 		c.t.Fatalf("flushing the client's neighbour entry: %v\n%s", err, out)
 	}
+	return c.clientReaches(vip)
+}
+
+// clientReaches connects to the VIP from the client namespace with the
+// neighbour entry it has, and returns the node that served the request and
+// the MAC the client's neighbour cache has for the VIP afterwards.
+func (c *cluster) clientReaches(vip netip.Addr) (served, lladdr string) {
+	c.t.Helper()
+	ns := c.ClientNode().NS
 	client, err := c.StartClient(c.ctx, lab.ClientOptions{Target: netip.AddrPortFrom(vip, lab.ServicePort), Count: 1, Timeout: 2 * time.Second})
 	if err != nil {
 		c.t.Fatal(err)
@@ -133,6 +142,10 @@ func TestIPv6PowerOffFailsOver(t *testing.T) {
 	c.waitHolders(lab.HeldBy("n2"), 10*time.Second, "n2 to take over from the powered-off n1")
 	if h := c.holdersOf(vip); len(h) != 1 || h[0] != "n2" {
 		t.Fatalf("holders of %v after the power-off: %v, want n2 alone", vip, h)
+	}
+	// The client's entry still says n1: n2's unsolicited NAs move it.
+	if served, mac := c.clientReaches(vip); served != "n2" || mac != c.macOf(c.Node(2)) {
+		t.Errorf("after the fault the client (entry kept) reached %s with %v at %s, want n2 at %s", served, vip, mac, c.macOf(c.Node(2)))
 	}
 	if served, mac := c.clientResolves(vip); served != "n2" || mac != c.macOf(c.Node(2)) {
 		t.Errorf("after the fault the client reached %s and resolved %v to %s, want n2 at %s", served, vip, mac, c.macOf(c.Node(2)))
@@ -361,5 +374,23 @@ func TestIPv6Kill9LeavesNoDuplicate(t *testing.T) {
 	close(stop)
 	if w := <-worst; len(w) > 1 {
 		t.Errorf("two holders at once after kill -9: %v", w)
+	}
+}
+
+// After a partition heals, an IPv6 group ends with one holder, the node of
+// highest priority, and the client's neighbour entry follows it.
+func TestIPv6PartitionHeals(t *testing.T) {
+	c := newLab6(t, "part", 3)
+	c.startAll6()
+	if err := c.Node(1).Inject(lab.Fault{Kind: lab.FaultPartition}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitState("n2", "holder", 5*time.Second)
+	if err := c.Node(1).Heal(c.ctx, lab.FaultPartition); err != nil {
+		t.Fatal(err)
+	}
+	c.waitHolders(lab.HeldBy("n1"), 10*time.Second, "n1 (priority 200) to be the one holder after the heal")
+	if served, mac := c.clientResolves(c.VIP6); served != "n1" || mac != c.macOf(c.Node(1)) {
+		t.Errorf("after the heal the client reached %s and resolved %v to %s, want n1 at %s", served, c.VIP6, mac, c.macOf(c.Node(1)))
 	}
 }
