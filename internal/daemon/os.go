@@ -64,6 +64,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	ipv6 := hasIPv6VIPs(cfg.Groups)
 	var addrs6 *ifaddr6Addrs
 	if ipv6 {
+		if err := checkIPv6(cfg.Interface); err != nil {
+			mgr.Close()
+			return err
+		}
 		a6, err := ifaddr6.Open(cfg.Interface, netns.None())
 		if err != nil {
 			mgr.Close()
@@ -303,6 +307,21 @@ func checkLink(cfg config.Config, addrs Addrs) (ifaddr.Link, error) {
 		return link, err
 	}
 	return link, nil
+}
+
+// checkIPv6 refuses IPv6 VIPs on an interface without IPv6: the kernel
+// would refuse every claim, and the group would fault forever.
+func checkIPv6(ifname string) error {
+	b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + ifname + "/disable_ipv6")
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("IPv6 VIPs configured, but this host has no IPv6 on %q (no /proc/sys/net/ipv6/conf/%s)", ifname, ifname)
+	case err != nil:
+		return nil // cannot tell; the first claim will say
+	case strings.TrimSpace(string(b)) != "0":
+		return fmt.Errorf("IPv6 VIPs configured, but IPv6 is disabled on %q: set net.ipv6.conf.%s.disable_ipv6=0", ifname, ifname)
+	}
+	return nil
 }
 
 // checkVIPs is Deps.CheckVIPs on the real interface: see package ifcheck.

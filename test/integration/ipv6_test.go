@@ -394,3 +394,17 @@ func TestIPv6PartitionHeals(t *testing.T) {
 		t.Errorf("after the heal the client reached %s and resolved %v to %s, want n1 at %s", served, c.VIP6, mac, c.macOf(c.Node(1)))
 	}
 }
+
+// On an interface without IPv6 (the IPv4 lab turns it off), an IPv6 VIP is
+// refused at start with the fix in one line, rather than faulting forever.
+func TestIPv6VIPWithoutIPv6IsRefused(t *testing.T) {
+	c := newLab(t, 1)
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", c.Node(1).NS, binary, "run", "--interface", "eth0",
+		"--vip", "2001:db8:18::100", "--node-name", "n1", "--socket", c.Node(1).Socket()).CombinedOutput()
+	want := `floatip: IPv6 VIPs configured, but IPv6 is disabled on "eth0": set net.ipv6.conf.eth0.disable_ipv6=0`
+	if err == nil || strings.TrimSpace(string(out)) != want {
+		t.Errorf("floatip run with an IPv6 VIP on an interface without IPv6: %v, output:\n%s\nwant:\n%s", err, out, want)
+	}
+}
