@@ -280,6 +280,8 @@ func (g *group) run(start election.Start) {
 		// snooping switch, for as long as the group runs.
 		if err := m.JoinVIPs(g.vips); err != nil {
 			g.log.Error("joining the solicited-node groups of the IPv6 VIPs; other nodes' probes may not reach this node", "err", err)
+		} else if _, v6 := split(g.vips); len(v6) > 0 {
+			g.log.Debug("joined the solicited-node groups of the IPv6 VIPs", "vips", len(v6), "node_groups", m.Groups())
 		}
 		defer func() {
 			if err := m.LeaveVIPs(g.vips); err != nil {
