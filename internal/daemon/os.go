@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"os/user"
@@ -13,8 +14,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/floatip/floatip/internal/arp"
 	"github.com/floatip/floatip/internal/arp/afpacket"
@@ -22,8 +27,11 @@ import (
 	"github.com/floatip/floatip/internal/config"
 	"github.com/floatip/floatip/internal/control"
 	"github.com/floatip/floatip/internal/ifaddr"
+	"github.com/floatip/floatip/internal/ifaddr6"
 	"github.com/floatip/floatip/internal/ifcheck"
 	"github.com/floatip/floatip/internal/metrics"
+	"github.com/floatip/floatip/internal/nd"
+	ndafpacket "github.com/floatip/floatip/internal/nd/afpacket"
 )
 
 // This file is the daemon's thin OS layer: privileges, signals, the real
@@ -52,13 +60,31 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if err != nil {
 		return err
 	}
-	handedOver := false // once the core owns mgr, it closes it
+	var addrs Addrs = mgr
+	ipv6 := hasIPv6VIPs(cfg.Groups)
+	var addrs6 *ifaddr6Addrs
+	if ipv6 {
+		if err := checkIPv6(cfg.Interface); err != nil {
+			mgr.Close()
+			return err
+		}
+		a6, err := ifaddr6.Open(cfg.Interface, netns.None())
+		if err != nil {
+			mgr.Close()
+			return err
+		}
+		addrs6 = &ifaddr6Addrs{Addrs: a6}
+		addrs = dualAddrs{Addrs: mgr, v6: addrs6, watchFailed: func(err error) {
+			log.Error("watching the IPv6 addresses failed; an IPv6 VIP removed by hand comes back only at the next renewal", "err", err)
+		}}
+	}
+	handedOver := false // once the core owns addrs, it closes it
 	defer func() {
 		if !handedOver {
-			mgr.Close()
+			addrs.Close()
 		}
 	}()
-	link, err := checkLink(cfg, mgr)
+	link, err := checkLink(cfg, addrs)
 	if err != nil {
 		return err
 	}
@@ -91,9 +117,24 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return err
 	}
 	var frames FrameConn = conn
-	authDeps, seq, err := setupAuth(cfg, conn, m)
+	sealers := []sealer{conn}
+	var ndc *ndafpacket.Conn
+	if ipv6 {
+		if ndc, err = ndafpacket.Listen(ifi); err != nil {
+			conn.Close()
+			if metricsLn != nil {
+				metricsLn.Close()
+			}
+			return fmt.Errorf("IPv6 VIPs: %w", err)
+		}
+		sealers = append(sealers, ndc)
+	}
+	authDeps, seq, err := setupAuth(cfg, sealers, m)
 	if err != nil {
 		conn.Close()
+		if ndc != nil {
+			ndc.Close()
+		}
 		if metricsLn != nil {
 			metricsLn.Close()
 		}
@@ -102,9 +143,18 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if authDeps != nil {
 		frames = sealCounter{conn, m}
 	}
+	if ndc != nil {
+		var nds NDConn = ndc
+		if authDeps != nil {
+			nds = ndSealCounter{ndc, m}
+		}
+		w := newWire(frames, nds, addrs6.linkLocal)
+		w.SetRouter(cfg.IPv6.NARouter)
+		frames = w
+	}
 
 	handedOver = true
-	d := newDaemon(cfg, log, opts, Deps{Conn: frames, Addrs: mgr, MAC: link.MAC, Metrics: m, Stopping: notifyStopping, CheckVIPs: checkVIPs, Auth: authDeps})
+	d := newDaemon(cfg, log, opts, Deps{Conn: frames, Addrs: addrs, MAC: link.MAC, Metrics: m, Stopping: notifyStopping, CheckVIPs: checkVIPs, Auth: authDeps, IPv6: ipv6})
 	log.Info("starting", "interface", cfg.Interface, "mac", link.MAC.String(), "node", cfg.NodeName,
 		"groups", len(cfg.Groups), "control", cfg.Control.Socket, "metrics", cfg.Metrics.Listen, "version", opts.Version)
 	for _, w := range opts.Warnings {
@@ -141,9 +191,16 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	return err
 }
 
-// setupAuth reads the keys and the sequence state and makes conn seal and
-// verify; nil without auth. Errors name the configuration entry or file.
-func setupAuth(cfg config.Config, conn *afpacket.Conn, m *metrics.Metrics) (*AuthDeps, *auth.Sequence, error) {
+// sealer is a socket that seals and verifies frames (the ARP and the ND
+// afpacket.Conn).
+type sealer interface {
+	SetAuth(s *auth.Signer, v *auth.Verifier) error
+}
+
+// setupAuth reads the keys and the sequence state and makes the conns seal
+// and verify, with one signer and one verifier (one replay table for both
+// families); nil without auth. Errors name the configuration entry or file.
+func setupAuth(cfg config.Config, conns []sealer, m *metrics.Metrics) (*AuthDeps, *auth.Sequence, error) {
 	ring, err := cfg.LoadKeys()
 	if err != nil || ring == nil {
 		return nil, nil, err
@@ -153,8 +210,11 @@ func setupAuth(cfg config.Config, conn *afpacket.Conn, m *metrics.Metrics) (*Aut
 		return nil, nil, fmt.Errorf("auth.sequence_file: %w", err)
 	}
 	v := auth.NewVerifier(ring, auth.VerifierOptions{})
-	if err := conn.SetAuth(auth.NewSigner(ring, seq), v); err != nil {
-		return nil, nil, err
+	s := auth.NewSigner(ring, seq)
+	for _, c := range conns {
+		if err := c.SetAuth(s, v); err != nil {
+			return nil, nil, err
+		}
 	}
 	m.AuthTable(v.Stats)
 	return &AuthDeps{
@@ -165,8 +225,11 @@ func setupAuth(cfg config.Config, conn *afpacket.Conn, m *metrics.Metrics) (*Aut
 				return nil, err
 			}
 			v.SetRing(r) // keeps the replay table
-			if err := conn.SetAuth(auth.NewSigner(r, seq), v); err != nil {
-				return nil, err
+			s := auth.NewSigner(r, seq)
+			for _, c := range conns {
+				if err := c.SetAuth(s, v); err != nil {
+					return nil, err
+				}
 			}
 			return r.IDs(), nil
 		},
@@ -213,6 +276,21 @@ func (c sealCounter) Write(p *arp.Packet) error {
 	return err
 }
 
+// ndSealCounter counts the ND frames Conn could not seal (and so did not
+// send).
+type ndSealCounter struct {
+	*ndafpacket.Conn
+	m *metrics.Metrics
+}
+
+func (c ndSealCounter) Write(f *nd.Frame) error {
+	err := c.Conn.Write(f)
+	if errors.Is(err, ndafpacket.ErrSeal) {
+		c.m.SealFailure()
+	}
+	return err
+}
+
 // checkLink reads the interface and refuses one floatip cannot work on.
 func checkLink(cfg config.Config, addrs Addrs) (ifaddr.Link, error) {
 	link, err := addrs.Link()
@@ -229,6 +307,21 @@ func checkLink(cfg config.Config, addrs Addrs) (ifaddr.Link, error) {
 		return link, err
 	}
 	return link, nil
+}
+
+// checkIPv6 refuses IPv6 VIPs on an interface without IPv6: the kernel
+// would refuse every claim, and the group would fault forever.
+func checkIPv6(ifname string) error {
+	b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + ifname + "/disable_ipv6")
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("IPv6 VIPs configured, but this host has no IPv6 on %q (no /proc/sys/net/ipv6/conf/%s)", ifname, ifname)
+	case err != nil:
+		return nil // cannot tell; the first claim will say
+	case strings.TrimSpace(string(b)) != "0":
+		return fmt.Errorf("IPv6 VIPs configured, but IPv6 is disabled on %q: set net.ipv6.conf.%s.disable_ipv6=0", ifname, ifname)
+	}
+	return nil
 }
 
 // checkVIPs is Deps.CheckVIPs on the real interface: see package ifcheck.
@@ -304,4 +397,61 @@ func oneProcessor() {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
 	}
+}
+
+// ifaddr6Addrs is ifaddr6.Addrs as the daemon's Addrs6, and the source of
+// the link-local address that solicitations are sent from.
+type ifaddr6Addrs struct {
+	*ifaddr6.Addrs
+
+	llMu   sync.Mutex // held by the one refreshing ll
+	ll     atomic.Pointer[netip.Addr]
+	llRead atomic.Int64 // unix nanoseconds of the last read; 0: never
+}
+
+// Prefixes lists the interface's IPv6 addresses.
+func (a *ifaddr6Addrs) Prefixes() ([]netip.Prefix, error) {
+	list, err := a.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.Prefix, 0, len(list))
+	for _, x := range list {
+		out = append(out, x.Prefix)
+	}
+	return out, nil
+}
+
+// linkLocalTTL is how long a link-local address read is used before it is
+// read again.
+const linkLocalTTL = 10 * time.Second
+
+// linkLocal returns the interface's link-local address if one is usable
+// (neither tentative nor dadfailed), else the zero Addr. It is read again
+// at most every linkLocalTTL, by one caller while the others use the last
+// value: a write never waits for a netlink dump another one is doing.
+func (a *ifaddr6Addrs) linkLocal() netip.Addr {
+	last := a.ll.Load()
+	if last != nil && time.Since(time.Unix(0, a.llRead.Load())) < linkLocalTTL {
+		return *last
+	}
+	if !a.llMu.TryLock() {
+		if last != nil {
+			return *last
+		}
+		a.llMu.Lock()
+	}
+	defer a.llMu.Unlock()
+	var ll netip.Addr
+	if list, err := a.List(); err == nil {
+		for _, x := range list {
+			if x.Prefix.Addr().IsLinkLocalUnicast() && x.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) == 0 {
+				ll = x.Prefix.Addr()
+				break
+			}
+		}
+	}
+	a.ll.Store(&ll)
+	a.llRead.Store(time.Now().UnixNano())
+	return ll
 }
