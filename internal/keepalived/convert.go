@@ -63,7 +63,7 @@ var instead = map[string]string{
 	"notify_master_rx_lower_pri": "floatip has no such event",
 	"notify_deleted":             "floatip has no such event",
 	"debug":                      "use --log-level debug",
-	"native_ipv6":                "floatip supports IPv4 VIPs only for now",
+	"native_ipv6":                "floatip floats IPv6 VIPs over Neighbor Discovery in any group, beside IPv4 ones, with no option",
 	"vrrp_script":                "",
 }
 
@@ -598,7 +598,7 @@ func (c *converter) addGroup(name string, sg *syncGroup, members []*instance) {
 		}
 	}
 	if len(g.vips) == 0 {
-		c.skipped = append(c.skipped, fmt.Sprintf("vrrp_instance %s not imported: no IPv4 VIP to move", strings.Join(names, ", ")))
+		c.skipped = append(c.skipped, fmt.Sprintf("vrrp_instance %s not imported: no VIP to move", strings.Join(names, ", ")))
 		c.skipped = append(c.skipped, g.notes...)
 		return
 	}
@@ -651,9 +651,10 @@ func (c *converter) vip(g *outGroup, in *instance, v *Node, prefixNoted *bool) {
 		g.notes = append(g.notes, c.note(v, addrText, "not an IP address: not imported"))
 		return
 	}
-	if !addr.Is4() {
-		g.notes = append(g.notes, c.note(v, addrText, "IPv6 VIPs are not supported by floatip yet: not imported"))
-		return
+	addr = addr.Unmap()
+	hostBits := 32
+	if addr.Is6() {
+		hostBits = 128
 	}
 	if why := badVIP(addr); why != "" {
 		g.notes = append(g.notes, c.note(v, addrText, why+", which floatip does not take as a VIP: not imported"))
@@ -671,15 +672,15 @@ func (c *converter) vip(g *outGroup, in *instance, v *Node, prefixNoted *bool) {
 			g.notes = append(g.notes, c.note(v, "label", "floatip adds VIPs without a label"))
 			i++
 		case "brd", "broadcast", "scope", "preferred_lft":
-			g.notes = append(g.notes, c.note(v, words[i], "floatip adds each VIP as /32 with its own lifetime"))
+			g.notes = append(g.notes, c.note(v, words[i], "floatip adds each VIP as /32 (IPv6: /128, preferred lifetime 0) with its own lifetime"))
 			i++
 		default:
 			g.notes = append(g.notes, c.note(v, words[i], insteadOf(words[i])))
 		}
 	}
-	if bits >= 0 && bits != 32 && !*prefixNoted {
+	if bits >= 0 && bits != hostBits && !*prefixNoted {
 		*prefixNoted = true
-		g.notes = append(g.notes, c.note(v, addrText, "floatip adds each VIP as /32 (the interface's own address gives the subnet route)"))
+		g.notes = append(g.notes, c.note(v, addrText, fmt.Sprintf("floatip adds each VIP as /%d (the interface's own address gives the subnet route)", hostBits)))
 	}
 	if first, dup := c.seenVIP[addr]; dup {
 		g.notes = append(g.notes, c.note(v, addrText, fmt.Sprintf("already a VIP of group %s: listed once", first)))
@@ -689,8 +690,8 @@ func (c *converter) vip(g *outGroup, in *instance, v *Node, prefixNoted *bool) {
 	g.vips = append(g.vips, addr.String())
 }
 
-// badVIP says why floatip's check rejects an IPv4 VIP, "" if it does not
-// (the same rules as the configuration check).
+// badVIP says why floatip's check rejects a VIP, "" if it does not (the
+// same rules as the configuration check).
 func badVIP(a netip.Addr) string {
 	switch {
 	case a.IsUnspecified():
@@ -703,6 +704,8 @@ func badVIP(a netip.Addr) string {
 		return "the broadcast address"
 	case a.IsLinkLocalUnicast():
 		return "a link-local address"
+	case a.Zone() != "":
+		return "an address with a zone"
 	}
 	return ""
 }
