@@ -195,3 +195,21 @@ func TestIPv6ForeignClaimSeenByHolder(t *testing.T) {
 		})
 	})
 }
+
+// Over IPv6 the nodes learn each other's names from the wire too (the name
+// rides in floatip's ND option), so an IPv6-only group's status names its
+// holder and peers without a peers: list.
+func TestIPv6PeersNamedFromFrames(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := &fakeLAN{}
+		a := lan.newTestNode(t, testConfig("a", 200, grp("web", vip6a.String())), nil).start()
+		waitFor(t, "a to hold", func() bool { return a.state("web") == "holder" })
+		b := lan.newTestNode(t, testConfig("b", 100, grp("web", vip6a.String())), nil).start()
+		soleHolder(t, "web", vip6a, a, b)
+		waitFor(t, "a to list b by name", func() bool { _, ps := peersOf(t, a); return ps["b"].Priority == 100 })
+		if _, ps := peersOf(t, a); ps["b"].MAC != b.mac.String() || ps["b"].NameSource != "frames" {
+			t.Errorf("b as a sees it: %+v", ps["b"])
+		}
+		waitFor(t, "b to name the holder a", func() bool { g, _ := peersOf(t, b); return g.HolderNode == "a" })
+	})
+}

@@ -54,7 +54,6 @@ func toND(p *arp.Packet, ll netip.Addr, router bool) *nd.Frame {
 	var opt *nd.Option
 	if p.Trailer != nil {
 		opt = &nd.Option{Trailer: *p.Trailer}
-		opt.Name, opt.NameRejected = "", false // the ND option carries no name
 	}
 	group := isGroupMAC(p.Destination)
 	switch {

@@ -95,7 +95,7 @@ func TestToND(t *testing.T) {
 			if ns, ok := f.Message.(*ndp.NeighborSolicitation); ok && (len(ns.Options) > 0) != w.sourceLLA {
 				t.Errorf("NS options %v; want a source link-layer option: %v", ns.Options, w.sourceLLA)
 			}
-			if (f.Option != nil) != w.withTrailer || f.Option != nil && (f.Option.Kind != w.kind || f.Option.NodeID != 7 || f.Option.Priority != 100) {
+			if (f.Option != nil) != w.withTrailer || f.Option != nil && (f.Option.Kind != w.kind || f.Option.NodeID != 7 || f.Option.Priority != 100 || f.Option.Name != "n1") {
 				t.Errorf("option %+v; want kind %v (present %v)", f.Option, w.kind, w.withTrailer)
 			}
 			// Every frame must encode, and decode again as valid ND.
@@ -216,7 +216,7 @@ func TestNDRoundTrip(t *testing.T) {
 		got := fromND(&f)
 		if got.IsProbe() != p.IsProbe() || got.Operation != p.Operation || got.Destination.String() != p.Destination.String() ||
 			got.SenderHardwareAddr.String() != ndUs.String() || got.Trailer == nil || got.Trailer.Kind != p.Trailer.Kind ||
-			got.Trailer.Flags != p.Trailer.Flags || (got.SenderIP == got.TargetIP) != (p.SenderIP == p.TargetIP) {
+			got.Trailer.Flags != p.Trailer.Flags || got.Trailer.Name != p.Trailer.Name || (got.SenderIP == got.TargetIP) != (p.SenderIP == p.TargetIP) {
 			t.Errorf("%v %v kind %v -> %+v (trailer %+v)", p.Operation, p.Destination, p.Trailer.Kind, got, got.Trailer)
 		}
 	}

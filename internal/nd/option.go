@@ -16,10 +16,11 @@ import (
 // usual; Linux does so (checked in the lab tests).
 const OptionType = 253
 
-// MaxAuthLen is the largest Auth an Option carries. The whole option must
-// stay below 256 bytes: github.com/mdlayher/ndp v1.1.0 computes an option's
-// byte length in 8 bits (Length*8), so it mis-sizes longer ones.
-const MaxAuthLen = 31*8 - optionFixedLen
+// MaxAuthLen is the largest Auth an Option carries, leaving room for the
+// longest node name. The whole option must stay below 256 bytes:
+// github.com/mdlayher/ndp v1.1.0 computes an option's byte length in 8 bits
+// (Length*8), so it mis-sizes longer ones.
+const MaxAuthLen = 31*8 - optionFixedLen - arp.MaxNameLen
 
 const (
 	// optionFixedLen is the option without Auth: type, length, magic,
@@ -34,8 +35,9 @@ var optionMagic = [4]byte{'F', 'L', 'I', 'P'}
 // trailer of an ARP frame: the same fields (arp.Trailer, so the election
 // machine can treat both alike), plus Auth, opaque bytes reserved for the
 // authentication block of frames (key id, sequence number, tag), which the
-// codec carries but does not interpret. Layout (big endian), padded with
-// zeros to a multiple of 8 bytes:
+// codec carries but does not interpret. The node name (Trailer.Name) rides
+// after Auth, so a sealed frame's tag covers it. Layout (big endian),
+// padded with zeros to a multiple of 8 bytes:
 //
 //	[0]     type 253
 //	[1]     length in units of 8 bytes
@@ -46,8 +48,13 @@ var optionMagic = [4]byte{'F', 'L', 'I', 'P'}
 //	[9]     flags (arp.FlagHolder, ...)
 //	[10:14] node ID
 //	[14]    auth length n (at most MaxAuthLen)
-//	[15]    reserved, zero
+//	[15]    name length m (0: no name; at most arp.MaxNameLen)
 //	[16:16+n] auth
+//	[16+n:16+n+m] node name
+//
+// A name that is cut off, too long, not UTF-8 or not printable is dropped
+// (Trailer.NameRejected) and the rest of the option kept, as in the ARP
+// trailer: a hostile frame cannot put a line break into a log line.
 type Option struct {
 	arp.Trailer
 	// Auth is nil or up to MaxAuthLen bytes.
@@ -62,7 +69,11 @@ func (o *Option) MarshalBinary() ([]byte, error) {
 	if len(o.Auth) > MaxAuthLen {
 		return nil, fmt.Errorf("%w: auth of %d bytes, at most %d", errOption, len(o.Auth), MaxAuthLen)
 	}
-	n := (optionFixedLen + len(o.Auth) + 7) / 8 * 8
+	var name string
+	if arp.ValidName(o.Name) {
+		name = o.Name
+	}
+	n := (optionFixedLen + len(o.Auth) + len(name) + 7) / 8 * 8
 	b := make([]byte, n)
 	b[0] = OptionType
 	b[1] = byte(n / 8)
@@ -73,7 +84,9 @@ func (o *Option) MarshalBinary() ([]byte, error) {
 	b[9] = o.Flags
 	binary.BigEndian.PutUint32(b[10:14], o.NodeID)
 	b[14] = byte(len(o.Auth))
+	b[15] = byte(len(name))
 	copy(b[optionFixedLen:], o.Auth)
+	copy(b[optionFixedLen+len(o.Auth):], name)
 	return b, nil
 }
 
@@ -132,6 +145,14 @@ func (o *Option) decode(v []byte) error {
 	}}
 	if n > 0 {
 		o.Auth = append([]byte(nil), v[fixed:fixed+n]...)
+	}
+	if m := int(v[13]); m > 0 {
+		rest := v[fixed+n:]
+		if name := string(rest[:min(m, len(rest))]); m <= len(rest) && arp.ValidName(name) {
+			o.Name = name
+		} else {
+			o.NameRejected = true
+		}
 	}
 	return nil
 }

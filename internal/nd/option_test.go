@@ -3,6 +3,7 @@ package nd
 import (
 	"bytes"
 	"encoding/hex"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -35,6 +36,58 @@ func TestOptionGolden(t *testing.T) {
 	b[16] = 0
 	if got.Auth[0] != 0xaa {
 		t.Error("UnmarshalBinary's Auth aliases its input")
+	}
+}
+
+// The node name rides after the auth block, so learning names from the wire
+// works over IPv6 as over ARP, and the tag of a sealed frame covers it.
+func TestOptionName(t *testing.T) {
+	o := &Option{
+		Trailer: arp.Trailer{Kind: arp.KindBeacon, Priority: 7, Flags: arp.FlagHolder, NodeID: 9, Name: "web-1"},
+		Auth:    []byte{0xaa, 0xbb},
+	}
+	b, err := o.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 16 fixed bytes, 2 auth bytes, 5 name bytes, padded to 24.
+	const want = "fd03464c495001040701000000090205aabb7765622d3100"
+	if got := hex.EncodeToString(b); got != want {
+		t.Errorf("MarshalBinary:\n got %s\nwant %s", got, want)
+	}
+	var got Option
+	if err := got.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(o, &got); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+	// An invalid name is not sent.
+	bad := *o
+	bad.Name = "two words"
+	if b, _ := bad.MarshalBinary(); b[15] != 0 {
+		t.Errorf("an invalid name was encoded: % x", b)
+	}
+	// Received: a name with a control character, or one cut off, is
+	// dropped and the rest kept.
+	for name, mangle := range map[string]func([]byte){
+		"control character": func(b []byte) { b[16+2+1] = '\n' },
+		"cut off":           func(b []byte) { b[15] = 64 },
+	} {
+		c := append([]byte(nil), b...)
+		mangle(c)
+		var g Option
+		if err := g.UnmarshalBinary(c); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if g.Name != "" || !g.NameRejected || g.Priority != 7 || !bytes.Equal(g.Auth, o.Auth) {
+			t.Errorf("%s: got %+v, want the name dropped (NameRejected) and the rest kept", name, g)
+		}
+	}
+	// The longest name beside the longest auth block still fits.
+	long := &Option{Trailer: arp.Trailer{Name: strings.Repeat("n", arp.MaxNameLen)}, Auth: make([]byte, MaxAuthLen)}
+	if b, err := long.MarshalBinary(); err != nil || len(b) > 248 {
+		t.Errorf("longest name and auth: %d bytes, %v", len(b), err)
 	}
 }
 
