@@ -67,7 +67,7 @@ func (d *daemon) openQuorums(cfg config.Config) error {
 		if err != nil {
 			return fmt.Errorf("group %s: %w", gc.Name, err)
 		}
-		log := d.log.With("quorum", strings.Join(ec.Endpoints, ","), "prefix", ec.Prefix)
+		log := d.log.With("etcd_endpoints", strings.Join(ec.Endpoints, ","), "etcd_prefix", ec.Prefix)
 		b, err := d.deps.NewQuorum(ec, cfg.NodeName, log)
 		if err != nil {
 			return fmt.Errorf("group %s: quorum: %w", gc.Name, err)
@@ -207,6 +207,12 @@ func (g *group) addVIPs(a election.AddVIPs) (time.Duration, error) {
 		return 0, errDeadlineClose
 	}
 	l = min(l, a.Lifetime)
+	now := g.d.now()
+	if g.added && now.Add(l).Before(g.vipUntil) {
+		// The lifetime is whole seconds: a renewal with a deadline no
+		// later than before would only shorten the bound the VIPs have.
+		return 0, nil
+	}
 	if err := g.d.addrs.Claim(vips, l); err != nil {
 		return 0, err
 	}
@@ -217,6 +223,9 @@ func (g *group) addVIPs(a election.AddVIPs) (time.Duration, error) {
 		}
 		g.added = false
 		return 0, fmt.Errorf("the VIPs' lifetime (%v) would outlast the quorum lease deadline (the process stalled around the netlink call): removed them", l)
+	}
+	if !a.FirstOnly {
+		g.vipUntil = now.Add(l)
 	}
 	return l, nil
 }
