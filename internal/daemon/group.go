@@ -73,6 +73,7 @@ type group struct {
 
 	elector  quorum.Elector // the group's referee elector (quorum.go); nil without quorum:
 	vipUntil time.Time      // quorum: when the VIPs' kernel lifetime, as last set, ends (owned by run)
+	qkey     string         // the quorum configuration's key (quorums.by); "" without quorum:
 }
 
 // peerNames is peers: keyed by MAC, for the machine's names.
