@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floatip/floatip/internal/control"
 	"github.com/floatip/floatip/internal/lab"
 )
 
@@ -75,6 +77,17 @@ func TestQuorumOneHolderThenPowerOff(t *testing.T) {
 			t.Fatalf("holders %v (err %v), want [n1]", h, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// Both nodes' status shows the referee: n1 holds the key, n2 knows it.
+	var st control.Status
+	if err := json.Unmarshal([]byte(q.statusCmd(q.Node(1), "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if g := st.Groups[0]; g.Quorum == nil || g.Quorum.Role != "holding" || g.Quorum.State != "live" || !g.Quorum.Reachable || g.Quorum.KeyHolder != "n1" || g.Quorum.LeaseDeadline.IsZero() {
+		t.Errorf("n1's status quorum %+v, want live, reachable, holding, key held by n1, a deadline", g.Quorum)
+	}
+	if out := q.statusCmd(q.Node(2)); !strings.Contains(out, "held by n1") {
+		t.Errorf("n2's status does not name n1 as the key holder:\n%s", out)
 	}
 	fault := time.Now()
 	if err := q.Node(1).PowerOff(); err != nil {
