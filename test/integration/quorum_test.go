@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -8,6 +9,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/floatip/floatip/internal/control"
 	"github.com/floatip/floatip/internal/lab"
@@ -170,4 +175,75 @@ func TestQuorumPartitionNeverTwoHolders(t *testing.T) {
 		t.Errorf("holders after the heal %v, want [n2]", h)
 	}
 	q.noOverlap(stop, worst)
+}
+
+// An etcd leader election (the leader member killed and restarted) must
+// not cost the holder its VIP: keepalives resume through the other
+// members before the VIP's kernel lifetime, bounded by the lease, ends.
+func TestQuorumLeaderElectionKeepsVIP(t *testing.T) {
+	q := newQuorumLab(t, 5*time.Second)
+	q.startTwo()
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints: q.etcd.Endpoints(), DialTimeout: 2 * time.Second,
+		DialOptions: []grpc.DialOption{grpc.WithContextDialer(q.Node(3).Dialer())},
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	var leader *lab.EtcdMember
+	for _, m := range q.etcd.Members() {
+		ctx, cancel := context.WithTimeout(q.ctx, 2*time.Second)
+		st, err := cli.Status(ctx, strings.TrimPrefix(m.ClientURL(), "http://"))
+		cancel()
+		if err == nil && st.Leader == st.Header.MemberId {
+			leader = m
+		}
+	}
+	if leader == nil {
+		t.Fatal("no etcd member says it is the leader")
+	}
+	// Sample n1's kernel throughout.
+	stop := make(chan struct{})
+	dropped := make(chan time.Time, 1)
+	go func() {
+		defer close(dropped)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			if has, err := q.Node(1).HasVIP(); err == nil && !has {
+				dropped <- time.Now()
+				return
+			}
+		}
+	}()
+	hiccup := time.Now()
+	if err := leader.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.etcd.WaitHealthy(q.ctx, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	healthy := time.Now()
+	// Past a whole lease after the cluster is whole again.
+	for end := time.Now().Add(q.ttl); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+	}
+	close(stop)
+	if at, ok := <-dropped; ok {
+		t.Fatalf("n1 lost the VIP %v after the leader (%s) was killed", at.Sub(hiccup).Round(time.Millisecond), leader.Name)
+	}
+	for _, l := range q.daemons["n1"].Lines() {
+		if l.Msg() == "state changed" && l.Time().After(hiccup) {
+			t.Errorf("n1 changed state during the leader election: %s", l.Text)
+		}
+	}
+	t.Logf("leader %s killed and restarted; cluster healthy %v later; n1 kept the VIP throughout",
+		leader.Name, healthy.Sub(hiccup).Round(time.Millisecond))
 }
