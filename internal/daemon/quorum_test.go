@@ -39,6 +39,7 @@ type fakeBackend struct {
 	expires   time.Time // the referee's expiry of the lease (zero: none)
 	deadline  time.Time // the node's deadline
 	electors  map[string]*fakeElector
+	closed    bool
 	stop      chan struct{}
 	done      chan struct{}
 }
@@ -217,6 +218,7 @@ func (b *fakeBackend) Close(ctx context.Context) error {
 	r := b.ref
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	b.closed = true
 	if b.reachable { // revoke the lease
 		b.expires = time.Time{}
 		for _, e := range b.electors {
@@ -466,6 +468,33 @@ func TestQuorumFrozenAroundClaimRemovesVIPs(t *testing.T) {
 		}
 		if s := a.state("web"); s != "fault" {
 			t.Fatalf("state %s after the stalled renewal, want fault (claim failed; it retries)", s)
+		}
+	})
+}
+
+// A reload that drops the group's quorum restarts the group without it and
+// closes the backend nobody uses any more (revoking its lease).
+func TestQuorumReloadWithoutQuorumClosesBackend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ref := newFakeReferee()
+		lan := &fakeLAN{}
+		a, _ := lan.quorumNode(t, ref, "a", 200)
+		soleHolder(t, "web", vip1, a)
+		a.next = testConfig("a", 200, grp("web", vip1.String()))
+		if err := a.d.Reload(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		b := ref.backend("a")
+		ref.mu.Lock()
+		closed := b.closed
+		ref.mu.Unlock()
+		if !closed {
+			t.Fatal("the unused backend is still open after the reload")
+		}
+		soleHolder(t, "web", vip1, a)
+		s, _ := a.d.Status(context.Background())
+		if q := s.Groups[0].Quorum; q != nil {
+			t.Fatalf("status still shows a quorum: %+v", q)
 		}
 	})
 }
