@@ -96,6 +96,10 @@ type Group struct {
 	// Config.Checks first, then the group's own. The daemon reads only
 	// these; YAML writes Checks[len(Config.Checks):] as the group's own.
 	Checks []Check
+
+	// Quorum is the group's effective referee: its own quorum:, or else
+	// the top-level Config.Quorum; nil for none.
+	Quorum *Quorum
 }
 
 // Check is one health check. Parse fills in every default.
@@ -161,6 +165,7 @@ type Config struct {
 	Peers   map[string]net.HardwareAddr // node name -> MAC; nil if none
 	Auth    Auth                        // authenticated frames; off without a key
 	IPv6    IPv6                        // settings for IPv6 VIPs
+	Quorum  *Quorum                     // the top-level quorum: for every group without its own; nil for none
 }
 
 // IPv6 holds what only IPv6 VIPs use. Their announcements (unsolicited
@@ -265,7 +270,7 @@ func (c Config) Validate() error {
 // isShorthand reports whether the groups can be written as "vips:".
 func isShorthand(c Config) bool {
 	return len(c.Groups) == 1 && c.Groups[0].Name == DefaultGroup && c.Groups[0].Priority == c.Priority &&
-		len(ownChecks(c, c.Groups[0])) == 0
+		len(ownChecks(c, c.Groups[0])) == 0 && c.Groups[0].Quorum.Equal(c.Quorum)
 }
 
 // ownChecks returns the checks that g adds to the top-level c.Checks: the
@@ -305,6 +310,7 @@ type yamlGroup struct {
 	VIPs     []string    `yaml:"vips,flow"`
 	Priority int         `yaml:"priority,omitempty"`
 	Checks   []yamlCheck `yaml:"checks,omitempty"`
+	Quorum   *yamlQuorum `yaml:"quorum,omitempty"`
 }
 
 type yamlHTTP struct {
@@ -381,6 +387,7 @@ type yamlConfig struct {
 	Fencing         *yamlFencing      `yaml:"fencing,omitempty"`
 	Peers           map[string]string `yaml:"peers,omitempty"`
 	Auth            *yamlAuth         `yaml:"auth,omitempty"`
+	Quorum          *yamlQuorum       `yaml:"quorum,omitempty"`
 	Control         yamlControl       `yaml:"control"`
 	Metrics         yamlMetrics       `yaml:"metrics,omitempty"`
 	IPv6            *yamlIPv6         `yaml:"ipv6,omitempty"`
@@ -433,6 +440,9 @@ func (c Config) YAML() []byte {
 			if g.Priority != c.Priority {
 				yg.Priority = g.Priority
 			}
+			if !g.Quorum.Equal(c.Quorum) {
+				yg.Quorum = toYAMLQuorum(g.Quorum)
+			}
 			y.Groups = append(y.Groups, yg)
 		}
 	}
@@ -448,6 +458,7 @@ func (c Config) YAML() []byte {
 		}
 		y.Peers[name] = mac.String()
 	}
+	y.Quorum = toYAMLQuorum(c.Quorum)
 	if a := c.Auth; a.Enabled() {
 		y.Auth = &yamlAuth{KeyFiles: a.KeyFiles, Require: a.Require, SequenceFile: a.SequenceFile}
 	}

@@ -26,8 +26,10 @@ func (d *daemon) Status(ctx context.Context) (control.Status, error) {
 		PID: os.Getpid(), Started: d.started, Groups: []control.Group{},
 	}
 	now := d.now()
+	qs := d.quorumStatus()
 	for _, g := range d.groups {
 		gs := *g.snap.Load()
+		gs.Quorum = g.quorumView(qs)
 		// Lost as of now, not as of the snapshot: a peer that went
 		// silent is what the operator looks for.
 		lost := time.Duration(g.lostAfter.Load())
@@ -179,6 +181,11 @@ func (d *daemon) Reload(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := d.openQuorums(next); err != nil {
+		return err
+	}
+	// Whatever happens next, backends no group uses are closed.
+	defer d.pruneQuorums()
 	if a := d.deps.Auth; a != nil && a.Reload != nil {
 		// Keys are re-read last among the checks: once they are in use the
 		// reload goes through.

@@ -112,6 +112,9 @@ type Deps struct {
 	// made when the configuration has IPv6 VIPs at start): without it a
 	// reload that adds IPv6 VIPs is refused.
 	IPv6 bool
+	// NewQuorum makes the referee backend of a quorum: configuration
+	// (quorum.go); nil: a configuration with quorum: is refused.
+	NewQuorum NewQuorum
 }
 
 // AuthDeps are the OS layer's keys, as far as the core needs them.
@@ -164,6 +167,8 @@ type daemon struct {
 	junk         map[junk]*atomic.Uint64        // malformed frames by reason (every junkReasons entry)
 	authFailures map[auth.Reason]*atomic.Uint64 // every auth.Reasons entry; the map is never written after newDaemon
 	keyIDs       atomic.Pointer[[]auth.KeyID]
+
+	quorums quorums // referee backends (quorum.go)
 }
 
 // newDaemon makes the core; nothing runs before start.
@@ -242,6 +247,7 @@ func (d *daemon) stop() {
 	// Every group releases at once; then wait for all (their hooks, too).
 	stopAll(d.groups)
 	d.reloadMu.Unlock()
+	d.closeQuorums() // after the groups resigned: revokes the leases
 	d.cancel()
 	d.conn.Close() // ends readFrames
 	d.aux.Wait()
