@@ -189,7 +189,7 @@ func checkOutput(cfg config.Config) []byte {
 	if cfg.Path == "" {
 		from = "# no configuration file read (no --config, and " + defaultConfig + " does not exist): defaults and flags only\n"
 	}
-	return append([]byte(from), cfg.YAML()...)
+	return append([]byte(from), cfg.Redacted().YAML()...)
 }
 
 type configCmd struct {

@@ -196,3 +196,28 @@ func applyEtcdEndpoints(n *Config, eps []string, add func(flag, format string, a
 		}
 	}
 }
+
+// Hidden replaces a secret in Redacted's output.
+const Hidden = "(hidden)"
+
+// Redacted returns a copy of c with the secrets it carries (the etcd
+// password written in the file) replaced by Hidden, for printing: `floatip
+// check` shows the effective configuration, and a password must not end
+// up in a terminal's scrollback or a CI log. Redacted output is not meant
+// to be parsed back.
+func (c Config) Redacted() Config {
+	redact := func(q *Quorum) *Quorum {
+		if q == nil || q.Etcd.Password == "" {
+			return q
+		}
+		r := *q
+		r.Etcd.Password = Hidden
+		return &r
+	}
+	c.Quorum = redact(c.Quorum)
+	c.Groups = slices.Clone(c.Groups)
+	for i := range c.Groups {
+		c.Groups[i].Quorum = redact(c.Groups[i].Quorum)
+	}
+	return c
+}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,5 +156,26 @@ func TestQuorumEtcdEndpointsFlag(t *testing.T) {
 	err = d.Apply(Overrides{EtcdEndpoints: []string{"nohost"}})
 	if got := problemStrings(t, err); len(got) != 1 || got[0] != `--etcd-endpoints: "nohost": want host:port (etcd's client port is usually 2379)` {
 		t.Fatalf("bad endpoint: %q", got)
+	}
+}
+
+// What `floatip check` prints carries no etcd password; the configuration
+// itself keeps it.
+func TestRedactedHidesPassword(t *testing.T) {
+	const secret = "s3cret-pw"
+	c, err := Parse("floatip.yaml", []byte("quorum: {etcd: {endpoints: [198.18.0.11:2379], username: u, password: "+secret+"}}\n"+
+		"groups:\n  - {name: a, vips: [198.18.0.100]}\n  - {name: b, vips: [198.18.0.101], quorum: {etcd: {endpoints: [198.18.0.12:2379], username: v, password: "+secret+"}}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(c.Redacted().YAML())
+	if strings.Contains(out, secret) {
+		t.Errorf("redacted output shows the password:\n%s", out)
+	}
+	if strings.Count(out, Hidden) != 2 {
+		t.Errorf("want the top-level and group b's password hidden:\n%s", out)
+	}
+	if c.Quorum.Etcd.Password != secret || c.Groups[1].Quorum.Etcd.Password != secret {
+		t.Error("Redacted changed the configuration it copied")
 	}
 }
