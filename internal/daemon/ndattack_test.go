@@ -3,9 +3,12 @@ package daemon
 import (
 	"context"
 	"net"
+	"net/netip"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/mdlayher/ndp"
 
 	"github.com/floatip/floatip/internal/arp"
 	"github.com/floatip/floatip/internal/nd"
@@ -62,4 +65,106 @@ func TestIPv6UnsolicitedNAIsAForeignClaim(t *testing.T) {
 			})
 		})
 	}
+}
+
+// A flood of 50,000 NSs to the solicited-node group of the VIP, each from
+// a fresh MAC and link-local, carrying floatip's option as a better holder
+// (priority 254) would. What one costs the holder is bounded as over ARP:
+// the peer table stays at its cap, the holder keeps the VIP, and the
+// frames it sends during the flood stay a small number (its own announces,
+// beacons and rate-limited checks of claimants), not one per frame.
+func TestIPv6SolicitationFloodIsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := &fakeLAN{}
+		a := lan.newTestNode(t, testConfig("a", 200, grp("web", vip6a.String())), nil).start()
+		b := lan.newTestNode(t, testConfig("b", 100, grp("web", vip6a.String())), nil).start()
+		if soleHolder(t, "web", vip6a, a, b) != a {
+			t.Fatal("a (priority 200) should hold")
+		}
+		sent := a.nd.writes.Load()
+		const n = 50000
+		for i := range n {
+			mac := net.HardwareAddr{2, 0x77, byte(i >> 16), byte(i >> 8), byte(i), 1}
+			ll := netip.AddrFrom16([16]byte{0: 0xfe, 1: 0x80, 13: byte(i >> 16), 14: byte(i >> 8), 15: byte(i)})
+			opt := &nd.Option{Trailer: arp.Trailer{Kind: arp.KindBeacon, Priority: 254, Flags: arp.FlagHolder, NodeID: uint32(i)}}
+			b, err := nd.NewSolicitation(mac, nil, ll, vip6a, opt).MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			lan.send(nil, b)
+			if i%500 == 0 {
+				time.Sleep(10 * time.Millisecond) // 50,000 frames/s, read as they come
+			}
+		}
+		time.Sleep(time.Second)
+		t.Logf("during the flood the holder sent %d ND frames, lists %d peers", a.nd.writes.Load()-sent, func() int { _, ps := peersOf(t, a); return len(ps) }())
+		if got := a.nd.writes.Load() - sent; got > 2000 {
+			t.Errorf("the holder sent %d ND frames for %d forged ones", got, n)
+		}
+		if _, ps := peersOf(t, a); len(ps) > 256 {
+			t.Errorf("the holder lists %d peers, more than the table's cap", len(ps))
+		}
+		if soleHolder(t, "web", vip6a, a, b) != a {
+			t.Fatal("the flood moved the VIP")
+		}
+	})
+}
+
+// A forged release over ND: an NS with floatip's option (kind release) to
+// the solicited-node group. From a MAC that is not the holder's it is
+// ignored and counted; with the holder's MAC in the source link-layer
+// option but the attacker's in the Ethernet header (the option says one
+// thing, the frame another), the holder counts it as spoofing and the
+// standby ... follows the option's MAC, as it follows an ARP frame's
+// sender hardware address.
+func TestIPv6ForgedRelease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := &fakeLAN{}
+		a := lan.newTestNode(t, testConfig("a", 200, grp("web", vip6a.String())), nil).start()
+		b := lan.newTestNode(t, testConfig("b", 100, grp("web", vip6a.String())), nil).start()
+		if soleHolder(t, "web", vip6a, a, b) != a {
+			t.Fatal("a (priority 200) should hold")
+		}
+		rogue := net.HardwareAddr{2, 0x66, 0, 0, 0, 1}
+		rogueLL := netip.MustParseAddr("fe80::66")
+		rel := &nd.Option{Trailer: arp.Trailer{Kind: arp.KindRelease, Priority: 254}}
+		// From the rogue's own MAC, to the solicited-node group and to all-nodes.
+		for _, f := range []*nd.Frame{nd.NewSolicitation(rogue, nil, rogueLL, vip6a, rel), nd.NewProbe(rogue, nil, vip6a, rel)} {
+			enc, err := f.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			lan.send(nil, enc)
+			enc[0], enc[1], enc[2], enc[3], enc[4], enc[5] = 0x33, 0x33, 0, 0, 0, 1
+			lan.send(nil, enc)
+		}
+		time.Sleep(time.Second)
+		s, _ := b.d.Status(context.Background())
+		if c := s.Groups[0].Counters; c.Ignored != 4 {
+			t.Errorf("the standby's counters %+v: want the 4 releases from a non-holder ignored", c)
+		}
+		if soleHolder(t, "web", vip6a, a, b) != a {
+			t.Fatal("a release from a non-holder moved the VIP")
+		}
+		// The holder's MAC in the option, the rogue's in the Ethernet source.
+		f := nd.NewSolicitation(rogue, nil, rogueLL, vip6a, rel)
+		ns := f.Message.(*ndp.NeighborSolicitation)
+		for _, o := range ns.Options {
+			if lla, ok := o.(*ndp.LinkLayerAddress); ok {
+				lla.Addr = a.mac
+			}
+		}
+		enc, err := f.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lan.send(nil, enc)
+		waitFor(t, "the holder to count the spoofed frame", func() bool {
+			s, _ := a.d.Status(context.Background())
+			return s.SpoofedFrames == 1
+		})
+		bs, _ := b.d.Status(context.Background())
+		t.Logf("after the release in a's MAC: b %s %+v", bs.Groups[0].State, bs.Groups[0].Counters)
+		soleHolder(t, "web", vip6a, a, b)
+	})
 }
