@@ -168,3 +168,48 @@ func TestIPv6ForgedRelease(t *testing.T) {
 		soleHolder(t, "web", vip6a, a, b)
 	})
 }
+
+// A host without floatip that has the VIP configured (or answers every
+// probe for it, as an attacker may) when the holder dies: its kernel
+// answers for the VIP. The standby reports it as a foreign claimant (WARN,
+// floatip_foreign_claims_total) and, with the default policy without auth
+// (yield, RFC 5227 2.4b), ends up standby behind it: the VIP stays on no
+// floatip node, the same over ARP and ND. (With auth its untagged answers
+// are not believed, and the default policy is defend.)
+func TestIPv6ProbeAnswererReported(t *testing.T) {
+	for _, family := range []string{"ipv4", "ipv6"} {
+		t.Run(family, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				vip := vip1
+				if family == "ipv6" {
+					vip = vip6a
+				}
+				lan := &fakeLAN{}
+				a := lan.newTestNode(t, testConfig("a", 200, grp("web", vip.String())), nil).start()
+				b := lan.newTestNode(t, testConfig("b", 100, grp("web", vip.String())), nil).start()
+				if soleHolder(t, "web", vip, a, b) != a {
+					t.Fatal("a (priority 200) should hold")
+				}
+				rogue := lan.node("rogue", 9) // a kernel, no daemon
+				a.cut.Store(true)
+				if err := rogue.addrs.Claim([]netip.Addr{vip}, time.Hour); err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, "the standby to leave a", func() bool {
+					s, _ := b.d.Status(context.Background())
+					return s.Groups[0].Holder != a.mac.String()
+				})
+				time.Sleep(5 * time.Second)
+				s, _ := b.d.Status(context.Background())
+				g := s.Groups[0]
+				t.Logf("b: %s, holder %s, counters %+v", g.State, g.Holder, g.Counters)
+				if g.State.String() == "holder" {
+					t.Fatal("b claimed an address another host answers for")
+				}
+				if g.Counters.ForeignClaims == 0 {
+					t.Errorf("b follows %s, a host that never spoke floatip, without counting it as a foreign claim", g.Holder)
+				}
+			})
+		})
+	}
+}
