@@ -68,7 +68,8 @@ func TestIPv6UnsolicitedNAIsAForeignClaim(t *testing.T) {
 }
 
 // A flood of 50,000 NSs to the solicited-node group of the VIP, each from
-// a fresh MAC and link-local, carrying floatip's option as a better holder
+// a fresh MAC, half from a fresh link-local and half DAD probes from ::,
+// carrying floatip's option as a better holder
 // (priority 254) would. What one costs the holder is bounded as over ARP:
 // the peer table stays at its cap, the holder keeps the VIP, and the
 // frames it sends during the flood stay a small number (its own announces,
@@ -87,7 +88,11 @@ func TestIPv6SolicitationFloodIsBounded(t *testing.T) {
 			mac := net.HardwareAddr{2, 0x77, byte(i >> 16), byte(i >> 8), byte(i), 1}
 			ll := netip.AddrFrom16([16]byte{0: 0xfe, 1: 0x80, 13: byte(i >> 16), 14: byte(i >> 8), 15: byte(i)})
 			opt := &nd.Option{Trailer: arp.Trailer{Kind: arp.KindBeacon, Priority: 254, Flags: arp.FlagHolder, NodeID: uint32(i)}}
-			b, err := nd.NewSolicitation(mac, nil, ll, vip6a, opt).MarshalBinary()
+			f := nd.NewSolicitation(mac, nil, ll, vip6a, opt)
+			if i%2 == 1 {
+				f = nd.NewProbe(mac, nil, vip6a, opt) // the DAD form, from ::
+			}
+			b, err := f.MarshalBinary()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -97,9 +102,14 @@ func TestIPv6SolicitationFloodIsBounded(t *testing.T) {
 			}
 		}
 		time.Sleep(time.Second)
-		t.Logf("during the flood the holder sent %d ND frames, lists %d peers", a.nd.writes.Load()-sent, func() int { _, ps := peersOf(t, a); return len(ps) }())
+		st, _ := a.d.Status(context.Background())
+		t.Logf("during the flood the holder sent %d ND frames, lists %d peers, counters %+v", a.nd.writes.Load()-sent, func() int { _, ps := peersOf(t, a); return len(ps) }(), st.Groups[0].Counters)
 		if got := a.nd.writes.Load() - sent; got > 2000 {
 			t.Errorf("the holder sent %d ND frames for %d forged ones", got, n)
+		}
+		s, _ := a.d.Status(context.Background())
+		if c := s.Groups[0].Counters; c.Throttled+c.Unconfirmed == 0 {
+			t.Errorf("the holder's counters %+v: the forged better holders did not reach the yield rule", c)
 		}
 		if _, ps := peersOf(t, a); len(ps) > 256 {
 			t.Errorf("the holder lists %d peers, more than the table's cap", len(ps))
