@@ -1,15 +1,113 @@
 package integration
 
 import (
+	"bytes"
+	bin "encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/mdlayher/packet"
+	"golang.org/x/net/ipv6"
 
 	"github.com/floatip/floatip/internal/auth"
 	"github.com/floatip/floatip/internal/control"
 	"github.com/floatip/floatip/internal/lab"
 	"github.com/floatip/floatip/internal/nd"
 )
+
+// captureNDEnv=FILE,DURATION,VIP makes this test binary, run in the
+// attacker's namespace, join the VIP's solicited-node group (as any host
+// may: the kernel sends the MLD report, so a snooping bridge forwards the
+// group to it) and record the sealed floatip ND frames it sees.
+const captureNDEnv = "FLOATIP_TEST_CAPTURE_ND"
+
+func init() {
+	if v := os.Getenv(captureNDEnv); v != "" {
+		exitWith(captureND(v))
+	}
+}
+
+func captureND(spec string) error {
+	parts := strings.Split(spec, ",")
+	if len(parts) != 3 {
+		return fmt.Errorf("capture spec %q: want FILE,DURATION,VIP", spec)
+	}
+	d, err := time.ParseDuration(parts[1])
+	if err != nil {
+		return err
+	}
+	vip, err := netip.ParseAddr(parts[2])
+	if err != nil {
+		return err
+	}
+	ifi, err := net.InterfaceByName("eth0")
+	if err != nil {
+		return err
+	}
+	udp, err := net.ListenPacket("udp6", "[::]:0")
+	if err != nil {
+		return err
+	}
+	defer udp.Close()
+	if err := ipv6.NewPacketConn(udp).JoinGroup(ifi, &net.UDPAddr{IP: nd.SolicitedNode(vip).AsSlice()}); err != nil {
+		return err
+	}
+	conn, err := packet.Listen(ifi, packet.Raw, 0x86dd, nil)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	out, err := os.Create(parts[0])
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	conn.SetReadDeadline(time.Now().Add(d))
+	buf := make([]byte, 1514)
+	for {
+		n, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			break // the deadline
+		}
+		f := buf[:n]
+		if off, l, ok := nd.AuthField(f); ok && l == auth.BlockLen && string(f[off:off+4]) == "FLAU" {
+			fmt.Fprintln(out, hex.EncodeToString(f))
+		}
+	}
+	return out.Sync()
+}
+
+// captureND records the sealed ND frames the attacker sees for d.
+func (c *cluster) captureND(d time.Duration, vip netip.Addr) [][]byte {
+	c.t.Helper()
+	path := filepath.Join(c.t.TempDir(), "captured")
+	cmd := exec.Command("ip", "netns", "exec", c.ClientNode().NS, os.Args[0])
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%s,%s", captureNDEnv, path, d, vip))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		c.t.Fatalf("capturing: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var frames [][]byte
+	for _, l := range strings.Fields(string(data)) {
+		f, err := hex.DecodeString(l)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		frames = append(frames, f)
+	}
+	return frames
+}
 
 // A host without floatip on the lab claims the IPv6 VIP with unsolicited
 // Neighbor Advertisements (no floatip option, Override, to all-nodes: the
@@ -73,5 +171,88 @@ func TestIPv6ForeignNAClaimCounted(t *testing.T) {
 				t.Fatalf("holders of %v after the foreign claims: %v, want n1 alone", vip, h)
 			}
 		})
+	}
+}
+
+// Replays and edits of genuine sealed ND frames, captured by a host on the
+// LAN that joined the VIP's solicited-node group: every replay is counted
+// as one (the replay table is shared with ARP), every frame edited (the
+// priority in floatip's option set to 254, the ICMPv6 checksum fixed up,
+// as an attacker would) as a bad tag, frames in a node's own MAC as
+// spoofed; no node changes state.
+func TestIPv6AuthReplays(t *testing.T) {
+	c := newLab6(t, "rpl", 2)
+	vip := c.VIP6
+	dir := t.TempDir()
+	k, err := auth.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "key")
+	if err := auth.WriteKeyFile(keyFile, k, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ClientNode().SetLearning(false); err != nil {
+		t.Fatalf("attacker port: %v", err)
+	}
+	c.startAllWithConfig(func(n *lab.Node) string {
+		return fmt.Sprintf("interface: eth0\npriority: %s\nvips: [%s]\nlog_level: debug\nauth:\n  key_file: %s\n  sequence_file: %s\n",
+			priority(n), vip, keyFile, filepath.Join(dir, "seq-"+n.Name))
+	})
+	genuine := c.captureND(3*time.Second, vip)
+	if len(genuine) < 4 {
+		t.Fatalf("captured %d sealed ND frames, want some", len(genuine))
+	}
+	if len(genuine) > 40 {
+		genuine = genuine[:40]
+	}
+	var edited [][]byte
+	for _, f := range genuine {
+		e := bytes.Clone(f)
+		off, _, _ := nd.AuthField(e)
+		e[off-16+8] = 254 // the priority: byte 8 of the option, whose Auth starts at byte 16
+		const icmp = 14 + ipv6.HeaderLen
+		plen := int(bin.BigEndian.Uint16(e[14+4 : 14+6]))
+		e[icmp+2], e[icmp+3] = 0, 0
+		sum := nd.Checksum(netip.AddrFrom16([16]byte(e[14+8:14+24])), netip.AddrFrom16([16]byte(e[14+24:14+40])), e[icmp:icmp+plen])
+		bin.BigEndian.PutUint16(e[icmp+2:icmp+4], sum)
+		edited = append(edited, e)
+	}
+	macs := map[string]net.HardwareAddr{}
+	before := map[string]control.Status{}
+	for _, n := range c.Nodes() {
+		macs[n.Name] = hwAddr(t, n)
+		before[n.Name] = c.waitStatus(n, func(control.Status) bool { return true }, "status")
+	}
+	c.attack(genuine)
+	c.attack(edited)
+	for _, n := range c.Nodes() {
+		b := before[n.Name]
+		own := fromMAC(genuine, macs[n.Name])
+		wantReplay, wantBad := uint64(len(genuine)-own), uint64(len(edited)-fromMAC(edited, macs[n.Name]))
+		wantSpoofed := uint64(own + fromMAC(edited, macs[n.Name]))
+		s := c.waitStatus(n, func(s control.Status) bool {
+			return s.Auth.Failures["replay"]-b.Auth.Failures["replay"] >= wantReplay && s.Auth.Failures["bad_tag"]-b.Auth.Failures["bad_tag"] >= wantBad &&
+				s.SpoofedFrames-b.SpoofedFrames >= wantSpoofed
+		}, "the replays and edits to be counted")
+		got := map[string]uint64{}
+		for _, r := range auth.Reasons {
+			got[string(r)] = s.Auth.Failures[string(r)] - b.Auth.Failures[string(r)]
+		}
+		t.Logf("%s: %d genuine frames replayed, %d edited; auth failures %v, spoofed %d", n.Name, len(genuine), len(edited), got, s.SpoofedFrames-b.SpoofedFrames)
+		if got["replay"] != wantReplay || got["bad_tag"] != wantBad || s.SpoofedFrames-b.SpoofedFrames != wantSpoofed {
+			t.Errorf("%s: want replay %d, bad_tag %d, spoofed %d", n.Name, wantReplay, wantBad, wantSpoofed)
+		}
+		for _, r := range []string{"missing", "malformed", "unknown_key", "stale"} {
+			if got[r] != 0 {
+				t.Errorf("%s: %d frames failed with %s, want none", n.Name, got[r], r)
+			}
+		}
+		if s.Groups[0].Counters.Transitions != b.Groups[0].Counters.Transitions {
+			t.Errorf("%s changed state (%d transitions, was %d)", n.Name, s.Groups[0].Counters.Transitions, b.Groups[0].Counters.Transitions)
+		}
+	}
+	if h := c.holdersOf(vip); len(h) != 1 || h[0] != "n1" {
+		t.Fatalf("holders of %v after the replays: %v, want n1 alone", vip, h)
 	}
 }
