@@ -256,3 +256,111 @@ func TestIPv6AuthReplays(t *testing.T) {
 		t.Fatalf("holders of %v after the replays: %v, want n1 alone", vip, h)
 	}
 }
+
+// mldFrames is an MLDv1 Done and an MLDv2 report leaving group g
+// (CHANGE_TO_INCLUDE_MODE with no sources), or with join an MLDv2 report
+// joining it (CHANGE_TO_EXCLUDE_MODE, no sources), from src (MAC, IPv6),
+// with the Router Alert hop-by-hop option and hop limit 1 (RFC 2710,
+// RFC 3810).
+func mldFrames(mac net.HardwareAddr, src, g netip.Addr, join bool) [][]byte {
+	frame := func(dst netip.Addr, icmp []byte) []byte {
+		hbh := []byte{58, 0, 5, 2, 0, 0, 1, 0} // next ICMPv6; Router Alert (MLD); PadN
+		bin.BigEndian.PutUint16(icmp[2:4], nd.Checksum(src, dst, icmp))
+		b := append([]byte{}, nd.MulticastMAC(dst)...)
+		b = append(b, mac...)
+		b = append(b, 0x86, 0xdd)
+		h := make([]byte, ipv6.HeaderLen)
+		h[0] = 6 << 4
+		bin.BigEndian.PutUint16(h[4:6], uint16(len(hbh)+len(icmp)))
+		h[6], h[7] = 0, 1 // hop-by-hop options; hop limit 1
+		s16, d16 := src.As16(), dst.As16()
+		copy(h[8:24], s16[:])
+		copy(h[24:40], d16[:])
+		b = append(b, h...)
+		b = append(b, hbh...)
+		return append(b, icmp...)
+	}
+	g16 := g.As16()
+	if join {
+		return [][]byte{frame(netip.MustParseAddr("ff02::16"), append([]byte{143, 0, 0, 0, 0, 0, 0, 1, 4, 0, 0, 0}, g16[:]...))}
+	}
+	done := append([]byte{132, 0, 0, 0, 0, 0, 0, 0}, g16[:]...)
+	report := append([]byte{143, 0, 0, 0, 0, 0, 0, 1, 3, 0, 0, 0}, g16[:]...)
+	return [][]byte{
+		frame(netip.MustParseAddr("ff02::2"), done),
+		frame(netip.MustParseAddr("ff02::16"), report),
+	}
+}
+
+// MLD games: a host on another port sends MLD leaves for the VIP's
+// solicited-node group in the holder's name (its MAC and link-local). A
+// snooping bridge keeps membership per port: the leaves take the
+// attacker's own port out of the group (it joined first), the holder's
+// port stays a member, and a client that resolves the VIP afresh still
+// reaches the holder. (A switch that tracks members per host, or one with fast leave
+// on a port the attacker shares with the holder, may behave otherwise.)
+func TestIPv6MLDLeaveInHoldersName(t *testing.T) {
+	c := newLab6(t, "mld", 2)
+	vip := c.VIP6
+	g := nd.SolicitedNode(vip)
+	if err := c.ClientNode().SetLearning(false); err != nil {
+		t.Fatalf("attacker port: %v", err)
+	}
+	c.startAll()
+	mdb := func() string {
+		out, err := exec.Command("bridge", "-n", c.BridgeNS(), "mdb", "show", "dev", "br0").CombinedOutput()
+		if err != nil {
+			t.Fatalf("bridge mdb: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	member := "port n1 grp " + g.String()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(mdb(), member) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the bridge never listed the holder's port in %v:\n%s", g, mdb())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out, err := exec.Command("ip", "-n", c.Node(1).NS, "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link").CombinedOutput()
+	if err != nil {
+		t.Fatalf("n1's link-local: %v\n%s", err, out)
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 4 {
+		t.Fatalf("n1's link-local: %q", out)
+	}
+	ll := netip.MustParsePrefix(f[3]).Addr()
+	// First the attacker's port joins the group, so that the leaves are
+	// seen to work where they apply: on the port they came in on.
+	attacker := "port " + c.ClientNode().Name + " grp " + g.String()
+	c.attack(mldFrames(hwAddr(t, c.ClientNode()), netip.MustParseAddr("fe80::66"), g, true))
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(mdb(), attacker); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the bridge did not take the attacker's join:\n%s", mdb())
+		}
+	}
+	var frames [][]byte
+	for range 3 {
+		frames = append(frames, mldFrames(hwAddr(t, c.Node(1)), ll, g, false)...)
+	}
+	c.attack(frames)
+	// The bridge's last-member queries (2 x 1 s by default) go out on the
+	// port the leaves came from, where nobody answers: that port leaves
+	// the group; the holder's stays throughout.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		m := mdb()
+		if !strings.Contains(m, member) {
+			t.Fatalf("after the forged leaves the bridge dropped the holder's port from %v:\n%s", g, m)
+		}
+		if !strings.Contains(m, attacker) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the forged leaves had no effect even on the attacker's own port:\n%s", m)
+		}
+	}
+	if served, mac := c.clientResolves(vip); served != "n1" || mac != c.macOf(c.Node(1)) {
+		t.Errorf("after the forged leaves the client reached %s at %s, want n1 at %s", served, mac, c.macOf(c.Node(1)))
+	}
+}
