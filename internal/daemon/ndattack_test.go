@@ -1,7 +1,10 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"maps"
 	"net"
 	"net/netip"
 	"testing"
@@ -11,6 +14,7 @@ import (
 	"github.com/mdlayher/ndp"
 
 	"github.com/floatip/floatip/internal/arp"
+	"github.com/floatip/floatip/internal/metrics"
 	"github.com/floatip/floatip/internal/nd"
 )
 
@@ -222,4 +226,51 @@ func TestIPv6ProbeAnswererReported(t *testing.T) {
 			})
 		})
 	}
+}
+
+// What the codec rejects from the wire (hop limit other than 255, bad
+// checksum, an ND frame whose floatip option does not parse) is counted
+// where an operator sees it: floatip status (malformed_frames) and
+// floatip_malformed_frames_total{reason}. (It was counted in memory only.)
+func TestIPv6JunkIsVisible(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := &fakeLAN{}
+		m := metrics.New("test")
+		a := lan.newTestNode(t, testConfig("a", 200, grp("web", vip6a.String())), func(d *Deps) { d.Metrics = m }).start()
+		soleHolder(t, "web", vip6a, a)
+		stranger := net.HardwareAddr{2, 9, 9, 9, 9, 9}
+		claim, err := nd.NewAdvertisement(stranger, vip6a, false, &nd.Option{Trailer: arp.Trailer{Kind: arp.KindAnnounce, Priority: 254}}).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hop := bytes.Clone(claim)
+		hop[14+7] = 64
+		sum := bytes.Clone(claim)
+		sum[14+40+2] ^= 0xff
+		// The option's auth length past its end, the checksum fixed up:
+		// a frame only the option check rejects.
+		opt := bytes.Clone(claim)
+		off, _, ok := nd.AuthField(opt)
+		if !ok {
+			t.Fatal("no floatip option in the NA")
+		}
+		opt[off-2] = 200
+		const icmp = 14 + 40
+		opt[icmp+2], opt[icmp+3] = 0, 0
+		binary.BigEndian.PutUint16(opt[icmp+2:], nd.Checksum(vip6a, nd.AllNodes, opt[icmp:]))
+		for range 5 {
+			lan.send(nil, hop)
+			lan.send(nil, sum)
+			lan.send(nil, opt)
+		}
+		want := map[string]uint64{"hop_limit": 5, "checksum": 5, "malformed": 5}
+		waitFor(t, "the junk in status", func() bool {
+			s, _ := a.d.Status(context.Background())
+			return maps.Equal(s.MalformedFrames, want)
+		})
+		if got := metricValue(t, m, "floatip_malformed_frames_total"); got != 15 {
+			t.Errorf("floatip_malformed_frames_total = %v, want 15", got)
+		}
+		soleHolder(t, "web", vip6a, a)
+	})
 }
