@@ -274,3 +274,29 @@ func TestIPv6JunkIsVisible(t *testing.T) {
 		soleHolder(t, "web", vip6a, a)
 	})
 }
+
+// An unsolicited NA for the VIP behind a Destination Options header, from
+// a host without floatip: Linux applies it (lab test
+// TestIPv6ClaimBehindExtensionHeader), so the holder must see the claim
+// and count it as foreign (it was dropped unseen as "not ND").
+func TestIPv6ClaimBehindExtensionHeaderSeen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := &fakeLAN{}
+		a := lan.newTestNode(t, testConfig("a", 200, grp("web", vip6a.String())), nil).start()
+		soleHolder(t, "web", vip6a, a)
+		rogue := net.HardwareAddr{2, 0x66, 0, 0, 0, 1}
+		na, err := nd.NewAdvertisement(rogue, vip6a, false, nil).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ext := append([]byte{}, na[:14+40]...)
+		ext[14+6] = 60 // Destination Options
+		ext[14+5] += 8
+		ext = append(append(ext, 58, 0, 1, 4, 0, 0, 0, 0), na[14+40:]...)
+		lan.send(nil, ext)
+		waitFor(t, "the holder to count the claim", func() bool {
+			s, _ := a.d.Status(context.Background())
+			return s.Groups[0].Counters.ForeignClaims > 0
+		})
+	})
+}

@@ -24,9 +24,12 @@
 //     unknown options do; one with them that does not parse makes the
 //     frame malformed.
 //
-// Only frames whose IPv6 next header is ICMPv6 directly are ND frames here:
-// RFC 4861 messages are never sent with extension headers in practice, and
-// the socket filter in package afpacket passes no others.
+// This package never sends extension headers, but it decodes an ND message
+// behind Hop-by-Hop or Destination Options headers: Linux processes such
+// messages (an NA behind one moves neighbour entries), so a claim sent that
+// way must be seen. Such a frame is never authenticated (the auth block's
+// place is fixed: see SealFrame), and the socket filter in package afpacket
+// passes IPv6 frames that start with either header.
 package nd
 
 import (
@@ -163,14 +166,24 @@ func (f *Frame) MarshalBinary() ([]byte, error) {
 	return b, nil
 }
 
+// isSkippedExt reports whether nh is an IPv6 extension header that
+// UnmarshalBinary skips before an ND message: Hop-by-Hop or Destination
+// Options.
+func isSkippedExt(nh int) bool { return nh == 0 || nh == 60 }
+
+// maxExtHeaders bounds the extension headers UnmarshalBinary walks.
+const maxExtHeaders = 4
+
 // UnmarshalBinary decodes an Ethernet frame into f and checks it as RFC
 // 4861 7.1.1 and 7.1.2 ask: hop limit 255 (ErrHopLimit), a valid ICMPv6
 // checksum (ErrChecksum), code 0, at least 24 bytes, options of nonzero
 // length, a target that is not multicast, no source link-layer option in an
 // NS from the unspecified address, whose destination must be a
 // solicited-node group, and no Solicited flag in an NA to a multicast group.
-// Bytes after the IPv6 payload (Ethernet padding) are ignored. A frame that
-// is not an NS or NA gives ErrNotND. f does not alias b.
+// Hop-by-Hop and Destination Options headers before the ICMPv6 message are
+// skipped (Linux accepts ND behind them). Bytes after the IPv6 payload
+// (Ethernet padding) are ignored. A frame that is not an NS or NA gives
+// ErrNotND. f does not alias b.
 func (f *Frame) UnmarshalBinary(b []byte) error {
 	if len(b) < ethHeaderLen {
 		return fmt.Errorf("%w: %d bytes, shorter than an Ethernet header", ErrMalformed, len(b))
@@ -185,16 +198,41 @@ func (f *Frame) UnmarshalBinary(b []byte) error {
 	if v := h[0] >> 4; v != ipv6.Version {
 		return fmt.Errorf("%w: IP version %d in an IPv6 frame", ErrMalformed, v)
 	}
-	if nh := int(h[6]); nh != protoICMPv6 {
-		return fmt.Errorf("%w: IPv6 next header %d is not ICMPv6", ErrNotND, nh)
-	}
 	plen := int(binary.BigEndian.Uint16(h[4:6]))
 	if plen > len(h)-ipv6.HeaderLen {
+		if int(h[6]) != protoICMPv6 && !isSkippedExt(int(h[6])) {
+			return fmt.Errorf("%w: IPv6 next header %d is not ICMPv6", ErrNotND, h[6])
+		}
 		return fmt.Errorf("%w: IPv6 payload length %d, but only %d bytes follow", ErrMalformed, plen, len(h)-ipv6.HeaderLen)
 	}
 	src := netip.AddrFrom16([16]byte(h[8:24]))
 	dst := netip.AddrFrom16([16]byte(h[24:40]))
-	icmp := h[ipv6.HeaderLen : ipv6.HeaderLen+plen]
+	payload := h[ipv6.HeaderLen : ipv6.HeaderLen+plen]
+	// Hop-by-Hop and Destination Options headers may precede an ND
+	// message, and Linux processes such a message like any other: an NA
+	// behind one moves hosts' neighbour entries, so it must reach the
+	// election as the claim it is. They are skipped, at most
+	// maxExtHeaders of them. (A fragment header is not: RFC 6980 forbids
+	// fragmented ND, and Linux drops it; nor a routing header.)
+	nh, ext := int(h[6]), 0
+	for i := 0; isSkippedExt(nh); i++ {
+		if i == maxExtHeaders {
+			return fmt.Errorf("%w: more than %d extension headers", ErrNotND, maxExtHeaders)
+		}
+		if len(payload)-ext < 8 {
+			return fmt.Errorf("%w: IPv6 extension header %d cut off", ErrMalformed, nh)
+		}
+		l := (int(payload[ext+1]) + 1) * 8
+		if l > len(payload)-ext {
+			return fmt.Errorf("%w: IPv6 extension header %d of %d bytes, but only %d follow", ErrMalformed, nh, l, len(payload)-ext)
+		}
+		nh = int(payload[ext])
+		ext += l
+	}
+	if nh != protoICMPv6 {
+		return fmt.Errorf("%w: IPv6 next header %d is not ICMPv6", ErrNotND, nh)
+	}
+	icmp := payload[ext:]
 	if len(icmp) < 4 {
 		return fmt.Errorf("%w: ICMPv6 message of %d bytes", ErrMalformed, len(icmp))
 	}

@@ -364,3 +364,73 @@ func TestIPv6MLDLeaveInHoldersName(t *testing.T) {
 		t.Errorf("after the forged leaves the client reached %s at %s, want n1 at %s", served, mac, c.macOf(c.Node(1)))
 	}
 }
+
+// withDestOpts puts an 8-byte Destination Options header (PadN only)
+// between the IPv6 header and the ICMPv6 message of the encoded ND frame
+// b. RFC 4861 does not forbid extension headers on ND messages, and Linux
+// processes them (only fragments are refused, RFC 6980). The ICMPv6
+// checksum does not change: its pseudo-header has the ICMPv6 length.
+func withDestOpts(b []byte) []byte {
+	const ip = 14
+	out := append([]byte{}, b[:ip+ipv6.HeaderLen]...)
+	out[ip+6] = 60 // Destination Options
+	bin.BigEndian.PutUint16(out[ip+4:ip+6], bin.BigEndian.Uint16(b[ip+4:ip+6])+8)
+	out = append(out, 58, 0, 1, 4, 0, 0, 0, 0) // next: ICMPv6; PadN of 4
+	return append(out, b[ip+ipv6.HeaderLen:]...)
+}
+
+// An unsolicited NA for the VIP with a Destination Options header: a
+// host's kernel applies it (the neighbour entry of a host that talked to
+// the VIP moves to the rogue's MAC), so floatip must see it as the claim
+// it is: counted as foreign by the holder, which defends (the entry
+// comes back to the holder).
+func TestIPv6ClaimBehindExtensionHeader(t *testing.T) {
+	c := newLab6(t, "ext", 2)
+	vip := c.VIP6
+	if err := c.ClientNode().SetLearning(false); err != nil {
+		t.Fatalf("attacker port: %v", err)
+	}
+	c.startAllWithConfig(func(n *lab.Node) string {
+		return fmt.Sprintf("interface: eth0\npriority: %s\nvips: [%s]\nlog_level: debug\non_foreign_claim: defend\n", priority(n), vip)
+	})
+	n2 := c.Node(2)
+	neigh := func() string {
+		out, _ := exec.Command("ip", "-n", n2.NS, "-6", "neigh", "show", vip.String(), "dev", "eth0").CombinedOutput()
+		return string(out)
+	}
+	// n2's kernel has an entry for the VIP at n1's MAC, as after talking
+	// to it (an unsolicited NA updates only an existing entry).
+	n1mac := c.macOf(c.Node(1))
+	if out, err := exec.Command("ip", "-n", n2.NS, "-6", "neigh", "replace", vip.String(), "lladdr", n1mac, "dev", "eth0", "nud", "stale").CombinedOutput(); err != nil {
+		t.Fatalf("n2's neighbour entry: %v\n%s", err, out)
+	}
+	if !strings.Contains(neigh(), n1mac) {
+		t.Fatalf("n2's neighbour entry for %v: %q, want n1's MAC %s", vip, neigh(), n1mac)
+	}
+	before := c.waitStatus(c.Node(1), func(control.Status) bool { return true }, "status")
+	rogue := randomMAC()
+	na, err := nd.NewAdvertisement(rogue, vip, false, nil).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.attack([][]byte{withDestOpts(na)})
+	applied := false
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(neigh(), rogue.String()) {
+			applied = true
+			break
+		}
+		if s, err := c.status(c.Node(1)); err == nil && s.Groups[0].Counters.ForeignClaims > before.Groups[0].Counters.ForeignClaims {
+			break
+		}
+	}
+	t.Logf("n2's entry seen at the rogue's MAC before the holder's defence: %v (now %q)", applied, neigh())
+	c.waitStatus(c.Node(1), func(s control.Status) bool {
+		return s.Groups[0].Counters.ForeignClaims > before.Groups[0].Counters.ForeignClaims
+	}, "the holder to count the claim behind an extension header")
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(neigh(), n1mac); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("n2's neighbour entry for %v stayed %q after the holder's defence, want n1's MAC %s", vip, neigh(), n1mac)
+		}
+	}
+}
