@@ -25,6 +25,8 @@ func FuzzUnmarshal(f *testing.F) {
 	}
 	withAuth, _ := NewAdvertisement(macA, vip, false, &Option{Trailer: annc.Trailer, Auth: bytes.Repeat([]byte{9}, 24)}).MarshalBinary()
 	f.Add(withAuth)
+	f.Add(withExt(withAuth, 60))
+	f.Add(withExt(withAuth, 0, 60))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkFrame(t, b)
