@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"log/slog"
 	"maps"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -14,6 +16,8 @@ import (
 	"github.com/mdlayher/ndp"
 
 	"github.com/floatip/floatip/internal/arp"
+	"github.com/floatip/floatip/internal/config"
+	"github.com/floatip/floatip/internal/hooks"
 	"github.com/floatip/floatip/internal/metrics"
 	"github.com/floatip/floatip/internal/nd"
 )
@@ -298,5 +302,56 @@ func TestIPv6ClaimBehindExtensionHeaderSeen(t *testing.T) {
 			s, _ := a.d.Status(context.Background())
 			return s.Groups[0].Counters.ForeignClaims > 0
 		})
+	})
+}
+
+// The issue-10 attack over ND: the holder powers off and a host on the
+// LAN streams unsolicited NAs without floatip's option in an innocent
+// standby's MAC (c's). The other standby follows c as holder (as it would
+// follow gratuitous ARPs in c's name) and is kept waiting by the stream,
+// but c ignores frames in its own name and takes the VIP itself; nobody
+// fences c, which never answered a check. (This held before the NA
+// mapping changed too: here it guards the rule, it did not find a bug.)
+func TestIPv6ForgedNAInStandbysNameFencesNobodyInnocent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := &fakeLAN{}
+		notes := &blockingNotifier{}
+		cfg := func(name string, prio int) config.Config {
+			c := testConfig(name, prio, grp("web", vip6a.String()))
+			c.Fencing = config.Fencing{Policy: config.FencingBestEffort, Command: []string{"/bin/true"}, Timeout: time.Second}
+			return c
+		}
+		a := lan.newTestNode(t, cfg("a", 200), nil).start()
+		b := lan.newTestNode(t, cfg("b", 150), func(d *Deps) {
+			d.NewNotifier = func([]hooks.Hook, *slog.Logger, func(string, error)) Notifier { return notes }
+		}).start()
+		c := lan.newTestNode(t, cfg("c", 100), nil).start()
+		if soleHolder(t, "web", vip6a, a, b, c) != a {
+			t.Fatal("a (priority 200) should hold")
+		}
+		claim, err := nd.NewAdvertisement(c.mac, vip6a, false, nil).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.cut.Store(true)
+		done := make(chan struct{})
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(5 * time.Millisecond):
+					lan.send(nil, claim)
+				}
+			}
+		}()
+		time.Sleep(3 * time.Second)
+		close(done)
+		waitFor(t, "a node to take over", func() bool { return b.state("web") == "holder" || c.state("web") == "holder" })
+		for _, e := range notes.seen() {
+			if e.To == "fencing" && strings.Contains(e.Reason, c.mac.String()) {
+				t.Errorf("b fenced the innocent standby c: %q", e.Reason)
+			}
+		}
 	})
 }
