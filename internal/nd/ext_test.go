@@ -3,6 +3,7 @@ package nd
 import (
 	"encoding/binary"
 	"errors"
+	"net/netip"
 	"testing"
 
 	"golang.org/x/net/ipv6"
@@ -78,3 +79,51 @@ func TestExtensionHeaders(t *testing.T) {
 		})
 	}
 }
+
+// withOption appends the raw option opt to the ND message of b and fixes
+// the lengths and the checksum.
+func withOption(b, opt []byte) []byte {
+	out := append(append([]byte{}, b...), opt...)
+	h := out[ethHeaderLen:]
+	binary.BigEndian.PutUint16(h[4:6], binary.BigEndian.Uint16(h[4:6])+uint16(len(opt)))
+	m := h[ipv6.HeaderLen:]
+	m[2], m[3] = 0, 0
+	binary.BigEndian.PutUint16(m[2:4], Checksum(netip.AddrFrom16([16]byte(h[8:24])), netip.AddrFrom16([16]byte(h[24:40])), m))
+	return out
+}
+
+// An NA padded with an unknown option of 256 bytes or more: Linux skips
+// the option and applies the NA; github.com/mdlayher/ndp refuses the whole
+// message (it computes option lengths in 8 bits), so the codec leaves such
+// options out before parsing, and sees the claim. A floatip option that
+// long is still refused (this package never sends one).
+func TestLongUnknownOption(t *testing.T) {
+	na, err := NewAdvertisement(macA, vip, false, annc).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, units := range []byte{32, 33, 255} {
+		opt := make([]byte, int(units)*8)
+		opt[0], opt[1] = 200, units
+		var f Frame
+		if err := f.UnmarshalBinary(withOption(na, opt)); err != nil {
+			t.Fatalf("NA with an unknown option of %d bytes: %v", len(opt), err)
+		}
+		if !f.ClaimsIP(vip) || f.Option == nil || f.Option.Priority != annc.Priority || !bytesEqual(f.SenderMAC(), macA) {
+			t.Errorf("NA with an unknown option of %d bytes decoded as %+v (option %+v)", len(opt), f, f.Option)
+		}
+	}
+	ours := make([]byte, 33*8)
+	ours[0], ours[1] = OptionType, 33
+	copy(ours[2:], "FLIP\x01")
+	plain, err := NewAdvertisement(macA, vip, false, nil).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f Frame
+	if err := f.UnmarshalBinary(withOption(plain, ours)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("NA with a floatip option of %d bytes: %v, want malformed", len(ours), err)
+	}
+}
+
+func bytesEqual(a, b []byte) bool { return string(a) == string(b) }

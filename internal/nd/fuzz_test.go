@@ -27,6 +27,7 @@ func FuzzUnmarshal(f *testing.F) {
 	f.Add(withAuth)
 	f.Add(withExt(withAuth, 60))
 	f.Add(withExt(withAuth, 0, 60))
+	f.Add(withOption(withAuth, append([]byte{200, 33}, make([]byte, 33*8-2)...)))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkFrame(t, b)

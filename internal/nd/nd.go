@@ -171,6 +171,40 @@ func (f *Frame) MarshalBinary() ([]byte, error) {
 // Options.
 func isSkippedExt(nh int) bool { return nh == 0 || nh == 60 }
 
+// withoutLongOptions returns the NS or NA message m without its options of
+// 256 bytes or more, other than floatip's: github.com/mdlayher/ndp v1.1.0
+// computes an option's byte length in 8 bits, so it refuses the whole
+// message for one (see MaxAuthLen), while Linux skips such an unknown
+// option and applies the NA. Left as is, a claim padded with one long
+// option would move hosts' neighbour entries unseen. m itself when there
+// is none (or the options are broken: ParseMessage then says so).
+func withoutLongOptions(m []byte) []byte {
+	const long = 256
+	has := false
+	for i := icmpNSLen; i+2 <= len(m); {
+		l := int(m[i+1]) * 8
+		if l == 0 || i+l > len(m) {
+			return m
+		}
+		if l >= long && !(m[i] == OptionType && isOurs(m[i+2:i+l])) {
+			has = true
+		}
+		i += l
+	}
+	if !has {
+		return m
+	}
+	out := append([]byte(nil), m[:icmpNSLen]...)
+	for i := icmpNSLen; i+2 <= len(m); {
+		l := int(m[i+1]) * 8
+		if l < long || m[i] == OptionType && isOurs(m[i+2:i+l]) {
+			out = append(out, m[i:i+l]...)
+		}
+		i += l
+	}
+	return out
+}
+
 // maxExtHeaders bounds the extension headers UnmarshalBinary walks.
 const maxExtHeaders = 4
 
@@ -252,7 +286,7 @@ func (f *Frame) UnmarshalBinary(b []byte) error {
 	if got, want := binary.BigEndian.Uint16(icmp[2:4]), Checksum(src, dst, icmp); got != want {
 		return fmt.Errorf("%w: %w: %v from %v has checksum %#04x, want %#04x", ErrMalformed, ErrChecksum, typ, src, got, want)
 	}
-	msg, err := ndp.ParseMessage(icmp)
+	msg, err := ndp.ParseMessage(withoutLongOptions(icmp))
 	if err != nil {
 		return fmt.Errorf("%w: %v from %v: %v", ErrMalformed, typ, src, err)
 	}

@@ -379,11 +379,28 @@ func withDestOpts(b []byte) []byte {
 	return append(out, b[ip+ipv6.HeaderLen:]...)
 }
 
-// An unsolicited NA for the VIP with a Destination Options header: a
-// host's kernel applies it (the neighbour entry of a host that talked to
-// the VIP moves to the rogue's MAC), so floatip must see it as the claim
-// it is: counted as foreign by the holder, which defends (the entry
-// comes back to the holder).
+// withLongOption appends an unknown option of 264 bytes to the ND message
+// of the encoded frame b (lengths and checksum fixed up). Linux skips it
+// and processes the message.
+func withLongOption(b []byte) []byte {
+	const ip = 14
+	opt := make([]byte, 33*8)
+	opt[0], opt[1] = 200, 33
+	out := append(bytes.Clone(b), opt...)
+	bin.BigEndian.PutUint16(out[ip+4:ip+6], bin.BigEndian.Uint16(out[ip+4:ip+6])+uint16(len(opt)))
+	m := out[ip+ipv6.HeaderLen:]
+	m[2], m[3] = 0, 0
+	bin.BigEndian.PutUint16(m[2:4], nd.Checksum(netip.AddrFrom16([16]byte(out[ip+8:ip+24])), netip.AddrFrom16([16]byte(out[ip+24:ip+40])), m))
+	return out
+}
+
+// Claims that Linux applies but floatip's decoding once refused: an
+// unsolicited NA for the VIP behind a Destination Options header, and one
+// padded with an unknown option of 264 bytes (github.com/mdlayher/ndp
+// refuses options of 256 bytes or more). A host's kernel applies either
+// (the neighbour entry of a host that talked to the VIP moves to the
+// rogue's MAC), so floatip must see the claim: counted as foreign by the
+// holder, which defends (the entry comes back to the holder).
 func TestIPv6ClaimBehindExtensionHeader(t *testing.T) {
 	c := newLab6(t, "ext", 2)
 	vip := c.VIP6
@@ -398,39 +415,44 @@ func TestIPv6ClaimBehindExtensionHeader(t *testing.T) {
 		out, _ := exec.Command("ip", "-n", n2.NS, "-6", "neigh", "show", vip.String(), "dev", "eth0").CombinedOutput()
 		return string(out)
 	}
-	// n2's kernel has an entry for the VIP at n1's MAC, as after talking
-	// to it (an unsolicited NA updates only an existing entry).
 	n1mac := c.macOf(c.Node(1))
-	if out, err := exec.Command("ip", "-n", n2.NS, "-6", "neigh", "replace", vip.String(), "lladdr", n1mac, "dev", "eth0", "nud", "stale").CombinedOutput(); err != nil {
-		t.Fatalf("n2's neighbour entry: %v\n%s", err, out)
-	}
-	if !strings.Contains(neigh(), n1mac) {
-		t.Fatalf("n2's neighbour entry for %v: %q, want n1's MAC %s", vip, neigh(), n1mac)
-	}
-	before := c.waitStatus(c.Node(1), func(control.Status) bool { return true }, "status")
-	rogue := randomMAC()
-	na, err := nd.NewAdvertisement(rogue, vip, false, nil).MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.attack([][]byte{withDestOpts(na)})
-	applied := false
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if strings.Contains(neigh(), rogue.String()) {
-			applied = true
-			break
+	for _, tc := range []struct {
+		name string
+		wrap func([]byte) []byte
+	}{
+		{"destination options header", withDestOpts},
+		{"unknown option of 264 bytes", withLongOption},
+	} {
+		// n2's kernel has an entry for the VIP at n1's MAC, as after
+		// talking to it (an unsolicited NA updates only an existing entry).
+		if out, err := exec.Command("ip", "-n", n2.NS, "-6", "neigh", "replace", vip.String(), "lladdr", n1mac, "dev", "eth0", "nud", "stale").CombinedOutput(); err != nil {
+			t.Fatalf("n2's neighbour entry: %v\n%s", err, out)
 		}
-		if s, err := c.status(c.Node(1)); err == nil && s.Groups[0].Counters.ForeignClaims > before.Groups[0].Counters.ForeignClaims {
-			break
+		before := c.waitStatus(c.Node(1), func(control.Status) bool { return true }, "status")
+		rogue := randomMAC()
+		na, err := nd.NewAdvertisement(rogue, vip, false, nil).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	t.Logf("n2's entry seen at the rogue's MAC before the holder's defence: %v (now %q)", applied, neigh())
-	c.waitStatus(c.Node(1), func(s control.Status) bool {
-		return s.Groups[0].Counters.ForeignClaims > before.Groups[0].Counters.ForeignClaims
-	}, "the holder to count the claim behind an extension header")
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(neigh(), n1mac); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("n2's neighbour entry for %v stayed %q after the holder's defence, want n1's MAC %s", vip, neigh(), n1mac)
+		c.attack([][]byte{tc.wrap(na)})
+		moved := false
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if strings.Contains(neigh(), rogue.String()) {
+				moved = true
+				break
+			}
+			if s, err := c.status(c.Node(1)); err == nil && s.Groups[0].Counters.ForeignClaims > before.Groups[0].Counters.ForeignClaims {
+				break
+			}
+		}
+		t.Logf("%s: n2's entry seen at the rogue's MAC before the holder's defence: %v (now %q)", tc.name, moved, neigh())
+		c.waitStatus(c.Node(1), func(s control.Status) bool {
+			return s.Groups[0].Counters.ForeignClaims > before.Groups[0].Counters.ForeignClaims
+		}, "the holder to count the claim ("+tc.name+")")
+		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(neigh(), n1mac); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: n2's neighbour entry for %v stayed %q after the holder's defence, want n1's MAC %s", tc.name, vip, neigh(), n1mac)
+			}
 		}
 	}
 }
