@@ -233,7 +233,7 @@ func TestIPv6ProbeAnswererReported(t *testing.T) {
 }
 
 // What the codec rejects from the wire (hop limit other than 255, bad
-// checksum, an ND frame whose floatip option does not parse) is counted
+// checksum, an ICMPv6 code other than 0) is counted
 // where an operator sees it: floatip status (malformed_frames) and
 // floatip_malformed_frames_total{reason}. (It was counted in memory only.)
 func TestIPv6JunkIsVisible(t *testing.T) {
@@ -251,15 +251,11 @@ func TestIPv6JunkIsVisible(t *testing.T) {
 		hop[14+7] = 64
 		sum := bytes.Clone(claim)
 		sum[14+40+2] ^= 0xff
-		// The option's auth length past its end, the checksum fixed up:
-		// a frame only the option check rejects.
+		// ICMPv6 code 1, the checksum fixed up: a frame only the RFC 4861
+		// 7.1.2 code check rejects.
 		opt := bytes.Clone(claim)
-		off, _, ok := nd.AuthField(opt)
-		if !ok {
-			t.Fatal("no floatip option in the NA")
-		}
-		opt[off-2] = 200
 		const icmp = 14 + 40
+		opt[icmp+1] = 1
 		opt[icmp+2], opt[icmp+3] = 0, 0
 		binary.BigEndian.PutUint16(opt[icmp+2:], nd.Checksum(vip6a, nd.AllNodes, opt[icmp:]))
 		for range 5 {
@@ -352,6 +348,39 @@ func TestIPv6ForgedNAInStandbysNameFencesNobodyInnocent(t *testing.T) {
 			if e.To == "fencing" && strings.Contains(e.Reason, c.mac.String()) {
 				t.Errorf("b fenced the innocent standby c: %q", e.Reason)
 			}
+		}
+	})
+}
+
+// An unsolicited NA whose floatip option is broken (its auth length past
+// its end): Linux skips option 253 and applies the NA, so floatip reads it
+// as a claim without floatip data and the holder counts it as foreign (it
+// was dropped as malformed, the claim unseen).
+func TestIPv6ClaimWithBrokenOptionSeen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := &fakeLAN{}
+		a := lan.newTestNode(t, testConfig("a", 200, grp("web", vip6a.String())), nil).start()
+		soleHolder(t, "web", vip6a, a)
+		rogue := net.HardwareAddr{2, 0x66, 0, 0, 0, 1}
+		b, err := nd.NewAdvertisement(rogue, vip6a, false, &nd.Option{Trailer: arp.Trailer{Kind: arp.KindAnnounce, Priority: 254, Flags: arp.FlagHolder}}).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		off, _, ok := nd.AuthField(b)
+		if !ok {
+			t.Fatal("no floatip option in the NA")
+		}
+		b[off-2] = 200 // the auth length
+		const icmp = 14 + 40
+		b[icmp+2], b[icmp+3] = 0, 0
+		binary.BigEndian.PutUint16(b[icmp+2:], nd.Checksum(vip6a, nd.AllNodes, b[icmp:]))
+		lan.send(nil, b)
+		waitFor(t, "the holder to count the claim", func() bool {
+			s, _ := a.d.Status(context.Background())
+			return s.Groups[0].Counters.ForeignClaims > 0
+		})
+		if soleHolder(t, "web", vip6a, a) != a {
+			t.Fatal("the claim with a broken option moved the VIP")
 		}
 	})
 }

@@ -21,8 +21,9 @@
 //   - floatip's option (type 253, RFC 4727 experimental), see Option. An
 //     option of type 253 without floatip's magic and version (another
 //     experiment, a newer floatip) stays in the message's options, as
-//     unknown options do; one with them that does not parse makes the
-//     frame malformed.
+//     unknown options do; one with them that does not parse (or a
+//     second one) is dropped and the message kept (Frame.OptionRejected),
+//     since Linux skips the option and applies the message.
 //
 // This package never sends extension headers, but it decodes an ND message
 // behind Hop-by-Hop or Destination Options headers: Linux processes such
@@ -101,6 +102,12 @@ type Frame struct {
 	// Option is nil when the frame carries none (any non-floatip host,
 	// or the kernel's own messages).
 	Option *Option
+
+	// OptionRejected is set on receive when the frame carried a floatip
+	// option (magic and version) that did not parse, or two of them:
+	// Option is then nil, and the message is read as one without floatip
+	// data, as the hosts that skip the option read it.
+	OptionRejected bool
 
 	// Authenticated is set by a reader that verified the auth block in
 	// Option.Auth (package auth, see Seal); the codec neither sets nor
@@ -315,17 +322,21 @@ func (f *Frame) UnmarshalBinary(b []byte) error {
 	if target.IsMulticast() {
 		return fmt.Errorf("%w: %v from %v has multicast target %v", ErrMalformed, typ, src, target)
 	}
+	// A floatip option that does not parse, or a second one, is dropped
+	// and the message kept without floatip data (OptionRejected): Linux
+	// skips option 253 whatever it holds and applies the message, so an
+	// NA carrying a broken option is a claim floatip must see.
 	var own *Option
+	rejected := false
 	kept := (*opts)[:0]
 	for _, o := range *opts {
 		if r, ok := o.(*ndp.RawOption); ok && r.Type == OptionType && isOurs(r.Value) {
-			if own != nil {
-				return fmt.Errorf("%w: %v from %v has two floatip options", ErrMalformed, typ, src)
+			o := new(Option)
+			if own != nil || rejected || o.fromRaw(r) != nil {
+				own, rejected = nil, true
+				continue
 			}
-			own = new(Option)
-			if err := own.fromRaw(r); err != nil {
-				return fmt.Errorf("%w: %v from %v: %v", ErrMalformed, typ, src, err)
-			}
+			own = o
 			continue
 		}
 		kept = append(kept, o)
@@ -336,12 +347,13 @@ func (f *Frame) UnmarshalBinary(b []byte) error {
 	*opts = kept
 
 	*f = Frame{
-		Destination:   cloneMAC(b[0:6]),
-		Source:        cloneMAC(b[6:12]),
-		SourceIP:      src,
-		DestinationIP: dst,
-		Message:       msg,
-		Option:        own,
+		Destination:    cloneMAC(b[0:6]),
+		Source:         cloneMAC(b[6:12]),
+		SourceIP:       src,
+		DestinationIP:  dst,
+		Message:        msg,
+		Option:         own,
+		OptionRejected: rejected,
 	}
 	return nil
 }

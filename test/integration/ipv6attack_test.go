@@ -394,10 +394,28 @@ func withLongOption(b []byte) []byte {
 	return out
 }
 
+// withBrokenOption appends a floatip option whose auth length runs past
+// its end to the ND message of b (lengths and checksum fixed up). Linux
+// skips option 253 whatever it holds.
+func withBrokenOption(b []byte) []byte {
+	const ip = 14
+	opt := make([]byte, 16)
+	opt[0], opt[1] = nd.OptionType, 2
+	copy(opt[2:], "FLIP\x01")
+	opt[14] = 200
+	out := append(bytes.Clone(b), opt...)
+	bin.BigEndian.PutUint16(out[ip+4:ip+6], bin.BigEndian.Uint16(out[ip+4:ip+6])+uint16(len(opt)))
+	m := out[ip+ipv6.HeaderLen:]
+	m[2], m[3] = 0, 0
+	bin.BigEndian.PutUint16(m[2:4], nd.Checksum(netip.AddrFrom16([16]byte(out[ip+8:ip+24])), netip.AddrFrom16([16]byte(out[ip+24:ip+40])), m))
+	return out
+}
+
 // Claims that Linux applies but floatip's decoding once refused: an
-// unsolicited NA for the VIP behind a Destination Options header, and one
+// unsolicited NA for the VIP behind a Destination Options header, one
 // padded with an unknown option of 264 bytes (github.com/mdlayher/ndp
-// refuses options of 256 bytes or more). A host's kernel applies either
+// refuses options of 256 bytes or more), and one with a floatip option
+// that does not parse. A host's kernel applies either
 // (the neighbour entry of a host that talked to the VIP moves to the
 // rogue's MAC), so floatip must see the claim: counted as foreign by the
 // holder, which defends (the entry comes back to the holder).
@@ -422,6 +440,7 @@ func TestIPv6ClaimBehindExtensionHeader(t *testing.T) {
 	}{
 		{"destination options header", withDestOpts},
 		{"unknown option of 264 bytes", withLongOption},
+		{"broken floatip option", withBrokenOption},
 	} {
 		// n2's kernel has an entry for the VIP at n1's MAC, as after
 		// talking to it (an unsolicited NA updates only an existing entry).
