@@ -277,7 +277,7 @@ func TestIPv6JunkIsVisible(t *testing.T) {
 
 // An unsolicited NA for the VIP behind a Destination Options header, from
 // a host without floatip: Linux applies it (lab test
-// TestIPv6ClaimBehindExtensionHeader), so the holder must see the claim
+// TestIPv6ClaimsTheKernelApplies), so the holder must see the claim
 // and count it as foreign (it was dropped unseen as "not ND").
 func TestIPv6ClaimBehindExtensionHeaderSeen(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

@@ -33,7 +33,7 @@ func withExt(b []byte, types ...byte) []byte {
 
 // Linux processes an ND message behind Hop-by-Hop and Destination Options
 // headers (an NA behind one moves neighbour entries: the lab test
-// TestIPv6ClaimBehindExtensionHeader), so the codec decodes it too; it
+// TestIPv6ClaimsTheKernelApplies), so the codec decodes it too; it
 // refuses a fragment, a routing header, too many headers, and a header cut
 // off; such a frame never carries a sealed frame's auth field.
 func TestExtensionHeaders(t *testing.T) {

@@ -411,15 +411,16 @@ func withBrokenOption(b []byte) []byte {
 	return out
 }
 
-// Claims that Linux applies but floatip's decoding once refused: an
-// unsolicited NA for the VIP behind a Destination Options header, one
-// padded with an unknown option of 264 bytes (github.com/mdlayher/ndp
-// refuses options of 256 bytes or more), and one with a floatip option
-// that does not parse. A host's kernel applies either
-// (the neighbour entry of a host that talked to the VIP moves to the
-// rogue's MAC), so floatip must see the claim: counted as foreign by the
-// holder, which defends (the entry comes back to the holder).
-func TestIPv6ClaimBehindExtensionHeader(t *testing.T) {
+// Unsolicited NAs for the VIP that Linux applies, from a host without
+// floatip: a plain one (Override set, to all-nodes: what steals clients
+// from the holder), and three that floatip's decoding once refused: one
+// behind a Destination Options header, one padded with an unknown option
+// of 264 bytes (github.com/mdlayher/ndp refuses options of 256 bytes or
+// more), and one with a floatip option that does not parse. A host's
+// kernel applies each (the neighbour entry of a host that talked to the
+// VIP moves to the rogue's MAC), so floatip must see the claim: counted as
+// foreign by the holder, which defends (the entry comes back to it).
+func TestIPv6ClaimsTheKernelApplies(t *testing.T) {
 	c := newLab6(t, "ext", 2)
 	vip := c.VIP6
 	if err := c.ClientNode().SetLearning(false); err != nil {
@@ -438,6 +439,7 @@ func TestIPv6ClaimBehindExtensionHeader(t *testing.T) {
 		name string
 		wrap func([]byte) []byte
 	}{
+		{"plain (Override, to all-nodes)", func(b []byte) []byte { return b }},
 		{"destination options header", withDestOpts},
 		{"unknown option of 264 bytes", withLongOption},
 		{"broken floatip option", withBrokenOption},
