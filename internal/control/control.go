@@ -73,6 +73,10 @@ type Status struct {
 	// SpoofedFrames counts frames from the wire that carried this node's
 	// own MAC: another host impersonates it.
 	SpoofedFrames uint64 `json:"spoofed_frames"`
+	// MalformedFrames counts frames from the wire dropped as malformed,
+	// by reason: malformed (does not decode), hop_limit (ND with a hop
+	// limit other than 255), checksum (ND with a bad ICMPv6 checksum).
+	MalformedFrames map[string]uint64 `json:"malformed_frames,omitempty"`
 }
 
 // Auth is the node's frame authentication (config auth:).

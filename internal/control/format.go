@@ -58,6 +58,13 @@ func FormatStatus(w io.Writer, s Status, now time.Time) error {
 	if s.SpoofedFrames > 0 {
 		fmt.Fprintf(tw, "SPOOFING: %d frames from the wire carried this node's own MAC\n", s.SpoofedFrames)
 	}
+	if len(s.MalformedFrames) > 0 {
+		var junk []string
+		for _, r := range sortedKeys(s.MalformedFrames) {
+			junk = append(junk, fmt.Sprintf("%s %d", clean(r), s.MalformedFrames[r]))
+		}
+		fmt.Fprintf(tw, "malformed frames dropped: %s\n", strings.Join(junk, ", "))
+	}
 	if len(s.Groups) == 0 {
 		fmt.Fprintln(tw, "\nno groups")
 	}

@@ -327,6 +327,7 @@ func TestFormatStatusHostile(t *testing.T) {
 	s := sampleStatus()
 	s.Auth = &Auth{Require: true, KeyIDs: []string{"6bca8a90", "0badf00d"}, Failures: map[string]uint64{"bad_tag": 40, "replay": 12, "missing": 0}}
 	s.SpoofedFrames = 20
+	s.MalformedFrames = map[string]uint64{"hop_limit": 5, "checksum": 2}
 	s.Groups[0].Counters.ForeignClaims = 3
 	s.Groups[0].Counters.Throttled = 7
 	s.Groups[0].LastForeignClaim = &ForeignClaim{MAC: "02:00:00:00:00:66", VIP: "192.0.2.10", Time: t0.Add(-12 * time.Second)}
@@ -338,6 +339,7 @@ func TestFormatStatusHostile(t *testing.T) {
 	for _, want := range []string{
 		"auth required, keys 6bca8a90 0badf00d; rejected frames: bad_tag 40, replay 12\n",
 		"SPOOFING: 20 frames from the wire carried this node's own MAC\n",
+		"malformed frames dropped: checksum 2, hop_limit 5\n",
 		"foreign claims 3  spoofed 0  throttled 7  unconfirmed 0\n",
 		"02:00:00:00:00:66 claimed 192.0.2.10 12s ago",
 	} {

@@ -40,6 +40,14 @@ func (d *daemon) Status(ctx context.Context) (control.Status, error) {
 		s.Groups = append(s.Groups, gs)
 	}
 	s.SpoofedFrames = d.spoofed.Load()
+	for r, n := range d.junk {
+		if v := n.Load(); v > 0 {
+			if s.MalformedFrames == nil {
+				s.MalformedFrames = map[string]uint64{}
+			}
+			s.MalformedFrames[string(r)] = v
+		}
+	}
 	if a := d.deps.Auth; a != nil {
 		st := &control.Auth{Require: d.cfg.Auth.Require, KeyIDs: []string{}, Failures: map[string]uint64{}}
 		if ids := d.keyIDs.Load(); ids != nil {

@@ -321,6 +321,7 @@ func (d *daemon) readFrames() {
 			malformed++
 			r := junkReason(err)
 			d.junk[r].Add(1)
+			d.metrics.Malformed(string(r))
 			junkSince[r]++
 			if d.since(lastReport) > 10*time.Second {
 				attrs := []any{"count", malformed, "last_error", err.Error()}

@@ -35,10 +35,13 @@ import (
 //	NA with floatip's option, to a group        announcement: request with sender = target = the NA's target
 //	  MAC and Solicited clear
 //	NA with floatip's option otherwise          reply from the target (a holder answering a check itself)
-//	NA without the option                       reply from the target: a kernel answering a solicitation.
-//	                                              A host without floatip that claims the VIP with an
-//	                                              unsolicited NA looks the same, so only a holder (for
-//	                                              which any answer is a conflict) reports it as foreign.
+//	NA without the option, Solicited set        reply from the target: a kernel answering a solicitation
+//	NA without the option, Solicited clear,     reply from the target: a kernel answering our DAD probe
+//	  while a DAD probe of ours for the target    (RFC 4861 7.2.4: to all-nodes, Solicited clear); one
+//	  is unanswered                               such NA answers one probe
+//	NA without the option, Solicited clear,     announcement: a gratuitous claim, as a gratuitous ARP;
+//	  otherwise                                   a standby counts a host without floatip that claims
+//	                                              the VIP this way as foreign, as over ARP
 //
 // In both directions SenderHardwareAddr is nd.Frame.SenderMAC (the
 // link-layer option, else the Ethernet source: Linux answers a unicast NS
@@ -97,8 +100,10 @@ func toND(p *arp.Packet, ll netip.Addr, router bool) *nd.Frame {
 }
 
 // fromND returns the machine's view of f (see the table above); nil for a
-// frame that is neither NS nor NA.
-func fromND(f *nd.Frame) *arp.Packet {
+// frame that is neither NS nor NA. dadPending says that a DAD probe of
+// ours for f's target is unanswered: only then is an unsolicited NA
+// without floatip's option an answer rather than a claim.
+func fromND(f *nd.Frame, dadPending bool) *arp.Packet {
 	target := f.Target()
 	if !target.IsValid() {
 		return nil
@@ -122,7 +127,7 @@ func fromND(f *nd.Frame) *arp.Packet {
 	case *ndp.NeighborSolicitation:
 		p.SenderIP, p.TargetIP = netip.IPv6Unspecified(), target
 	case *ndp.NeighborAdvertisement:
-		if f.Option != nil && !m.Solicited && isGroupMAC(f.Destination) {
+		if !m.Solicited && (f.Option != nil && isGroupMAC(f.Destination) || f.Option == nil && !dadPending) {
 			p.SenderIP, p.TargetIP = target, target
 			break
 		}

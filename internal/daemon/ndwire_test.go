@@ -137,6 +137,7 @@ func TestFromND(t *testing.T) {
 		mac     net.HardwareAddr
 		kind    arp.Kind // 0: no trailer
 		claimed bool     // sender IP == target IP: a gratuitous claim
+		dad     bool     // a DAD probe of ours for the target is unanswered
 	}{
 		{name: "DAD probe from a peer", f: nd.NewProbe(ndPeer, nil, ndVIP, opt(arp.KindProbe, arp.FlagClaiming)),
 			probe: true, sender: netip.IPv6Unspecified(), target: ndVIP, dst: arp.Broadcast, mac: ndPeer, kind: arp.KindProbe},
@@ -148,8 +149,12 @@ func TestFromND(t *testing.T) {
 			probe: true, sender: netip.IPv6Unspecified(), target: ndVIP, dst: ndUs, mac: ndPeer},
 		{name: "a peer's announcement", f: nd.NewAdvertisement(ndPeer, ndVIP, false, opt(arp.KindAnnounce, arp.FlagHolder)),
 			sender: ndVIP, target: ndVIP, dst: arp.Broadcast, mac: ndPeer, kind: arp.KindAnnounce, claimed: true},
-		{name: "a kernel's answer to a DAD probe (to all-nodes)", f: nd.NewAdvertisement(ndPeer, ndVIP, false, nil),
+		{name: "a kernel's answer to our DAD probe (to all-nodes)", f: nd.NewAdvertisement(ndPeer, ndVIP, false, nil), dad: true,
 			reply: true, sender: ndVIP, target: netip.IPv6Unspecified(), dst: arp.Broadcast, mac: ndPeer},
+		{name: "an unsolicited NA without floatip (no DAD probe of ours pending): a claim", f: nd.NewAdvertisement(ndPeer, ndVIP, false, nil),
+			sender: ndVIP, target: ndVIP, dst: arp.Broadcast, mac: ndPeer, claimed: true},
+		{name: "a kernel's answer to our unicast NS, with a DAD probe pending", f: kernelUnicastNA, dad: true,
+			reply: true, sender: ndVIP, target: ndLL, dst: ndUs, mac: ndPeer},
 		{name: "a kernel's answer to our unicast NS (no link-layer option)", f: kernelUnicastNA,
 			reply: true, sender: ndVIP, target: ndLL, dst: ndUs, mac: ndPeer},
 		{name: "a holder's own answer to our check", f: nd.NewReply(ndPeer, ndUs, ndVIP, ndLL, false, opt(arp.KindAnnounce, arp.FlagHolder)),
@@ -168,7 +173,7 @@ func TestFromND(t *testing.T) {
 			if err := f.UnmarshalBinary(b); err != nil {
 				t.Fatal(err)
 			}
-			p := fromND(&f)
+			p := fromND(&f, tt.dad)
 			if p == nil {
 				t.Fatal("no packet")
 			}
@@ -213,7 +218,7 @@ func TestNDRoundTrip(t *testing.T) {
 		if err := f.UnmarshalBinary(b); err != nil {
 			t.Fatal(err)
 		}
-		got := fromND(&f)
+		got := fromND(&f, false) // every packet here carries floatip data
 		if got.IsProbe() != p.IsProbe() || got.Operation != p.Operation || got.Destination.String() != p.Destination.String() ||
 			got.SenderHardwareAddr.String() != ndUs.String() || got.Trailer == nil || got.Trailer.Kind != p.Trailer.Kind ||
 			got.Trailer.Flags != p.Trailer.Flags || got.Trailer.Name != p.Trailer.Name || (got.SenderIP == got.TargetIP) != (p.SenderIP == p.TargetIP) {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/mdlayher/ndp"
+
 	"github.com/floatip/floatip/internal/arp"
 	"github.com/floatip/floatip/internal/nd"
 )
@@ -44,6 +46,13 @@ type wire struct {
 	closeOnce sync.Once
 	readers   sync.WaitGroup
 
+	// dad holds the targets of our DAD probes not answered yet: an
+	// unsolicited NA without floatip's option for one of them is the
+	// answer (and clears it); for any other target it is a claim. Only
+	// our own VIPs are ever keys.
+	dadMu sync.Mutex
+	dad   map[netip.Addr]bool
+
 	groupMu sync.Mutex
 	joined  map[netip.Addr]int // solicited-node group -> VIPs joined for it
 	joins   atomic.Uint64      // JoinGroup calls that succeeded (counted)
@@ -57,7 +66,7 @@ type readResult struct {
 
 func newWire(a FrameConn, n NDConn, linkLocal func() netip.Addr) *wire {
 	w := &wire{arp: a, nd: n, linkLocal: linkLocal, results: make(chan readResult), done: make(chan struct{}),
-		joined: map[netip.Addr]int{}}
+		joined: map[netip.Addr]int{}, dad: map[netip.Addr]bool{}}
 	w.readers.Go(func() { w.pump(a.Read) })
 	w.readers.Go(func() {
 		w.pump(func() (*arp.Packet, error) {
@@ -66,7 +75,7 @@ func newWire(a FrameConn, n NDConn, linkLocal func() netip.Addr) *wire {
 				if err != nil {
 					return nil, err
 				}
-				if p := fromND(f); p != nil {
+				if p := fromND(f, w.dadAnswer(f)); p != nil {
 					return p, nil
 				}
 			}
@@ -114,7 +123,43 @@ func (w *wire) Write(p *arp.Packet) error {
 	if f == nil {
 		return fmt.Errorf("nd: no Neighbor Discovery frame for %v %v -> %v", p.Operation, p.SenderIP, p.TargetIP)
 	}
+	w.noteSent(f)
 	return w.nd.Write(f)
+}
+
+// noteSent records whether f is a DAD probe (NS from ::), which an
+// unsolicited NA answers; any other frame about the same target ends the
+// wait for such an answer.
+func (w *wire) noteSent(f *nd.Frame) {
+	t := f.Target()
+	if !t.IsValid() {
+		return
+	}
+	w.dadMu.Lock()
+	defer w.dadMu.Unlock()
+	if f.IsSolicitation() && f.SourceIP.IsUnspecified() {
+		w.dad[t] = true
+	} else {
+		delete(w.dad, t)
+	}
+}
+
+// dadAnswer reports whether f, read from the wire, is an unsolicited NA
+// without floatip's option that answers a DAD probe of ours, and takes
+// that probe as answered.
+func (w *wire) dadAnswer(f *nd.Frame) bool {
+	na, ok := f.Message.(*ndp.NeighborAdvertisement)
+	if !ok || na.Solicited || f.Option != nil {
+		return false
+	}
+	w.dadMu.Lock()
+	defer w.dadMu.Unlock()
+	t := f.Target()
+	if !w.dad[t] {
+		return false
+	}
+	delete(w.dad, t)
+	return true
 }
 
 // Close closes both sockets and waits for the readers.

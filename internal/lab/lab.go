@@ -512,6 +512,10 @@ func (l *Lab) NodeByName(name string) *Node {
 // run commands there; it is not among Nodes and never holds the VIP.
 func (l *Lab) ClientNode() *Node { return l.client }
 
+// BridgeNS is the namespace of the lab's bridge (br0), for tests that read
+// its state (`bridge -n NS mdb show`).
+func (l *Lab) BridgeNS() string { return l.brNS }
+
 func (l *Lab) track(p *Proc) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -70,6 +70,7 @@ type Metrics struct {
 	ignored       *prometheus.CounterVec
 	spoofed       prometheus.Counter
 	authFailures  *prometheus.CounterVec
+	malformed     *prometheus.CounterVec
 	sealFailures  prometheus.Counter
 }
 
@@ -182,6 +183,11 @@ func New(version string) *Metrics {
 		Name:      "auth_failures_total",
 		Help:      "Frames that failed authentication, by reason (missing: a floatip frame without an auth block).",
 	}, []string{"reason"})
+	m.malformed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "malformed_frames_total",
+		Help:      "Frames from the wire dropped as malformed, by reason (malformed: does not decode; hop_limit: ND with a hop limit other than 255; checksum: ND with a bad ICMPv6 checksum).",
+	}, []string{"reason"})
 	m.sealFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: namespace,
 		Name:      "auth_seal_failures_total",
@@ -206,7 +212,7 @@ func New(version string) *Metrics {
 		m.groupState, m.transitions, m.conflicts, m.claims, m.releases,
 		m.probesSent, m.probesUnanswered, m.sendFailures, m.probeRTT, m.vipsHeld,
 		m.healthUp, m.healthChecks, m.hookRuns, m.hookFailures,
-		m.foreignClaims, m.throttled, m.unconfirmed, m.ignored, m.spoofed, m.authFailures, m.sealFailures,
+		m.foreignClaims, m.throttled, m.unconfirmed, m.ignored, m.spoofed, m.authFailures, m.malformed, m.sealFailures,
 	)
 
 	m.handler = promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
@@ -477,6 +483,14 @@ func (m *Metrics) AuthFailure(reason auth.Reason) {
 		return
 	}
 	m.authFailures.WithLabelValues(string(reason)).Inc()
+}
+
+// Malformed counts a frame from the wire dropped as malformed, by reason.
+func (m *Metrics) Malformed(reason string) {
+	if m == nil {
+		return
+	}
+	m.malformed.WithLabelValues(reason).Inc()
 }
 
 // SealFailure counts a frame not sent because it could not be sealed.

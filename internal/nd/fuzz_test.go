@@ -25,6 +25,9 @@ func FuzzUnmarshal(f *testing.F) {
 	}
 	withAuth, _ := NewAdvertisement(macA, vip, false, &Option{Trailer: annc.Trailer, Auth: bytes.Repeat([]byte{9}, 24)}).MarshalBinary()
 	f.Add(withAuth)
+	f.Add(withExt(withAuth, 60))
+	f.Add(withExt(withAuth, 0, 60))
+	f.Add(withOption(withAuth, append([]byte{200, 33}, make([]byte, 33*8-2)...)))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkFrame(t, b)

@@ -21,12 +21,16 @@
 //   - floatip's option (type 253, RFC 4727 experimental), see Option. An
 //     option of type 253 without floatip's magic and version (another
 //     experiment, a newer floatip) stays in the message's options, as
-//     unknown options do; one with them that does not parse makes the
-//     frame malformed.
+//     unknown options do; one with them that does not parse (or a
+//     second one) is dropped and the message kept (Frame.OptionRejected),
+//     since Linux skips the option and applies the message.
 //
-// Only frames whose IPv6 next header is ICMPv6 directly are ND frames here:
-// RFC 4861 messages are never sent with extension headers in practice, and
-// the socket filter in package afpacket passes no others.
+// This package never sends extension headers, but it decodes an ND message
+// behind Hop-by-Hop or Destination Options headers: Linux processes such
+// messages (an NA behind one moves neighbour entries), so a claim sent that
+// way must be seen. Such a frame is never authenticated (the auth block's
+// place is fixed: see SealFrame), and the socket filter in package afpacket
+// passes IPv6 frames that start with either header.
 package nd
 
 import (
@@ -99,6 +103,12 @@ type Frame struct {
 	// or the kernel's own messages).
 	Option *Option
 
+	// OptionRejected is set on receive when the frame carried a floatip
+	// option (magic and version) that did not parse, or two of them:
+	// Option is then nil, and the message is read as one without floatip
+	// data, as the hosts that skip the option read it.
+	OptionRejected bool
+
 	// Authenticated is set by a reader that verified the auth block in
 	// Option.Auth (package auth, see Seal); the codec neither sets nor
 	// reads it.
@@ -163,14 +173,58 @@ func (f *Frame) MarshalBinary() ([]byte, error) {
 	return b, nil
 }
 
+// isSkippedExt reports whether nh is an IPv6 extension header that
+// UnmarshalBinary skips before an ND message: Hop-by-Hop or Destination
+// Options.
+func isSkippedExt(nh int) bool { return nh == 0 || nh == 60 }
+
+// withoutLongOptions returns the NS or NA message m without its options of
+// 256 bytes or more, other than floatip's: github.com/mdlayher/ndp v1.1.0
+// computes an option's byte length in 8 bits, so it refuses the whole
+// message for one (see MaxAuthLen), while Linux skips such an unknown
+// option and applies the NA. Left as is, a claim padded with one long
+// option would move hosts' neighbour entries unseen. m itself when there
+// is none (or the options are broken: ParseMessage then says so).
+func withoutLongOptions(m []byte) []byte {
+	const long = 256
+	has := false
+	for i := icmpNSLen; i+2 <= len(m); {
+		l := int(m[i+1]) * 8
+		if l == 0 || i+l > len(m) {
+			return m
+		}
+		if l >= long && !(m[i] == OptionType && isOurs(m[i+2:i+l])) {
+			has = true
+		}
+		i += l
+	}
+	if !has {
+		return m
+	}
+	out := append([]byte(nil), m[:icmpNSLen]...)
+	for i := icmpNSLen; i+2 <= len(m); {
+		l := int(m[i+1]) * 8
+		if l < long || m[i] == OptionType && isOurs(m[i+2:i+l]) {
+			out = append(out, m[i:i+l]...)
+		}
+		i += l
+	}
+	return out
+}
+
+// maxExtHeaders bounds the extension headers UnmarshalBinary walks.
+const maxExtHeaders = 4
+
 // UnmarshalBinary decodes an Ethernet frame into f and checks it as RFC
 // 4861 7.1.1 and 7.1.2 ask: hop limit 255 (ErrHopLimit), a valid ICMPv6
 // checksum (ErrChecksum), code 0, at least 24 bytes, options of nonzero
 // length, a target that is not multicast, no source link-layer option in an
 // NS from the unspecified address, whose destination must be a
 // solicited-node group, and no Solicited flag in an NA to a multicast group.
-// Bytes after the IPv6 payload (Ethernet padding) are ignored. A frame that
-// is not an NS or NA gives ErrNotND. f does not alias b.
+// Hop-by-Hop and Destination Options headers before the ICMPv6 message are
+// skipped (Linux accepts ND behind them). Bytes after the IPv6 payload
+// (Ethernet padding) are ignored. A frame that is not an NS or NA gives
+// ErrNotND. f does not alias b.
 func (f *Frame) UnmarshalBinary(b []byte) error {
 	if len(b) < ethHeaderLen {
 		return fmt.Errorf("%w: %d bytes, shorter than an Ethernet header", ErrMalformed, len(b))
@@ -185,16 +239,41 @@ func (f *Frame) UnmarshalBinary(b []byte) error {
 	if v := h[0] >> 4; v != ipv6.Version {
 		return fmt.Errorf("%w: IP version %d in an IPv6 frame", ErrMalformed, v)
 	}
-	if nh := int(h[6]); nh != protoICMPv6 {
-		return fmt.Errorf("%w: IPv6 next header %d is not ICMPv6", ErrNotND, nh)
-	}
 	plen := int(binary.BigEndian.Uint16(h[4:6]))
 	if plen > len(h)-ipv6.HeaderLen {
+		if int(h[6]) != protoICMPv6 && !isSkippedExt(int(h[6])) {
+			return fmt.Errorf("%w: IPv6 next header %d is not ICMPv6", ErrNotND, h[6])
+		}
 		return fmt.Errorf("%w: IPv6 payload length %d, but only %d bytes follow", ErrMalformed, plen, len(h)-ipv6.HeaderLen)
 	}
 	src := netip.AddrFrom16([16]byte(h[8:24]))
 	dst := netip.AddrFrom16([16]byte(h[24:40]))
-	icmp := h[ipv6.HeaderLen : ipv6.HeaderLen+plen]
+	payload := h[ipv6.HeaderLen : ipv6.HeaderLen+plen]
+	// Hop-by-Hop and Destination Options headers may precede an ND
+	// message, and Linux processes such a message like any other: an NA
+	// behind one moves hosts' neighbour entries, so it must reach the
+	// election as the claim it is. They are skipped, at most
+	// maxExtHeaders of them. (A fragment header is not: RFC 6980 forbids
+	// fragmented ND, and Linux drops it; nor a routing header.)
+	nh, ext := int(h[6]), 0
+	for i := 0; isSkippedExt(nh); i++ {
+		if i == maxExtHeaders {
+			return fmt.Errorf("%w: more than %d extension headers", ErrNotND, maxExtHeaders)
+		}
+		if len(payload)-ext < 8 {
+			return fmt.Errorf("%w: IPv6 extension header %d cut off", ErrMalformed, nh)
+		}
+		l := (int(payload[ext+1]) + 1) * 8
+		if l > len(payload)-ext {
+			return fmt.Errorf("%w: IPv6 extension header %d of %d bytes, but only %d follow", ErrMalformed, nh, l, len(payload)-ext)
+		}
+		nh = int(payload[ext])
+		ext += l
+	}
+	if nh != protoICMPv6 {
+		return fmt.Errorf("%w: IPv6 next header %d is not ICMPv6", ErrNotND, nh)
+	}
+	icmp := payload[ext:]
 	if len(icmp) < 4 {
 		return fmt.Errorf("%w: ICMPv6 message of %d bytes", ErrMalformed, len(icmp))
 	}
@@ -214,7 +293,7 @@ func (f *Frame) UnmarshalBinary(b []byte) error {
 	if got, want := binary.BigEndian.Uint16(icmp[2:4]), Checksum(src, dst, icmp); got != want {
 		return fmt.Errorf("%w: %w: %v from %v has checksum %#04x, want %#04x", ErrMalformed, ErrChecksum, typ, src, got, want)
 	}
-	msg, err := ndp.ParseMessage(icmp)
+	msg, err := ndp.ParseMessage(withoutLongOptions(icmp))
 	if err != nil {
 		return fmt.Errorf("%w: %v from %v: %v", ErrMalformed, typ, src, err)
 	}
@@ -243,17 +322,21 @@ func (f *Frame) UnmarshalBinary(b []byte) error {
 	if target.IsMulticast() {
 		return fmt.Errorf("%w: %v from %v has multicast target %v", ErrMalformed, typ, src, target)
 	}
+	// A floatip option that does not parse, or a second one, is dropped
+	// and the message kept without floatip data (OptionRejected): Linux
+	// skips option 253 whatever it holds and applies the message, so an
+	// NA carrying a broken option is a claim floatip must see.
 	var own *Option
+	rejected := false
 	kept := (*opts)[:0]
 	for _, o := range *opts {
 		if r, ok := o.(*ndp.RawOption); ok && r.Type == OptionType && isOurs(r.Value) {
-			if own != nil {
-				return fmt.Errorf("%w: %v from %v has two floatip options", ErrMalformed, typ, src)
+			o := new(Option)
+			if own != nil || rejected || o.fromRaw(r) != nil {
+				own, rejected = nil, true
+				continue
 			}
-			own = new(Option)
-			if err := own.fromRaw(r); err != nil {
-				return fmt.Errorf("%w: %v from %v: %v", ErrMalformed, typ, src, err)
-			}
+			own = o
 			continue
 		}
 		kept = append(kept, o)
@@ -264,12 +347,13 @@ func (f *Frame) UnmarshalBinary(b []byte) error {
 	*opts = kept
 
 	*f = Frame{
-		Destination:   cloneMAC(b[0:6]),
-		Source:        cloneMAC(b[6:12]),
-		SourceIP:      src,
-		DestinationIP: dst,
-		Message:       msg,
-		Option:        own,
+		Destination:    cloneMAC(b[0:6]),
+		Source:         cloneMAC(b[6:12]),
+		SourceIP:       src,
+		DestinationIP:  dst,
+		Message:        msg,
+		Option:         own,
+		OptionRejected: rejected,
 	}
 	return nil
 }

@@ -52,6 +52,16 @@ func TestFilter(t *testing.T) {
 	udp[14+6] = 17
 	hop64 := marshal(t, nd.NewProbe(macA, nil, vip, nil))
 	hop64[14+7] = 64
+	// An NA behind a Destination Options header (Linux processes it, so
+	// the codec must see it), and one behind a fragment header (RFC 6980:
+	// not ND).
+	destOpts := func(nh byte) []byte {
+		b := marshal(t, nd.NewAdvertisement(macA, vip, false, nil))
+		out := append([]byte{}, b[:14+40]...)
+		out[14+6] = nh
+		out[14+5] += 8
+		return append(append(out, 58, 0, 1, 4, 0, 0, 0, 0), b[14+40:]...)
+	}
 	for _, tc := range []struct {
 		name  string
 		frame []byte
@@ -61,6 +71,9 @@ func TestFilter(t *testing.T) {
 		{"unicast NS", marshal(t, nd.NewSolicitation(macA, macB, netip.MustParseAddr("fe80::a"), vip, nil)), true},
 		{"unsolicited NA", marshal(t, nd.NewAdvertisement(macA, vip, false, nil)), true},
 		{"NS with hop limit 64 (left to the codec)", hop64, true},
+		{"NA behind a Destination Options header (left to the codec)", destOpts(60), true},
+		{"NA behind a Hop-by-Hop header (left to the codec)", destOpts(0), true},
+		{"NA behind a fragment header", destOpts(44), false},
 		{"ICMPv6 echo", echo, false},
 		{"UDP over IPv6", udp, false},
 		{"ARP", marshal(t, arp.NewAnnouncement(macA, netip.MustParseAddr("198.18.0.1"), nil)), false},
