@@ -32,6 +32,40 @@ type labCmd struct {
 	Serve     labServeCmd     `cmd:"" hidden:"" help:"HTTP server answering its node name (run inside a lab node)."`
 	Client    labClientCmd    `cmd:"" hidden:"" help:"Request a target over fresh TCP connections, one JSON line per request (run inside the lab)."`
 	HTTPCheck labHTTPCheckCmd `cmd:"" name:"httpcheck" hidden:"" help:"Exit 0 if URL answers 200 within the timeout (keepalived's track_script in the benchmark)."`
+	Leader    labLeaderCmd    `cmd:"" hidden:"" help:"Keep a leader key in etcd's v2 store as Patroni does, and run a command alongside (the benchmark's vip-manager nodes)."`
+	Fence     labFenceCmd     `cmd:"" hidden:"" help:"Power a lab node off from outside (the fence command of the benchmark's fencing trials): MAC NODE, as floatip passes them."`
+}
+
+type labLeaderCmd struct {
+	Endpoints []string      `required:"" help:"etcd client URLs (comma-separated)."`
+	Key       string        `required:"" help:"The leader key."`
+	Name      string        `required:"" help:"This node's value in the key."`
+	TTL       time.Duration `name:"ttl" default:"5s" help:"The key's TTL."`
+	Command   []string      `arg:"" optional:"" passthrough:"" placeholder:"COMMAND" help:"Command run alongside (after --)."`
+}
+
+func (c *labLeaderCmd) Run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	argv := c.Command
+	if len(argv) > 0 && argv[0] == "--" {
+		argv = argv[1:]
+	}
+	return lab.RunLeader(ctx, lab.LeaderConfig{Endpoints: c.Endpoints, Key: c.Key, Name: c.Name, TTL: c.TTL, Then: argv}, os.Stdout)
+}
+
+type labFenceCmd struct {
+	MAC  string `arg:"" help:"The MAC of the node to fence (ignored: the lab knows its nodes by name)."`
+	Node string `arg:"" help:"The node to power off (n1, ...)."`
+	labPrefix
+}
+
+func (c *labFenceCmd) Run() error {
+	if err := lab.FenceNode(c.Prefix, c.Node); err != nil {
+		return err
+	}
+	fmt.Printf("fenced %s (powered off)\n", c.Node)
+	return nil
 }
 
 type labServeCmd struct {

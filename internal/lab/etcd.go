@@ -45,6 +45,10 @@ type EtcdOptions struct {
 	// TLS, when set, serves the client port with TLS and requires client
 	// certificates (the peer port stays plain: it is the lab's inside).
 	TLS *EtcdTLS
+	// V2 also serves etcd's v2 API (--enable-v2), which clients of the v2
+	// store need (vip-manager 1.0, the benchmark's comparison, is one). The
+	// v2 and v3 key spaces are separate.
+	V2 bool
 }
 
 // EtcdTLS are the PEM files of a TLS cluster.
@@ -72,6 +76,7 @@ type EtcdCluster struct {
 	cancel  context.CancelFunc
 	tls     *EtcdTLS
 	tlsConf *tls.Config // for the health check
+	v2      bool
 }
 
 // EtcdMember is one member of an EtcdCluster.
@@ -104,7 +109,7 @@ func (l *Lab) StartEtcd(ctx context.Context, o EtcdOptions) (_ *EtcdCluster, err
 	if o.Ready == 0 {
 		o.Ready = 20 * time.Second
 	}
-	c := &EtcdCluster{lab: l, binary: bin, dir: o.Dir, tls: o.TLS}
+	c := &EtcdCluster{lab: l, binary: bin, dir: o.Dir, tls: o.TLS, v2: o.V2}
 	if o.TLS != nil {
 		pair, err := tls.LoadX509KeyPair(o.TLS.ClientCertFile, o.TLS.ClientKeyFile)
 		if err != nil {
@@ -147,7 +152,19 @@ func (l *Lab) StartEtcd(ctx context.Context, o EtcdOptions) (_ *EtcdCluster, err
 	if err := c.WaitHealthy(ctx, o.Ready); err != nil {
 		return nil, err
 	}
+	l.mu.Lock()
+	l.etcd = c
+	l.mu.Unlock()
 	return c, nil
+}
+
+// Etcd is the cluster StartEtcd started in the lab (nil when none, or
+// after its Close). The faults that involve etcd (quorum-lost, and power-off's
+// heal) act on it.
+func (l *Lab) Etcd() *EtcdCluster {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.etcd
 }
 
 func lookPath(bin string) (string, error) {
@@ -221,7 +238,7 @@ func (m *EtcdMember) Start() error {
 		"--initial-cluster-token", "floatip-lab-" + m.c.lab.Prefix,
 		"--logger", "zap",
 		"--log-level", "warn",
-		"--enable-v2=false",
+		fmt.Sprintf("--enable-v2=%v", m.c.v2),
 	}
 	if t := m.c.tls; t != nil {
 		args = append(args, "--cert-file", t.CertFile, "--key-file", t.KeyFile,
@@ -322,6 +339,11 @@ func (c *EtcdCluster) WaitHealthy(ctx context.Context, timeout time.Duration) er
 
 // Close kills every member and removes the data directories it made.
 func (c *EtcdCluster) Close() error {
+	c.lab.mu.Lock()
+	if c.lab.etcd == c {
+		c.lab.etcd = nil
+	}
+	c.lab.mu.Unlock()
 	var errs []error
 	for _, m := range c.members {
 		errs = append(errs, m.Kill())

@@ -109,6 +109,7 @@ type Lab struct {
 	procs   []*Proc
 	handles []*netlink.Handle
 	downed  bool
+	etcd    *EtcdCluster // StartEtcd's, until its Close
 }
 
 var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`)
@@ -447,8 +448,12 @@ func (l *Lab) Down() error {
 	l.downed = true
 	handles := l.handles
 	l.handles = nil
+	etcd := l.etcd
 	l.mu.Unlock()
 	errs := []error{l.StopProcs()}
+	if etcd != nil {
+		errs = append(errs, etcd.Close()) // its data directory
+	}
 	for _, h := range handles {
 		h.Close()
 	}

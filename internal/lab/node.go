@@ -34,6 +34,8 @@ type Node struct {
 	daemonArgv []string            // its command, to start it again
 	service    *Proc               // the last StartService
 	faults     map[FaultKind]Fault // in force (Inject, Heal)
+	// quorumStopped are the etcd members FaultQuorumLost killed.
+	quorumStopped []*EtcdMember
 }
 
 // Start runs name with args inside the node's namespace (`ip netns exec NS
