@@ -121,6 +121,7 @@ type labDemoCmd struct {
 	Cleanup bool   `help:"Remove a lab left behind (its supervisor, namespaces with the prefix and everything in them), then exit."`
 	SVG     string `name:"svg" placeholder:"FILE" help:"Where to write the picture of the failover (default: floatip-lab-FAULT.svg in the temporary directory)."`
 	Prefix  string `default:"flab" help:"Name prefix of the lab's namespaces."`
+	Quorum  string `enum:",etcd" default:"" help:"etcd: also run a three-member etcd (one member on each of n1, n2, n3; needs 3 nodes) and give floatip the quorum, a 5 s lease; a partition then lasts 10 s, so that the cut-off holder's lease runs out."`
 }
 
 // Help lists the demo's flags under `floatip lab --help`: kong shows a
@@ -151,7 +152,7 @@ func (c *labDemoCmd) Run() error {
 	}
 	err := lab.RunDemo(ctx, lab.DemoOptions{
 		Fault: lab.FaultKind(c.Fault), Nodes: c.Nodes, Profile: c.Profile, Keep: c.Keep, Prefix: c.Prefix, Out: out,
-		SVG: svg, Invocation: invocation(),
+		SVG: svg, Invocation: invocation(), Quorum: c.Quorum,
 	})
 	switch {
 	case ctx.Err() != nil:
@@ -234,6 +235,7 @@ type labPrefix struct {
 type labUpCmd struct {
 	Nodes   int    `default:"3" help:"Number of nodes, 1 to 80 (priorities 200, 150, 100, ...)."`
 	Profile string `enum:"default,fast" default:"default" help:"Timing profile passed to floatip: ${enum}."`
+	Quorum  string `enum:",etcd" default:"" help:"etcd: also run a three-member etcd (one member on each of n1, n2, n3; needs 3 nodes) and give floatip the quorum, a 5 s lease (faults etcd-cut and quorum-lost then work too)."`
 	labPrefix
 }
 
@@ -241,7 +243,7 @@ func (c *labUpCmd) Run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Printf("starting a lab of %d nodes in the background (log: %s)... ", c.Nodes, lab.PlayLog(c.Prefix))
-	st, err := lab.UpPlay(ctx, lab.PlayOptions{Prefix: c.Prefix, Nodes: c.Nodes, Profile: c.Profile})
+	st, err := lab.UpPlay(ctx, lab.PlayOptions{Prefix: c.Prefix, Nodes: c.Nodes, Profile: c.Profile, Quorum: c.Quorum})
 	if err != nil {
 		fmt.Println("failed")
 		return err
@@ -273,7 +275,7 @@ func (c *labStatusCmd) Run() error {
 }
 
 type labFaultCmd struct {
-	Kind string `arg:"" placeholder:"KIND" help:"The fault: poweroff, stop, crash, freeze, service, partition, loss:PERCENT, linkdown."`
+	Kind string `arg:"" placeholder:"KIND" help:"The fault: poweroff, stop, crash, freeze, service, partition, partition-out, partition-in, loss:PERCENT, linkdown; with lab up --quorum etcd also etcd-cut (the node cut off etcd only) and quorum-lost (two etcd members killed)."`
 	Node string `arg:"" optional:"" placeholder:"NODE" help:"The node (n1, n2, ...); default: the one holding the VIP."`
 	labPrefix
 }
@@ -360,6 +362,7 @@ func (c *labDownCmd) Run() error {
 type labSuperviseCmd struct {
 	Nodes   int    `default:"3"`
 	Profile string `default:"default"`
+	Quorum  string `default:""`
 	labPrefix
 }
 
@@ -367,5 +370,5 @@ func (c *labSuperviseCmd) Run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	signal.Ignore(syscall.SIGHUP)
-	return lab.Supervise(ctx, lab.PlayOptions{Prefix: c.Prefix, Nodes: c.Nodes, Profile: c.Profile, Progress: os.Stdout})
+	return lab.Supervise(ctx, lab.PlayOptions{Prefix: c.Prefix, Nodes: c.Nodes, Profile: c.Profile, Quorum: c.Quorum, Progress: os.Stdout})
 }

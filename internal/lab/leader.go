@@ -238,8 +238,25 @@ func FenceNode(prefix, node string) error {
 	if err := ipCmd(context.Background(), "-n", prefix+"-br", "link", "set", node, "down"); err != nil {
 		return fmt.Errorf("lab fence: cut %s: %w", node, err)
 	}
-	if err := killNamespaceProcs(prefix + "-" + node); err != nil {
+	ns := prefix + "-" + node
+	if err := killNamespaceProcs(ns); err != nil {
 		return fmt.Errorf("lab fence: kill %s's processes: %w", node, err)
+	}
+	// A machine that is off has no addresses: remove all but its own.
+	i, _ := strconv.Atoi(node[1:])
+	out, err := exec.Command("ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "eth0").Output()
+	if err != nil {
+		return fmt.Errorf("lab fence: %s's addresses: %w", node, err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		for j := 0; j+1 < len(f); j++ {
+			if f[j] == "inet" && !strings.HasPrefix(f[j+1], NodeIP(i).String()+"/") {
+				if err := ipCmd(context.Background(), "-n", ns, "addr", "del", f[j+1], "dev", "eth0"); err != nil {
+					return fmt.Errorf("lab fence: remove %s from %s: %w", f[j+1], node, err)
+				}
+			}
+		}
 	}
 	return nil
 }

@@ -63,6 +63,16 @@ func (n *Node) Start(ctx context.Context, name string, args ...string) (*Proc, e
 	return p, nil
 }
 
+// MAC is the hardware address of the node's eth0 ("02:..."), as a
+// floatip peers map names it.
+func (n *Node) MAC() (string, error) {
+	link, err := n.link()
+	if err != nil {
+		return "", err
+	}
+	return link.Attrs().HardwareAddr.String(), nil
+}
+
 // FloatipArgs are the arguments StartFloatip passes before its extra ones.
 func (n *Node) FloatipArgs() []string {
 	return []string{"run", "--interface", "eth0", "--vip", n.lab.VIP.String(), "--node-name", n.Name, "--log-format", "json", "--socket", n.Socket()}
