@@ -79,7 +79,7 @@ func (c *Config) Apply(o Overrides) error {
 		n.LogLevel = o.LogLevel
 	}
 	if len(o.VIPs) > 0 {
-		g := Group{Name: DefaultGroup, Priority: n.Priority, Checks: slices.Clone(n.Checks)}
+		g := Group{Name: DefaultGroup, Priority: n.Priority, Checks: slices.Clone(n.Checks), Quorum: n.Quorum}
 		for _, s := range o.VIPs {
 			a, msg := parseVIP(s)
 			if msg == "" {

@@ -151,6 +151,7 @@ func (k *checker) check(c Config, require bool) {
 	k.notify(c.Notify)
 	k.fencing(c.Fencing)
 	k.peers(c.Peers)
+	k.quorum(c)
 	if c.Fencing.Policy == FencingRequired && len(c.Peers) == 0 && k.ok("fencing.policy", "peers") {
 		k.add("fencing.policy", "required needs peers: (node name -> MAC), or the fence command is not told which node to fence and no takeover happens")
 	}

@@ -96,6 +96,10 @@ type Group struct {
 	// Config.Checks first, then the group's own. The daemon reads only
 	// these; YAML writes Checks[len(Config.Checks):] as the group's own.
 	Checks []Check
+
+	// Quorum is the group's effective referee: its own quorum:, or else
+	// the top-level Config.Quorum; nil for none.
+	Quorum *Quorum
 }
 
 // Check is one health check. Parse fills in every default.
@@ -160,6 +164,7 @@ type Config struct {
 	Fencing Fencing
 	Peers   map[string]net.HardwareAddr // node name -> MAC; nil if none
 	Auth    Auth                        // authenticated frames; off without a key
+	Quorum  *Quorum                     // the top-level quorum: for every group without its own; nil for none
 }
 
 // Control is the daemon's unix control socket (status, release, hold, reload).
@@ -253,7 +258,7 @@ func (c Config) Validate() error {
 // isShorthand reports whether the groups can be written as "vips:".
 func isShorthand(c Config) bool {
 	return len(c.Groups) == 1 && c.Groups[0].Name == DefaultGroup && c.Groups[0].Priority == c.Priority &&
-		len(ownChecks(c, c.Groups[0])) == 0
+		len(ownChecks(c, c.Groups[0])) == 0 && c.Groups[0].Quorum.Equal(c.Quorum)
 }
 
 // ownChecks returns the checks that g adds to the top-level c.Checks: the
@@ -293,6 +298,7 @@ type yamlGroup struct {
 	VIPs     []string    `yaml:"vips,flow"`
 	Priority int         `yaml:"priority,omitempty"`
 	Checks   []yamlCheck `yaml:"checks,omitempty"`
+	Quorum   *yamlQuorum `yaml:"quorum,omitempty"`
 }
 
 type yamlHTTP struct {
@@ -365,6 +371,7 @@ type yamlConfig struct {
 	Fencing         *yamlFencing      `yaml:"fencing,omitempty"`
 	Peers           map[string]string `yaml:"peers,omitempty"`
 	Auth            *yamlAuth         `yaml:"auth,omitempty"`
+	Quorum          *yamlQuorum       `yaml:"quorum,omitempty"`
 	Control         yamlControl       `yaml:"control"`
 	Metrics         yamlMetrics       `yaml:"metrics,omitempty"`
 }
@@ -413,6 +420,9 @@ func (c Config) YAML() []byte {
 			if g.Priority != c.Priority {
 				yg.Priority = g.Priority
 			}
+			if !g.Quorum.Equal(c.Quorum) {
+				yg.Quorum = toYAMLQuorum(g.Quorum)
+			}
 			y.Groups = append(y.Groups, yg)
 		}
 	}
@@ -428,6 +438,7 @@ func (c Config) YAML() []byte {
 		}
 		y.Peers[name] = mac.String()
 	}
+	y.Quorum = toYAMLQuorum(c.Quorum)
 	if a := c.Auth; a.Enabled() {
 		y.Auth = &yamlAuth{KeyFiles: a.KeyFiles, Require: a.Require, SequenceFile: a.SequenceFile}
 	}

@@ -23,10 +23,10 @@ import (
 var (
 	topKeys = []string{
 		"interface", "priority", "node_name", "profile", "on_foreign_claim", "preempt", "preempt_delay", "unhealthy_policy",
-		"log_format", "log_level", "timing", "checks", "vips", "groups", "notify", "fencing", "peers", "auth", "control", "metrics",
+		"log_format", "log_level", "timing", "checks", "vips", "groups", "notify", "fencing", "peers", "auth", "control", "metrics", "quorum",
 	}
 	timingKeys  = []string{"check_interval", "misses", "claim_slot", "announce_count", "announce_interval", "lifetime", "renew_interval", "beacon_interval"}
-	groupKeys   = []string{"name", "vips", "priority", "checks"}
+	groupKeys   = []string{"name", "vips", "priority", "checks", "quorum"}
 	checkKeys   = []string{"name", "http", "tcp", "exec", "interval", "timeout", "fall", "rise"}
 	httpKeys    = []string{"url", "expect_status"}
 	tcpKeys     = []string{"address"}
@@ -311,6 +311,10 @@ func (p *parser) config(root *yaml.Node, c *Config) {
 		p.str(mm, "listen", "metrics.listen", &c.Metrics.Listen)
 	}
 
+	if e, ok := m["quorum"]; ok {
+		c.Quorum = p.quorum(e.val, "quorum")
+	}
+
 	// A null "vips:" or "groups:" (all entries commented out) counts as unset.
 	v, hasV := m["vips"]
 	hasV = hasV && !isNull(v.val)
@@ -325,7 +329,7 @@ func (p *parser) config(root *yaml.Node, c *Config) {
 		p.shorthand = true
 		p.lines["groups[0]"] = v.key.Line
 		p.lines["groups[0].vips"] = v.key.Line
-		c.Groups = []Group{{Name: DefaultGroup, VIPs: p.vips(v.val, "groups[0].vips"), Priority: c.Priority, Checks: slices.Clone(c.Checks)}}
+		c.Groups = []Group{{Name: DefaultGroup, VIPs: p.vips(v.val, "groups[0].vips"), Priority: c.Priority, Checks: slices.Clone(c.Checks), Quorum: c.Quorum}}
 	case hasG:
 		p.groups(g.val, c)
 	}
@@ -354,6 +358,10 @@ func (p *parser) groups(n *yaml.Node, c *Config) {
 		grp.Checks = slices.Clone(c.Checks)
 		if e, ok := m["checks"]; ok {
 			grp.Checks = append(grp.Checks, p.checks(e.val, field+".checks", len(c.Checks))...)
+		}
+		grp.Quorum = c.Quorum
+		if e, ok := m["quorum"]; ok && !isNull(e.val) {
+			grp.Quorum = p.quorum(e.val, field+".quorum")
 		}
 		c.Groups = append(c.Groups, grp)
 	}

@@ -177,6 +177,9 @@ func (d *daemon) Reload(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := d.openQuorums(next); err != nil {
+		return err
+	}
 	if a := d.deps.Auth; a != nil && a.Reload != nil {
 		// Keys are re-read last among the checks: once they are in use the
 		// reload goes through.

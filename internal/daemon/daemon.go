@@ -107,6 +107,9 @@ type Deps struct {
 	// or broadcast address; package ifcheck), at start and on reload; nil
 	// checks only the addresses that Addrs.Link reports.
 	CheckVIPs func(cfg config.Config) error
+	// NewQuorum makes the referee backend of a quorum: configuration
+	// (quorum.go); nil: a configuration with quorum: is refused.
+	NewQuorum NewQuorum
 }
 
 // AuthDeps are the OS layer's keys, as far as the core needs them.
@@ -158,6 +161,8 @@ type daemon struct {
 	spoofed      atomic.Uint64
 	authFailures map[auth.Reason]*atomic.Uint64 // every auth.Reasons entry; the map is never written after newDaemon
 	keyIDs       atomic.Pointer[[]auth.KeyID]
+
+	quorums quorums // referee backends (quorum.go)
 }
 
 // newDaemon makes the core; nothing runs before start.
@@ -232,6 +237,7 @@ func (d *daemon) stop() {
 	// Every group releases at once; then wait for all (their hooks, too).
 	stopAll(d.groups)
 	d.reloadMu.Unlock()
+	d.closeQuorums() // after the groups resigned: revokes the leases
 	d.cancel()
 	d.conn.Close() // ends readFrames
 	d.aux.Wait()

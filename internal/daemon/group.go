@@ -18,6 +18,7 @@ import (
 	"github.com/floatip/floatip/internal/election"
 	"github.com/floatip/floatip/internal/health"
 	"github.com/floatip/floatip/internal/hooks"
+	"github.com/floatip/floatip/internal/quorum"
 )
 
 // maxSleep bounds how long a group's goroutine sleeps without an event, so
@@ -69,6 +70,8 @@ type group struct {
 	droppedLog atomic.Int64                  // when that was last logged (since the daemon started)
 	heartbeat  atomic.Int64                  // monotonic nanoseconds since the daemon started, at the last loop turn
 	lostAfter  atomic.Int64                  // a peer unheard this long is lost (Machine.LostAfter), for Status
+
+	elector quorum.Elector // the group's referee elector (quorum.go); nil without quorum:
 }
 
 // peerNames is peers: keyed by MAC, for the machine's names.
@@ -116,6 +119,7 @@ func params(cfg *config.Config, gc config.Group, mac net.HardwareAddr) election.
 		ForeignPolicy: policy,
 		AuthRequired:  cfg.Auth.Enabled() && cfg.Auth.Require,
 		FenceAllowed:  fenceAllowed(cfg),
+		Quorum:        gc.Quorum != nil,
 	}
 }
 
@@ -165,6 +169,7 @@ func (d *daemon) newGroup(cfg *config.Config, gc config.Group) *group {
 		}
 		g.checks = health.New(cs, g.log)
 	}
+	g.openElector()
 	g.heartbeat.Store(int64(d.since(d.started)))
 	g.publish()
 	return g
@@ -292,6 +297,7 @@ func (g *group) run(start election.Start) {
 		g.checks.Start(checksCtx)
 		forwarder.Go(func() { g.forwardHealth(checksCtx) })
 	}
+	defer g.startQuorum()() // closes the elector first on the way out
 	if g.apply(g.m.Handle(g.d.now(), start)) {
 		return
 	}
@@ -386,11 +392,8 @@ func (g *group) apply(actions []election.Action) bool {
 				g.logSend(a.Packet)
 			}
 		case election.AddVIPs:
-			vips := g.vips
-			if a.FirstOnly {
-				vips = vips[:1]
-			}
-			if err := g.d.addrs.Claim(vips, a.Lifetime); err != nil {
+			lifetime, err := g.addVIPs(a)
+			if err != nil {
 				g.log.Error("adding the VIPs", "err", err)
 				// Feed the failure back; the machine decides what follows.
 				// The rest of this batch (announcements) assumed success.
@@ -399,7 +402,7 @@ func (g *group) apply(actions []election.Action) bool {
 			}
 			if !g.added && !a.FirstOnly {
 				g.added = true
-				g.log.Info("vip added", "vips", addrList(g.vips), "lifetime", a.Lifetime.String())
+				g.log.Info("vip added", "vips", addrList(g.vips), "lifetime", lifetime.String())
 			}
 		case election.RemoveVIPs:
 			if err := g.d.addrs.Release(g.vips); err != nil {
@@ -434,6 +437,8 @@ func (g *group) apply(actions []election.Action) bool {
 			g.log.Warn("command refused", "reason", a.Reason)
 		case election.Fence:
 			g.fence(a)
+		case election.WantKey, election.ReleaseKey, election.FenceKey:
+			g.applyQuorum(a)
 		case election.ForeignClaim:
 			g.foreignClaim(a)
 		case election.HolderLost:

@@ -104,7 +104,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 
 	handedOver = true
-	d := newDaemon(cfg, log, opts, Deps{Conn: frames, Addrs: mgr, MAC: link.MAC, Metrics: m, Stopping: notifyStopping, CheckVIPs: checkVIPs, Auth: authDeps})
+	d := newDaemon(cfg, log, opts, Deps{Conn: frames, Addrs: mgr, MAC: link.MAC, Metrics: m, Stopping: notifyStopping, CheckVIPs: checkVIPs, Auth: authDeps, NewQuorum: etcdQuorum})
+	if err := d.openQuorums(cfg); err != nil {
+		d.stop()
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
+		return err
+	}
 	log.Info("starting", "interface", cfg.Interface, "mac", link.MAC.String(), "node", cfg.NodeName,
 		"groups", len(cfg.Groups), "control", cfg.Control.Socket, "metrics", cfg.Metrics.Listen, "version", opts.Version)
 	for _, w := range opts.Warnings {

@@ -55,7 +55,7 @@ func planReload(cur, next []config.Group) []groupChange {
 		c := stop
 		switch {
 		case !ok:
-		case !slices.Equal(gc.VIPs, g.VIPs) || !reflect.DeepEqual(gc.Checks, g.Checks):
+		case !slices.Equal(gc.VIPs, g.VIPs) || !reflect.DeepEqual(gc.Checks, g.Checks) || !gc.Quorum.Equal(g.Quorum):
 			c = restart
 		case reflect.DeepEqual(gc, g):
 			c = keep

@@ -86,6 +86,10 @@ type Send struct{ Packet *arp.Packet }
 // AddVIPs adds every VIP of the group as /32 with this lifetime, or renews it.
 type AddVIPs struct {
 	Lifetime time.Duration
+	// Until, when set (quorum), is the lease deadline the VIPs must not
+	// outlive: the daemon computes the kernel lifetime from it at the
+	// netlink call (quorum.VIPLifetime), never longer than Lifetime.
+	Until time.Time
 	// FirstOnly adds just the group's first VIP: a large group claims
 	// that one and announces it before adding the rest, so that other
 	// candidates learn of the claim without waiting for every address.

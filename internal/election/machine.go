@@ -75,9 +75,10 @@ const (
 	FaultLinkDown                      // link down or carrier lost: waits for LinkChanged{Up: true}
 	FaultClaimFailed                   // adding the VIPs failed: probes again after faultRetry
 	FaultSendFailed                    // frames could not be sent (SendFailed): probes again after faultRetry
+	FaultQuorumLost                    // the quorum key was lost or its lease deadline passed (quorum.go): probes again after faultRetry, still wanting the key
 )
 
-var faultCauseNames = [...]string{"none", "link-down", "claim-failed", "send-failed"}
+var faultCauseNames = [...]string{"none", "link-down", "claim-failed", "send-failed", "quorum-lost"}
 
 func (c FaultCause) String() string {
 	if int(c) < len(faultCauseNames) {
@@ -88,7 +89,9 @@ func (c FaultCause) String() string {
 
 // Retries says whether the machine leaves a fault of this cause by itself,
 // after faultRetry, rather than on the event that ends the cause.
-func (c FaultCause) Retries() bool { return c == FaultClaimFailed || c == FaultSendFailed }
+func (c FaultCause) Retries() bool {
+	return c == FaultClaimFailed || c == FaultSendFailed || c == FaultQuorumLost
+}
 
 // faultRetry is how long a fault that Retries waits before probing again.
 const faultRetry = time.Second
@@ -176,6 +179,11 @@ type Params struct {
 	// PeerNames names peers by MAC (string of its bytes): the peers: of
 	// the configuration. They win over names learned from frames.
 	PeerNames map[string]string
+
+	// Quorum says the group has a referee (quorum.go): the node holds
+	// only while it owns the group's key (Quorum events), and claims only
+	// when granted it.
+	Quorum bool
 }
 
 // FencePolicy says whether to fence (STONITH) a vanished holder first.
@@ -253,7 +261,8 @@ type Machine struct {
 	preemptAt      time.Time
 	lastHeard      time.Time // when the holder last answered
 
-	guard // wire hygiene: see guard.go
+	guard             // wire hygiene: see guard.go
+	qs    quorumState // the referee's key: see quorum.go
 }
 
 // Stats count what the machine did, for status and metrics.
@@ -334,6 +343,7 @@ func (m *Machine) Deadline() time.Time {
 		// Waiting states send their beacon with the next probe instead.
 		timers = append(timers, m.nextBeacon)
 	}
+	timers = append(timers, m.quorumTimers()...)
 	for _, t := range timers {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
@@ -354,6 +364,7 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 	m.out = nil
 	if _, stop := ev.(Stop); !stop {
 		m.checkSuspended(now)
+		m.checkQuorumDeadline(now)
 	}
 	switch ev := ev.(type) {
 	case Start:
@@ -414,6 +425,8 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 		}
 	case Handover:
 		m.handover(now, ev)
+	case Quorum:
+		m.quorumEvent(now, ev.Ev)
 	}
 	return m.out
 }
@@ -433,6 +446,7 @@ func (m *Machine) transitionCause(to State, cause FaultCause, reason string) {
 	from := m.state
 	m.state = to
 	m.stats.Transitions++
+	m.quorumTransition(to, cause)
 	switch {
 	case to == StateHolder:
 		m.stats.Claims++
@@ -459,6 +473,10 @@ func (m *Machine) start(now time.Time, ev Start) {
 	switch {
 	case !ev.LinkUp:
 		m.toFault(now, FaultLinkDown, "link is down")
+	case ev.Present && m.p.Quorum:
+		// The key is not ours yet (a new lease), so the VIP may not stay.
+		m.emit(RemoveVIPs{})
+		m.toWaiting(now, StateProbing, nil, "VIP already configured here (daemon restart) but the quorum key is not ours: removed it; checking whether the VIP is in use")
 	case ev.Present:
 		m.toHolder(now, "VIP already configured here (daemon restart); keeping it while verifying that no other host claims it", true)
 	default:
@@ -633,6 +651,11 @@ func (m *Machine) tick(now time.Time) {
 		}
 		m.preemptTick(now)
 	case StateCandidate:
+		if m.qs.awaiting {
+			m.claimAt = time.Time{} // a deferral's; the key decides now
+			m.awaitTick(now)
+			return
+		}
 		if !m.claimAt.IsZero() && !now.Before(m.claimAt) {
 			if !m.lastCall {
 				// Better standbys had their turn; ask once more, so that one
@@ -744,15 +767,19 @@ func (m *Machine) beats(prio uint8, mac net.HardwareAddr) bool {
 }
 
 func (m *Machine) toHolder(now time.Time, reason string, verify bool) {
+	if m.p.Quorum && !m.mayHold(now) {
+		m.awaitKey(now, reason)
+		return
+	}
 	m.clearTimers()
 	m.switches, m.prevHolder = 0, nil
 	m.holder, m.departed = nil, nil
 	m.transition(StateHolder, reason)
 	if !verify && len(m.p.VIPs) > 1 {
-		m.emit(AddVIPs{Lifetime: m.p.Timing.Lifetime, FirstOnly: true})
+		m.emit(m.addVIPs(true))
 		m.emit(Send{Packet: arp.NewAnnouncement(m.p.MAC, m.p.VIPs[0], m.trailer(arp.KindAnnounce, arp.FlagHolder))})
 	}
-	m.emit(AddVIPs{Lifetime: m.p.Timing.Lifetime})
+	m.emit(m.addVIPs(false))
 	m.lastRenew = now
 	m.nextRenew = m.onOrBefore(now, m.p.Timing.RenewInterval)
 	m.nextBeacon = m.onOrBefore(now, m.p.Timing.BeaconInterval)
@@ -806,7 +833,7 @@ func (m *Machine) checkSuspended(now time.Time) {
 
 func (m *Machine) holderTick(now time.Time) {
 	if !m.nextRenew.IsZero() && !now.Before(m.nextRenew) {
-		m.emit(AddVIPs{Lifetime: m.p.Timing.Lifetime})
+		m.emit(m.addVIPs(false))
 		m.lastRenew = now
 		m.nextRenew = m.onOrBefore(now, m.p.Timing.RenewInterval)
 	}
@@ -1046,7 +1073,9 @@ func (m *Machine) conflict(now time.Time, p *arp.Packet, pr *peer, authed bool) 
 		m.foreignMAC, m.foreignUntil = nil, time.Time{}
 	}
 	m.stats.Conflicts++
-	if m.beats(pr.priority, pr.mac) {
+	// A holder that owns the quorum key keeps the VIP: the claimant
+	// cannot own the key, whatever its priority.
+	if m.beats(pr.priority, pr.mac) && !m.keyHeld(now) {
 		if !authed && !m.confirms(now, p) {
 			m.verifyClaim(now, pr)
 			return
@@ -1159,6 +1188,7 @@ func (m *Machine) release(now time.Time, reason string) {
 }
 
 func (m *Machine) sendRelease() {
+	m.releaseKey() // the VIPs are gone; the key next, then tell the standbys
 	for range 2 {
 		m.emit(Send{Packet: arp.NewProbe(m.p.MAC, arp.Broadcast, m.p.VIPs[0], m.trailer(arp.KindRelease, arp.FlagPassive))})
 	}

@@ -75,6 +75,9 @@ func (m *Machine) liveHealthyPeer(now time.Time) bool {
 // never fenced, and we do not take over without fencing: we stay standby
 // and say so at ERROR until it answers again or another node claims.
 func (m *Machine) claim(now time.Time, reason string) {
+	if m.p.Quorum {
+		m.wantKey() // queue for the key while fencing, too
+	}
 	if m.p.Fencing == FenceOff || !m.vanished || m.departed == nil {
 		m.toHolder(now, reason, false)
 		return
@@ -136,6 +139,7 @@ func (m *Machine) fenceResult(now time.Time, err error) {
 	m.fenceRunning = false
 	switch {
 	case err == nil:
+		m.fenceKey(m.fenceTarget)
 		m.toHolder(now, fmt.Sprintf("fenced %s; taking over", m.who(m.fenceTarget)), false)
 	case m.p.Fencing == FenceBestEffort:
 		m.note(slog.LevelError, "fencing failed; taking over anyway (fencing policy best-effort)", "target", m.who(m.fenceTarget), "err", err.Error())
@@ -181,6 +185,7 @@ func (m *Machine) handover(now time.Time, ev Handover) {
 // moment with two holders.
 func (m *Machine) handTo(now time.Time, to *peer, reason string) {
 	m.emit(RemoveVIPs{})
+	m.releaseKey()
 	for range 2 {
 		m.emit(Send{Packet: arp.NewProbe(m.p.MAC, to.mac, m.p.VIPs[0], m.trailer(arp.KindRelease, arp.FlagPassive))})
 	}

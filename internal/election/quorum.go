@@ -1,0 +1,274 @@
+package election
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/floatip/floatip/internal/arp"
+	"github.com/floatip/floatip/internal/quorum"
+)
+
+// This file holds what a referee (Params.Quorum, package quorum) changes:
+// the node holds the group only while it owns the group's key under a live
+// lease, and ARP decides only when to ask for the key.
+//
+// Where the ARP rules would claim (our claim slot came, the VIP was free,
+// a handover), the machine asks for the key (WantKey) and claims only once
+// a Granted arrived and the VIPs can still get a kernel lifetime before the
+// lease deadline. It gives the key back (ReleaseKey) whenever it goes back
+// to plain standby (a holder answered), stops, or faults for a cause other
+// than the key itself, so that the referee's first-come queue follows the
+// ARP claim order. A holder keeps renewing the VIPs with the deadline as
+// their bound (AddVIPs.Until), removes them at quorum.DropBy(deadline)
+// when no Extended came, and at once on Lost, and then faults with
+// FaultQuorumLost (probing again after faultRetry while still wanting the
+// key). A holder with the key never yields to an ARP claim. After a
+// successful fence the machine deletes the vanished holder's key
+// (FenceKey) with the token of the last Holder event that named it.
+
+// Quorum carries an event of the group's Elector (quorum.Granted,
+// Extended, Lost, Holder, Fenced) to the machine.
+type Quorum struct{ Ev quorum.Event }
+
+func (Quorum) event() {}
+
+// WantKey asks the daemon to campaign for the group's key
+// (Elector.Campaign); the answer comes as Quorum{Granted}.
+type WantKey struct{}
+
+// ReleaseKey asks the daemon to give the key up or stop waiting for it
+// (Elector.Resign). The VIPs are already removed.
+type ReleaseKey struct{}
+
+// FenceKey asks the daemon to delete the key of a holder that fencing
+// confirmed dead, guarded by its Token (Elector.Fence).
+type FenceKey struct{ Token quorum.Token }
+
+func (WantKey) action()    {}
+func (ReleaseKey) action() {}
+func (FenceKey) action()   {}
+
+// quorumState is the machine's view of the group's key.
+type quorumState struct {
+	want     bool         // WantKey emitted, no ReleaseKey since
+	have     bool         // Granted, no Lost since
+	token    quorum.Token // ours while have
+	deadline time.Time    // the lease deadline while have
+	holder   quorum.Holder
+	awaiting bool      // candidate: would claim, waiting for the key
+	reason   string    // why we would claim
+	nextCall time.Time // awaiting: the next claiming probe
+	lost     uint64    // keys lost or run out while holding
+}
+
+// QuorumView is the key as the machine sees it, for the status.
+type QuorumView struct {
+	Wanting, Owned bool
+	Token          quorum.Token
+	Deadline       time.Time // zero unless Owned
+	Holder         string    // the key's holder by the last Holder event, "" for none
+	Lost           uint64    // times the key was lost (or ran out) while holding
+}
+
+// Quorum returns the machine's view of the key (zero without Params.Quorum).
+func (m *Machine) Quorum() QuorumView {
+	v := QuorumView{Wanting: m.qs.want, Owned: m.qs.have, Token: m.qs.token, Holder: m.qs.holder.Name, Lost: m.qs.lost}
+	if m.qs.have {
+		v.Deadline = m.qs.deadline
+	}
+	return v
+}
+
+// keyHeld reports whether we own the key and may still hold the VIPs now.
+func (m *Machine) keyHeld(now time.Time) bool {
+	return m.p.Quorum && m.qs.have && now.Before(quorum.DropBy(m.qs.deadline))
+}
+
+// mayHold reports whether we may claim now: we own the key and the VIPs
+// can still be given a kernel lifetime that ends before its deadline.
+func (m *Machine) mayHold(now time.Time) bool {
+	if !m.keyHeld(now) {
+		return false
+	}
+	_, ok := quorum.VIPLifetime(now, m.qs.deadline)
+	return ok
+}
+
+// addVIPs is the AddVIPs action for a claim or a renewal.
+func (m *Machine) addVIPs(firstOnly bool) AddVIPs {
+	a := AddVIPs{Lifetime: m.p.Timing.Lifetime, FirstOnly: firstOnly}
+	if m.p.Quorum {
+		a.Until = m.qs.deadline
+	}
+	return a
+}
+
+func (m *Machine) wantKey() {
+	if m.p.Quorum && !m.qs.want {
+		m.qs.want = true
+		m.emit(WantKey{})
+	}
+}
+
+// releaseKey gives the key up (or stops waiting for it); the VIPs must be
+// gone already.
+func (m *Machine) releaseKey() {
+	if !m.p.Quorum || !m.qs.want && !m.qs.have {
+		return
+	}
+	m.qs.want, m.qs.have, m.qs.token = false, false, 0
+	m.emit(ReleaseKey{})
+}
+
+// quorumTimers are the machine's referee deadlines for Deadline.
+func (m *Machine) quorumTimers() []time.Time {
+	if !m.p.Quorum {
+		return nil
+	}
+	var ts []time.Time
+	if m.state == StateHolder && m.qs.have {
+		ts = append(ts, quorum.DropBy(m.qs.deadline))
+	}
+	if m.state == StateCandidate && m.qs.awaiting {
+		ts = append(ts, m.qs.nextCall)
+	}
+	return ts
+}
+
+// quorumTransition keeps the key in step with the state: plain standby,
+// stopped and faults for other causes give it up; the other states keep
+// wanting it.
+func (m *Machine) quorumTransition(to State, cause FaultCause) {
+	if !m.p.Quorum {
+		return
+	}
+	if to != StateCandidate {
+		m.qs.awaiting, m.qs.nextCall = false, time.Time{}
+	}
+	switch {
+	case to == StateStandby, to == StateStopped, to == StateFault && cause != FaultQuorumLost:
+		m.releaseKey()
+	}
+}
+
+// checkQuorumDeadline drops the VIPs of a holder whose key ran out (no
+// Extended before quorum.DropBy), before the event is looked at.
+func (m *Machine) checkQuorumDeadline(now time.Time) {
+	if !m.p.Quorum || !m.qs.have || now.Before(quorum.DropBy(m.qs.deadline)) {
+		return
+	}
+	m.qs.have, m.qs.token = false, 0
+	if m.state == StateHolder {
+		m.qs.lost++
+		m.emit(RemoveVIPs{})
+		m.toFault(now, FaultQuorumLost, fmt.Sprintf("quorum lease deadline %s passed without a renewal (referee unreachable or without quorum): removed the VIP", m.qs.deadline.Format("15:04:05.000")))
+	}
+}
+
+// awaitKey is toHolder without the key: wait for it as a candidate.
+func (m *Machine) awaitKey(now time.Time, reason string) {
+	m.clearTimers()
+	m.wantKey()
+	if m.state != StateCandidate {
+		m.transition(StateCandidate, "waiting for the quorum key: "+reason)
+	} else {
+		m.note(slog.LevelInfo, "waiting for the quorum key before claiming", "why", reason)
+	}
+	m.qs.awaiting, m.qs.reason = true, reason
+	m.claimingCall(now)
+}
+
+// claimingCall repeats our claiming probe while we wait for the key: the
+// worse standbys keep deferring, and a holder that is still there answers
+// (then we follow it and give the key up).
+func (m *Machine) claimingCall(now time.Time) {
+	m.emit(Send{Packet: arp.NewProbe(m.p.MAC, arp.Broadcast, m.p.VIPs[0], m.trailer(arp.KindProbe, arp.FlagClaiming))})
+	m.qs.nextCall = now.Add(m.p.Timing.CheckInterval)
+}
+
+func (m *Machine) awaitTick(now time.Time) {
+	if !m.qs.nextCall.IsZero() && !now.Before(m.qs.nextCall) {
+		m.claimingCall(now)
+	}
+}
+
+// quorumEvent takes one event of the group's elector.
+func (m *Machine) quorumEvent(now time.Time, ev quorum.Event) {
+	if !m.p.Quorum {
+		return
+	}
+	switch ev := ev.(type) {
+	case quorum.Granted:
+		if !m.qs.want {
+			return // given up meanwhile; the elector resigns it
+		}
+		m.qs.have, m.qs.token, m.qs.deadline = true, ev.Token, ev.Deadline
+		m.note(slog.LevelInfo, "quorum key granted", "token", int64(ev.Token), "deadline_in", ev.Deadline.Sub(now).Round(time.Millisecond).String())
+		m.tryClaimWithKey(now)
+	case quorum.Extended:
+		if !m.qs.have || !ev.Deadline.After(m.qs.deadline) {
+			return
+		}
+		m.qs.deadline = ev.Deadline
+		switch {
+		case m.state == StateHolder && m.keyHeld(now):
+			m.emit(m.addVIPs(false))
+			m.lastRenew = now
+		case m.state == StateCandidate:
+			m.tryClaimWithKey(now)
+		}
+	case quorum.Lost:
+		had := m.qs.have
+		m.qs.have, m.qs.token = false, 0
+		if m.state == StateHolder && had {
+			m.qs.lost++
+			m.emit(RemoveVIPs{})
+			m.toFault(now, FaultQuorumLost, "quorum key lost ("+lostWhy(ev)+"): removed the VIP")
+		}
+	case quorum.Holder:
+		m.qs.holder = ev
+	case quorum.Fenced:
+		if ev.Err != nil {
+			lvl := slog.LevelWarn
+			if errors.Is(ev.Err, quorum.ErrStaleToken) {
+				lvl = slog.LevelInfo
+			}
+			m.note(lvl, "deleting the fenced holder's quorum key failed; waiting for its lease to expire", "token", int64(ev.Token), "err", ev.Err.Error())
+		}
+	}
+}
+
+func lostWhy(ev quorum.Lost) string {
+	if ev.Err != nil {
+		return ev.Cause.String() + ": " + ev.Err.Error()
+	}
+	return ev.Cause.String()
+}
+
+// tryClaimWithKey claims when we wait for the key and may hold now.
+func (m *Machine) tryClaimWithKey(now time.Time) {
+	if m.state != StateCandidate || !m.qs.awaiting || !m.mayHold(now) {
+		return
+	}
+	m.qs.awaiting = false
+	m.toHolder(now, m.qs.reason+"; quorum key granted", false)
+}
+
+// fenceKey deletes the key of the holder that fencing confirmed dead, when
+// the last Holder event named it.
+func (m *Machine) fenceKey(target net.HardwareAddr) {
+	if !m.p.Quorum {
+		return
+	}
+	h := m.qs.holder
+	name := m.PeerName(target)
+	if h.Self || h.Token == 0 || h.Name == "" || h.Name != name {
+		m.note(slog.LevelInfo, "fenced, but the quorum key's holder is not known to be that node: waiting for its lease to expire",
+			"fenced", m.who(target), "key_holder", h.Name)
+		return
+	}
+	m.emit(FenceKey{Token: h.Token})
+}

@@ -1,0 +1,316 @@
+package election
+
+import (
+	"testing"
+	"time"
+
+	"github.com/floatip/floatip/internal/arp"
+	"github.com/floatip/floatip/internal/quorum"
+)
+
+// Tests of quorum.go: the referee's key gates every claim.
+
+func withQuorum() option { return func(p *Params) { p.Quorum = true } }
+
+const qTTL = 5 * time.Second
+
+// granted is the Granted a keepalive sent now would give.
+func (h *harness) granted(tok quorum.Token) []Action {
+	h.t.Helper()
+	return h.do(Quorum{Ev: quorum.Granted{Token: tok, Deadline: quorum.LeaseDeadline(h.now, qTTL)}})
+}
+
+// index returns the position of the first action of type T, -1 if none.
+func index[T Action](acts []Action) int {
+	for i, a := range acts {
+		if _, ok := a.(T); ok {
+			return i
+		}
+	}
+	return -1
+}
+
+// quorumHolder starts fresh with a quorum and lets the probes go
+// unanswered: the machine waits for the key, then holds once granted.
+func quorumHolder(t *testing.T, opts ...option) *harness {
+	t.Helper()
+	h := newHarness(t, append(opts, withQuorum())...)
+	h.startFresh()
+	for h.m.State() == StateProbing {
+		h.tick()
+	}
+	h.wantState(StateCandidate)
+	acts := h.granted(7)
+	h.wantState(StateHolder)
+	if countOf[AddVIPs](acts) == 0 {
+		t.Fatalf("granted: no AddVIPs: %s", dump(acts))
+	}
+	return h
+}
+
+func TestQuorumNoClaimWithoutGranted(t *testing.T) {
+	h := newHarness(t, withQuorum())
+	h.startFresh()
+	var all []Action
+	for h.m.State() == StateProbing {
+		all = append(all, h.tick()...)
+	}
+	h.wantState(StateCandidate)
+	if n := countOf[WantKey](all); n != 1 {
+		t.Fatalf("%d WantKey, want 1: %s", n, dump(all))
+	}
+	if countOf[AddVIPs](all) != 0 {
+		t.Fatalf("added the VIPs without the key: %s", dump(all))
+	}
+	// Nobody answers for a long time: the machine keeps waiting (with
+	// claiming probes), never adds the VIPs, never asks twice.
+	acts := h.runFor(time.Minute)
+	h.wantState(StateCandidate)
+	if countOf[AddVIPs](acts) != 0 || countOf[WantKey](acts) != 0 {
+		t.Fatalf("while waiting for the key: %s", dump(acts))
+	}
+	calls := 0
+	for _, p := range sends(acts) {
+		if p.Trailer != nil && p.Trailer.Flags&arp.FlagClaiming != 0 {
+			calls++
+		}
+	}
+	if calls == 0 {
+		t.Fatalf("no claiming probes while waiting for the key")
+	}
+	// Another node's Holder event or an Extended without the key change
+	// nothing.
+	if acts := h.do(Quorum{Ev: quorum.Holder{Name: "n2", Token: 3}}); countOf[AddVIPs](acts) != 0 {
+		t.Fatalf("Holder event: %s", dump(acts))
+	}
+	if acts := h.do(Quorum{Ev: quorum.Extended{Deadline: h.now.Add(qTTL)}}); countOf[AddVIPs](acts) != 0 {
+		t.Fatalf("Extended without the key: %s", dump(acts))
+	}
+	// Granted: claim, with the VIPs bounded by the lease deadline.
+	acts = h.granted(7)
+	h.wantState(StateHolder)
+	adds := actionsOf[AddVIPs](acts)
+	if len(adds) == 0 {
+		t.Fatalf("granted: %s", dump(acts))
+	}
+	for _, a := range adds {
+		if want := quorum.LeaseDeadline(h.now, qTTL); !a.Until.Equal(want) {
+			t.Fatalf("AddVIPs.Until %s, want the lease deadline %s", h.rel(a.Until), h.rel(want))
+		}
+	}
+	if v := h.m.Quorum(); !v.Owned || v.Token != 7 {
+		t.Fatalf("Quorum() %+v", v)
+	}
+}
+
+func TestQuorumGrantedTooLateWaitsForExtended(t *testing.T) {
+	h := newHarness(t, withQuorum())
+	h.startFresh()
+	for h.m.State() == StateProbing {
+		h.tick()
+	}
+	// A deadline too close for a one-second kernel lifetime: no claim.
+	acts := h.do(Quorum{Ev: quorum.Granted{Token: 1, Deadline: h.now.Add(2 * time.Second)}})
+	h.wantState(StateCandidate)
+	if countOf[AddVIPs](acts) != 0 {
+		t.Fatalf("claimed with 2 s left: %s", dump(acts))
+	}
+	acts = h.do(Quorum{Ev: quorum.Extended{Deadline: quorum.LeaseDeadline(h.now, qTTL)}})
+	h.wantState(StateHolder)
+	if countOf[AddVIPs](acts) == 0 {
+		t.Fatalf("extended: %s", dump(acts))
+	}
+}
+
+func TestQuorumDropAtDropBy(t *testing.T) {
+	h := quorumHolder(t)
+	deadline := quorum.LeaseDeadline(h.now, qTTL)
+	dropBy := quorum.DropBy(deadline)
+	// Renewals before DropBy carry the deadline; at DropBy the VIPs go.
+	var all []Action
+	for h.m.State() == StateHolder {
+		if !h.now.Before(dropBy) {
+			t.Fatalf("still holder at %s, DropBy %s", h.rel(h.now), h.rel(dropBy))
+		}
+		acts := h.tick()
+		for _, a := range actionsOf[AddVIPs](acts) {
+			if !a.Until.Equal(deadline) {
+				t.Fatalf("renewal Until %s, want %s", h.rel(a.Until), h.rel(deadline))
+			}
+		}
+		all = append(all, acts...)
+	}
+	if !h.now.Equal(dropBy) {
+		t.Fatalf("dropped at %s, want DropBy %s", h.rel(h.now), h.rel(dropBy))
+	}
+	h.wantState(StateFault)
+	trs := transitions(all)
+	if last := trs[len(trs)-1]; last.Cause != FaultQuorumLost || last.Cause.String() != "quorum-lost" || !last.Cause.Retries() {
+		t.Fatalf("transition %+v, want cause quorum-lost", last)
+	}
+	if countOf[RemoveVIPs](all) != 1 || countOf[ReleaseKey](all) != 0 {
+		t.Fatalf("drop: want one RemoveVIPs and no ReleaseKey (keep wanting): %s", dump(all))
+	}
+	// After the fault's retry it probes again, still wanting the key, and
+	// claims again once granted.
+	h.runFor(2 * time.Second)
+	for h.m.State() == StateProbing {
+		h.tick()
+	}
+	h.wantState(StateCandidate)
+	h.granted(9)
+	h.wantState(StateHolder)
+}
+
+func TestQuorumExtendedRenewsAndMovesDropBy(t *testing.T) {
+	h := quorumHolder(t)
+	for range 10 { // 10 keepalives a second apart: never a drop
+		h.runFor(time.Second)
+		acts := h.do(Quorum{Ev: quorum.Extended{Deadline: quorum.LeaseDeadline(h.now, qTTL)}})
+		h.wantState(StateHolder)
+		adds := actionsOf[AddVIPs](acts)
+		if len(adds) != 1 || !adds[0].Until.Equal(quorum.LeaseDeadline(h.now, qTTL)) {
+			t.Fatalf("Extended: %s", dump(acts))
+		}
+	}
+}
+
+func TestQuorumLostDropsAtOnce(t *testing.T) {
+	h := quorumHolder(t)
+	h.runFor(time.Second)
+	acts := h.do(Quorum{Ev: quorum.Lost{Cause: quorum.CauseKeyDeleted}})
+	h.wantState(StateFault)
+	if i := index[RemoveVIPs](acts); i != 0 {
+		t.Fatalf("Lost: RemoveVIPs at %d: %s", i, dump(acts))
+	}
+	if countOf[ReleaseKey](acts) != 0 {
+		t.Fatalf("Lost: released the key (should keep wanting): %s", dump(acts))
+	}
+	if tr := transitions(acts); len(tr) != 1 || tr[0].Cause != FaultQuorumLost {
+		t.Fatalf("Lost: %+v", tr)
+	}
+	if v := h.m.Quorum(); v.Owned || !v.Wanting || v.Lost != 1 {
+		t.Fatalf("Quorum() %+v", v)
+	}
+}
+
+func TestQuorumHolderWithKeyDefendsAgainstBetterClaim(t *testing.T) {
+	h := quorumHolder(t, withPriority(100))
+	acts := h.frame(peerAnnounce(macPeerA, 200))
+	h.wantState(StateHolder)
+	if countOf[RemoveVIPs](acts) != 0 {
+		t.Fatalf("a holder with the key yielded to an ARP claim: %s", dump(acts))
+	}
+}
+
+func TestQuorumResignWhenBackToStandby(t *testing.T) {
+	h := newHarness(t, withQuorum())
+	h.startFresh()
+	for h.m.State() == StateProbing {
+		h.tick()
+	}
+	h.wantState(StateCandidate)
+	// The holder was there after all: its kernel answers our claiming probe.
+	h.runFor(h.p.Timing.CheckInterval)
+	acts := h.frame(kernelReply(macPeerA, macSelf))
+	h.wantState(StateStandby)
+	if countOf[ReleaseKey](acts) != 1 {
+		t.Fatalf("back to standby: want one ReleaseKey: %s", dump(acts))
+	}
+	// A Granted that crossed the ReleaseKey is not taken.
+	acts = h.granted(4)
+	h.wantState(StateStandby)
+	if countOf[AddVIPs](acts) != 0 || h.m.Quorum().Owned {
+		t.Fatalf("took a key it gave up: %s", dump(acts))
+	}
+}
+
+func TestQuorumStopOrder(t *testing.T) {
+	h := quorumHolder(t)
+	acts := h.do(Stop{})
+	h.wantState(StateStopped)
+	rm, rel := index[RemoveVIPs](acts), index[ReleaseKey](acts)
+	frame := -1
+	for i, a := range acts {
+		if s, ok := a.(Send); ok && s.Packet.Trailer != nil && s.Packet.Trailer.Kind == arp.KindRelease {
+			frame = i
+			break
+		}
+	}
+	if rm < 0 || rel < 0 || frame < 0 || !(rm < rel && rel < frame) {
+		t.Fatalf("stop: want RemoveVIPs, then ReleaseKey, then the release frame: %s", dump(acts))
+	}
+	if countOf[ReleaseKey](acts) != 1 {
+		t.Fatalf("stop: %d ReleaseKey: %s", countOf[ReleaseKey](acts), dump(acts))
+	}
+}
+
+func TestQuorumReleaseOrder(t *testing.T) {
+	h := quorumHolder(t)
+	acts := h.do(Release{Reason: "test"})
+	rm, rel := index[RemoveVIPs](acts), index[ReleaseKey](acts)
+	if rm < 0 || rel < 0 || rm > rel {
+		t.Fatalf("release: %s", dump(acts))
+	}
+	for _, a := range acts[:rel] {
+		if s, ok := a.(Send); ok && s.Packet.Trailer != nil && s.Packet.Trailer.Kind == arp.KindRelease {
+			t.Fatalf("release frame before ReleaseKey: %s", dump(acts))
+		}
+	}
+}
+
+func TestQuorumRestartWithVIPPresentRemovesIt(t *testing.T) {
+	h := newHarness(t, withQuorum())
+	acts := h.do(Start{LinkUp: true, Present: true})
+	h.wantState(StateProbing)
+	if countOf[RemoveVIPs](acts) != 1 || countOf[AddVIPs](acts) != 0 {
+		t.Fatalf("start with the VIP present: %s", dump(acts))
+	}
+}
+
+func TestQuorumFenceDeletesHolderKey(t *testing.T) {
+	h, _, _ := silentHolder(t, withFencing(FenceRequired), withQuorum())
+	h.wantState(StateFencing)
+	h.do(Quorum{Ev: quorum.Holder{Name: "n1", Token: 42}})
+	h.m.p.PeerNames = map[string]string{string(macPeerA): "n1"}
+	acts := h.do(FenceResult{Attempt: h.m.fenceAttempt})
+	fk := actionsOf[FenceKey](acts)
+	if len(fk) != 1 || fk[0].Token != 42 {
+		t.Fatalf("fenced: want FenceKey{42}: %s", dump(acts))
+	}
+	h.wantState(StateCandidate)
+	if countOf[AddVIPs](acts) != 0 {
+		t.Fatalf("claimed before the key: %s", dump(acts))
+	}
+	h.do(Quorum{Ev: quorum.Fenced{Token: 42}})
+	h.granted(43)
+	h.wantState(StateHolder)
+}
+
+func TestQuorumFenceUnknownHolderNoFenceKey(t *testing.T) {
+	h, _, _ := silentHolder(t, withFencing(FenceRequired), withQuorum())
+	h.do(Quorum{Ev: quorum.Holder{Name: "someone-else", Token: 42}})
+	acts := h.do(FenceResult{Attempt: h.m.fenceAttempt})
+	if countOf[FenceKey](acts) != 0 {
+		t.Fatalf("deleted the key of a node that was not fenced: %s", dump(acts))
+	}
+}
+
+// Without Params.Quorum the key actions never appear and Quorum events
+// are ignored.
+func TestQuorumOffUnchanged(t *testing.T) {
+	h := newHarness(t)
+	h.becomeHolder()
+	acts := h.do(Quorum{Ev: quorum.Lost{Cause: quorum.CauseExpired}})
+	h.wantState(StateHolder)
+	acts = append(acts, h.runFor(time.Minute)...)
+	acts = append(acts, h.do(Stop{})...)
+	if countOf[WantKey](acts)+countOf[ReleaseKey](acts)+countOf[FenceKey](acts) != 0 {
+		t.Fatalf("key actions without a quorum: %s", dump(acts))
+	}
+	for _, a := range actionsOf[AddVIPs](acts) {
+		if !a.Until.IsZero() {
+			t.Fatalf("AddVIPs.Until set without a quorum")
+		}
+	}
+}
