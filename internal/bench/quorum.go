@@ -531,6 +531,9 @@ func runQuorumTrial(ctx context.Context, cfg QuorumConfig, im QuorumImpl, fault 
 		}
 		if im.Kind == KindFloatip {
 			deadline = dl.stop().lastBefore(before)
+			if deadline.IsZero() {
+				deadline = floatipLogDeadline(ds[first.Name], faultAt, before)
+			}
 		} else {
 			deadline = leaderDeadline(ds[first.Name], before)
 		}
@@ -590,6 +593,28 @@ func leaderDeadline(p *lab.Proc, t time.Time) time.Time {
 		}
 	}
 	return d
+}
+
+// keepaliveFailed is the message of floatip's etcd backend when a
+// keepalive fails; its deadline_in is the time left to the lease deadline.
+const keepaliveFailed = "etcd: keepalive failed; retrying until the lease deadline"
+
+// floatipLogDeadline is the lease deadline floatip logged with its first
+// failed keepalive after the fault (line time + deadline_in), before t;
+// zero when it logged none (a frozen daemon logs nothing).
+func floatipLogDeadline(p *lab.Proc, faultAt, t time.Time) time.Time {
+	for _, l := range p.Lines() {
+		if l.Time().Before(faultAt) || l.Msg() != keepaliveFailed {
+			continue
+		}
+		if l.Time().After(t) {
+			break
+		}
+		if d, err := time.ParseDuration(l.Str("deadline_in")); err == nil {
+			return l.Time().Add(d)
+		}
+	}
+	return time.Time{}
 }
 
 // deadlineWatch polls a floatip daemon's status every 100 ms and keeps the
