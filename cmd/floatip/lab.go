@@ -33,7 +33,7 @@ type labCmd struct {
 	Client    labClientCmd    `cmd:"" hidden:"" help:"Request a target over fresh TCP connections, one JSON line per request (run inside the lab)."`
 	HTTPCheck labHTTPCheckCmd `cmd:"" name:"httpcheck" hidden:"" help:"Exit 0 if URL answers 200 within the timeout (keepalived's track_script in the benchmark)."`
 	Leader    labLeaderCmd    `cmd:"" hidden:"" help:"Keep a leader key in etcd's v2 store as Patroni does, and run a command alongside (the benchmark's vip-manager nodes)."`
-	Fence     labFenceCmd     `cmd:"" hidden:"" help:"Power a lab node off from outside (the fence command of the benchmark's fencing trials): MAC NODE, as floatip passes them."`
+	Fence     labFenceCmd     `cmd:"" hidden:"" help:"Power a lab node off through the lab's power switch (the fence command of the fencing trials): MAC NODE, as floatip passes them."`
 }
 
 type labLeaderCmd struct {
@@ -55,13 +55,16 @@ func (c *labLeaderCmd) Run() error {
 }
 
 type labFenceCmd struct {
-	MAC  string `arg:"" help:"The MAC of the node to fence (ignored: the lab knows its nodes by name)."`
-	Node string `arg:"" help:"The node to power off (n1, ...)."`
-	labPrefix
+	Socket  string        `required:"" help:"The lab's power switch socket."`
+	Timeout time.Duration `default:"5s" help:"How long to wait for the switch."`
+	MAC     string        `arg:"" help:"The MAC of the node to fence (unused: the switch knows the nodes by name)."`
+	Node    string        `arg:"" help:"The node to power off (n1, ...)."`
 }
 
 func (c *labFenceCmd) Run() error {
-	if err := lab.FenceNode(c.Prefix, c.Node); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
+	defer cancel()
+	if err := lab.PowerOffVia(ctx, c.Socket, c.Node); err != nil {
 		return err
 	}
 	fmt.Printf("fenced %s (powered off)\n", c.Node)

@@ -31,7 +31,8 @@ type QuorumImpl struct {
 	Name string // "floatip", "floatip-fence", "vip-manager"
 	Kind string // KindFloatip or KindVipManager
 	// Fence runs floatip with fencing required: the fence command is
-	// `floatip lab fence`, which powers the old holder off and succeeds.
+	// `floatip lab fence`, which powers the old holder off through the
+	// lab's power switch (Lab.StartPowerSwitch) and succeeds.
 	Fence bool
 	// Faults are the faults it runs when none are asked for; nil: all of
 	// QuorumFaults.
@@ -321,8 +322,8 @@ func heldFault(f lab.FaultKind) bool {
 const vipManagerKey = "/service/floatip-bench/leader"
 
 // QuorumConfigYAML is the floatip configuration of a quorum trial: the etcd
-// quorum and, with fence, fencing required through `BIN lab fence
-// --prefix PREFIX` with the nodes' MACs as peers.
+// quorum and, with fenceCmd, fencing required through it (`BIN lab fence
+// --socket SWITCH`) with the nodes' MACs as peers.
 func QuorumConfigYAML(endpoints []string, ttl time.Duration, peers map[string]string, fenceCmd []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "quorum:\n  etcd:\n    endpoints: [%s]\n    ttl: %s\n    prefix: /floatip/bench\n", strings.Join(endpoints, ", "), ttl)
@@ -381,7 +382,11 @@ func runQuorumTrial(ctx context.Context, cfg QuorumConfig, im QuorumImpl, fault 
 					return err
 				}
 			}
-			fenceCmd = []string{l.Binary, "lab", "fence", "--prefix", cfg.Prefix}
+			sock, err := l.StartPowerSwitch()
+			if err != nil {
+				return err
+			}
+			fenceCmd = []string{l.Binary, "lab", "fence", "--socket", sock}
 		}
 		confPath = filepath.Join(dir, "floatip.yaml")
 		if err := os.WriteFile(confPath, []byte(QuorumConfigYAML(ec.Endpoints(), cfg.TTL, peers, fenceCmd)), 0o644); err != nil {

@@ -75,10 +75,10 @@ func TestSettledSince(t *testing.T) {
 
 func TestQuorumConfigYAML(t *testing.T) {
 	y := QuorumConfigYAML([]string{"http://198.18.0.11:2379", "http://198.18.0.12:2379"}, 5*time.Second,
-		map[string]string{"n2": "02:00:00:00:00:02", "n1": "02:00:00:00:00:01"}, []string{"/usr/bin/floatip", "lab", "fence", "--prefix", "fbq"})
+		map[string]string{"n2": "02:00:00:00:00:02", "n1": "02:00:00:00:00:01"}, []string{"/usr/bin/floatip", "lab", "fence", "--socket", "/run/floatip/fbq-power.sock"})
 	want := "quorum:\n  etcd:\n    endpoints: [http://198.18.0.11:2379, http://198.18.0.12:2379]\n    ttl: 5s\n    prefix: /floatip/bench\n" +
 		"peers:\n  n1: \"02:00:00:00:00:01\"\n  n2: \"02:00:00:00:00:02\"\n" +
-		"fencing:\n  policy: required\n  command: [\"/usr/bin/floatip\", \"lab\", \"fence\", \"--prefix\", \"fbq\"]\n  timeout: 5s\n"
+		"fencing:\n  policy: required\n  command: [\"/usr/bin/floatip\", \"lab\", \"fence\", \"--socket\", \"/run/floatip/fbq-power.sock\"]\n  timeout: 5s\n"
 	if y != want {
 		t.Errorf("config\n%s\nwant\n%s", y, want)
 	}

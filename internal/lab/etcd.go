@@ -19,6 +19,9 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
 )
 
 // Etcd ports on every node's lab address.
@@ -429,4 +432,116 @@ func (n *Node) nftInNode(script string) error {
 		return fmt.Errorf("lab: nft in %s: %v: %s", n.NS, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// client is an etcd client in the lab client's namespace (a neutral
+// observer), on every member's endpoint.
+func (c *EtcdCluster) client() (*clientv3.Client, error) {
+	cfg := clientv3.Config{
+		Endpoints:   c.Endpoints(),
+		DialTimeout: 2 * time.Second,
+		DialOptions: []grpc.DialOption{grpc.WithContextDialer(c.lab.client.Dialer())},
+		Logger:      zap.NewNop(),
+	}
+	if c.tlsConf != nil {
+		cfg.TLS = c.tlsConf
+	}
+	return clientv3.New(cfg)
+}
+
+// Leader returns the member that is etcd's leader now, as the running
+// members report it.
+func (c *EtcdCluster) Leader(ctx context.Context) (*EtcdMember, error) {
+	cli, err := c.client()
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	ids, err := c.memberIDs(ctx, cli)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, m := range c.members {
+		if !m.Running() {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		st, err := cli.Status(sctx, m.ClientURL())
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if l := ids[st.Leader]; l != nil {
+			return l, nil
+		}
+	}
+	return nil, fmt.Errorf("lab: no etcd leader: %w", errors.Join(errs...))
+}
+
+// MoveLeader makes to etcd's leader (etcd's leadership transfer) and waits
+// until the members report it.
+func (c *EtcdCluster) MoveLeader(ctx context.Context, to *EtcdMember) error {
+	cli, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ids, err := c.memberIDs(ctx, cli)
+	if err != nil {
+		return err
+	}
+	var target uint64
+	for id, m := range ids {
+		if m == to {
+			target = id
+		}
+	}
+	if target == 0 {
+		return fmt.Errorf("lab: etcd member %s not in the member list", to.Name)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l, err := c.Leader(ctx)
+		if err == nil && l == to {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("lab: etcd leadership did not move to %s (leader %v, %v)", to.Name, l, err)
+		}
+		if err == nil {
+			// Only the leader transfers its leadership.
+			lcli, cerr := clientv3.New(clientv3.Config{Endpoints: []string{l.ClientURL()}, DialTimeout: 2 * time.Second,
+				DialOptions: []grpc.DialOption{grpc.WithContextDialer(c.lab.client.Dialer())}, Logger: zap.NewNop(), TLS: c.tlsConf})
+			if cerr == nil {
+				mctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				_, _ = lcli.MoveLeader(mctx, target)
+				cancel()
+				lcli.Close()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// memberIDs maps etcd's member IDs to the members, by name.
+func (c *EtcdCluster) memberIDs(ctx context.Context, cli *clientv3.Client) (map[uint64]*EtcdMember, error) {
+	mctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	resp, err := cli.MemberList(mctx)
+	if err != nil {
+		return nil, fmt.Errorf("lab: etcd member list: %w", err)
+	}
+	ids := map[uint64]*EtcdMember{}
+	for _, mm := range resp.Members {
+		if m := c.Member(mm.Name); m != nil {
+			ids[mm.ID] = m
+		}
+	}
+	return ids, nil
 }

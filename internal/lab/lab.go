@@ -110,6 +110,7 @@ type Lab struct {
 	handles []*netlink.Handle
 	downed  bool
 	etcd    *EtcdCluster // StartEtcd's, until its Close
+	closers []func()     // run by Down (the power switch)
 }
 
 var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`)
@@ -449,7 +450,12 @@ func (l *Lab) Down() error {
 	handles := l.handles
 	l.handles = nil
 	etcd := l.etcd
+	closers := l.closers
+	l.closers = nil
 	l.mu.Unlock()
+	for _, f := range closers {
+		f()
+	}
 	errs := []error{l.StopProcs()}
 	if etcd != nil {
 		errs = append(errs, etcd.Close()) // its data directory

@@ -1,15 +1,18 @@
 package lab
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -220,43 +223,93 @@ func (l *leaderLoop) do(ctx context.Context, method string, form url.Values) (in
 	return 0, errors.Join(errs...)
 }
 
-// FenceNode powers off node (n1, ...) of the lab called prefix from
-// outside, as a fence agent would: its cable is pulled (its bridge-side
-// veth goes down) and every process in its namespace is killed. It is
-// what `floatip lab fence` runs, the fence command of the benchmark's
-// fencing trials; it succeeds when the node is off.
-func FenceNode(prefix, node string) error {
-	if err := checkPrefix(prefix); err != nil {
-		return err
+// PowerSwitchSocket is where the lab's power switch listens
+// (Lab.StartPowerSwitch).
+func (l *Lab) PowerSwitchSocket() string { return filepath.Join(SocketDir, l.Prefix+"-power.sock") }
+
+// StartPowerSwitch starts the lab's remote power switch, what a fence
+// agent talks to (a PDU, a BMC): a unix socket, PowerSwitchSocket, on
+// which the line "off NODE" powers that node off (Node.PowerOff; at once
+// if it is off already) and is answered "ok" or "error: why". A daemon's
+// fence command (`floatip lab fence --socket PATH MAC NODE`) cannot cut
+// another namespace itself: the daemon's capabilities do not reach there,
+// as a real node cannot power another off but through its switch. Down
+// stops it.
+func (l *Lab) StartPowerSwitch() (string, error) {
+	path := l.PowerSwitchSocket()
+	if err := os.MkdirAll(SocketDir, 0o755); err != nil {
+		return "", err
 	}
-	if !strings.HasPrefix(node, "n") || len(node) < 2 {
-		return fmt.Errorf("lab fence: %q is not a lab node (n1, n2, ...)", node)
-	}
-	if _, err := strconv.Atoi(node[1:]); err != nil {
-		return fmt.Errorf("lab fence: %q is not a lab node (n1, n2, ...)", node)
-	}
-	if err := ipCmd(context.Background(), "-n", prefix+"-br", "link", "set", node, "down"); err != nil {
-		return fmt.Errorf("lab fence: cut %s: %w", node, err)
-	}
-	ns := prefix + "-" + node
-	if err := killNamespaceProcs(ns); err != nil {
-		return fmt.Errorf("lab fence: kill %s's processes: %w", node, err)
-	}
-	// A machine that is off has no addresses: remove all but its own.
-	i, _ := strconv.Atoi(node[1:])
-	out, err := exec.Command("ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "eth0").Output()
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
 	if err != nil {
-		return fmt.Errorf("lab fence: %s's addresses: %w", node, err)
+		return "", fmt.Errorf("lab: power switch: %w", err)
 	}
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		for j := 0; j+1 < len(f); j++ {
-			if f[j] == "inet" && !strings.HasPrefix(f[j+1], NodeIP(i).String()+"/") {
-				if err := ipCmd(context.Background(), "-n", ns, "addr", "del", f[j+1], "dev", "eth0"); err != nil {
-					return fmt.Errorf("lab fence: remove %s from %s: %w", f[j+1], node, err)
-				}
-			}
+	l.mu.Lock()
+	l.closers = append(l.closers, func() { ln.Close(); os.Remove(path) })
+	l.mu.Unlock()
+	go servePower(ln, func(name string) error {
+		n := l.NodeByName(name)
+		if n == nil || n.Index == 0 {
+			return fmt.Errorf("no node %q in lab %s", name, l.Prefix)
 		}
+		if n.PoweredOff() {
+			return nil
+		}
+		return n.PowerOff()
+	})
+	return path, nil
+}
+
+// servePower answers power switch requests on ln until it is closed.
+func servePower(ln net.Listener, off func(string) error) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			line, err := bufio.NewReader(io.LimitReader(c, 256)).ReadString('\n')
+			if err != nil {
+				return
+			}
+			verb, node, _ := strings.Cut(strings.TrimSpace(line), " ")
+			if verb != "off" {
+				fmt.Fprintf(c, "error: unknown request %q (want: off NODE)\n", verb)
+				return
+			}
+			if err := off(node); err != nil {
+				fmt.Fprintf(c, "error: %v\n", err)
+				return
+			}
+			fmt.Fprintf(c, "ok\n")
+		}()
+	}
+}
+
+// PowerOffVia asks the power switch at socket to power node off and waits
+// for its answer: what `floatip lab fence` runs.
+func PowerOffVia(ctx context.Context, socket, node string) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return fmt.Errorf("lab fence: power switch: %w", err)
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	if _, err := fmt.Fprintf(c, "off %s\n", node); err != nil {
+		return fmt.Errorf("lab fence: power switch: %w", err)
+	}
+	line, err := bufio.NewReader(io.LimitReader(c, 4096)).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("lab fence: power switch: no answer: %w", err)
+	}
+	if line = strings.TrimSpace(line); line != "ok" {
+		return fmt.Errorf("lab fence: power switch: %s", line)
 	}
 	return nil
 }

@@ -4,10 +4,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -143,14 +147,39 @@ func TestRunLeader(t *testing.T) {
 	}
 }
 
-func TestFenceNodeRefusesStrangers(t *testing.T) {
-	for _, node := range []string{"", "c", "br", "n", "nx", "../n1"} {
-		if err := FenceNode("flab", node); err == nil {
-			t.Errorf("FenceNode(%q) succeeded", node)
-		}
+func TestPowerSwitch(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "power.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := FenceNode("Bad-Prefix", "n1"); err == nil {
-		t.Error("FenceNode with a bad prefix succeeded")
+	defer ln.Close()
+	var mu sync.Mutex
+	var off []string
+	go servePower(ln, func(n string) error {
+		if n != "n1" {
+			return fmt.Errorf("no node %q", n)
+		}
+		mu.Lock()
+		off = append(off, n)
+		mu.Unlock()
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := PowerOffVia(ctx, path, "n1"); err != nil {
+		t.Errorf("power off n1: %v", err)
+	}
+	if err := PowerOffVia(ctx, path, "n9"); err == nil || !strings.Contains(err.Error(), `no node "n9"`) {
+		t.Errorf("power off n9: %v, want the switch's refusal", err)
+	}
+	if err := PowerOffVia(ctx, filepath.Join(t.TempDir(), "none.sock"), "n1"); err == nil {
+		t.Error("no switch, yet the fence succeeded")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(off, []string{"n1"}) {
+		t.Errorf("powered off %v, want [n1]", off)
 	}
 }
 

@@ -179,8 +179,13 @@ func TestQuorumFaults(t *testing.T) {
 // fencing deletes the key and leaves the lease; expiry deletes both.
 func TestQuorumFencedTakeover(t *testing.T) {
 	macs := map[string]string{}
+	sock := ""
 	q := newQuorumFaultLab(t, func(c *cluster, n *lab.Node) string {
 		if len(macs) == 0 {
+			var err error
+			if sock, err = c.StartPowerSwitch(); err != nil {
+				t.Fatal(err)
+			}
 			for _, m := range c.Nodes() {
 				mac, err := m.MAC()
 				if err != nil {
@@ -194,13 +199,23 @@ func TestQuorumFencedTakeover(t *testing.T) {
 		for _, name := range []string{"n1", "n2", "n3"} {
 			fmt.Fprintf(&b, "  %s: %q\n", name, macs[name])
 		}
-		fmt.Fprintf(&b, "fencing:\n  policy: required\n  command: [%s, lab, fence, --prefix, %s]\n  timeout: 5s\n", binary, c.Prefix)
+		fmt.Fprintf(&b, "fencing:\n  policy: required\n  command: [%s, lab, fence, --socket, %s]\n  timeout: 5s\n", binary, sock)
 		return b.String()
 	})
 	ctx, cancel := context.WithTimeout(q.ctx, time.Minute)
 	defer cancel()
 
 	h := q.holder()
+	// etcd's leader elsewhere than on the holder, so that powering the
+	// holder off does not also make etcd elect a new leader.
+	for _, m := range q.etcd.Members() {
+		if m.Name != h.Name {
+			if err := q.etcd.MoveLeader(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
 	resp, err := q.cli.Get(ctx, qfPrefix+"/", clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
