@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -121,7 +122,8 @@ func TestQuorumFaults(t *testing.T) {
 	t.Run("freeze-2xTTL", func(t *testing.T) {
 		h := q.holder()
 		frozen := time.Now()
-		if err := h.Inject(lab.Fault{Kind: lab.FaultFreeze}); err != nil {
+		d := q.daemons[h.Name]
+		if err := d.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
 		gone, err := q.WaitHolders(q.ctx, notHeldBy(h.Name), 2*qfTTL-time.Since(frozen))
@@ -131,7 +133,7 @@ func TestQuorumFaults(t *testing.T) {
 		if err := lab.Sleep(q.ctx, 2*qfTTL-time.Since(frozen)); err != nil {
 			t.Fatal(err)
 		}
-		if err := h.Heal(q.ctx, lab.FaultFreeze); err != nil {
+		if err := d.Signal(syscall.SIGCONT); err != nil {
 			t.Fatal(err)
 		}
 		now := q.holder()
