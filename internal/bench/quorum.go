@@ -92,9 +92,18 @@ type QuorumConfig struct {
 	Trials     int             // default 3
 	TTL        time.Duration   // default DefaultQuorumTTL
 	Prefix     string          // default "fbq"
-	OutDir     string          // "" writes no files
-	Progress   io.Writer
-	Table      io.Writer
+	// LeaderOnHolder moves etcd's leadership to the holder's member before
+	// each fault; by default it is moved to another member. Where the
+	// leader is matters: a holder that takes the leader down with it (power
+	// off, partition) makes etcd elect a new one first, which renews every
+	// lease to a full TTL plus an election timeout.
+	LeaderOnHolder bool
+	// LogDir, when set, keeps every trial's daemon output in
+	// LogDir/IMPL-FAULT-N/NODE.log.
+	LogDir string
+	OutDir         string // "" writes no files
+	Progress       io.Writer
+	Table          io.Writer
 }
 
 // QuorumTrial is one trial of the quorum benchmark. Times are in ms after
@@ -107,6 +116,8 @@ type QuorumTrial struct {
 	TTL     float64       `json:"ttl_s"`
 	FaultAt time.Time     `json:"fault_at"`
 	Holder  string        `json:"holder"`
+	// EtcdLeader is the etcd member that led the cluster at the fault.
+	EtcdLeader string `json:"etcd_leader"`
 
 	TwoHoldersMS float64 `json:"two_holders_ms"`
 	// DropMS is when the old holder's kernel no longer had the VIP.
@@ -160,16 +171,19 @@ func (t QuorumTrial) brief() string {
 
 // QuorumResults is what RunQuorum measured.
 type QuorumResults struct {
-	Started   time.Time       `json:"started"`
-	Host      string          `json:"host"`
-	TTL       float64         `json:"ttl_s"`
-	Trials    int             `json:"trials_per_case"`
-	Impls     []string        `json:"impls"`
-	Faults    []lab.FaultKind `json:"faults"`
-	Skipped   []string        `json:"skipped,omitempty"`
-	Summaries []QuorumSummary `json:"summaries"`
-	Runs      []QuorumTrial   `json:"runs"`
-	Leftovers []string        `json:"leftovers,omitempty"`
+	Started time.Time `json:"started"`
+	Host    string    `json:"host"`
+	TTL     float64   `json:"ttl_s"`
+	Trials  int       `json:"trials_per_case"`
+	// LeaderOnHolder: etcd's leader was moved to the holder's member
+	// before each fault (else to another member).
+	LeaderOnHolder bool            `json:"etcd_leader_on_holder"`
+	Impls          []string        `json:"impls"`
+	Faults         []lab.FaultKind `json:"faults"`
+	Skipped        []string        `json:"skipped,omitempty"`
+	Summaries      []QuorumSummary `json:"summaries"`
+	Runs           []QuorumTrial   `json:"runs"`
+	Leftovers      []string        `json:"leftovers,omitempty"`
 }
 
 // Files RunQuorum writes into its output directory.
@@ -219,7 +233,7 @@ func RunQuorum(ctx context.Context, cfg QuorumConfig) (*QuorumResults, error) {
 		}
 	}
 	host, _ := os.Hostname()
-	res := &QuorumResults{Started: time.Now().UTC(), Host: host, TTL: cfg.TTL.Seconds(), Trials: cfg.Trials}
+	res := &QuorumResults{Started: time.Now().UTC(), Host: host, TTL: cfg.TTL.Seconds(), Trials: cfg.Trials, LeaderOnHolder: cfg.LeaderOnHolder}
 	type cell struct {
 		im    QuorumImpl
 		fault lab.FaultKind
@@ -394,6 +408,20 @@ func runQuorumTrial(ctx context.Context, cfg QuorumConfig, im QuorumImpl, fault 
 		}
 	}
 	ds := daemons{}
+	if cfg.LogDir != "" {
+		defer func() {
+			d := filepath.Join(cfg.LogDir, fmt.Sprintf("%s-%s-%d", im.Name, fault, t.Trial))
+			if os.MkdirAll(d, 0o755) == nil {
+				for name, p := range ds {
+					var b strings.Builder
+					for _, l := range p.Lines() {
+						b.WriteString(l.Text + "\n")
+					}
+					_ = os.WriteFile(filepath.Join(d, name+".log"), []byte(b.String()), 0o644)
+				}
+			}
+		}()
+	}
 	start := func(nd *lab.Node) error {
 		var p *lab.Proc
 		var err error
@@ -448,6 +476,25 @@ func runQuorumTrial(ctx context.Context, cfg QuorumConfig, im QuorumImpl, fault 
 	}
 	if err := lab.Sleep(ctx, Settle); err != nil {
 		return err
+	}
+	// Place etcd's leader.
+	var to *lab.EtcdMember
+	for _, m := range ec.Members() {
+		if (m.Name == first.Name) == cfg.LeaderOnHolder {
+			to = m
+			break
+		}
+	}
+	if err := ec.MoveLeader(ctx, to); err != nil {
+		return err
+	}
+	if err := lab.Sleep(ctx, 500*time.Millisecond); err != nil {
+		return err
+	}
+	if m, err := ec.Leader(ctx); err != nil {
+		return err
+	} else {
+		t.EtcdLeader = m.Name
 	}
 	if h, err := l.Holders(); err != nil {
 		return err

@@ -124,8 +124,12 @@ func optFmt(f *float64, none string) string {
 // implementation and fault, grouped by fault, with a legend.
 func WriteQuorumMarkdown(w io.Writer, res *QuorumResults) error {
 	b := &bytes.Buffer{}
-	fmt.Fprintf(b, "Quorum benchmark: %d nodes, each with an etcd member (etcd %s), TTL %g s, %d trial(s) per row; the holders read from the kernel every 10 ms, a client request every 5 ms.\n\n",
-		QuorumNodes, "3.4 (Debian)", res.TTL, res.Trials)
+	where := "on another member than the holder's"
+	if res.LeaderOnHolder {
+		where = "on the holder's member"
+	}
+	fmt.Fprintf(b, "Quorum benchmark: %d nodes, each with an etcd member (etcd leader %s at the fault), TTL %g s, %d trial(s) per row; the holders read from the kernel every 10 ms, a client request every 5 ms.\n\n",
+		QuorumNodes, where, res.TTL, res.Trials)
 	b.WriteString("| fault | implementation | trials | trials with two holders (max) | old holder dropped the VIP (median) | margin before its deadline (worst / median) | takeover median / max | failed requests median / max | heal → one holder (max) | not one holder at end |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, f := range res.Faults {
