@@ -160,6 +160,9 @@ func served(t *testing.T) map[string]bool {
 	m.HookRun("web", "fence", nil)
 	m.GroupGuard("web", 1, 0, 0, 0)
 	m.Spoofed()
+	m.QuorumSource(func() []metrics.QuorumGroup {
+		return []metrics.QuorumGroup{{Group: "web", Reachable: true, Deadline: time.Now()}}
+	})
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/metrics")

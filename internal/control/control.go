@@ -127,6 +127,8 @@ type Group struct {
 	// best priority first, until they expire from the peer table (20
 	// beacon intervals unheard); empty (never null) when none.
 	Peers []Peer `json:"peers"`
+	// Quorum is the group's referee; left out without quorum:.
+	Quorum *Quorum `json:"quorum,omitempty"`
 }
 
 // Peer is another floatip node as this node hears it for one group.

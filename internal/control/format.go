@@ -82,6 +82,9 @@ func FormatStatus(w io.Writer, s Status, now time.Time) error {
 		}
 		row("vips", wrap(vips, " ", valueWidth)...)
 		row("holder", holder(g))
+		if g.Quorum != nil {
+			row("quorum", quorumLines(g.Quorum, now)...)
+		}
 		row("priority", fmt.Sprint(g.Priority))
 		if g.Held {
 			row("hold", "on: this node will not claim")

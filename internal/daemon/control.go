@@ -26,8 +26,10 @@ func (d *daemon) Status(ctx context.Context) (control.Status, error) {
 		PID: os.Getpid(), Started: d.started, Groups: []control.Group{},
 	}
 	now := d.now()
+	qs := d.quorumStatus()
 	for _, g := range d.groups {
 		gs := *g.snap.Load()
+		gs.Quorum = g.quorumView(qs)
 		// Lost as of now, not as of the snapshot: a peer that went
 		// silent is what the operator looks for.
 		lost := time.Duration(g.lostAfter.Load())

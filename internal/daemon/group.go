@@ -71,7 +71,9 @@ type group struct {
 	heartbeat  atomic.Int64                  // monotonic nanoseconds since the daemon started, at the last loop turn
 	lostAfter  atomic.Int64                  // a peer unheard this long is lost (Machine.LostAfter), for Status
 
-	elector quorum.Elector // the group's referee elector (quorum.go); nil without quorum:
+	elector  quorum.Elector // the group's referee elector (quorum.go); nil without quorum:
+	vipUntil time.Time      // quorum: when the VIPs' kernel lifetime, as last set, ends (owned by run)
+	qkey     string         // the quorum configuration's key (quorums.by); "" without quorum:
 }
 
 // peerNames is peers: keyed by MAC, for the machine's names.

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/floatip/floatip/internal/config"
+	"github.com/floatip/floatip/internal/control"
 	"github.com/floatip/floatip/internal/election"
+	"github.com/floatip/floatip/internal/metrics"
 	"github.com/floatip/floatip/internal/quorum"
 )
 
@@ -31,8 +34,9 @@ const quorumClose = 5 * time.Second
 
 // quorums holds the daemon's backends by configuration.
 type quorums struct {
-	mu sync.Mutex
-	by map[string]*quorumBackend
+	mu      sync.Mutex
+	by      map[string]*quorumBackend
+	metrics sync.Once // registers the metrics' source with the first backend
 }
 
 type quorumBackend struct {
@@ -67,15 +71,65 @@ func (d *daemon) openQuorums(cfg config.Config) error {
 		if err != nil {
 			return fmt.Errorf("group %s: %w", gc.Name, err)
 		}
-		log := d.log.With("quorum", strings.Join(ec.Endpoints, ","), "prefix", ec.Prefix)
+		log := d.log.With("etcd_endpoints", strings.Join(ec.Endpoints, ","), "etcd_prefix", ec.Prefix)
 		b, err := d.deps.NewQuorum(ec, cfg.NodeName, log)
 		if err != nil {
 			return fmt.Errorf("group %s: quorum: %w", gc.Name, err)
 		}
 		log.Info("quorum backend started", "ttl", ec.TTL.String())
 		d.quorums.by[k] = &quorumBackend{key: k, cfg: *gc.Quorum, b: b}
+		d.quorums.metrics.Do(func() { d.metrics.QuorumSource(d.quorumMetrics) })
 	}
 	return nil
+}
+
+// quorumMetrics is the referees' state for the metrics, per group.
+func (d *daemon) quorumMetrics() []metrics.QuorumGroup {
+	st := d.quorumStatus()
+	var out []metrics.QuorumGroup
+	for _, g := range *d.ordered.Load() {
+		if g.qkey == "" {
+			continue
+		}
+		s, ok := st[g.qkey]
+		if !ok {
+			continue
+		}
+		qg := metrics.QuorumGroup{Group: g.name, State: s.State, Reachable: s.Reachable, Deadline: s.Deadline}
+		if gs, ok := groupOf(s, g.name); ok {
+			qg.Role = gs.Role
+		}
+		out = append(out, qg)
+	}
+	return out
+}
+
+func groupOf(s quorum.Status, name string) (quorum.GroupStatus, bool) {
+	for _, gs := range s.Groups {
+		if gs.Group == name {
+			return gs, true
+		}
+	}
+	return quorum.GroupStatus{}, false
+}
+
+// quorumView is the group's referee for the control socket's status; nil
+// without quorum:. st is quorumStatus().
+func (g *group) quorumView(st map[string]quorum.Status) *control.Quorum {
+	if g.qkey == "" {
+		return nil
+	}
+	q := &control.Quorum{Backend: "etcd", Endpoints: slices.Clone(g.groupCfg.Quorum.Etcd.Endpoints), State: "closed", Role: quorum.RoleIdle.String()}
+	s, ok := st[g.qkey]
+	if !ok {
+		q.Error = "no backend"
+		return q
+	}
+	q.State, q.Reachable, q.LeaseDeadline, q.LastKeepAlive, q.Error = s.State.String(), s.Reachable, s.Deadline, s.LastKeepAlive, s.Err
+	if gs, ok := groupOf(s, g.name); ok {
+		q.Role, q.KeyHolder, q.Token = gs.Role.String(), gs.Holder, int64(gs.Token)
+	}
+	return q
 }
 
 // quorumFor returns the backend of a group's quorum configuration, nil
@@ -133,6 +187,7 @@ func (g *group) openElector() {
 	if g.groupCfg.Quorum == nil {
 		return
 	}
+	g.qkey = quorumKey(*g.groupCfg.Quorum)
 	b := g.d.quorumFor(g.groupCfg.Quorum)
 	if b == nil {
 		g.log.Error("quorum: no backend for the group's quorum configuration: the group will never hold")
@@ -207,6 +262,12 @@ func (g *group) addVIPs(a election.AddVIPs) (time.Duration, error) {
 		return 0, errDeadlineClose
 	}
 	l = min(l, a.Lifetime)
+	now := g.d.now()
+	if g.added && now.Add(l).Before(g.vipUntil) {
+		// The lifetime is whole seconds: a renewal with a deadline no
+		// later than before would only shorten the bound the VIPs have.
+		return 0, nil
+	}
 	if err := g.d.addrs.Claim(vips, l); err != nil {
 		return 0, err
 	}
@@ -217,6 +278,9 @@ func (g *group) addVIPs(a election.AddVIPs) (time.Duration, error) {
 		}
 		g.added = false
 		return 0, fmt.Errorf("the VIPs' lifetime (%v) would outlast the quorum lease deadline (the process stalled around the netlink call): removed them", l)
+	}
+	if !a.FirstOnly {
+		g.vipUntil = now.Add(l)
 	}
 	return l, nil
 }

@@ -1,4 +1,4 @@
-package quorum
+package quorum_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/floatip/floatip/internal/lab"
+	"github.com/floatip/floatip/internal/quorum"
 	"github.com/floatip/floatip/internal/testutil"
 )
 
@@ -43,8 +44,8 @@ func TestKernelRemovesBeforeDeadline(t *testing.T) {
 
 	// The worst deadline: just far enough for a one-second lifetime, so
 	// the whole-second rounding leaves no extra room.
-	deadline := time.Now().Add(KernelSlack + time.Second + 20*time.Millisecond)
-	lft, ok := VIPLifetime(time.Now(), deadline)
+	deadline := time.Now().Add(quorum.KernelSlack + time.Second + 20*time.Millisecond)
+	lft, ok := quorum.VIPLifetime(time.Now(), deadline)
 	if !ok || lft != time.Second {
 		t.Fatalf("VIPLifetime = %v, %v; want 1s", lft, ok)
 	}

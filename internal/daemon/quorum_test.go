@@ -1,0 +1,435 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/floatip/floatip/internal/config"
+	"github.com/floatip/floatip/internal/quorum"
+)
+
+// A fake referee for the daemon's quorum wiring: one in-memory "etcd"
+// shared by the nodes' backends, with leases that expire on the bubble's
+// fake clock, a first-come queue per group, and a switch that makes one
+// node's backend unreachable. The real etcd is tested in
+// test/integration/quorum_test.go.
+
+const fakeTTL = 5 * time.Second
+
+type fakeReferee struct {
+	mu       sync.Mutex
+	rev      int64
+	queues   map[string][]*fakeElector
+	backends []*fakeBackend
+	resigned []string // "node/group" of every Resign that deleted a key
+	granted  []string // "node/group" of every grant, in order
+}
+
+type fakeBackend struct {
+	ref       *fakeReferee
+	name      string
+	reachable bool
+	expires   time.Time // the referee's expiry of the lease (zero: none)
+	deadline  time.Time // the node's deadline
+	electors  map[string]*fakeElector
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+type fakeElector struct {
+	b       *fakeBackend
+	group   string
+	events  chan quorum.Event
+	want    bool
+	queued  bool
+	holding bool
+}
+
+func newFakeReferee() *fakeReferee { return &fakeReferee{queues: map[string][]*fakeElector{}} }
+
+// newBackend is a NewQuorum for the daemon.
+func (r *fakeReferee) newBackend(_ quorum.EtcdConfig, name string, _ *slog.Logger) (quorum.Backend, error) {
+	b := &fakeBackend{ref: r, name: name, reachable: true, electors: map[string]*fakeElector{}, stop: make(chan struct{}), done: make(chan struct{})}
+	r.mu.Lock()
+	r.backends = append(r.backends, b)
+	b.keepalive(time.Now())
+	r.mu.Unlock()
+	go b.loop()
+	return b, nil
+}
+
+func (r *fakeReferee) backend(name string) *fakeBackend {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, b := range r.backends {
+		if b.name == name {
+			return b
+		}
+	}
+	return nil
+}
+
+func (r *fakeReferee) setReachable(name string, ok bool) {
+	b := r.backend(name)
+	r.mu.Lock()
+	b.reachable = ok
+	r.mu.Unlock()
+}
+
+// keyHolder is the node that owns the group's key ("" for none).
+func (r *fakeReferee) keyHolder(group string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if q := r.queues[group]; len(q) > 0 && q[0].holding {
+		return q[0].b.name
+	}
+	return ""
+}
+
+func (e *fakeElector) push(ev quorum.Event) {
+	select {
+	case e.events <- ev:
+	default:
+		panic("fake elector: event queue full")
+	}
+}
+
+// keepalive renews b's lease (under ref.mu), taking a new one if it expired.
+func (b *fakeBackend) keepalive(now time.Time) {
+	if !b.reachable {
+		return
+	}
+	if b.expires.IsZero() {
+		for _, e := range b.electors {
+			if e.want && !e.queued {
+				b.ref.enqueue(e)
+			}
+		}
+	}
+	b.expires = now.Add(fakeTTL)
+	b.deadline = quorum.LeaseDeadline(now, fakeTTL)
+	for _, e := range b.electors {
+		if e.holding {
+			e.push(quorum.Extended{Deadline: b.deadline})
+		}
+	}
+}
+
+func (b *fakeBackend) loop() {
+	defer close(b.done)
+	t := time.NewTicker(fakeTTL / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		r := b.ref
+		r.mu.Lock()
+		b.keepalive(now)
+		// The node's side: a deadline passed unextended loses the keys.
+		if !now.Before(b.deadline) {
+			for _, e := range b.electors {
+				if e.holding {
+					e.holding = false
+					e.push(quorum.Lost{Cause: quorum.CauseExpired})
+				}
+			}
+		}
+		// The referee's side: expired leases lose their keys.
+		for _, bb := range r.backends {
+			if !bb.expires.IsZero() && now.After(bb.expires) {
+				bb.expires = time.Time{}
+				for _, e := range bb.electors {
+					r.dequeue(e)
+				}
+			}
+		}
+		r.settleAll()
+		r.mu.Unlock()
+	}
+}
+
+func (r *fakeReferee) enqueue(e *fakeElector) {
+	r.queues[e.group] = append(r.queues[e.group], e)
+	e.queued = true
+}
+
+func (r *fakeReferee) dequeue(e *fakeElector) {
+	if !e.queued {
+		return
+	}
+	r.queues[e.group] = slices.DeleteFunc(r.queues[e.group], func(x *fakeElector) bool { return x == e })
+	e.queued = false
+}
+
+func (r *fakeReferee) settleAll() {
+	for _, q := range r.queues {
+		if len(q) == 0 {
+			continue
+		}
+		h := q[0]
+		if !h.holding && h.b.reachable && time.Now().Before(h.b.deadline) {
+			h.holding = true
+			r.rev++
+			r.granted = append(r.granted, h.b.name+"/"+h.group)
+			h.push(quorum.Granted{Token: quorum.Token(r.rev), Deadline: h.b.deadline})
+		}
+	}
+}
+
+func (b *fakeBackend) Elector(group string) (quorum.Elector, error) {
+	b.ref.mu.Lock()
+	defer b.ref.mu.Unlock()
+	e := &fakeElector{b: b, group: group, events: make(chan quorum.Event, 1024)}
+	b.electors[group] = e
+	return e, nil
+}
+
+func (b *fakeBackend) Status() quorum.Status {
+	b.ref.mu.Lock()
+	defer b.ref.mu.Unlock()
+	st := quorum.Status{State: quorum.StateLive, Reachable: b.reachable, Deadline: b.deadline}
+	for g, e := range b.electors {
+		gs := quorum.GroupStatus{Group: g}
+		if e.holding {
+			gs.Role = quorum.RoleHolding
+		} else if e.want {
+			gs.Role = quorum.RoleCampaigning
+		}
+		st.Groups = append(st.Groups, gs)
+	}
+	return st
+}
+
+func (b *fakeBackend) Close(ctx context.Context) error {
+	close(b.stop)
+	<-b.done
+	r := b.ref
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b.reachable { // revoke the lease
+		b.expires = time.Time{}
+		for _, e := range b.electors {
+			r.dequeue(e)
+		}
+		r.settleAll()
+	}
+	return nil
+}
+
+func (e *fakeElector) Campaign() {
+	r := e.b.ref
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e.want = true
+	if !e.queued && e.b.reachable && !e.b.expires.IsZero() {
+		r.enqueue(e)
+		r.settleAll()
+	}
+}
+
+func (e *fakeElector) Resign() {
+	r := e.b.ref
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e.want = false
+	if !e.b.reachable {
+		return // the key goes when the lease expires
+	}
+	if e.holding {
+		e.holding = false
+		r.resigned = append(r.resigned, e.b.name+"/"+e.group)
+		e.push(quorum.Lost{Cause: quorum.CauseResigned})
+	}
+	r.dequeue(e)
+	r.settleAll()
+}
+
+func (e *fakeElector) Fence(t quorum.Token) {
+	e.push(quorum.Fenced{Token: t, Err: errors.New("fake referee: no fencing")})
+}
+
+func (e *fakeElector) Events() <-chan quorum.Event { return e.events }
+
+func (e *fakeElector) Close() { e.Resign() }
+
+// lifetimes records the lifetimes the daemon gives the VIPs.
+type lifetimes struct {
+	Addrs
+	mu  sync.Mutex
+	all []time.Duration
+}
+
+func (l *lifetimes) Claim(vips []netip.Addr, lifetime time.Duration) error {
+	l.mu.Lock()
+	l.all = append(l.all, lifetime)
+	l.mu.Unlock()
+	return l.Addrs.Claim(vips, lifetime)
+}
+
+func (l *lifetimes) max() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Max(append([]time.Duration{0}, l.all...))
+}
+
+func quorumConfig(node string, prio int) config.Config {
+	c := testConfig(node, prio, grp("web", vip1.String()))
+	// A lifetime longer than the lease: the lease must bound it.
+	c.Timing.Lifetime = time.Minute
+	q := &config.Quorum{Etcd: quorum.EtcdConfig{Endpoints: []string{"198.18.0.11:2379"}, TTL: fakeTTL}.WithDefaults()}
+	c.Quorum = q
+	c.Groups[0].Quorum = q
+	return c
+}
+
+// quorumNode starts a node whose group has a quorum on ref.
+func (l *fakeLAN) quorumNode(t *testing.T, ref *fakeReferee, node string, prio int) (*testNode, *lifetimes) {
+	t.Helper()
+	var lt *lifetimes
+	n := l.newTestNode(t, quorumConfig(node, prio), func(d *Deps) {
+		lt = &lifetimes{Addrs: d.Addrs}
+		d.Addrs = lt
+		d.NewQuorum = ref.newBackend
+	})
+	if err := n.d.openQuorums(n.cfg); err != nil {
+		t.Fatal(err)
+	}
+	return n.start(), lt
+}
+
+func TestQuorumOneHolderOwnsTheKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ref := newFakeReferee()
+		lan := &fakeLAN{}
+		a, alt := lan.quorumNode(t, ref, "a", 200)
+		b, blt := lan.quorumNode(t, ref, "b", 100)
+		h := soleHolder(t, "web", vip1, a, b)
+		if got := ref.keyHolder("web"); got != h.name {
+			t.Fatalf("%s holds the VIP, the key is %q's", h.name, got)
+		}
+		// The VIPs' kernel lifetime never outlasts the lease: with TTL
+		// 5 s at most floor(5 s - KernelSlack) = 3 s.
+		if m := max(alt.max(), blt.max()); m == 0 || m > 3*time.Second {
+			t.Fatalf("longest VIP lifetime %v, want 1s..3s", m)
+		}
+		// Keepalives renew the lease: the holder keeps the VIP for a while.
+		time.Sleep(4 * fakeTTL)
+		if h2 := soleHolder(t, "web", vip1, a, b); h2 != h {
+			t.Fatalf("holder changed from %s to %s while the referee was up", h.name, h2.name)
+		}
+		s, _ := h.d.Status(context.Background())
+		q := s.Groups[0].Quorum
+		if q == nil || q.Role != "holding" || !q.Reachable || q.LeaseDeadline.IsZero() {
+			t.Fatalf("status quorum %+v, want holding, reachable, with a deadline", q)
+		}
+	})
+}
+
+func TestQuorumUnreachableHolderDropsBeforeTakeover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ref := newFakeReferee()
+		lan := &fakeLAN{}
+		a, _ := lan.quorumNode(t, ref, "a", 200)
+		b, _ := lan.quorumNode(t, ref, "b", 100)
+		if h := soleHolder(t, "web", vip1, a, b); h != a {
+			t.Fatalf("holder %s, want a", h.name)
+		}
+		// a cannot reach the referee (and still hears b on the LAN).
+		ref.setReachable("a", false)
+		cut := time.Now()
+		for !(b.addrs.has(vip1) && b.state("web") == "holder") {
+			if a.addrs.has(vip1) && b.addrs.has(vip1) {
+				t.Fatalf("two holders %v after the cut", time.Since(cut))
+			}
+			if time.Since(cut) > time.Minute {
+				t.Fatal("b never took over")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if a.addrs.has(vip1) {
+			t.Fatal("a kept the VIP while b holds it")
+		}
+		// Cut off, a never claims again.
+		for end := time.Now().Add(4 * fakeTTL); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+			if a.addrs.has(vip1) {
+				t.Fatal("a claimed the VIP without the key")
+			}
+		}
+		if s := a.state("web"); s == "holder" {
+			t.Fatalf("a is %s", s)
+		}
+	})
+}
+
+func TestQuorumStandbyNeverClaimsWithoutKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ref := newFakeReferee()
+		lan := &fakeLAN{}
+		a, _ := lan.quorumNode(t, ref, "a", 200)
+		b, _ := lan.quorumNode(t, ref, "b", 100)
+		h := soleHolder(t, "web", vip1, a, b)
+		other := b
+		if h == b {
+			other = a
+		}
+		// The standby loses the referee, then the holder is unplugged from
+		// everything (LAN and referee): its lease runs out.
+		ref.setReachable(other.name, false)
+		h.cut.Store(true)
+		ref.setReachable(h.name, false)
+		for end := time.Now().Add(10 * fakeTTL); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+			if other.addrs.has(vip1) {
+				t.Fatal("the standby claimed without the key")
+			}
+		}
+		if h.addrs.has(vip1) {
+			t.Fatal("the unplugged holder kept the VIP past its lease deadline")
+		}
+		if s := other.state("web"); s != "candidate" {
+			t.Fatalf("the standby is %s, want candidate (waiting for the key)", s)
+		}
+		// The referee is back: now it may.
+		ref.setReachable(other.name, true)
+		waitFor(t, "the standby to claim with the key", func() bool { return other.addrs.has(vip1) && other.state("web") == "holder" })
+	})
+}
+
+func TestQuorumStopResignsBeforeLeaseExpires(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ref := newFakeReferee()
+		lan := &fakeLAN{}
+		a, _ := lan.quorumNode(t, ref, "a", 200)
+		b, _ := lan.quorumNode(t, ref, "b", 100)
+		if h := soleHolder(t, "web", vip1, a, b); h != a {
+			t.Fatalf("holder %s, want a", h.name)
+		}
+		stopped := time.Now()
+		a.stop()
+		if a.addrs.has(vip1) {
+			t.Fatal("a kept the VIP after stopping")
+		}
+		waitFor(t, "b to take over", func() bool { return b.addrs.has(vip1) && b.state("web") == "holder" })
+		// The key moved because a gave it up, not because its lease ran
+		// out: a graceful stop moves the VIP at once.
+		ref.mu.Lock()
+		resigned := slices.Clone(ref.resigned)
+		ref.mu.Unlock()
+		if !slices.Contains(resigned, "a/web") {
+			t.Fatalf("a did not resign its key (resigned: %v)", resigned)
+		}
+		if took := time.Since(stopped); took >= fakeTTL {
+			t.Fatalf("b took over %v after a stopped: it waited for the lease", took)
+		}
+	})
+}
