@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floatip/floatip/internal/control"
 	"github.com/floatip/floatip/internal/lab"
 	"github.com/floatip/floatip/internal/testutil"
 )
@@ -180,4 +181,15 @@ func TestQuorumSmoke(t *testing.T) {
 		t.Errorf("%s: %v", FileQuorumMarkdown, err)
 	}
 	assertNothingLeft(t, prefix, keepalivedPids())
+}
+
+func TestQuorumDeadline(t *testing.T) {
+	d := time.Unix(2000, 0)
+	st := control.Status{Groups: []control.Group{{Name: "a"}, {Name: "b", Quorum: &control.Quorum{LeaseDeadline: d}}}}
+	if got, ok := quorumDeadline(st); !ok || !got.Equal(d) {
+		t.Errorf("deadline %v %v, want %v", got, ok, d)
+	}
+	if _, ok := quorumDeadline(control.Status{Groups: []control.Group{{Name: "a"}}}); ok {
+		t.Error("a deadline without a referee")
+	}
 }
