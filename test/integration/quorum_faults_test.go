@@ -25,14 +25,36 @@ import (
 // qfTTL is the lease TTL of these tests, the shortest floatip takes.
 const qfTTL = 3 * time.Second
 
-// qfLab is a cluster of three nodes with the quorum on the lab's etcd, the
-// holders recorded from the start, and an etcd client in the client's
-// namespace (a neutral observer).
+// qfLab is a cluster of three nodes with the quorum on the lab's etcd and
+// the holders recorded from the start.
 type qfLab struct {
 	*cluster
 	etcd *lab.EtcdCluster
-	cli  *clientv3.Client
 	rec  *lab.HolderRecorder
+}
+
+// observer is an etcd client in the lab client's namespace (a neutral
+// observer) on the members that are not on node: a client with a stream
+// to a member that is powered off waits on it until its own timeouts.
+func (q *qfLab) observer(node string) *clientv3.Client {
+	q.t.Helper()
+	var eps []string
+	for _, m := range q.etcd.Members() {
+		if m.Name != node {
+			eps = append(eps, m.ClientURL())
+		}
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   eps,
+		DialTimeout: 5 * time.Second,
+		DialOptions: []grpc.DialOption{grpc.WithContextDialer(q.ClientNode().Dialer())},
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		q.t.Fatalf("etcd client: %v", err)
+	}
+	q.t.Cleanup(func() { cli.Close() })
+	return cli
 }
 
 // qfPrefix is the quorum's key prefix in these tests.
@@ -45,17 +67,7 @@ func newQuorumFaultLab(t *testing.T, extra func(*cluster, *lab.Node) string) *qf
 	if err != nil {
 		t.Fatalf("etcd: %v", err)
 	}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   ec.Endpoints(),
-		DialTimeout: 5 * time.Second,
-		DialOptions: []grpc.DialOption{grpc.WithContextDialer(c.ClientNode().Dialer())},
-		Logger:      zap.NewNop(),
-	})
-	if err != nil {
-		t.Fatalf("etcd client: %v", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	q := &qfLab{cluster: c, etcd: ec, cli: cli}
+	q := &qfLab{cluster: c, etcd: ec}
 	quorum := fmt.Sprintf("quorum:\n  etcd:\n    endpoints: [%s]\n    ttl: %s\n    prefix: %s\n", strings.Join(ec.Endpoints(), ", "), qfTTL, qfPrefix)
 	c.startAllWithConfig(func(n *lab.Node) string {
 		s := quorum
@@ -218,7 +230,8 @@ func TestQuorumFencedTakeover(t *testing.T) {
 			break
 		}
 	}
-	resp, err := q.cli.Get(ctx, qfPrefix+"/", clientv3.WithPrefix())
+	cli := q.observer(h.Name)
+	resp, err := cli.Get(ctx, qfPrefix+"/", clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,12 +248,12 @@ func TestQuorumFencedTakeover(t *testing.T) {
 	// Watch the old holder's key from now on; when it goes, ask at once
 	// whether its lease is still there.
 	leaseLeft := make(chan int64, 1)
-	wch := q.cli.Watch(ctx, key, clientv3.WithRev(resp.Header.Revision+1))
+	wch := cli.Watch(ctx, key, clientv3.WithRev(resp.Header.Revision+1))
 	go func() {
 		for wr := range wch {
 			for _, ev := range wr.Events {
 				if ev.Type == clientv3.EventTypeDelete {
-					ttl, err := q.cli.TimeToLive(ctx, lease)
+					ttl, err := cli.TimeToLive(ctx, lease)
 					if err != nil {
 						leaseLeft <- -2
 					} else {
