@@ -27,6 +27,7 @@ type configFlags struct {
 	LogFormat string   `placeholder:"text|json" help:"Log format on stderr."`
 	LogLevel  string   `placeholder:"debug|info|warn|error" help:"Log level."`
 	Socket    string   `placeholder:"PATH" help:"Control socket path (default /run/floatip/floatip.sock)."`
+	Etcd      []string `name:"etcd-endpoints" placeholder:"HOST:PORT" help:"etcd client endpoints, comma-separated: every group holds only while it owns its key in etcd (quorum:; TTL and prefix from the file, else 5s and /floatip/default)."`
 }
 
 // defaultConfig is the file read when --config is not given, if it exists.
@@ -64,7 +65,7 @@ func (f configFlags) loadTo(w io.Writer) (config.Config, error) {
 	}
 	if err := cfg.Apply(config.Overrides{
 		Interface: f.Interface, VIPs: f.VIP, Priority: f.Priority, Profile: f.Profile,
-		LogFormat: f.LogFormat, LogLevel: f.LogLevel,
+		LogFormat: f.LogFormat, LogLevel: f.LogLevel, EtcdEndpoints: f.Etcd,
 	}); err != nil {
 		return cfg, problems(err)
 	}

@@ -14,6 +14,10 @@ type Overrides struct {
 	Profile   string
 	LogFormat string
 	LogLevel  string
+	// EtcdEndpoints sets the top-level quorum:'s etcd endpoints (making
+	// one with the defaults when the file has none); every group that
+	// used the top-level quorum (or none) uses the new one.
+	EtcdEndpoints []string
 }
 
 // Apply applies command-line overrides on top of the configuration. It
@@ -95,6 +99,10 @@ func (c *Config) Apply(o Overrides) error {
 			}
 		}
 		n.Groups = []Group{g}
+	}
+
+	if len(o.EtcdEndpoints) > 0 {
+		applyEtcdEndpoints(&n, o.EtcdEndpoints, add)
 	}
 
 	if len(probs) > 0 {

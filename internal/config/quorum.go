@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -171,4 +172,27 @@ func toYAMLQuorum(q *Quorum) *yamlQuorum {
 		y.Etcd.TLS = &yamlTLS{Cert: e.CertFile, Key: e.KeyFile, CA: e.CAFile}
 	}
 	return y
+}
+
+// applyEtcdEndpoints is Apply's --etcd-endpoints.
+func applyEtcdEndpoints(n *Config, eps []string, add func(flag, format string, args ...any)) {
+	for _, ep := range eps {
+		if _, _, err := quorum.ParseEndpoint(ep); err != nil {
+			add("--etcd-endpoints", "%v", err)
+			return
+		}
+	}
+	old := n.Quorum
+	q := &Quorum{}
+	if old != nil {
+		*q = *old
+	}
+	q.Etcd.Endpoints = slices.Clone(eps)
+	q.Etcd = q.Etcd.WithDefaults()
+	n.Quorum = q
+	for i := range n.Groups {
+		if n.Groups[i].Quorum == nil || n.Groups[i].Quorum.Equal(old) {
+			n.Groups[i].Quorum = q
+		}
+	}
 }

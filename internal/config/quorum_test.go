@@ -127,3 +127,33 @@ func TestQuorumResolvePasswordFile(t *testing.T) {
 		t.Fatal("a missing password file resolved")
 	}
 }
+
+func TestQuorumEtcdEndpointsFlag(t *testing.T) {
+	c, err := Parse("floatip.yaml", []byte("vips: [198.18.0.100]\nquorum: {etcd: {endpoints: [198.18.0.11:2379], ttl: 7s}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Apply(Overrides{EtcdEndpoints: []string{"198.18.0.21:2379", "198.18.0.22:2379"}}); err != nil {
+		t.Fatal(err)
+	}
+	want := &Quorum{Etcd: quorum.EtcdConfig{Endpoints: []string{"198.18.0.21:2379", "198.18.0.22:2379"}, TTL: 7 * time.Second, Prefix: quorum.DefaultPrefix}}
+	if diff := cmp.Diff(want, c.Quorum); diff != "" {
+		t.Errorf("quorum (-want +got):\n%s", diff)
+	}
+	if !c.Groups[0].Quorum.Equal(want) {
+		t.Errorf("group quorum %+v", c.Groups[0].Quorum)
+	}
+	// Without quorum: in the file, the flag makes one with the defaults,
+	// for the groups --vip makes too.
+	d := Default()
+	if err := d.Apply(Overrides{VIPs: []string{"198.18.0.100"}, EtcdEndpoints: []string{"a:2379"}}); err != nil {
+		t.Fatal(err)
+	}
+	if d.Groups[0].Quorum == nil || d.Groups[0].Quorum.Etcd.TTL != quorum.DefaultTTL || d.Groups[0].Quorum.Etcd.Endpoints[0] != "a:2379" {
+		t.Fatalf("group quorum %+v", d.Groups[0].Quorum)
+	}
+	err = d.Apply(Overrides{EtcdEndpoints: []string{"nohost"}})
+	if got := problemStrings(t, err); len(got) != 1 || got[0] != `--etcd-endpoints: "nohost": want host:port (etcd's client port is usually 2379)` {
+		t.Fatalf("bad endpoint: %q", got)
+	}
+}

@@ -182,6 +182,8 @@ func (d *daemon) Reload(ctx context.Context) error {
 	if err := d.openQuorums(next); err != nil {
 		return err
 	}
+	// Whatever happens next, backends no group uses are closed.
+	defer d.pruneQuorums()
 	if a := d.deps.Auth; a != nil && a.Reload != nil {
 		// Keys are re-read last among the checks: once they are in use the
 		// reload goes through.

@@ -83,6 +83,33 @@ func (d *daemon) openQuorums(cfg config.Config) error {
 	return nil
 }
 
+// pruneQuorums closes the backends that no running group uses (after a
+// reload, under reloadMu), revoking their leases.
+func (d *daemon) pruneQuorums() {
+	used := map[string]bool{}
+	for _, g := range d.groups {
+		used[g.qkey] = true
+	}
+	d.quorums.mu.Lock()
+	var unused []*quorumBackend
+	for k, qb := range d.quorums.by {
+		if !used[k] {
+			unused = append(unused, qb)
+			delete(d.quorums.by, k)
+		}
+	}
+	d.quorums.mu.Unlock()
+	for _, qb := range unused {
+		ctx, cancel := context.WithTimeout(context.Background(), quorumClose)
+		if err := qb.b.Close(ctx); err != nil {
+			d.log.Warn("closing an unused quorum backend", "err", err)
+		} else {
+			d.log.Info("closed a quorum backend no group uses any more", "etcd_endpoints", strings.Join(qb.cfg.Etcd.Endpoints, ","))
+		}
+		cancel()
+	}
+}
+
 // quorumMetrics is the referees' state for the metrics, per group.
 func (d *daemon) quorumMetrics() []metrics.QuorumGroup {
 	st := d.quorumStatus()

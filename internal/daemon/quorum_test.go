@@ -39,6 +39,7 @@ type fakeBackend struct {
 	expires   time.Time // the referee's expiry of the lease (zero: none)
 	deadline  time.Time // the node's deadline
 	electors  map[string]*fakeElector
+	closed    bool
 	stop      chan struct{}
 	done      chan struct{}
 }
@@ -217,6 +218,7 @@ func (b *fakeBackend) Close(ctx context.Context) error {
 	r := b.ref
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	b.closed = true
 	if b.reachable { // revoke the lease
 		b.expires = time.Time{}
 		for _, e := range b.electors {
@@ -266,15 +268,20 @@ func (e *fakeElector) Close() { e.Resign() }
 // lifetimes records the lifetimes the daemon gives the VIPs.
 type lifetimes struct {
 	Addrs
-	mu  sync.Mutex
-	all []time.Duration
+	mu    sync.Mutex
+	all   []time.Duration
+	stall time.Duration // the next Claim returns this much later (the process froze around it)
 }
 
 func (l *lifetimes) Claim(vips []netip.Addr, lifetime time.Duration) error {
 	l.mu.Lock()
 	l.all = append(l.all, lifetime)
+	stall := l.stall
+	l.stall = 0
 	l.mu.Unlock()
-	return l.Addrs.Claim(vips, lifetime)
+	err := l.Addrs.Claim(vips, lifetime)
+	time.Sleep(stall)
+	return err
 }
 
 func (l *lifetimes) max() time.Duration {
@@ -430,6 +437,64 @@ func TestQuorumStopResignsBeforeLeaseExpires(t *testing.T) {
 		}
 		if took := time.Since(stopped); took >= fakeTTL {
 			t.Fatalf("b took over %v after a stopped: it waited for the lease", took)
+		}
+	})
+}
+
+// A holder frozen around the netlink call that renews the VIPs' lifetime
+// (computed before the freeze, set after it) removes the VIPs at once: the
+// lifetime would outlast the lease deadline.
+func TestQuorumFrozenAroundClaimRemovesVIPs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ref := newFakeReferee()
+		lan := &fakeLAN{}
+		a, alt := lan.quorumNode(t, ref, "a", 200)
+		if h := soleHolder(t, "web", vip1, a); h != a {
+			t.Fatal("a does not hold")
+		}
+		alt.mu.Lock()
+		alt.stall = 2 * time.Second
+		alt.mu.Unlock()
+		// The next renewal stalls; right after it the VIP must be gone.
+		waitFor(t, "the stalled renewal", func() bool {
+			alt.mu.Lock()
+			defer alt.mu.Unlock()
+			return alt.stall == 0
+		})
+		time.Sleep(2*time.Second + time.Millisecond)
+		synctest.Wait()
+		if a.addrs.has(vip1) {
+			t.Fatal("the VIPs stayed after a renewal that outlasts the deadline")
+		}
+		if s := a.state("web"); s != "fault" {
+			t.Fatalf("state %s after the stalled renewal, want fault (claim failed; it retries)", s)
+		}
+	})
+}
+
+// A reload that drops the group's quorum restarts the group without it and
+// closes the backend nobody uses any more (revoking its lease).
+func TestQuorumReloadWithoutQuorumClosesBackend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ref := newFakeReferee()
+		lan := &fakeLAN{}
+		a, _ := lan.quorumNode(t, ref, "a", 200)
+		soleHolder(t, "web", vip1, a)
+		a.next = testConfig("a", 200, grp("web", vip1.String()))
+		if err := a.d.Reload(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		b := ref.backend("a")
+		ref.mu.Lock()
+		closed := b.closed
+		ref.mu.Unlock()
+		if !closed {
+			t.Fatal("the unused backend is still open after the reload")
+		}
+		soleHolder(t, "web", vip1, a)
+		s, _ := a.d.Status(context.Background())
+		if q := s.Groups[0].Quorum; q != nil {
+			t.Fatalf("status still shows a quorum: %+v", q)
 		}
 	})
 }

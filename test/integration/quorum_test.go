@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +10,11 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/floatip/floatip/internal/control"
 	"github.com/floatip/floatip/internal/lab"
 )
 
@@ -75,6 +82,17 @@ func TestQuorumOneHolderThenPowerOff(t *testing.T) {
 			t.Fatalf("holders %v (err %v), want [n1]", h, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// Both nodes' status shows the referee: n1 holds the key, n2 knows it.
+	var st control.Status
+	if err := json.Unmarshal([]byte(q.statusCmd(q.Node(1), "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if g := st.Groups[0]; g.Quorum == nil || g.Quorum.Role != "holding" || g.Quorum.State != "live" || !g.Quorum.Reachable || g.Quorum.KeyHolder != "n1" || g.Quorum.LeaseDeadline.IsZero() {
+		t.Errorf("n1's status quorum %+v, want live, reachable, holding, key held by n1, a deadline", g.Quorum)
+	}
+	if out := q.statusCmd(q.Node(2)); !strings.Contains(out, "held by n1") {
+		t.Errorf("n2's status does not name n1 as the key holder:\n%s", out)
 	}
 	fault := time.Now()
 	if err := q.Node(1).PowerOff(); err != nil {
@@ -157,4 +175,75 @@ func TestQuorumPartitionNeverTwoHolders(t *testing.T) {
 		t.Errorf("holders after the heal %v, want [n2]", h)
 	}
 	q.noOverlap(stop, worst)
+}
+
+// An etcd leader election (the leader member killed and restarted) must
+// not cost the holder its VIP: keepalives resume through the other
+// members before the VIP's kernel lifetime, bounded by the lease, ends.
+func TestQuorumLeaderElectionKeepsVIP(t *testing.T) {
+	q := newQuorumLab(t, 5*time.Second)
+	q.startTwo()
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints: q.etcd.Endpoints(), DialTimeout: 2 * time.Second,
+		DialOptions: []grpc.DialOption{grpc.WithContextDialer(q.Node(3).Dialer())},
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	var leader *lab.EtcdMember
+	for _, m := range q.etcd.Members() {
+		ctx, cancel := context.WithTimeout(q.ctx, 2*time.Second)
+		st, err := cli.Status(ctx, strings.TrimPrefix(m.ClientURL(), "http://"))
+		cancel()
+		if err == nil && st.Leader == st.Header.MemberId {
+			leader = m
+		}
+	}
+	if leader == nil {
+		t.Fatal("no etcd member says it is the leader")
+	}
+	// Sample n1's kernel throughout.
+	stop := make(chan struct{})
+	dropped := make(chan time.Time, 1)
+	go func() {
+		defer close(dropped)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			if has, err := q.Node(1).HasVIP(); err == nil && !has {
+				dropped <- time.Now()
+				return
+			}
+		}
+	}()
+	hiccup := time.Now()
+	if err := leader.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.etcd.WaitHealthy(q.ctx, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	healthy := time.Now()
+	// Past a whole lease after the cluster is whole again.
+	for end := time.Now().Add(q.ttl); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+	}
+	close(stop)
+	if at, ok := <-dropped; ok {
+		t.Fatalf("n1 lost the VIP %v after the leader (%s) was killed", at.Sub(hiccup).Round(time.Millisecond), leader.Name)
+	}
+	for _, l := range q.daemons["n1"].Lines() {
+		if l.Msg() == "state changed" && l.Time().After(hiccup) {
+			t.Errorf("n1 changed state during the leader election: %s", l.Text)
+		}
+	}
+	t.Logf("leader %s killed and restarted; cluster healthy %v later; n1 kept the VIP throughout",
+		leader.Name, healthy.Sub(hiccup).Round(time.Millisecond))
 }
