@@ -32,6 +32,43 @@ type labCmd struct {
 	Serve     labServeCmd     `cmd:"" hidden:"" help:"HTTP server answering its node name (run inside a lab node)."`
 	Client    labClientCmd    `cmd:"" hidden:"" help:"Request a target over fresh TCP connections, one JSON line per request (run inside the lab)."`
 	HTTPCheck labHTTPCheckCmd `cmd:"" name:"httpcheck" hidden:"" help:"Exit 0 if URL answers 200 within the timeout (keepalived's track_script in the benchmark)."`
+	Leader    labLeaderCmd    `cmd:"" hidden:"" help:"Keep a leader key in etcd's v2 store as Patroni does, and run a command alongside (the benchmark's vip-manager nodes)."`
+	Fence     labFenceCmd     `cmd:"" hidden:"" help:"Power a lab node off through the lab's power switch (the fence command of the fencing trials): MAC NODE, as floatip passes them."`
+}
+
+type labLeaderCmd struct {
+	Endpoints []string      `required:"" help:"etcd client URLs (comma-separated)."`
+	Key       string        `required:"" help:"The leader key."`
+	Name      string        `required:"" help:"This node's value in the key."`
+	TTL       time.Duration `name:"ttl" default:"5s" help:"The key's TTL."`
+	Command   []string      `arg:"" optional:"" passthrough:"" placeholder:"COMMAND" help:"Command run alongside (after --)."`
+}
+
+func (c *labLeaderCmd) Run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	argv := c.Command
+	if len(argv) > 0 && argv[0] == "--" {
+		argv = argv[1:]
+	}
+	return lab.RunLeader(ctx, lab.LeaderConfig{Endpoints: c.Endpoints, Key: c.Key, Name: c.Name, TTL: c.TTL, Then: argv}, os.Stdout)
+}
+
+type labFenceCmd struct {
+	Socket  string        `required:"" help:"The lab's power switch socket."`
+	Timeout time.Duration `default:"5s" help:"How long to wait for the switch."`
+	MAC     string        `arg:"" help:"The MAC of the node to fence (unused: the switch knows the nodes by name)."`
+	Node    string        `arg:"" help:"The node to power off (n1, ...)."`
+}
+
+func (c *labFenceCmd) Run() error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
+	defer cancel()
+	if err := lab.PowerOffVia(ctx, c.Socket, c.Node); err != nil {
+		return err
+	}
+	fmt.Printf("fenced %s (powered off)\n", c.Node)
+	return nil
 }
 
 type labServeCmd struct {
@@ -87,6 +124,7 @@ type labDemoCmd struct {
 	Cleanup bool   `help:"Remove a lab left behind (its supervisor, namespaces with the prefix and everything in them), then exit."`
 	SVG     string `name:"svg" placeholder:"FILE" help:"Where to write the picture of the failover (default: floatip-lab-FAULT.svg in the temporary directory)."`
 	Prefix  string `default:"flab" help:"Name prefix of the lab's namespaces."`
+	Quorum  string `enum:",etcd" default:"" help:"etcd: also run a three-member etcd (one member on each of n1, n2, n3; needs 3 nodes) and give floatip the quorum, a 5 s lease; a partition then lasts 10 s, so that the cut-off holder's lease runs out."`
 }
 
 // Help lists the demo's flags under `floatip lab --help`: kong shows a
@@ -117,7 +155,7 @@ func (c *labDemoCmd) Run() error {
 	}
 	err := lab.RunDemo(ctx, lab.DemoOptions{
 		Fault: lab.FaultKind(c.Fault), Nodes: c.Nodes, Profile: c.Profile, Keep: c.Keep, Prefix: c.Prefix, Out: out,
-		SVG: svg, Invocation: invocation(),
+		SVG: svg, Invocation: invocation(), Quorum: c.Quorum,
 	})
 	switch {
 	case ctx.Err() != nil:
@@ -200,6 +238,7 @@ type labPrefix struct {
 type labUpCmd struct {
 	Nodes   int    `default:"3" help:"Number of nodes, 1 to 80 (priorities 200, 150, 100, ...)."`
 	Profile string `enum:"default,fast" default:"default" help:"Timing profile passed to floatip: ${enum}."`
+	Quorum  string `enum:",etcd" default:"" help:"etcd: also run a three-member etcd (one member on each of n1, n2, n3; needs 3 nodes) and give floatip the quorum, a 5 s lease (faults etcd-cut and quorum-lost then work too)."`
 	labPrefix
 }
 
@@ -207,7 +246,7 @@ func (c *labUpCmd) Run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Printf("starting a lab of %d nodes in the background (log: %s)... ", c.Nodes, lab.PlayLog(c.Prefix))
-	st, err := lab.UpPlay(ctx, lab.PlayOptions{Prefix: c.Prefix, Nodes: c.Nodes, Profile: c.Profile})
+	st, err := lab.UpPlay(ctx, lab.PlayOptions{Prefix: c.Prefix, Nodes: c.Nodes, Profile: c.Profile, Quorum: c.Quorum})
 	if err != nil {
 		fmt.Println("failed")
 		return err
@@ -239,7 +278,7 @@ func (c *labStatusCmd) Run() error {
 }
 
 type labFaultCmd struct {
-	Kind string `arg:"" placeholder:"KIND" help:"The fault: poweroff, stop, crash, freeze, service, partition, loss:PERCENT, linkdown."`
+	Kind string `arg:"" placeholder:"KIND" help:"The fault: poweroff, stop, crash, freeze, service, partition, partition-out, partition-in, loss:PERCENT, linkdown; with lab up --quorum etcd also etcd-cut (the node cut off etcd only) and quorum-lost (two etcd members killed)."`
 	Node string `arg:"" optional:"" placeholder:"NODE" help:"The node (n1, n2, ...); default: the one holding the VIP."`
 	labPrefix
 }
@@ -326,6 +365,7 @@ func (c *labDownCmd) Run() error {
 type labSuperviseCmd struct {
 	Nodes   int    `default:"3"`
 	Profile string `default:"default"`
+	Quorum  string `default:""`
 	labPrefix
 }
 
@@ -333,5 +373,5 @@ func (c *labSuperviseCmd) Run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	signal.Ignore(syscall.SIGHUP)
-	return lab.Supervise(ctx, lab.PlayOptions{Prefix: c.Prefix, Nodes: c.Nodes, Profile: c.Profile, Progress: os.Stdout})
+	return lab.Supervise(ctx, lab.PlayOptions{Prefix: c.Prefix, Nodes: c.Nodes, Profile: c.Profile, Quorum: c.Quorum, Progress: os.Stdout})
 }

@@ -33,6 +33,41 @@ type DemoOptions struct {
 	// Invocation is how the user runs floatip, for the hints the demo
 	// prints ("floatip", "sudo go run ./cmd/floatip"); default "floatip".
 	Invocation string
+	// Quorum "etcd" runs a three-member etcd in the lab (one member on
+	// each of the first three nodes) and gives every daemon the quorum
+	// (TTL QuorumTTL); a partition then lasts 2 x QuorumTTL, so that the
+	// cut-off holder's lease runs out and another node is given the key.
+	// "" runs none.
+	Quorum string
+}
+
+// QuorumTTL is the lease TTL of the demo's and the play lab's quorum.
+const QuorumTTL = 5 * time.Second
+
+// QuorumYAML is the floatip configuration of a quorum on the cluster's
+// endpoints: `quorum: {etcd: {endpoints, ttl, prefix}}`.
+func (c *EtcdCluster) QuorumYAML(ttl time.Duration, prefix string) string {
+	return fmt.Sprintf("quorum:\n  etcd:\n    endpoints: [%s]\n    ttl: %s\n    prefix: %s\n", strings.Join(c.Endpoints(), ", "), ttl, prefix)
+}
+
+// startQuorum starts the lab's etcd for a quorum option ("" none) and
+// returns the configuration to add to the daemons'.
+func startQuorum(ctx context.Context, l *Lab, quorum string, out io.Writer) (string, error) {
+	switch quorum {
+	case "":
+		return "", nil
+	case "etcd":
+	default:
+		return "", fmt.Errorf("--quorum %q: want etcd", quorum)
+	}
+	fmt.Fprintf(out, "starting etcd, one member on each of %s... ", nodeNames(l.Nodes()[:min(3, len(l.Nodes()))]))
+	c, err := l.StartEtcd(ctx, EtcdOptions{})
+	if err != nil {
+		fmt.Fprintf(out, "failed\n")
+		return "", err
+	}
+	fmt.Fprintf(out, "ok (%s)\n", strings.Join(c.Endpoints(), " "))
+	return c.QuorumYAML(QuorumTTL, "/floatip/"+l.Prefix), nil
 }
 
 // Timings of the demo.
@@ -78,13 +113,25 @@ func RunDemo(ctx context.Context, o DemoOptions) error {
 	if o.Nodes > MaxNodes {
 		return fmt.Errorf("--nodes %d: the lab has room for 2 to %d nodes (one address each, %v to %v, below the VIP)", o.Nodes, MaxNodes, NodeIP(1), NodeIP(MaxNodes))
 	}
+	if o.Quorum != "" && o.Nodes < 3 {
+		return fmt.Errorf("--nodes %d: with --quorum the lab runs an etcd member on each of three nodes (a two-member etcd loses its quorum with the holder), so it needs 3 to %d nodes", o.Nodes, MaxNodes)
+	}
+	if o.Quorum != "" && o.Quorum != "etcd" {
+		return fmt.Errorf("--quorum %q: want etcd", o.Quorum)
+	}
 	l, err := Up(ctx, Options{Prefix: o.Prefix, Nodes: o.Nodes, Binary: o.Binary, Progress: out})
 	if err != nil {
 		return err
 	}
 	printMap(out, l)
-	d := &demo{l: l, out: out, fault: o.Fault}
-	err = d.run(ctx, o.Profile)
+	d := &demo{l: l, out: out, fault: o.Fault, partitionFor: DemoPartitionFor}
+	d.quorum, err = startQuorum(ctx, l, o.Quorum, out)
+	if d.quorum != "" {
+		d.partitionFor = 2 * QuorumTTL
+	}
+	if err == nil {
+		err = d.run(ctx, o.Profile)
+	}
 	if ctx.Err() != nil {
 		fmt.Fprintln(out, "\ninterrupted")
 	}
@@ -102,7 +149,7 @@ func RunDemo(ctx context.Context, o DemoOptions) error {
 	}
 	if o.Keep && err == nil {
 		fmt.Fprintf(out, "\n--keep: starting a fresh lab of %d nodes in the background to play with (log: %s)... ", o.Nodes, PlayLog(l.Prefix))
-		st, kerr := UpPlay(ctx, PlayOptions{Prefix: l.Prefix, Nodes: o.Nodes, Profile: o.Profile, Binary: o.Binary})
+		st, kerr := UpPlay(ctx, PlayOptions{Prefix: l.Prefix, Nodes: o.Nodes, Profile: o.Profile, Binary: o.Binary, Quorum: o.Quorum})
 		if kerr != nil {
 			fmt.Fprintf(out, "failed\n")
 			return kerr
@@ -131,7 +178,10 @@ type demo struct {
 	out     io.Writer
 	fault   FaultKind
 	daemons map[string]*Proc // node name -> floatip
-	mu      sync.Mutex       // serialises writes to out
+	// quorum is the daemons' quorum configuration ("" none).
+	quorum       string
+	partitionFor time.Duration
+	mu           sync.Mutex // serialises writes to out
 
 	// Filled in as the run goes, for the timeline, summary and picture.
 	old     string    // the holder the fault hit
@@ -178,6 +228,11 @@ func (d *demo) run(ctx context.Context, profile string) error {
 		return err
 	}
 	defer os.Remove(checks)
+	if d.quorum != "" {
+		if err := appendFile(checks, d.quorum); err != nil {
+			return err
+		}
+	}
 
 	var prios []string
 	for i, n := range nodes {
@@ -189,7 +244,11 @@ func (d *demo) run(ctx context.Context, profile string) error {
 		}
 		d.daemons[n.Name] = p
 	}
-	d.printf("starting floatip (profile %s, priorities %s, health check http://127.0.0.1:%d/ every 100 ms, fall 2)... ok\n", profile, strings.Join(prios, " "), ServicePort)
+	q := ""
+	if d.quorum != "" {
+		q = fmt.Sprintf(", quorum etcd with a %s lease", QuorumTTL)
+	}
+	d.printf("starting floatip (profile %s, priorities %s, health check http://127.0.0.1:%d/ every 100 ms, fall 2%s)... ok\n", profile, strings.Join(prios, " "), ServicePort, q)
 
 	// Wait for the highest priority to hold, not for any single holder: when
 	// every node starts at once, a lower one may claim first and yield a
@@ -237,7 +296,7 @@ func (d *demo) run(ctx context.Context, profile string) error {
 		return err
 	}
 
-	_, werr := client.WaitSample(ctx, DemoRecover, func(s Sample) bool {
+	_, werr := client.WaitSample(ctx, DemoRecover+d.partitionFor-DemoPartitionFor, func(s Sample) bool {
 		return s.OK && !s.At.Before(faultAt) && s.Node != old
 	})
 	if ctx.Err() != nil {
@@ -276,6 +335,13 @@ func (d *demo) run(ctx context.Context, profile string) error {
 }
 
 // demoWhat is how the demo announces each fault on a node.
+func (d *demo) demoWhat(k FaultKind, node string) string {
+	if k == FaultPartition && d.quorum != "" {
+		return fmt.Sprintf("partition %s from every other host and its etcd member from the others for %s (its link stays up; with the quorum it drops the VIP before its lease can run out, and another node claims once etcd gives it the key)", node, d.partitionFor)
+	}
+	return demoWhat(k, node)
+}
+
 func demoWhat(k FaultKind, node string) string {
 	switch k {
 	case FaultPowerOff:
@@ -293,16 +359,16 @@ func demoWhat(k FaultKind, node string) string {
 }
 
 // applyFault injects the demo's fault on n; a partition heals after
-// DemoPartitionFor. healed is closed once the fault is over (at once for the
+// d.partitionFor. healed is closed once the fault is over (at once for the
 // others).
 func (d *demo) applyFault(ctx context.Context, n *Node, at time.Time, healed chan<- struct{}) error {
 	err := n.Inject(Fault{Kind: d.fault})
-	d.printf("%s  *** fault: %s\n", clock(at), demoWhat(d.fault, n.Name))
+	d.printf("%s  *** fault: %s\n", clock(at), d.demoWhat(d.fault, n.Name))
 	if d.fault != FaultPartition {
 		close(healed)
 		return err
 	}
-	time.AfterFunc(DemoPartitionFor, func() {
+	time.AfterFunc(d.partitionFor, func() {
 		at := time.Now()
 		if herr := n.Heal(ctx, FaultPartition); herr != nil {
 			d.printf("heal %s: %v\n", n.Name, herr)
@@ -705,3 +771,16 @@ func nodeNames(nodes []*Node) string {
 func clock(t time.Time) string { return t.Format("15:04:05.000") }
 
 func roundMS(d time.Duration) string { return d.Round(time.Millisecond).String() }
+
+// appendFile appends text to the file at path.
+func appendFile(path, text string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(text)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -19,6 +19,9 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
 )
 
 // Etcd ports on every node's lab address.
@@ -45,6 +48,10 @@ type EtcdOptions struct {
 	// TLS, when set, serves the client port with TLS and requires client
 	// certificates (the peer port stays plain: it is the lab's inside).
 	TLS *EtcdTLS
+	// V2 also serves etcd's v2 API (--enable-v2), which clients of the v2
+	// store need (vip-manager 1.0, the benchmark's comparison, is one). The
+	// v2 and v3 key spaces are separate.
+	V2 bool
 }
 
 // EtcdTLS are the PEM files of a TLS cluster.
@@ -72,6 +79,7 @@ type EtcdCluster struct {
 	cancel  context.CancelFunc
 	tls     *EtcdTLS
 	tlsConf *tls.Config // for the health check
+	v2      bool
 }
 
 // EtcdMember is one member of an EtcdCluster.
@@ -104,7 +112,7 @@ func (l *Lab) StartEtcd(ctx context.Context, o EtcdOptions) (_ *EtcdCluster, err
 	if o.Ready == 0 {
 		o.Ready = 20 * time.Second
 	}
-	c := &EtcdCluster{lab: l, binary: bin, dir: o.Dir, tls: o.TLS}
+	c := &EtcdCluster{lab: l, binary: bin, dir: o.Dir, tls: o.TLS, v2: o.V2}
 	if o.TLS != nil {
 		pair, err := tls.LoadX509KeyPair(o.TLS.ClientCertFile, o.TLS.ClientKeyFile)
 		if err != nil {
@@ -147,7 +155,19 @@ func (l *Lab) StartEtcd(ctx context.Context, o EtcdOptions) (_ *EtcdCluster, err
 	if err := c.WaitHealthy(ctx, o.Ready); err != nil {
 		return nil, err
 	}
+	l.mu.Lock()
+	l.etcd = c
+	l.mu.Unlock()
 	return c, nil
+}
+
+// Etcd is the cluster StartEtcd started in the lab (nil when none, or
+// after its Close). The faults that involve etcd (quorum-lost, and power-off's
+// heal) act on it.
+func (l *Lab) Etcd() *EtcdCluster {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.etcd
 }
 
 func lookPath(bin string) (string, error) {
@@ -221,7 +241,7 @@ func (m *EtcdMember) Start() error {
 		"--initial-cluster-token", "floatip-lab-" + m.c.lab.Prefix,
 		"--logger", "zap",
 		"--log-level", "warn",
-		"--enable-v2=false",
+		fmt.Sprintf("--enable-v2=%v", m.c.v2),
 	}
 	if t := m.c.tls; t != nil {
 		args = append(args, "--cert-file", t.CertFile, "--key-file", t.KeyFile,
@@ -322,6 +342,11 @@ func (c *EtcdCluster) WaitHealthy(ctx context.Context, timeout time.Duration) er
 
 // Close kills every member and removes the data directories it made.
 func (c *EtcdCluster) Close() error {
+	c.lab.mu.Lock()
+	if c.lab.etcd == c {
+		c.lab.etcd = nil
+	}
+	c.lab.mu.Unlock()
 	var errs []error
 	for _, m := range c.members {
 		errs = append(errs, m.Kill())
@@ -407,4 +432,116 @@ func (n *Node) nftInNode(script string) error {
 		return fmt.Errorf("lab: nft in %s: %v: %s", n.NS, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// client is an etcd client in the lab client's namespace (a neutral
+// observer), on every member's endpoint.
+func (c *EtcdCluster) client() (*clientv3.Client, error) {
+	cfg := clientv3.Config{
+		Endpoints:   c.Endpoints(),
+		DialTimeout: 2 * time.Second,
+		DialOptions: []grpc.DialOption{grpc.WithContextDialer(c.lab.client.Dialer())},
+		Logger:      zap.NewNop(),
+	}
+	if c.tlsConf != nil {
+		cfg.TLS = c.tlsConf
+	}
+	return clientv3.New(cfg)
+}
+
+// Leader returns the member that is etcd's leader now, as the running
+// members report it.
+func (c *EtcdCluster) Leader(ctx context.Context) (*EtcdMember, error) {
+	cli, err := c.client()
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	ids, err := c.memberIDs(ctx, cli)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, m := range c.members {
+		if !m.Running() {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		st, err := cli.Status(sctx, m.ClientURL())
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if l := ids[st.Leader]; l != nil {
+			return l, nil
+		}
+	}
+	return nil, fmt.Errorf("lab: no etcd leader: %w", errors.Join(errs...))
+}
+
+// MoveLeader makes to etcd's leader (etcd's leadership transfer) and waits
+// until the members report it.
+func (c *EtcdCluster) MoveLeader(ctx context.Context, to *EtcdMember) error {
+	cli, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ids, err := c.memberIDs(ctx, cli)
+	if err != nil {
+		return err
+	}
+	var target uint64
+	for id, m := range ids {
+		if m == to {
+			target = id
+		}
+	}
+	if target == 0 {
+		return fmt.Errorf("lab: etcd member %s not in the member list", to.Name)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l, err := c.Leader(ctx)
+		if err == nil && l == to {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("lab: etcd leadership did not move to %s (leader %v, %v)", to.Name, l, err)
+		}
+		if err == nil {
+			// Only the leader transfers its leadership.
+			lcli, cerr := clientv3.New(clientv3.Config{Endpoints: []string{l.ClientURL()}, DialTimeout: 2 * time.Second,
+				DialOptions: []grpc.DialOption{grpc.WithContextDialer(c.lab.client.Dialer())}, Logger: zap.NewNop(), TLS: c.tlsConf})
+			if cerr == nil {
+				mctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				_, _ = lcli.MoveLeader(mctx, target)
+				cancel()
+				lcli.Close()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// memberIDs maps etcd's member IDs to the members, by name.
+func (c *EtcdCluster) memberIDs(ctx context.Context, cli *clientv3.Client) (map[uint64]*EtcdMember, error) {
+	mctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	resp, err := cli.MemberList(mctx)
+	if err != nil {
+		return nil, fmt.Errorf("lab: etcd member list: %w", err)
+	}
+	ids := map[uint64]*EtcdMember{}
+	for _, mm := range resp.Members {
+		if m := c.Member(mm.Name); m != nil {
+			ids[mm.ID] = m
+		}
+	}
+	return ids, nil
 }

@@ -55,10 +55,20 @@ const (
 	// FaultLinkDown takes the node's eth0 down (the daemon sees the carrier
 	// go); Heal brings it up again. Inject then Heal is a link flap.
 	FaultLinkDown FaultKind = "linkdown"
+	// FaultEtcdCut cuts the node off etcd only: its namespace drops what it
+	// sends to etcd's client port (Node.BlockEtcdClient), while it still
+	// talks to the other nodes and the etcd members to each other. Heal
+	// removes the rule. Needs the lab's etcd (Lab.StartEtcd).
+	FaultEtcdCut FaultKind = "etcd-cut"
+	// FaultQuorumLost kills two members of the lab's etcd, the first two
+	// that are not on the node (its own member, if it has one, stays up
+	// alone, without quorum). Heal starts them again. Needs a cluster of at
+	// least three members (Lab.StartEtcd).
+	FaultQuorumLost FaultKind = "quorum-lost"
 )
 
 // FaultKinds lists every fault kind.
-var FaultKinds = []FaultKind{FaultPowerOff, FaultStop, FaultCrash, FaultPartition, FaultPartitionOut, FaultPartitionIn, FaultService, FaultFreeze, FaultLoss, FaultLinkDown}
+var FaultKinds = []FaultKind{FaultPowerOff, FaultStop, FaultCrash, FaultPartition, FaultPartitionOut, FaultPartitionIn, FaultService, FaultFreeze, FaultLoss, FaultLinkDown, FaultEtcdCut, FaultQuorumLost}
 
 // FaultKindNames is the names of FaultKinds, comma-separated.
 func FaultKindNames() string {
@@ -185,6 +195,14 @@ func (n *Node) Inject(f Fault) error {
 		err = n.nftInBridge(n.dropRules("loss", fmt.Sprintf("numgen random mod 100 < %d ", f.LossPercent)))
 	case FaultLinkDown:
 		err = n.setLink(false)
+	case FaultEtcdCut:
+		if n.lab.Etcd() == nil {
+			err = errors.New("the lab runs no etcd")
+		} else {
+			err = n.BlockEtcdClient()
+		}
+	case FaultQuorumLost:
+		err = n.loseQuorum()
 	}
 	if err != nil {
 		return fmt.Errorf("lab: inject %s on %s: %w", f, n.Name, err)
@@ -217,6 +235,12 @@ func (n *Node) Heal(ctx context.Context, kind FaultKind) error {
 	switch kind {
 	case FaultPowerOff:
 		err = n.PowerOn()
+		// The node's etcd member was killed with everything else: boot it.
+		if c := n.lab.Etcd(); err == nil && c != nil {
+			if m := c.Member(n.Name); m != nil && !m.Running() {
+				err = m.Start()
+			}
+		}
 		if err == nil && service != nil {
 			_, err = n.StartService(ctx)
 		}
@@ -242,6 +266,18 @@ func (n *Node) Heal(ctx context.Context, kind FaultKind) error {
 		if err = n.setLink(true); err == nil {
 			err = n.waitCarrier(3 * time.Second)
 		}
+	case FaultEtcdCut:
+		err = n.UnblockEtcdClient()
+	case FaultQuorumLost:
+		n.mu.Lock()
+		stopped := n.quorumStopped
+		n.quorumStopped = nil
+		n.mu.Unlock()
+		var errs []error
+		for _, m := range stopped {
+			errs = append(errs, m.Start())
+		}
+		err = errors.Join(errs...)
 	}
 	if err != nil {
 		return fmt.Errorf("lab: heal %s on %s: %w", f, n.Name, err)
@@ -316,4 +352,30 @@ func (n *Node) restartDaemon(ctx context.Context) error {
 	}
 	_, err := n.StartDaemon(ctx, argv[0], argv[1:]...)
 	return err
+}
+
+// loseQuorum kills the first two etcd members not on the node and keeps
+// them for Heal.
+func (n *Node) loseQuorum() error {
+	c := n.lab.Etcd()
+	if c == nil {
+		return errors.New("the lab runs no etcd")
+	}
+	if len(c.members) < 3 {
+		return fmt.Errorf("the lab's etcd has %d members; losing quorum by stopping two needs three", len(c.members))
+	}
+	var stop []*EtcdMember
+	for _, m := range c.members {
+		if m.Name != n.Name && len(stop) < 2 {
+			stop = append(stop, m)
+		}
+	}
+	var errs []error
+	for _, m := range stop {
+		errs = append(errs, m.Kill())
+	}
+	n.mu.Lock()
+	n.quorumStopped = stop
+	n.mu.Unlock()
+	return errors.Join(errs...)
 }

@@ -144,6 +144,8 @@ type Lab struct {
 	procs   []*Proc
 	handles []*netlink.Handle
 	downed  bool
+	etcd    *EtcdCluster // StartEtcd's, until its Close
+	closers []func()     // run by Down (the power switch)
 }
 
 var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`)
@@ -553,8 +555,17 @@ func (l *Lab) Down() error {
 	l.downed = true
 	handles := l.handles
 	l.handles = nil
+	etcd := l.etcd
+	closers := l.closers
+	l.closers = nil
 	l.mu.Unlock()
+	for _, f := range closers {
+		f()
+	}
 	errs := []error{l.StopProcs()}
+	if etcd != nil {
+		errs = append(errs, etcd.Close()) // its data directory
+	}
 	for _, h := range handles {
 		h.Close()
 	}

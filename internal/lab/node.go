@@ -35,6 +35,8 @@ type Node struct {
 	daemonArgv []string            // its command, to start it again
 	service    *Proc               // the last StartService
 	faults     map[FaultKind]Fault // in force (Inject, Heal)
+	// quorumStopped are the etcd members FaultQuorumLost killed.
+	quorumStopped []*EtcdMember
 }
 
 // Start runs name with args inside the node's namespace (`ip netns exec NS
@@ -60,6 +62,16 @@ func (n *Node) Start(ctx context.Context, name string, args ...string) (*Proc, e
 	n.procs = append(n.procs, p)
 	n.mu.Unlock()
 	return p, nil
+}
+
+// MAC is the hardware address of the node's eth0 ("02:..."), as a
+// floatip peers map names it.
+func (n *Node) MAC() (string, error) {
+	link, err := n.link()
+	if err != nil {
+		return "", err
+	}
+	return link.Attrs().HardwareAddr.String(), nil
 }
 
 // FloatipArgs are the arguments StartFloatip passes before its extra ones.

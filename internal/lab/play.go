@@ -32,6 +32,10 @@ type PlayOptions struct {
 	// exits, and the supervisor restarts daemons long after).
 	Binary   string
 	Progress io.Writer // progress lines; nil discards them
+	// Quorum "etcd" runs a three-member etcd (one member on each of the
+	// first three nodes) and gives the daemons the quorum, as
+	// DemoOptions.Quorum; "" none.
+	Quorum string
 }
 
 func (o *PlayOptions) setDefaults() error {
@@ -47,6 +51,12 @@ func (o *PlayOptions) setDefaults() error {
 	o.Prefix = lo.Prefix
 	if o.Profile == "" {
 		o.Profile = "default"
+	}
+	if o.Quorum != "" && o.Quorum != "etcd" {
+		return fmt.Errorf("--quorum %q: want etcd", o.Quorum)
+	}
+	if o.Quorum != "" && o.Nodes < 3 {
+		return fmt.Errorf("--nodes %d: with --quorum the lab runs an etcd member on each of three nodes, so it needs at least 3", o.Nodes)
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
@@ -67,6 +77,7 @@ const (
 type Play struct {
 	Lab     *Lab
 	Profile string
+	Quorum  string // the etcd endpoints, "" without a quorum
 	Started time.Time
 
 	ctx     context.Context // processes started by heals live as long as the play
@@ -98,9 +109,21 @@ func StartPlay(ctx context.Context, o PlayOptions) (_ *Play, err error) {
 			p.Close()
 		}
 	}()
+	quorum, err := startQuorum(ctx, l, o.Quorum, o.Progress)
+	if err != nil {
+		return nil, err
+	}
+	if c := l.Etcd(); c != nil {
+		p.Quorum = strings.Join(c.Endpoints(), ",")
+	}
 	fmt.Fprintf(o.Progress, "starting HTTP services and floatip (profile %s)... ", o.Profile)
 	if p.checks, err = WriteServiceChecks(); err != nil {
 		return nil, err
+	}
+	if quorum != "" {
+		if err := appendFile(p.checks, quorum); err != nil {
+			return nil, err
+		}
 	}
 	var daemons []*Proc
 	for i, n := range l.Nodes() {
@@ -148,6 +171,7 @@ type PlayStatus struct {
 	Prefix  string       `json:"prefix"`
 	VIP     string       `json:"vip"`
 	Profile string       `json:"profile"`
+	Quorum  string       `json:"quorum,omitempty"` // the etcd endpoints
 	Binary  string       `json:"binary"`
 	Started time.Time    `json:"started"`
 	Nodes   []PlayNode   `json:"nodes"`
@@ -195,7 +219,7 @@ type PlayChange struct {
 // holders from the kernel, the client's recent samples.
 func (p *Play) Status(ctx context.Context) PlayStatus {
 	l := p.Lab
-	st := PlayStatus{Prefix: l.Prefix, VIP: l.VIP.String(), Profile: p.Profile, Binary: l.Binary, Started: p.Started}
+	st := PlayStatus{Prefix: l.Prefix, VIP: l.VIP.String(), Profile: p.Profile, Quorum: p.Quorum, Binary: l.Binary, Started: p.Started}
 	holders, err := l.Holders()
 	if err != nil {
 		st.Errors = append(st.Errors, err.Error())
@@ -378,6 +402,9 @@ func (p *Play) Heal(kind, node string) ([]string, error) {
 func FormatPlayStatus(w io.Writer, st PlayStatus, now time.Time) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "lab %s: VIP %s, profile %s, up %s\n", st.Prefix, st.VIP, st.Profile, now.Sub(st.Started).Round(time.Second))
+	if st.Quorum != "" {
+		fmt.Fprintf(&b, "quorum: etcd %s (lease TTL %s)\n", st.Quorum, QuorumTTL)
+	}
 	fmt.Fprintf(&b, "  %-4s %-13s %-4s %-12s %-10s %-4s %-10s %s\n", "NODE", "ADDRESS", "PRIO", "DAEMON", "STATE", "VIP", "FAULTS", "SEES HOLDER")
 	for _, n := range st.Nodes {
 		vip := "-"

@@ -24,8 +24,11 @@ import (
 	"github.com/floatip/floatip/internal/config"
 )
 
-// SoakKinds are the faults the soak draws from, by default all of them.
-var SoakKinds = FaultKinds
+// SoakKinds are the faults the soak draws from: all of them but those
+// that need the lab's etcd (the soak runs none).
+var SoakKinds = slices.DeleteFunc(slices.Clone(FaultKinds), func(k FaultKind) bool {
+	return k == FaultEtcdCut || k == FaultQuorumLost
+})
 
 // SoakOptions configures RunSoak.
 type SoakOptions struct {
