@@ -30,6 +30,10 @@ type fakeReferee struct {
 	backends []*fakeBackend
 	resigned []string // "node/group" of every Resign that deleted a key
 	granted  []string // "node/group" of every grant, in order
+	// rtt is how long before the referee's renewal the node sent the
+	// keepalive (the answer's way back): the node's deadline counts from
+	// the send time.
+	rtt time.Duration
 }
 
 type fakeBackend struct {
@@ -115,7 +119,7 @@ func (b *fakeBackend) keepalive(now time.Time) {
 		}
 	}
 	b.expires = now.Add(fakeTTL)
-	b.deadline = quorum.LeaseDeadline(now, fakeTTL)
+	b.deadline = quorum.LeaseDeadline(now.Add(-b.ref.rtt), fakeTTL)
 	for _, e := range b.electors {
 		if e.holding {
 			e.push(quorum.Extended{Deadline: b.deadline})
@@ -271,12 +275,13 @@ type lifetimes struct {
 	mu    sync.Mutex
 	all   []time.Duration
 	stall time.Duration // the next Claim returns this much later (the process froze around it)
+	slow  time.Duration // every Claim takes this long (a loaded machine)
 }
 
 func (l *lifetimes) Claim(vips []netip.Addr, lifetime time.Duration) error {
 	l.mu.Lock()
 	l.all = append(l.all, lifetime)
-	stall := l.stall
+	stall := l.stall + l.slow
 	l.stall = 0
 	l.mu.Unlock()
 	err := l.Addrs.Claim(vips, lifetime)
@@ -468,6 +473,44 @@ func TestQuorumFrozenAroundClaimRemovesVIPs(t *testing.T) {
 		}
 		if s := a.state("web"); s != "fault" {
 			t.Fatalf("state %s after the stalled renewal, want fault (claim failed; it retries)", s)
+		}
+	})
+}
+
+// A netlink call that is slow but ordinary (200 ms on a loaded machine)
+// does not look like a stall: the lifetime leaves room for the call
+// (quorum.CallAllowance), so the holder keeps its VIPs renewal after
+// renewal. Without that room the whole-second rounding often leaves a few
+// milliseconds, and the post-call check removed a healthy holder's VIPs.
+func TestQuorumSlowClaimKeepsVIPs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ref := newFakeReferee()
+		// Keepalives answered 480 ms after they were sent: the deadline
+		// then leaves 15 ms beyond a whole-second lifetime and the slack.
+		ref.rtt = 480 * time.Millisecond
+		lan := &fakeLAN{}
+		a, alt := lan.quorumNode(t, ref, "a", 200)
+		if h := soleHolder(t, "web", vip1, a); h != a {
+			t.Fatal("a does not hold")
+		}
+		alt.mu.Lock()
+		alt.slow = 200 * time.Millisecond
+		n0 := len(alt.all)
+		alt.mu.Unlock()
+		before := a.d.groups[0].snap.Load().Counters.Transitions
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		alt.mu.Lock()
+		renewals := len(alt.all) - n0
+		alt.mu.Unlock()
+		if renewals < 10 {
+			t.Fatalf("%d renewals in a minute, want the holder's regular ones", renewals)
+		}
+		if !a.addrs.has(vip1) || a.state("web") != "holder" {
+			t.Fatalf("after %d slow renewals: state %s, VIP present %v; want holder with the VIP", renewals, a.state("web"), a.addrs.has(vip1))
+		}
+		if n := a.d.groups[0].snap.Load().Counters.Transitions - before; n != 0 {
+			t.Fatalf("%d transitions during slow renewals, want none", n)
 		}
 	})
 }

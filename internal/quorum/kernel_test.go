@@ -44,7 +44,7 @@ func TestKernelRemovesBeforeDeadline(t *testing.T) {
 
 	// The worst deadline: just far enough for a one-second lifetime, so
 	// the whole-second rounding leaves no extra room.
-	deadline := time.Now().Add(quorum.KernelSlack + time.Second + 20*time.Millisecond)
+	deadline := time.Now().Add(quorum.KernelSlack + quorum.CallAllowance + time.Second + 20*time.Millisecond)
 	lft, ok := quorum.VIPLifetime(time.Now(), deadline)
 	if !ok || lft != time.Second {
 		t.Fatalf("VIPLifetime = %v, %v; want 1s", lft, ok)

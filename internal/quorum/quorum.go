@@ -251,15 +251,23 @@ const KernelSlack = 1500 * time.Millisecond
 // immediate; the margin covers a late timer).
 const DropMargin = 250 * time.Millisecond
 
+// CallAllowance is room left for the netlink call that sets the lifetime:
+// the daemon checks after the call that now + lifetime + KernelSlack is
+// still before the deadline and removes the VIPs if not (the process
+// stalled). Without this room the whole-second rounding could leave a few
+// milliseconds, and an ordinary call on a loaded machine would trip that
+// check and drop a healthy holder's VIPs.
+const CallAllowance = 250 * time.Millisecond
+
 // VIPLifetime is the kernel lifetime to give the VIPs at now so that the
 // kernel removes them before deadline even if this process freezes or
 // dies right after: whole seconds (the kernel counts lifetimes in
-// seconds), rounded down, leaving KernelSlack. ok is false when that is
+// seconds), rounded down, leaving KernelSlack and CallAllowance. ok is false when that is
 // less than one second (the kernel takes no shorter lifetime): then the
 // VIPs must not be added, nor their lifetime renewed; VIPs already there
 // keep the earlier, shorter bound, and the daemon removes them at DropBy.
 func VIPLifetime(now, deadline time.Time) (lifetime time.Duration, ok bool) {
-	left := deadline.Sub(now) - KernelSlack
+	left := deadline.Sub(now) - KernelSlack - CallAllowance
 	if left < time.Second {
 		return 0, false
 	}
