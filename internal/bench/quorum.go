@@ -100,10 +100,10 @@ type QuorumConfig struct {
 	LeaderOnHolder bool
 	// LogDir, when set, keeps every trial's daemon output in
 	// LogDir/IMPL-FAULT-N/NODE.log.
-	LogDir string
-	OutDir         string // "" writes no files
-	Progress       io.Writer
-	Table          io.Writer
+	LogDir   string
+	OutDir   string // "" writes no files
+	Progress io.Writer
+	Table    io.Writer
 }
 
 // QuorumTrial is one trial of the quorum benchmark. Times are in ms after
