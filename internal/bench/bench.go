@@ -121,10 +121,14 @@ type Config struct {
 	Keepalived string          // keepalived executable; "" looks it up in PATH
 	Impls      []Impl          // default: all
 	Faults     []lab.FaultKind // default: AllFaults
-	Trials     int             // per implementation and fault; default 5
-	Nodes      int             // default 2
-	Prefix     string          // lab namespace prefix; default "fbn"
-	OutDir     string          // results directory; "" writes no files
+	// Stacks are the VIPs each implementation and fault is run with
+	// (lab.Stack), in this order; default ipv4 alone. With any IPv6 stack
+	// every trial runs on a lab that carries IPv6.
+	Stacks []lab.Stack
+	Trials int    // per implementation and fault; default 5
+	Nodes  int    // default 2
+	Prefix string // lab namespace prefix; default "fbn"
+	OutDir string // results directory; "" writes no files
 	// Progress receives a line per trial and notes; nil discards them.
 	Progress io.Writer
 	// Table receives the Markdown table; nil discards it.
@@ -141,6 +145,14 @@ func (c *Config) setDefaults() error {
 	for _, f := range c.Faults {
 		if !slices.Contains(KnownFaults, f) {
 			return fmt.Errorf("unknown fault %q (want one of %s)", f, FaultNames())
+		}
+	}
+	if len(c.Stacks) == 0 {
+		c.Stacks = []lab.Stack{lab.StackIPv4}
+	}
+	for _, s := range c.Stacks {
+		if !slices.Contains(lab.Stacks, s) {
+			return fmt.Errorf("unknown stack %q (want ipv4, ipv6 or dual)", s)
 		}
 	}
 	if c.Trials == 0 {
@@ -167,6 +179,11 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
+// needIPv6 reports whether a stack of the run needs IPv6 in the lab.
+func (c *Config) needIPv6() bool {
+	return slices.ContainsFunc(c.Stacks, lab.Stack.NeedsIPv6)
+}
+
 // Priority is node i's priority (1-based): 200, 150, 100, 50, then 1.
 func Priority(i int) int { return max(200-50*(i-1), 1) }
 
@@ -178,6 +195,7 @@ type Results struct {
 	Trials    int             `json:"trials_per_case"`
 	Impls     []string        `json:"impls"`
 	Faults    []lab.FaultKind `json:"faults"`
+	Stacks    []lab.Stack     `json:"stacks"`
 	Skipped   []string        `json:"skipped,omitempty"` // implementations not run, with why
 	Summaries []Summary       `json:"summaries"`
 	Runs      []Trial         `json:"runs"`
@@ -203,7 +221,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		}
 	}
 	host, _ := os.Hostname()
-	res := &Results{Started: time.Now().UTC(), Host: host, Nodes: cfg.Nodes, Trials: cfg.Trials, Faults: cfg.Faults}
+	res := &Results{Started: time.Now().UTC(), Host: host, Nodes: cfg.Nodes, Trials: cfg.Trials, Faults: cfg.Faults, Stacks: cfg.Stacks}
 	var impls []Impl
 	for _, im := range cfg.Impls {
 		if im.Kind == KindKeepalived && cfg.Keepalived == "" {
@@ -223,21 +241,25 @@ run:
 	for _, im := range impls {
 		for _, fault := range cfg.Faults {
 			for n := 1; n <= cfg.Trials; n++ {
-				if err := ctx.Err(); err != nil {
-					runErr = err
-					break run
-				}
-				t := r.trial(ctx, im, fault, n)
-				if t.err != nil && ctx.Err() != nil {
-					runErr = ctx.Err() // interrupted: the trial does not count
-					break run
-				}
-				res.Runs = append(res.Runs, t)
-				fmt.Fprintf(cfg.Progress, "%s %s trial %d/%d: %s\n", im.Name, fault, n, cfg.Trials, t.brief())
-				// Every further trial would fail the same way.
-				if errors.Is(t.err, errLeftover) || errors.Is(t.err, lab.ErrExists) {
-					runErr = t.err
-					break run
+				// The stacks of one trial number back to back, so that a
+				// change in the machine's load hits every stack alike.
+				for _, stack := range cfg.Stacks {
+					if err := ctx.Err(); err != nil {
+						runErr = err
+						break run
+					}
+					t := r.trial(ctx, im, fault, stack, n)
+					if t.err != nil && ctx.Err() != nil {
+						runErr = ctx.Err() // interrupted: the trial does not count
+						break run
+					}
+					res.Runs = append(res.Runs, t)
+					fmt.Fprintf(cfg.Progress, "%s%s %s trial %d/%d: %s\n", im.Name, stackTag(stack), fault, n, cfg.Trials, t.brief())
+					// Every further trial would fail the same way.
+					if errors.Is(t.err, errLeftover) || errors.Is(t.err, lab.ErrExists) {
+						runErr = t.err
+						break run
+					}
 				}
 			}
 		}
