@@ -11,7 +11,12 @@
 //	flab-n3   eth0 198.18.0.13/24
 //	flab-c    eth0 198.18.0.200/24  (the client)
 //
-// The VIP defaults to 198.18.0.100. Nothing is created in the host's own
+// The VIP defaults to 198.18.0.100. With Options.IPv6, every namespace also
+// has IPv6 (DAD off, so addresses are usable at once): node i gets
+// 2001:db8:18::(10+i)/64 (hexadecimal digits spelled like the IPv4 ones:
+// 2001:db8:18::11 for n1), the client 2001:db8:18::200/64, the IPv6 VIP
+// defaults to 2001:db8:18::100, and the bridge snoops MLD with a querier
+// (mcast_snooping 1, mcast_querier 1), as a managed switch would. Nothing is created in the host's own
 // network namespace, and every process the lab starts runs inside a lab
 // namespace, so lab traffic cannot reach the host's network.
 //
@@ -46,6 +51,11 @@ var (
 	Subnet     = netip.MustParsePrefix("198.18.0.0/24")
 	DefaultVIP = netip.MustParseAddr("198.18.0.100")
 	ClientIP   = netip.MustParseAddr("198.18.0.200")
+
+	// IPv6 (Options.IPv6): 2001:db8::/32 is the documentation range.
+	Subnet6     = netip.MustParsePrefix("2001:db8:18::/64")
+	DefaultVIP6 = netip.MustParseAddr("2001:db8:18::100")
+	ClientIP6   = netip.MustParseAddr("2001:db8:18::200")
 )
 
 // ServicePort is the port every node's HTTP service listens on.
@@ -69,6 +79,13 @@ func Priority(i, n int) int {
 // NodeIP is the address of node i (1-based): 198.18.0.(10+i).
 func NodeIP(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 18, 0, byte(10 + i)}) }
 
+// NodeIP6 is the IPv6 address of node i (1-based) in a lab with IPv6:
+// 2001:db8:18::1X, written with the same digits as NodeIP's last byte.
+func NodeIP6(i int) netip.Addr {
+	n := 10 + i
+	return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0x18, 14: byte((n / 100) % 10), 15: byte((n/10)%10<<4 | n%10)})
+}
+
 // Options configures Up.
 type Options struct {
 	// Prefix names the namespaces (Prefix-br, Prefix-n1, ..., Prefix-c).
@@ -79,6 +96,18 @@ type Options struct {
 	// VIP is the floating address; default 198.18.0.100. It must be inside
 	// 198.18.0.0/24 and not a node's or the client's address.
 	VIP netip.Addr
+	// IPv6 gives every namespace IPv6 addresses of its own (see the package
+	// doc) and the bridge an MLD querier. Off, the lab has no IPv6 at all.
+	IPv6 bool
+	// VIP6 is the IPv6 floating address (with IPv6); default
+	// 2001:db8:18::100, inside 2001:db8:18::/64.
+	VIP6 netip.Addr
+	// VIPs are the addresses the nodes' daemons float, one group, in this
+	// order (Node.FloatipArgs passes one --vip each); default [VIP], or with
+	// IPv6 [VIP6] (an IPv6-only group). For a dual-stack group pass both,
+	// e.g. []netip.Addr{lab.DefaultVIP, lab.DefaultVIP6}. Holders and
+	// Node.HasVIP look at the first.
+	VIPs []netip.Addr
 	// Binary is the floatip executable run inside the namespaces (daemon,
 	// `lab serve`, `lab client`); default os.Executable(). Tests must set it
 	// (see Build): a test binary is not floatip.
@@ -96,6 +125,12 @@ type Options struct {
 type Lab struct {
 	Prefix string
 	VIP    netip.Addr
+	// IPv6 and VIP6 are Options.IPv6 and the IPv6 VIP (zero without IPv6).
+	IPv6 bool
+	VIP6 netip.Addr
+	// VIPs are the daemons' VIPs (Options.VIPs); VIPs[0] is the one
+	// Holders and Node.HasVIP look at.
+	VIPs   []netip.Addr
 	Binary string
 
 	nodes  []*Node
@@ -154,6 +189,37 @@ func (o *Options) setLayout() error {
 	for i := 1; i <= o.Nodes; i++ {
 		if o.VIP == NodeIP(i) {
 			return fmt.Errorf("lab: VIP %v is node n%d's address", o.VIP, i)
+		}
+	}
+	if !o.IPv6 {
+		if o.VIP6.IsValid() {
+			return fmt.Errorf("lab: IPv6 VIP %v given, but the lab has no IPv6 (set IPv6)", o.VIP6)
+		}
+	} else {
+		if !o.VIP6.IsValid() {
+			o.VIP6 = DefaultVIP6
+		}
+		if !o.VIP6.Is6() || o.VIP6.Is4In6() || !Subnet6.Contains(o.VIP6) || o.VIP6 == Subnet6.Addr() {
+			return fmt.Errorf("lab: IPv6 VIP %v: want a host address inside %v", o.VIP6, Subnet6)
+		}
+		if o.VIP6 == ClientIP6 {
+			return fmt.Errorf("lab: IPv6 VIP %v is the client's address", o.VIP6)
+		}
+		for i := 1; i <= o.Nodes; i++ {
+			if o.VIP6 == NodeIP6(i) {
+				return fmt.Errorf("lab: IPv6 VIP %v is node n%d's address", o.VIP6, i)
+			}
+		}
+	}
+	if len(o.VIPs) == 0 {
+		o.VIPs = []netip.Addr{o.VIP}
+		if o.IPv6 {
+			o.VIPs = []netip.Addr{o.VIP6}
+		}
+	}
+	for _, v := range o.VIPs {
+		if v != o.VIP && (!o.IPv6 || v != o.VIP6) {
+			return fmt.Errorf("lab: VIPs: %v is neither the lab's VIP %v nor its IPv6 VIP", v, o.VIP)
 		}
 	}
 	return nil
@@ -218,15 +284,25 @@ func Up(ctx context.Context, o Options) (_ *Lab, err error) {
 	l := &Lab{
 		Prefix:   o.Prefix,
 		VIP:      o.VIP,
+		IPv6:     o.IPv6,
+		VIP6:     o.VIP6,
+		VIPs:     append([]netip.Addr(nil), o.VIPs...),
 		Binary:   o.Binary,
 		brNS:     o.Prefix + "-br",
 		progress: o.Progress,
 	}
 	for i := 1; i <= o.Nodes; i++ {
 		name := fmt.Sprintf("n%d", i)
-		l.nodes = append(l.nodes, &Node{Name: name, NS: o.Prefix + "-" + name, IP: NodeIP(i), Index: i, lab: l, faults: map[FaultKind]Fault{}})
+		n := &Node{Name: name, NS: o.Prefix + "-" + name, IP: NodeIP(i), Index: i, lab: l, faults: map[FaultKind]Fault{}}
+		if o.IPv6 {
+			n.IP6 = NodeIP6(i)
+		}
+		l.nodes = append(l.nodes, n)
 	}
 	l.client = &Node{Name: "c", NS: o.Prefix + "-c", IP: ClientIP, lab: l, faults: map[FaultKind]Fault{}}
+	if o.IPv6 {
+		l.client.IP6 = ClientIP6
+	}
 	defer func() {
 		if err != nil {
 			if derr := l.Down(); derr != nil {
@@ -267,6 +343,23 @@ func Up(ctx context.Context, o Options) (_ *Lab, err error) {
 			if err := ipCmd(ctx, "-n", ns, "link", "set", "lo", "up"); err != nil {
 				return err
 			}
+			if o.IPv6 {
+				// IPv6 without DAD, so every address (link-locals too,
+				// which the bridge's MLD querier and floatip's
+				// solicitations need) is usable at once; no router
+				// solicitations or autoconfiguration: there is no router.
+				if err := setSysctls(ns, map[string]string{
+					"ipv6/conf/all/disable_ipv6":             "0",
+					"ipv6/conf/default/disable_ipv6":         "0",
+					"ipv6/conf/all/accept_dad":               "0",
+					"ipv6/conf/default/accept_dad":           "0",
+					"ipv6/conf/default/router_solicitations": "0",
+					"ipv6/conf/default/accept_ra":            "0",
+				}); err != nil {
+					return fmt.Errorf("IPv6 sysctls in %s: %w", ns, err)
+				}
+				continue
+			}
 			// No IPv6 in the lab: no DAD, no router solicitations, less noise.
 			_ = setSysctls(ns, map[string]string{
 				"ipv6/conf/all/disable_ipv6":     "1",
@@ -278,7 +371,13 @@ func Up(ctx context.Context, o Options) (_ *Lab, err error) {
 		return nil, err
 	}
 	if err := step("creating bridge br0", func() error {
-		if err := ipCmd(ctx, "-n", l.brNS, "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0"); err != nil {
+		args := []string{"-n", l.brNS, "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0"}
+		if o.IPv6 {
+			// MLD snooping with a querier, like a managed switch: a
+			// solicited-node group reaches only the ports that joined it.
+			args = append(args, "mcast_snooping", "1", "mcast_querier", "1")
+		}
+		if err := ipCmd(ctx, args...); err != nil {
 			return err
 		}
 		return ipCmd(ctx, "-n", l.brNS, "link", "set", "br0", "up")
@@ -343,8 +442,11 @@ func (n *Node) wire(ctx context.Context) error {
 		{"-n", br, "link", "add", n.Name, "type", "veth", "peer", "name", "eth0", "netns", n.NS},
 		{"-n", br, "link", "set", n.Name, "master", "br0", "up"},
 		{"-n", n.NS, "addr", "add", netip.PrefixFrom(n.IP, Subnet.Bits()).String(), "dev", "eth0"},
-		{"-n", n.NS, "link", "set", "eth0", "up"},
 	}
+	if n.IP6.IsValid() {
+		steps = append(steps, []string{"-n", n.NS, "addr", "add", netip.PrefixFrom(n.IP6, Subnet6.Bits()).String(), "dev", "eth0", "nodad"})
+	}
+	steps = append(steps, []string{"-n", n.NS, "link", "set", "eth0", "up"})
 	for _, s := range steps {
 		if err := ipCmd(ctx, s...); err != nil {
 			return err

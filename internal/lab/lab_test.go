@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -341,5 +342,56 @@ func TestFloatip(t *testing.T) {
 	}
 	if slices.Contains(h2, old.Name) {
 		t.Errorf("holders after power-off of %s: %v", old.Name, h2)
+	}
+}
+
+func TestIPv6Lab(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	l, err := Up(ctx, Options{Prefix: testPrefix(), Nodes: 2, IPv6: true, Binary: floatipBinary(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		procs := l.Procs()
+		if err := l.Down(); err != nil {
+			t.Errorf("Down: %v", err)
+		}
+		assertGone(t, l.Prefix, procs)
+	})
+	if l.VIP6 != DefaultVIP6 || !slices.Equal(l.VIPs, []netip.Addr{DefaultVIP6}) {
+		t.Fatalf("VIP6 %v, VIPs %v; want %v alone", l.VIP6, l.VIPs, DefaultVIP6)
+	}
+	if got := NodeIP6(1).String(); got != "2001:db8:18::11" {
+		t.Errorf("NodeIP6(1) = %s", got)
+	}
+	for _, n := range append(l.Nodes(), l.ClientNode()) {
+		addrs, err := n.Addrs6()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var own, ll bool
+		for _, a := range addrs {
+			own = own || a == netip.PrefixFrom(n.IP6, 64)
+			ll = ll || a.Addr().IsLinkLocalUnicast()
+		}
+		if !own || !ll {
+			t.Errorf("%s: IPv6 addresses %v, want %v/64 and a link-local", n.Name, addrs, n.IP6)
+		}
+		if ok, err := n.HasVIP(); err != nil || ok {
+			t.Errorf("%s: HasVIP = %v, %v before any daemon", n.Name, ok, err)
+		}
+	}
+	out, err := exec.Command("ip", "-n", l.brNS, "-d", "link", "show", "br0").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "mcast_snooping 1") || !strings.Contains(string(out), "mcast_querier 1") {
+		t.Errorf("bridge br0 is not snooping with a querier: %v\n%s", err, out)
+	}
+	if _, err := l.Node(1).StartService(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := fetch(t, l, l.Node(1).IP6, 3)
+	if !allFrom(s, "n1") {
+		t.Errorf("client over IPv6 to n1: %+v", s)
 	}
 }

@@ -22,6 +22,7 @@ type Node struct {
 	Name  string     // "n1"; also the name of its bridge-side veth in Prefix-br
 	NS    string     // "flab-n1"
 	IP    netip.Addr // 198.18.0.11
+	IP6   netip.Addr // 2001:db8:18::11 in a lab with IPv6, else zero
 	Index int        // 1-based; 0 for the client
 
 	lab *Lab
@@ -63,7 +64,11 @@ func (n *Node) Start(ctx context.Context, name string, args ...string) (*Proc, e
 
 // FloatipArgs are the arguments StartFloatip passes before its extra ones.
 func (n *Node) FloatipArgs() []string {
-	return []string{"run", "--interface", "eth0", "--vip", n.lab.VIP.String(), "--node-name", n.Name, "--log-format", "json", "--socket", n.Socket()}
+	args := []string{"run", "--interface", "eth0"}
+	for _, v := range n.lab.VIPs {
+		args = append(args, "--vip", v.String())
+	}
+	return append(args, "--node-name", n.Name, "--log-format", "json", "--socket", n.Socket())
 }
 
 // Socket is the control socket of the node's daemon. Namespaces share the
@@ -150,14 +155,20 @@ func (n *Node) link() (netlink.Link, error) {
 }
 
 // Addrs returns the IPv4 addresses on the node's eth0.
-func (n *Node) Addrs() ([]netip.Prefix, error) {
+func (n *Node) Addrs() ([]netip.Prefix, error) { return n.addrs(netlink.FAMILY_V4) }
+
+// Addrs6 returns the IPv6 addresses on the node's eth0, link-local ones
+// included.
+func (n *Node) Addrs6() ([]netip.Prefix, error) { return n.addrs(netlink.FAMILY_V6) }
+
+func (n *Node) addrs(family int) ([]netip.Prefix, error) {
 	link, err := n.link()
 	if err != nil {
 		return nil, err
 	}
 	var addrs []netlink.Addr
 	for try := 0; ; try++ {
-		addrs, err = n.h.AddrList(link, netlink.FAMILY_V4)
+		addrs, err = n.h.AddrList(link, family)
 		if errors.Is(err, netlink.ErrDumpInterrupted) && try < 5 {
 			continue
 		}
@@ -178,14 +189,31 @@ func (n *Node) Addrs() ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// HasVIP reports whether the VIP is configured on the node's eth0.
+// HasVIP reports whether the lab's first VIP (Lab.VIPs[0]) is configured
+// on the node's eth0.
 func (n *Node) HasVIP() (bool, error) {
-	addrs, err := n.Addrs()
+	vip := n.lab.VIP
+	if len(n.lab.VIPs) > 0 {
+		vip = n.lab.VIPs[0]
+	}
+	return n.HasAddr(vip)
+}
+
+// HasAddr reports whether ip (IPv4 or IPv6) is configured on the node's
+// eth0.
+func (n *Node) HasAddr(ip netip.Addr) (bool, error) {
+	var addrs []netip.Prefix
+	var err error
+	if ip.Is4() {
+		addrs, err = n.Addrs()
+	} else {
+		addrs, err = n.Addrs6()
+	}
 	if err != nil {
 		return false, err
 	}
 	for _, a := range addrs {
-		if a.Addr() == n.lab.VIP {
+		if a.Addr() == ip {
 			return true, nil
 		}
 	}
