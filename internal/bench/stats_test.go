@@ -59,7 +59,7 @@ func TestSummarize(t *testing.T) {
 		{Impl: "floatip", Fault: lab.FaultPowerOff, Trial: 4, OutageMS: 260, Recovered: true, Failed: 50, TwoHoldersMS: 20, HoldersEnd: []string{"n2"}},
 		{Impl: "keepalived-1s", Fault: lab.FaultCrash, Trial: 1, TwoHoldersMS: 5000, Recovered: true, HoldersEnd: []string{"n1", "n2"}},
 		{Impl: "keepalived-1s", Fault: lab.FaultCrash, Trial: 2, TwoHoldersMS: 5100, Recovered: true, HoldersEnd: []string{"n1", "n2"}},
-		{Impl: "keepalived-1s", Fault: lab.FaultCrash, Trial: 3, TwoHoldersMS: 0, OutageMS: 9000, Recovered: false, Failed: 1800, HoldersEnd: []string{}},
+		{Impl: "keepalived-1s", Fault: lab.FaultCrash, Trial: 3, TwoHoldersMS: 0, OutageMS: 9000, Recovered: false, Failed: 1800, HoldersEnd: []string{}, GoneMS: f(4000)},
 		{Impl: "floatip", Fault: lab.FaultPartition, Trial: 1, OutageMS: 160, Recovered: true, Failed: 30, TwoHoldersMS: 3000, HoldersEnd: []string{"n1"}, HealToOneMS: f(150)},
 		{Impl: "floatip", Fault: lab.FaultPartition, Trial: 2, OutageMS: 170, Recovered: true, Failed: 32, TwoHoldersMS: 3010, HoldersEnd: []string{"n1"}, HealToOneMS: f(170)},
 		{Impl: "floatip", Fault: lab.FaultPartition, Trial: 3, OutageMS: 175, Recovered: true, Failed: 33, TwoHoldersMS: 4000, HoldersEnd: []string{"n1", "n2"}},
@@ -78,6 +78,7 @@ func TestSummarize(t *testing.T) {
 			OutageMedianMS: 0, OutageP90MS: 7200, OutageMaxMS: 9000, NotRecovered: 1,
 			FailedMedian: 0, TwoHoldersMedianMS: 5000, TwoHoldersMaxMS: 5100,
 			HoldersEndMajority: 2, HoldersEndWorst: 2,
+			GoneMedianMS: f(4000), GoneMaxMS: f(4000), Stuck: 2,
 		},
 		{
 			Impl: "floatip", Fault: lab.FaultPartition, Trials: 3,

@@ -54,14 +54,11 @@ func (s Stack) Label() string {
 	return "IPv4"
 }
 
-// VIP6 is the lab's IPv6 VIP (zero when the lab carries no IPv6).
-func (l *Lab) VIP6() netip.Addr { return labVIP6(l) }
-
 // StackVIPs are the VIPs of the stack's group in this lab, IPv4 first: the
 // addresses to pass to `floatip run --vip`. It fails when the stack needs
 // IPv6 and the lab was built without it.
 func (l *Lab) StackVIPs(s Stack) ([]netip.Addr, error) {
-	v6 := l.VIP6()
+	v6 := l.VIP6
 	if s.NeedsIPv6() && !v6.IsValid() {
 		return nil, fmt.Errorf("lab: stack %s needs a lab with IPv6 (Options.IPv6)", s)
 	}
@@ -128,16 +125,6 @@ func (n *Node) heldAddrs() ([]netip.Addr, error) {
 		}
 	}
 	return out, nil
-}
-
-// HasAddr reports whether addr (either family) is on the node's eth0 and
-// usable (see heldAddrs).
-func (n *Node) HasAddr(addr netip.Addr) (bool, error) {
-	have, err := n.heldAddrs()
-	if err != nil {
-		return false, err
-	}
-	return slices.Contains(have, addr), nil
 }
 
 // HoldersOf returns, for each of vips, the names of the nodes holding it on
