@@ -87,6 +87,25 @@ type labDemoCmd struct {
 	Cleanup bool   `help:"Remove a lab left behind (its supervisor, namespaces with the prefix and everything in them), then exit."`
 	SVG     string `name:"svg" placeholder:"FILE" help:"Where to write the picture of the failover (default: floatip-lab-FAULT.svg in the temporary directory)."`
 	Prefix  string `default:"flab" help:"Name prefix of the lab's namespaces."`
+	labStackFlags
+}
+
+// labStackFlags choose what the lab's group floats.
+type labStackFlags struct {
+	IPv6      bool `name:"ipv6" help:"Float the IPv6 VIP 2001:db8:18::100 alone (every namespace gets IPv6, the bridge an MLD querier; the client requests [VIP]:8080)."`
+	DualStack bool `name:"dual-stack" help:"Float 198.18.0.100 and 2001:db8:18::100 as one group (they move together; the client requests the IPv6 one)."`
+}
+
+func (f labStackFlags) stack() (lab.Stack, error) {
+	switch {
+	case f.IPv6 && f.DualStack:
+		return "", errors.New("--ipv6 and --dual-stack: pick one (--ipv6 floats the IPv6 VIP alone, --dual-stack both addresses in one group)")
+	case f.IPv6:
+		return lab.StackIPv6, nil
+	case f.DualStack:
+		return lab.StackDual, nil
+	}
+	return lab.StackIPv4, nil
 }
 
 // Help lists the demo's flags under `floatip lab --help`: kong shows a
@@ -109,14 +128,18 @@ func (c *labDemoCmd) Run() error {
 		}
 		return nil
 	}
+	stack, err := c.stack()
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	svg := c.SVG
 	if svg == "" {
 		svg = filepath.Join(os.TempDir(), "floatip-lab-"+c.Fault+".svg")
 	}
-	err := lab.RunDemo(ctx, lab.DemoOptions{
-		Fault: lab.FaultKind(c.Fault), Nodes: c.Nodes, Profile: c.Profile, Keep: c.Keep, Prefix: c.Prefix, Out: out,
+	err = lab.RunDemo(ctx, lab.DemoOptions{
+		Fault: lab.FaultKind(c.Fault), Nodes: c.Nodes, Profile: c.Profile, Keep: c.Keep, Prefix: c.Prefix, Out: out, Stack: stack,
 		SVG: svg, Invocation: invocation(),
 	})
 	switch {
@@ -137,6 +160,10 @@ func flagsHelp(cmd any) string {
 		f := t.Field(i)
 		tag := f.Tag
 		if _, isCmd := tag.Lookup("cmd"); isCmd || !f.IsExported() {
+			continue
+		}
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			b.WriteString(flagsHelp(reflect.Zero(f.Type).Interface()))
 			continue
 		}
 		name := tag.Get("name")
@@ -200,14 +227,19 @@ type labPrefix struct {
 type labUpCmd struct {
 	Nodes   int    `default:"3" help:"Number of nodes, 1 to 80 (priorities 200, 150, 100, ...)."`
 	Profile string `enum:"default,fast" default:"default" help:"Timing profile passed to floatip: ${enum}."`
+	labStackFlags
 	labPrefix
 }
 
 func (c *labUpCmd) Run() error {
+	stack, err := c.stack()
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Printf("starting a lab of %d nodes in the background (log: %s)... ", c.Nodes, lab.PlayLog(c.Prefix))
-	st, err := lab.UpPlay(ctx, lab.PlayOptions{Prefix: c.Prefix, Nodes: c.Nodes, Profile: c.Profile})
+	st, err := lab.UpPlay(ctx, lab.PlayOptions{Prefix: c.Prefix, Nodes: c.Nodes, Profile: c.Profile, Stack: stack})
 	if err != nil {
 		fmt.Println("failed")
 		return err
@@ -326,6 +358,7 @@ func (c *labDownCmd) Run() error {
 type labSuperviseCmd struct {
 	Nodes   int    `default:"3"`
 	Profile string `default:"default"`
+	Stack   string `default:"ipv4"`
 	labPrefix
 }
 
@@ -333,5 +366,9 @@ func (c *labSuperviseCmd) Run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	signal.Ignore(syscall.SIGHUP)
-	return lab.Supervise(ctx, lab.PlayOptions{Prefix: c.Prefix, Nodes: c.Nodes, Profile: c.Profile, Progress: os.Stdout})
+	stack, err := lab.ParseStack(c.Stack)
+	if err != nil {
+		return err
+	}
+	return lab.Supervise(ctx, lab.PlayOptions{Prefix: c.Prefix, Nodes: c.Nodes, Profile: c.Profile, Stack: stack, Progress: os.Stdout})
 }

@@ -54,6 +54,55 @@ func (s Stack) Label() string {
 	return "IPv4"
 }
 
+// StackOptions returns o set up for the stack: IPv6 in the lab when it
+// needs it, and Options.VIPs the stack's group (IPv4 first).
+func StackOptions(o Options, s Stack) (Options, error) {
+	switch s {
+	case "", StackIPv4:
+		return o, nil
+	case StackIPv6:
+		o.IPv6 = true
+		o.VIPs = nil // the default with IPv6: [VIP6]
+	case StackDual:
+		o.IPv6 = true
+		v4, v6 := o.VIP, o.VIP6
+		if !v4.IsValid() {
+			v4 = DefaultVIP
+		}
+		if !v6.IsValid() {
+			v6 = DefaultVIP6
+		}
+		o.VIPs = []netip.Addr{v4, v6}
+	default:
+		return o, fmt.Errorf("stack %q: want ipv4, ipv6 or dual", s)
+	}
+	return o, nil
+}
+
+// clientTarget is where the lab client goes by default: the IPv6 VIP of the
+// group when it has one, else its (IPv4) VIP.
+func clientTarget(l *Lab) netip.AddrPort {
+	vip := l.VIP
+	if len(l.VIPs) > 0 {
+		vip = l.VIPs[0]
+	}
+	for _, v := range l.VIPs {
+		if v.Is6() {
+			vip = v
+		}
+	}
+	return netip.AddrPortFrom(vip, ServicePort)
+}
+
+// vipList is "198.18.0.100 and 2001:db8:18::100".
+func vipList(vips []netip.Addr) string {
+	s := make([]string, len(vips))
+	for i, v := range vips {
+		s[i] = v.String()
+	}
+	return strings.Join(s, " and ")
+}
+
 // StackVIPs are the VIPs of the stack's group in this lab, IPv4 first: the
 // addresses to pass to `floatip run --vip`. It fails when the stack needs
 // IPv6 and the lab was built without it.
