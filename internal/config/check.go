@@ -536,6 +536,25 @@ var (
 	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
 )
 
+// vip6Problem checks that the IPv6 address a may be a VIP: a global or
+// unique-local unicast address (a /128 the nodes move with Neighbor
+// Discovery).
+func vip6Problem(a netip.Addr) string {
+	switch {
+	case a.Zone() != "":
+		return fmt.Sprintf("%q: a VIP has no zone (%%%s); the interface is the configuration's", a, a.Zone())
+	case a.IsUnspecified():
+		return fmt.Sprintf("%s is the unspecified address", a)
+	case a.IsLoopback():
+		return fmt.Sprintf("%s is the loopback address", a)
+	case a.IsMulticast():
+		return fmt.Sprintf("%s is a multicast address (ff00::/8)", a)
+	case a.IsLinkLocalUnicast():
+		return fmt.Sprintf("%s is a link-local address (fe80::/10): every interface has its own; a VIP must be global or unique-local", a)
+	}
+	return ""
+}
+
 // vipProblem checks that a may be a VIP.
 func vipProblem(a netip.Addr) string {
 	switch {
@@ -544,7 +563,7 @@ func vipProblem(a netip.Addr) string {
 	case a.Is4In6():
 		return fmt.Sprintf("%q is an IPv4-mapped IPv6 address; write it as %s", a, a.Unmap())
 	case a.Is6():
-		return fmt.Sprintf("%q: IPv6 VIPs are not supported yet (ARP mode is IPv4)", a)
+		return vip6Problem(a)
 	case a.IsUnspecified():
 		return fmt.Sprintf("%s is the unspecified address", a)
 	case a.IsLoopback():

@@ -160,6 +160,18 @@ type Config struct {
 	Fencing Fencing
 	Peers   map[string]net.HardwareAddr // node name -> MAC; nil if none
 	Auth    Auth                        // authenticated frames; off without a key
+	IPv6    IPv6                        // settings for IPv6 VIPs
+}
+
+// IPv6 holds what only IPv6 VIPs use. Their announcements (unsolicited
+// Neighbor Advertisements) follow timing.announce_count and
+// announce_interval, like the gratuitous ARPs of IPv4 VIPs.
+type IPv6 struct {
+	// NARouter sets the Router flag in the node's Neighbor Advertisements
+	// for its VIPs (RFC 4861 4.4): only when the VIP is a router's address
+	// (a default gateway); hosts otherwise drop it from their router list.
+	// Default false.
+	NARouter bool
 }
 
 // Control is the daemon's unix control socket (status, release, hold, reload).
@@ -346,6 +358,10 @@ type yamlMetrics struct {
 	Listen string `yaml:"listen,omitempty"`
 }
 
+type yamlIPv6 struct {
+	NARouter bool `yaml:"na_router"`
+}
+
 type yamlConfig struct {
 	Interface       string            `yaml:"interface,omitempty"`
 	Priority        int               `yaml:"priority"`
@@ -367,6 +383,7 @@ type yamlConfig struct {
 	Auth            *yamlAuth         `yaml:"auth,omitempty"`
 	Control         yamlControl       `yaml:"control"`
 	Metrics         yamlMetrics       `yaml:"metrics,omitempty"`
+	IPv6            *yamlIPv6         `yaml:"ipv6,omitempty"`
 }
 
 // YAML returns the effective configuration as a YAML file that Parse reads
@@ -404,6 +421,9 @@ func (c Config) YAML() []byte {
 		PreemptDelay:    c.PreemptDelay.String(),
 		UnhealthyPolicy: c.UnhealthyPolicy,
 		Checks:          yamlChecks(c.Checks),
+	}
+	if c.IPv6 != (IPv6{}) {
+		y.IPv6 = &yamlIPv6{NARouter: c.IPv6.NARouter}
 	}
 	if isShorthand(c) {
 		y.VIPs = addrStrings(c.Groups[0].VIPs)

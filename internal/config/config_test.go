@@ -321,9 +321,9 @@ func TestParseErrors(t *testing.T) {
 			[]string{`floatip.yaml:1: timing: must be a mapping of keys to values, not the value "fast"`}},
 		{"vip not an address", "groups:\n  - name: web\n    vips:\n      - 198.18.0.100\n      - 10.0.0.300\n",
 			[]string{`floatip.yaml:5: groups[0].vips[1]: "10.0.0.300" is not an IPv4 address`}},
-		{"vip kinds", "vips:\n  - 2001:db8::1\n  - 0.0.0.0\n  - 127.0.0.1\n  - 224.0.0.18\n  - 255.255.255.255\n  - 169.254.1.1\n  - 10.0.0.1/24\n  - ::ffff:10.0.0.2\n  - 10.0.0.3\n  - 240.0.0.1\n  - 255.255.255.254\n  - 0.1.2.3\n",
+		{"vip kinds", "vips:\n  - ff02::1\n  - 0.0.0.0\n  - 127.0.0.1\n  - 224.0.0.18\n  - 255.255.255.255\n  - 169.254.1.1\n  - 10.0.0.1/24\n  - ::ffff:10.0.0.2\n  - 10.0.0.3\n  - 240.0.0.1\n  - 255.255.255.254\n  - 0.1.2.3\n",
 			[]string{
-				`floatip.yaml:2: vips[0]: "2001:db8::1": IPv6 VIPs are not supported yet (ARP mode is IPv4)`,
+				`floatip.yaml:2: vips[0]: ff02::1 is a multicast address (ff00::/8)`,
 				`floatip.yaml:3: vips[1]: 0.0.0.0 is the unspecified address`,
 				`floatip.yaml:4: vips[2]: 127.0.0.1 is a loopback address`,
 				`floatip.yaml:5: vips[3]: 224.0.0.18 is a multicast address`,
@@ -614,7 +614,7 @@ func TestValidate(t *testing.T) {
 		}, []string{
 			"priority: must be 1..254, got 300",
 			"timing.renew_interval: lifetime 3s must be at least twice renew_interval 2s, or the address may expire between renewals",
-			`groups[0].vips[1]: "fe80::1": IPv6 VIPs are not supported yet (ARP mode is IPv4)`,
+			"groups[0].vips[1]: fe80::1 is a link-local address (fe80::/10): every interface has its own; a VIP must be global or unique-local",
 			"groups[0].vips[2]: 198.18.0.100 is listed twice (also at groups[0].vips[0])",
 		}},
 		{"invalid address", func(c *Config) { c.Groups[0].VIPs = []netip.Addr{{}} },
@@ -705,7 +705,7 @@ func TestApply(t *testing.T) {
 			`--log-format: "xml" is not one of text or json`,
 			`--log-level: "loud" is not one of debug, info, warn or error`,
 			`--vip: "10.0.0.300" is not an IPv4 address`,
-			`--vip: "::1": IPv6 VIPs are not supported yet (ARP mode is IPv4)`,
+			`--vip: ::1 is the loopback address`,
 			"--vip: 10.0.0.5 is given twice",
 		}},
 	}
@@ -806,7 +806,12 @@ func TestYAMLRoundTrip(t *testing.T) {
 	fencingOff.Peers = map[string]net.HardwareAddr{"true": mac("02:00:00:00:00:01"), "1": mac("0a:00:00:00:00:02")}
 	fencingOff.Notify = []Hook{{Command: []string{"/x", "", "null"}, Timeout: time.Millisecond, On: []string{"stopping", "fault"}}}
 
+	dual := shorthand
+	dual.Groups = []Group{{Name: "default", VIPs: addrs("198.18.0.100", "2001:db8::10", "fd00::1"), Priority: 100}}
+	dual.IPv6.NARouter = true
+
 	for name, c := range map[string]Config{
+		"dual stack":       dual,
 		"default":          Default(),
 		"full":             full,
 		"fast":             fastOdd,
@@ -1004,5 +1009,33 @@ func TestExampleIsTheFullReference(t *testing.T) {
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatalf("the example does not validate: %v", err)
+	}
+}
+
+func TestIPv6VIPs(t *testing.T) {
+	c, err := Parse("floatip.yaml", []byte("interface: eth0\nnode_name: a\nipv6:\n  na_router: true\ngroups:\n  - name: web\n    vips: [2001:db8::10, 198.18.0.100]\n  - name: v6\n    vips: [fd00::5]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !c.IPv6.NARouter {
+		t.Error("ipv6.na_router: true not read")
+	}
+	if got := c.Groups[0].VIPs; !slices.Equal(got, addrs("2001:db8::10", "198.18.0.100")) {
+		t.Errorf("web VIPs %v", got)
+	}
+	for _, tt := range []struct{ yaml, want string }{
+		{"vips: [2001:db8::zz]\n", `floatip.yaml:1: vips[0]: "2001:db8::zz" is not an IPv6 address`},
+		{"vips: [fe80::1]\n", "floatip.yaml:1: vips[0]: fe80::1 is a link-local address (fe80::/10): every interface has its own; a VIP must be global or unique-local"},
+		{"vips: [\"2001:db8::1%eth0\"]\n", `floatip.yaml:1: vips[0]: "2001:db8::1%eth0": a VIP has no zone (%eth0); the interface is the configuration's`},
+		{"vips: [\"::\"]\n", "floatip.yaml:1: vips[0]: :: is the unspecified address"},
+		{"ipv6:\n  router: true\n", `floatip.yaml:2: ipv6: unknown key "router"`},
+	} {
+		_, err := Parse("floatip.yaml", []byte(tt.yaml))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: error %v, want %q", tt.yaml, err, tt.want)
+		}
 	}
 }

@@ -23,7 +23,7 @@ import (
 var (
 	topKeys = []string{
 		"interface", "priority", "node_name", "profile", "on_foreign_claim", "preempt", "preempt_delay", "unhealthy_policy",
-		"log_format", "log_level", "timing", "checks", "vips", "groups", "notify", "fencing", "peers", "auth", "control", "metrics",
+		"log_format", "log_level", "timing", "checks", "vips", "groups", "notify", "fencing", "peers", "auth", "control", "metrics", "ipv6",
 	}
 	timingKeys  = []string{"check_interval", "misses", "claim_slot", "announce_count", "announce_interval", "lifetime", "renew_interval", "beacon_interval"}
 	groupKeys   = []string{"name", "vips", "priority", "checks"}
@@ -310,6 +310,10 @@ func (p *parser) config(root *yaml.Node, c *Config) {
 		mm := p.mapping(e.val, "metrics", []string{"listen"})
 		p.str(mm, "listen", "metrics.listen", &c.Metrics.Listen)
 	}
+	if e, ok := m["ipv6"]; ok && !isNull(e.val) {
+		im := p.mapping(e.val, "ipv6", []string{"na_router"})
+		p.bool(im, "na_router", "ipv6.na_router", &c.IPv6.NARouter)
+	}
 
 	// A null "vips:" or "groups:" (all entries commented out) counts as unset.
 	v, hasV := m["vips"]
@@ -553,6 +557,9 @@ func parseVIP(s string) (netip.Addr, string) {
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
+		if strings.Contains(s, ":") {
+			return netip.Addr{}, fmt.Sprintf("%q is not an IPv6 address", s)
+		}
 		return netip.Addr{}, fmt.Sprintf("%q is not an IPv4 address", s)
 	}
 	return a, ""

@@ -10,6 +10,11 @@
 // IFA_F_PERMANENT, so a permanent /32 (or any address with a shorter prefix)
 // equal to a VIP is the host's own; a finite /32 is taken as floatip's.
 // (A /32 that DHCP assigns with a finite lease cannot be told apart.)
+//
+// IPv6 VIPs are checked against the interface's IPv6 addresses the same way
+// (floatip adds them as /128s with a finite lifetime); an IPv6 subnet has no
+// broadcast address, and its all-zero host address is the subnet-router
+// anycast address (RFC 4291 2.6.1), which no VIP may be.
 package ifcheck
 
 import (
@@ -27,7 +32,7 @@ import (
 	"github.com/floatip/floatip/internal/config"
 )
 
-// Addr is one IPv4 address of the interface.
+// Addr is one IPv4 or IPv6 address of the interface.
 type Addr struct {
 	Prefix    netip.Prefix
 	Permanent bool // no expiry (IFA_F_PERMANENT): not one that floatip added
@@ -46,7 +51,8 @@ type Interface struct {
 // ErrNotFound is returned by Read when no interface has the name.
 var ErrNotFound = errors.New("interface not found")
 
-// Read reads the IPv4 addresses of the interface called name.
+// Read reads the IPv4 and IPv6 addresses of the interface called name (and
+// its IPv4 on-link routes).
 func Read(name string) (Interface, error) {
 	link, err := netlink.LinkByName(name)
 	if err != nil {
@@ -58,7 +64,7 @@ func Read(name string) (Interface, error) {
 	}
 	var list []netlink.Addr
 	for range 5 { // a dump interrupted by a concurrent change is retried
-		if list, err = netlink.AddrList(link, netlink.FAMILY_V4); !errors.Is(err, netlink.ErrDumpInterrupted) {
+		if list, err = netlink.AddrList(link, netlink.FAMILY_ALL); !errors.Is(err, netlink.ErrDumpInterrupted) {
 			break
 		}
 	}
@@ -95,9 +101,10 @@ func prefix(n *net.IPNet) (netip.Prefix, bool) {
 	if n == nil {
 		return netip.Prefix{}, false
 	}
-	ip, ok := netip.AddrFromSlice(n.IP.To4())
+	ip, ok := netip.AddrFromSlice(n.IP)
+	ip = ip.Unmap()
 	ones, bits := n.Mask.Size()
-	if !ok || bits != 32 {
+	if !ok || bits != ip.BitLen() {
 		return netip.Prefix{}, false
 	}
 	return netip.PrefixFrom(ip, ones), true
@@ -122,59 +129,88 @@ func (r Report) Err() error {
 // every subnet make one warning per group.
 func Check(cfg config.Config, ifc Interface) Report {
 	var r Report
-	var subnets []string // the interface's subnets, for messages
+	var subnets, subnets6 []string // the interface's subnets, for messages
 	for _, a := range ifc.Addrs {
-		if a.Prefix.Bits() < 32 {
+		switch {
+		case a.Prefix.Addr().Is4() && a.Prefix.Bits() < 32:
 			subnets = append(subnets, a.Prefix.Masked().String())
+		case a.Prefix.Addr().Is6() && a.Prefix.Bits() < 128 && !a.Prefix.Addr().IsLinkLocalUnicast():
+			subnets6 = append(subnets6, a.Prefix.Masked().String())
 		}
 	}
 	subnets = slices.Compact(slices.Sorted(slices.Values(subnets)))
+	subnets6 = slices.Compact(slices.Sorted(slices.Values(subnets6)))
 	for _, g := range cfg.Groups {
-		var outside []string
+		var outside, outside6 []string
 		for _, v := range g.VIPs {
 			what := fmt.Sprintf("VIP %s (group %s)", v, g.Name)
 			onLink := slices.ContainsFunc(ifc.OnLink, func(p netip.Prefix) bool { return p.Contains(v) })
+			host := v.BitLen() // 32 or 128: the prefix length floatip adds a VIP with
 			for _, a := range ifc.Addrs {
 				p := a.Prefix
+				if p.Addr().BitLen() != host {
+					continue
+				}
 				switch {
-				case p.Addr() == v && (p.Bits() < 32 || a.Permanent):
+				case p.Addr() == v && (p.Bits() < host || a.Permanent):
 					hint := ""
 					if p.Bits() == 32 {
 						hint = " (a /32 without expiry: a cloud host's primary address, or one added by hand or by keepalived; remove it first if it is a VIP)"
 					}
+					if p.Bits() == 128 {
+						hint = " (a /128 without expiry: added by hand or by another program; remove it first if it is a VIP)"
+					}
 					r.Errors = append(r.Errors, fmt.Sprintf("%s is this node's own address on %s (%s); a VIP must be an address no host owns%s", what, ifc.Name, p, hint))
+				case v.Is6() && p.Bits() < 128 && v == p.Masked().Addr():
+					r.Errors = append(r.Errors, fmt.Sprintf("%s is the subnet-router anycast address of %s on %s", what, p.Masked(), ifc.Name))
+				case v.Is6():
 				case p.Bits() <= 30 && v == p.Masked().Addr():
 					r.Errors = append(r.Errors, fmt.Sprintf("%s is the network address of %s on %s", what, p.Masked(), ifc.Name))
 				case p.Bits() <= 30 && v == last(p):
 					r.Errors = append(r.Errors, fmt.Sprintf("%s is the broadcast address of %s on %s", what, p.Masked(), ifc.Name))
 				}
-				if p.Bits() < 32 && p.Contains(v) {
+				if p.Bits() < host && p.Contains(v) {
 					onLink = true
 				}
 			}
-			if !onLink {
+			switch {
+			case onLink:
+			case v.Is6():
+				outside6 = append(outside6, v.String())
+			default:
 				outside = append(outside, v.String())
 			}
 		}
-		if len(outside) == 0 {
-			continue
+		if w := outsideWarning(outside, g.Name, ifc.Name, subnets, "IPv4", "ARP"); w != "" {
+			r.Warnings = append(r.Warnings, w)
 		}
-		where := "it has no IPv4 subnet"
-		if len(subnets) > 0 {
-			where = "its subnets are " + strings.Join(subnets, ", ")
+		if w := outsideWarning(outside6, g.Name, ifc.Name, subnets6, "IPv6", "send Neighbor Solicitations"); w != "" {
+			r.Warnings = append(r.Warnings, w)
 		}
-		what, them := fmt.Sprintf("VIP %s (group %s) is", outside[0], g.Name), "it"
-		if n := len(outside); n > 1 {
-			them = "them"
-			more := ""
-			if n > 3 {
-				outside, more = outside[:3], fmt.Sprintf(" and %d more", n-3)
-			}
-			what = fmt.Sprintf("VIPs %s%s (group %s) are", strings.Join(outside, ", "), more, g.Name)
-		}
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%s outside every subnet of %s (%s) and no on-link route covers %s: hosts on the segment will not ARP for %s", what, ifc.Name, where, them, them))
 	}
 	return r
+}
+
+// outsideWarning is the warning for a group's VIPs of one family that no
+// subnet of the interface contains; "" when there are none.
+func outsideWarning(outside []string, group, ifname string, subnets []string, family, resolve string) string {
+	if len(outside) == 0 {
+		return ""
+	}
+	where := "it has no " + family + " subnet"
+	if len(subnets) > 0 {
+		where = "its subnets are " + strings.Join(subnets, ", ")
+	}
+	what, them := fmt.Sprintf("VIP %s (group %s) is", outside[0], group), "it"
+	if n := len(outside); n > 1 {
+		them = "them"
+		more := ""
+		if n > 3 {
+			outside, more = outside[:3], fmt.Sprintf(" and %d more", n-3)
+		}
+		what = fmt.Sprintf("VIPs %s%s (group %s) are", strings.Join(outside, ", "), more, group)
+	}
+	return fmt.Sprintf("%s outside every subnet of %s (%s) and no on-link route covers %s: hosts on the segment will not %s for %s", what, ifname, where, them, resolve, them)
 }
 
 // last returns the highest address of p: the subnet's broadcast address.

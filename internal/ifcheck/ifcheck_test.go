@@ -27,6 +27,10 @@ func TestCheck(t *testing.T) {
 		{Prefix: netip.MustParsePrefix("203.0.113.7/32"), Permanent: true}, // a cloud host's primary address
 		{Prefix: netip.MustParsePrefix("192.0.2.100/32")},                  // a VIP floatip added (finite lifetime)
 		{Prefix: netip.MustParsePrefix("198.51.100.1/31"), Permanent: true},
+		{Prefix: netip.MustParsePrefix("2001:db8:1::10/64"), Permanent: true},
+		{Prefix: netip.MustParsePrefix("fe80::1/64"), Permanent: true},
+		{Prefix: netip.MustParsePrefix("2001:db8:1::100/128")}, // an IPv6 VIP floatip added
+		{Prefix: netip.MustParsePrefix("2001:db8:9::1/128"), Permanent: true},
 	}}
 	tests := []struct {
 		vip     string
@@ -42,6 +46,13 @@ func TestCheck(t *testing.T) {
 		{vip: "192.0.2.0", err: "VIP 192.0.2.0 (group web) is the network address of 192.0.2.0/24 on eth0"},
 		{vip: "192.0.2.255", err: "VIP 192.0.2.255 (group web) is the broadcast address of 192.0.2.0/24 on eth0"},
 		{vip: "10.9.9.9", warning: "VIP 10.9.9.9 (group web) is outside every subnet of eth0 (its subnets are 192.0.2.0/24, 198.51.100.0/31)"},
+		{vip: "2001:db8:1::50"},
+		{vip: "2001:db8:1::100"}, // floatip's own /128
+		{vip: "2001:db8:1::10", err: "VIP 2001:db8:1::10 (group web) is this node's own address on eth0 (2001:db8:1::10/64)"},
+		{vip: "2001:db8:9::1", err: "VIP 2001:db8:9::1 (group web) is this node's own address on eth0 (2001:db8:9::1/128); a VIP must be an address no host owns (a /128 without expiry",
+			warning: "VIP 2001:db8:9::1 (group web) is outside every subnet of eth0 (its subnets are 2001:db8:1::/64)"},
+		{vip: "2001:db8:1::", err: "VIP 2001:db8:1:: (group web) is the subnet-router anycast address of 2001:db8:1::/64 on eth0"},
+		{vip: "fd00::1", warning: "VIP fd00::1 (group web) is outside every subnet of eth0 (its subnets are 2001:db8:1::/64) and no on-link route covers it: hosts on the segment will not send Neighbor Solicitations for it"},
 	}
 	for _, tt := range tests {
 		r := Check(cfgWith(tt.vip), eth0)
