@@ -159,11 +159,11 @@ func flagsHelp(cmd any) string {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		tag := f.Tag
-		if _, isCmd := tag.Lookup("cmd"); isCmd || !f.IsExported() {
-			continue
-		}
 		if f.Anonymous && f.Type.Kind() == reflect.Struct {
 			b.WriteString(flagsHelp(reflect.Zero(f.Type).Interface()))
+			continue
+		}
+		if _, isCmd := tag.Lookup("cmd"); isCmd || !f.IsExported() {
 			continue
 		}
 		name := tag.Get("name")
