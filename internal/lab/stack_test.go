@@ -1,8 +1,13 @@
 package lab
 
 import (
+	"context"
+	"net/netip"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/floatip/floatip/internal/testutil"
 )
 
 func TestSplit(t *testing.T) {
@@ -62,5 +67,114 @@ func TestSplitTimeAndGoneAt(t *testing.T) {
 	s := Series(obs, 1)
 	if len(s) != 3 || len(WholeSeries(obs)) != 3 {
 		t.Errorf("Series(1) %v, WholeSeries %v", s, WholeSeries(obs))
+	}
+}
+
+// TestDualStackRecorder moves a dual-stack group's addresses by hand and
+// checks what the group recorder, HoldersOf and the client see, and that a
+// powered-on node has lost its IPv6 VIP.
+func TestDualStackRecorder(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	o, err := StackOptions(Options{Prefix: testPrefix(), Nodes: 2, Binary: floatipBinary(t)}, StackDual)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Up(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		procs := l.Procs()
+		if err := l.Down(); err != nil {
+			t.Errorf("Down: %v", err)
+		}
+		assertGone(t, l.Prefix, procs)
+	})
+	vips, err := l.StackVIPs(StackDual)
+	if err != nil || !slices.Equal(vips, []netip.Addr{DefaultVIP, DefaultVIP6}) || !slices.Equal(l.VIPs, vips) {
+		t.Fatalf("StackVIPs %v (%v), lab VIPs %v", vips, err, l.VIPs)
+	}
+	n1, n2 := l.Node(1), l.Node(2)
+	for _, n := range []*Node{n1, n2} {
+		if _, err := n.StartService(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add := func(n *Node, v netip.Addr) {
+		t.Helper()
+		args := []string{"-n", n.NS, "addr", "add", netip.PrefixFrom(v, v.BitLen()).String(), "dev", "eth0"}
+		if v.Is6() {
+			args = append(args, "nodad")
+		}
+		if err := l.runIP(args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	del := func(n *Node, v netip.Addr) {
+		t.Helper()
+		if err := l.runIP("-n", n.NS, "addr", "del", netip.PrefixFrom(v, v.BitLen()).String(), "dev", "eth0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(n1, DefaultVIP)
+	add(n1, DefaultVIP6)
+	if per, err := l.HoldersOf(vips); err != nil || !sameHolders(per, [][]string{{"n1"}, {"n1"}}) {
+		t.Fatalf("HoldersOf = %v, %v; want n1 for both", per, err)
+	}
+	if target, _ := l.Target(StackDual); target != netip.AddrPortFrom(DefaultVIP6, ServicePort) {
+		t.Errorf("dual-stack target %v", target)
+	}
+	if s := fetch(t, l, DefaultVIP6, 3); !allFrom(s, "n1") {
+		t.Errorf("client to the IPv6 VIP on n1: %+v", s)
+	}
+
+	rec := l.RecordGroup(ctx, vips)
+	waitObs := func(what string, ok func(GroupObs) bool) time.Time {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(HolderPoll) {
+			obs := rec.Observations()
+			if len(obs) > 0 && ok(obs[len(obs)-1]) {
+				return obs[len(obs)-1].At
+			}
+		}
+		t.Fatalf("the recorder never saw %s: %v", what, rec.Observations())
+		return time.Time{}
+	}
+	start := waitObs("n1 holding both", func(o GroupObs) bool { return sameHolders(o.Holders, [][]string{{"n1"}, {"n1"}}) })
+	// The IPv6 VIP moves alone: the group is apart until IPv4 follows.
+	del(n1, DefaultVIP6)
+	add(n2, DefaultVIP6)
+	waitObs("the group apart", func(o GroupObs) bool { return Split(o.Holders) })
+	del(n1, DefaultVIP)
+	add(n2, DefaultVIP)
+	end := waitObs("n2 holding both", func(o GroupObs) bool { return sameHolders(o.Holders, [][]string{{"n2"}, {"n2"}}) })
+	obs := rec.Stop()
+	if apart := SplitTime(obs, start, end); apart <= 0 {
+		t.Errorf("SplitTime %v over %v, want the time the group was apart", apart, obs)
+	}
+	if _, ok := GoneAt(obs, "n1", start); !ok {
+		t.Errorf("GoneAt n1: not seen gone in %v", obs)
+	}
+	// Nobody announced the move (a daemon would send a Neighbor
+	// Advertisement): the client forgets n1's MAC instead.
+	if err := l.runIP("-n", l.ClientNode().NS, "neigh", "flush", "dev", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	if s := fetch(t, l, DefaultVIP6, 3); !allFrom(s, "n2") {
+		t.Errorf("client to the IPv6 VIP on n2: %+v", s)
+	}
+	if err := n2.PowerOff(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.PowerOn(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := n2.HasAddr(DefaultVIP6); err != nil || ok {
+		t.Errorf("after power on n2 still has %v (%v)", DefaultVIP6, err)
+	}
+	if ok, err := n2.HasAddr(NodeIP6(2)); err != nil || !ok {
+		t.Errorf("after power on n2 lost its own %v (%v)", NodeIP6(2), err)
 	}
 }
