@@ -384,9 +384,12 @@ func NewReply(src, dst net.HardwareAddr, vip netip.Addr, dstIP netip.Addr, t *Tr
 }
 
 // IsProbe reports whether p is an RFC 5227 probe: a request with the
-// unspecified sender IP, which claims nothing.
+// unspecified sender IP, which claims nothing. The unspecified address of
+// either family counts: the daemon maps IPv6 Neighbor Solicitations, which
+// claim nothing about their target, to requests from :: (the election
+// machine reads both families as packets).
 func (p *Packet) IsProbe() bool {
-	return p.Operation == OperationRequest && p.SenderIP == netip.IPv4Unspecified()
+	return p.Operation == OperationRequest && p.SenderIP.IsValid() && p.SenderIP.IsUnspecified()
 }
 
 // ClaimsIP reports whether the sender of p claims to own ip: its sender IP

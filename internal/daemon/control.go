@@ -167,6 +167,8 @@ func (d *daemon) Reload(ctx context.Context) error {
 		return errors.New("auth.sequence_file changed: that needs a restart")
 	case next.Auth.Enabled() && d.deps.Auth == nil:
 		return errors.New("auth is configured but this daemon was started without it: that needs a restart")
+	case hasIPv6VIPs(next.Groups) && !d.deps.IPv6:
+		return errors.New("IPv6 VIPs added, but this daemon started without any (no Neighbor Discovery socket): that needs a restart")
 	}
 	link := d.linkOrAssumeUp()
 	if err := checkOwnAddresses(next, link); err != nil {
@@ -245,6 +247,9 @@ func (d *daemon) Reload(ctx context.Context) error {
 		d.log.Warn("log_format changes apply after a restart", "running", cur.LogFormat, "configured", next.LogFormat)
 	}
 	d.cfg = next
+	if r, ok := d.conn.(routerFlag); ok {
+		r.SetRouter(next.IPv6.NARouter)
+	}
 	shared := next // one copy the kept groups share and never write
 	for _, g := range kept {
 		gc := byName[g.name]

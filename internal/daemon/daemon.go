@@ -35,6 +35,7 @@ import (
 	"github.com/floatip/floatip/internal/hooks"
 	"github.com/floatip/floatip/internal/ifaddr"
 	"github.com/floatip/floatip/internal/metrics"
+	"github.com/floatip/floatip/internal/nd"
 )
 
 // Options are what the daemon needs besides the configuration.
@@ -107,6 +108,10 @@ type Deps struct {
 	// or broadcast address; package ifcheck), at start and on reload; nil
 	// checks only the addresses that Addrs.Link reports.
 	CheckVIPs func(cfg config.Config) error
+	// IPv6 says Conn speaks Neighbor Discovery too (the OS layer's wire,
+	// made when the configuration has IPv6 VIPs at start): without it a
+	// reload that adds IPv6 VIPs is refused.
+	IPv6 bool
 }
 
 // AuthDeps are the OS layer's keys, as far as the core needs them.
@@ -156,6 +161,7 @@ type daemon struct {
 	// Hostile frames, counted by the frame reader (the groups count what
 	// their machines see).
 	spoofed      atomic.Uint64
+	junk         map[junk]*atomic.Uint64        // malformed frames by reason (every junkReasons entry)
 	authFailures map[auth.Reason]*atomic.Uint64 // every auth.Reasons entry; the map is never written after newDaemon
 	keyIDs       atomic.Pointer[[]auth.KeyID]
 }
@@ -175,6 +181,10 @@ func newDaemon(cfg config.Config, log *slog.Logger, opts Options, deps Deps) *da
 		metrics: deps.Metrics, opts: opts, deps: deps, now: now, started: now()}
 	d.fatal = make(chan error, 1)
 	d.routes.Store(&map[netip.Addr]*group{})
+	d.junk = map[junk]*atomic.Uint64{}
+	for _, r := range junkReasons {
+		d.junk[r] = new(atomic.Uint64)
+	}
 	d.authFailures = map[auth.Reason]*atomic.Uint64{}
 	for _, r := range auth.Reasons {
 		d.authFailures[r] = new(atomic.Uint64)
@@ -245,7 +255,7 @@ func (d *daemon) route(ip netip.Addr) *group { return (*d.routes.Load())[ip] }
 func (d *daemon) startGroups(gcs []config.Group, link ifaddr.Link) {
 	present := map[netip.Addr]bool{}
 	for _, p := range link.Addrs {
-		if p.Bits() == 32 {
+		if p.Bits() == hostBits(p.Addr()) {
 			present[p.Addr()] = true
 		}
 	}
@@ -273,13 +283,14 @@ func (d *daemon) publishGroups() {
 	d.ordered.Store(&gs)
 }
 
-// readFrames hands every ARP frame about one of our VIPs to its group.
+// readFrames hands every ARP or ND frame about one of our VIPs to its group.
 // Frames that fail authentication are dropped here, counted by reason and
 // logged at most every 10 s; frames carrying our own MAC are counted as
 // spoofing and still go to the group, whose machine counts and ignores
 // them.
 func (d *daemon) readFrames() {
 	var malformed int
+	junkSince := map[junk]int{}
 	var lastReport time.Time
 	rejected := map[auth.Reason]int{}
 	var lastReject time.Time
@@ -299,12 +310,22 @@ func (d *daemon) readFrames() {
 			continue
 		}
 		switch {
-		case errors.Is(err, arp.ErrMalformed):
+		case errors.Is(err, arp.ErrMalformed), errors.Is(err, nd.ErrMalformed):
 			// Anyone on the LAN can send junk; note it without flooding the log.
 			malformed++
+			r := junkReason(err)
+			d.junk[r].Add(1)
+			junkSince[r]++
 			if d.since(lastReport) > 10*time.Second {
-				d.log.Warn("ignored malformed ARP frames", "count", malformed, "last_error", err.Error())
+				attrs := []any{"count", malformed, "last_error", err.Error()}
+				for _, r := range junkReasons {
+					if junkSince[r] > 0 {
+						attrs = append(attrs, string(r), junkSince[r])
+					}
+				}
+				d.log.Warn("ignored malformed frames", attrs...)
 				malformed, lastReport = 0, d.now()
+				clear(junkSince)
 			}
 			continue
 		case errors.Is(err, net.ErrClosed):
@@ -340,6 +361,27 @@ func (d *daemon) readFrames() {
 		}
 		g.deliver(election.Frame{Packet: p, Authenticated: p.Authenticated})
 	}
+}
+
+// junk is why a frame from the wire was malformed.
+type junk string
+
+const (
+	junkMalformed junk = "malformed" // does not decode (ARP or ND)
+	junkHopLimit  junk = "hop_limit" // ND with a hop limit other than 255: forwarded or forged off-link
+	junkChecksum  junk = "checksum"  // ND with a bad ICMPv6 checksum
+)
+
+var junkReasons = []junk{junkMalformed, junkHopLimit, junkChecksum}
+
+func junkReason(err error) junk {
+	switch {
+	case errors.Is(err, nd.ErrHopLimit):
+		return junkHopLimit
+	case errors.Is(err, nd.ErrChecksum):
+		return junkChecksum
+	}
+	return junkMalformed
 }
 
 // authFailure counts a frame that failed authentication.
@@ -541,11 +583,11 @@ func nodeID(name string) uint32 {
 }
 
 // checkOwnAddresses refuses a VIP that is one of the node's own addresses
-// as Link reports them: a VIP is configured as /32 by floatip; anything else
+// as Link reports them: a VIP is configured as /32 (IPv6: /128) by floatip; anything else
 // is the host's own. Deps.CheckVIPs looks closer (a permanent /32 too).
 func checkOwnAddresses(cfg config.Config, link ifaddr.Link) error {
 	for _, p := range link.Addrs {
-		if p.Bits() == 32 {
+		if p.Bits() == hostBits(p.Addr()) {
 			continue
 		}
 		for _, gc := range cfg.Groups {

@@ -102,7 +102,7 @@ func params(cfg *config.Config, gc config.Group, mac net.HardwareAddr) election.
 		Fencing:       fence,
 		Preempt:       cfg.Preempt,
 		PreemptDelay:  cfg.PreemptDelay,
-		VIPs:          gc.VIPs,
+		VIPs:          probeOrder(gc.VIPs),
 		MAC:           mac,
 		Priority:      uint8(gc.Priority),
 		NodeID:        nodeID(cfg.NodeName),
@@ -140,7 +140,7 @@ func (d *daemon) newGroup(cfg *config.Config, gc config.Group) *group {
 	p := params(cfg, gc, d.mac)
 	p.Epoch = d.started // all groups' routine timers on one grid
 	g := &group{
-		name: gc.Name, vips: gc.VIPs, d: d,
+		name: gc.Name, vips: probeOrder(gc.VIPs), d: d,
 		m:        election.New(p),
 		nodeCfg:  cfg,
 		groupCfg: gc,
@@ -275,6 +275,18 @@ func (g *group) tickTime(dl, now time.Time) time.Time {
 
 func (g *group) run(start election.Start) {
 	defer close(g.done)
+	if m, ok := g.d.conn.(vipMember); ok {
+		// IPv6: see the probes and beacons for our VIPs behind an MLD
+		// snooping switch, for as long as the group runs.
+		if err := m.JoinVIPs(g.vips); err != nil {
+			g.log.Error("joining the solicited-node groups of the IPv6 VIPs; other nodes' probes may not reach this node", "err", err)
+		}
+		defer func() {
+			if err := m.LeaveVIPs(g.vips); err != nil {
+				g.log.Warn("leaving the solicited-node groups of the IPv6 VIPs", "err", err)
+			}
+		}()
+	}
 	defer g.retired.Wait()
 	defer func() { g.notifier.Close() }() // after the last transition's hooks are queued
 	defer g.fencing.Wait()

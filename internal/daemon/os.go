@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"os/user"
@@ -13,8 +14,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/floatip/floatip/internal/arp"
 	"github.com/floatip/floatip/internal/arp/afpacket"
@@ -22,8 +27,10 @@ import (
 	"github.com/floatip/floatip/internal/config"
 	"github.com/floatip/floatip/internal/control"
 	"github.com/floatip/floatip/internal/ifaddr"
+	"github.com/floatip/floatip/internal/ifaddr6"
 	"github.com/floatip/floatip/internal/ifcheck"
 	"github.com/floatip/floatip/internal/metrics"
+	ndafpacket "github.com/floatip/floatip/internal/nd/afpacket"
 )
 
 // This file is the daemon's thin OS layer: privileges, signals, the real
@@ -52,13 +59,25 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if err != nil {
 		return err
 	}
-	handedOver := false // once the core owns mgr, it closes it
+	var addrs Addrs = mgr
+	ipv6 := hasIPv6VIPs(cfg.Groups)
+	var addrs6 *ifaddr6Addrs
+	if ipv6 {
+		a6, err := ifaddr6.Open(cfg.Interface, netns.None())
+		if err != nil {
+			mgr.Close()
+			return err
+		}
+		addrs6 = &ifaddr6Addrs{Addrs: a6}
+		addrs = dualAddrs{Addrs: mgr, v6: addrs6}
+	}
+	handedOver := false // once the core owns addrs, it closes it
 	defer func() {
 		if !handedOver {
-			mgr.Close()
+			addrs.Close()
 		}
 	}()
-	link, err := checkLink(cfg, mgr)
+	link, err := checkLink(cfg, addrs)
 	if err != nil {
 		return err
 	}
@@ -102,9 +121,22 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if authDeps != nil {
 		frames = sealCounter{conn, m}
 	}
+	if ipv6 {
+		ndc, err := ndafpacket.Listen(ifi)
+		if err != nil {
+			conn.Close()
+			if metricsLn != nil {
+				metricsLn.Close()
+			}
+			return fmt.Errorf("IPv6 VIPs: %w", err)
+		}
+		w := newWire(frames, ndc, addrs6.linkLocal)
+		w.SetRouter(cfg.IPv6.NARouter)
+		frames = w
+	}
 
 	handedOver = true
-	d := newDaemon(cfg, log, opts, Deps{Conn: frames, Addrs: mgr, MAC: link.MAC, Metrics: m, Stopping: notifyStopping, CheckVIPs: checkVIPs, Auth: authDeps})
+	d := newDaemon(cfg, log, opts, Deps{Conn: frames, Addrs: addrs, MAC: link.MAC, Metrics: m, Stopping: notifyStopping, CheckVIPs: checkVIPs, Auth: authDeps, IPv6: ipv6})
 	log.Info("starting", "interface", cfg.Interface, "mac", link.MAC.String(), "node", cfg.NodeName,
 		"groups", len(cfg.Groups), "control", cfg.Control.Socket, "metrics", cfg.Metrics.Listen, "version", opts.Version)
 	for _, w := range opts.Warnings {
@@ -304,4 +336,61 @@ func oneProcessor() {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
 	}
+}
+
+// ifaddr6Addrs is ifaddr6.Addrs as the daemon's Addrs6, and the source of
+// the link-local address that solicitations are sent from.
+type ifaddr6Addrs struct {
+	*ifaddr6.Addrs
+
+	llMu   sync.Mutex // held by the one refreshing ll
+	ll     atomic.Pointer[netip.Addr]
+	llRead atomic.Int64 // unix nanoseconds of the last read; 0: never
+}
+
+// Prefixes lists the interface's IPv6 addresses.
+func (a *ifaddr6Addrs) Prefixes() ([]netip.Prefix, error) {
+	list, err := a.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.Prefix, 0, len(list))
+	for _, x := range list {
+		out = append(out, x.Prefix)
+	}
+	return out, nil
+}
+
+// linkLocalTTL is how long a link-local address read is used before it is
+// read again.
+const linkLocalTTL = 10 * time.Second
+
+// linkLocal returns the interface's link-local address if one is usable
+// (neither tentative nor dadfailed), else the zero Addr. It is read again
+// at most every linkLocalTTL, by one caller while the others use the last
+// value: a write never waits for a netlink dump another one is doing.
+func (a *ifaddr6Addrs) linkLocal() netip.Addr {
+	last := a.ll.Load()
+	if last != nil && time.Since(time.Unix(0, a.llRead.Load())) < linkLocalTTL {
+		return *last
+	}
+	if !a.llMu.TryLock() {
+		if last != nil {
+			return *last
+		}
+		a.llMu.Lock()
+	}
+	defer a.llMu.Unlock()
+	var ll netip.Addr
+	if list, err := a.List(); err == nil {
+		for _, x := range list {
+			if x.Prefix.Addr().IsLinkLocalUnicast() && x.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) == 0 {
+				ll = x.Prefix.Addr()
+				break
+			}
+		}
+	}
+	a.ll.Store(&ll)
+	a.llRead.Store(time.Now().UnixNano())
+	return ll
 }

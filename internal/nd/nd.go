@@ -98,6 +98,11 @@ type Frame struct {
 	// Option is nil when the frame carries none (any non-floatip host,
 	// or the kernel's own messages).
 	Option *Option
+
+	// Authenticated is set by a reader that verified the auth block in
+	// Option.Auth (package auth, see Seal); the codec neither sets nor
+	// reads it.
+	Authenticated bool
 }
 
 // MarshalBinary encodes f as an Ethernet frame: Ethernet header, IPv6
