@@ -105,7 +105,7 @@ func writeStackedMarkdown(w io.Writer, res *Results) error {
 	b.WriteString("\nVIP: the group's addresses (IPv4 198.18.0.100, IPv6 2001:db8:18::100, dual: both in one group, the client requesting the IPv6 one). ")
 	b.WriteString("/ IPv4: the row's outage median over the IPv4 row's of the same implementation and fault in this run. ")
 	b.WriteString("Two holders: time after the fault during which any VIP of the group was on two nodes (polled every 10 ms). ")
-	b.WriteString("v4, v6 apart (dual stack): time during which one node had one of the group's addresses and another node the other. ")
+	b.WriteString("v4, v6 apart (dual stack): time during which both addresses were held but by no common node (no node answered for the whole group). ")
 	b.WriteString("VIP off the killed node (crash): from the kill -9 to when the killed node's kernel no longer had the VIP (floatip: its valid lifetime runs out; \"never\": still there when the trial ended). ")
 	b.WriteString("The other columns as in the IPv4 table. ")
 	fmt.Fprintf(b, "Disturbed: the client sent fewer than %.0f%% of its requests in each of %d attempts (a busy machine); such trials are counted but suspect.\n", 100*MinClientRate, Attempts)

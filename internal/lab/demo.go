@@ -534,7 +534,7 @@ func (d *demo) printSummary(old string, r Result, samples []Sample, end []string
 	}
 	if d.group != nil {
 		apart := SplitTime(d.groupObs, r.FaultAt, d.endAt)
-		d.printf("  v4 and v6 apart  %d ms (the time one node had %v and another %v; the group moves as one)\n", apart.Milliseconds(), d.l.VIPs[0], d.l.VIPs[1])
+		d.printf("  v4 and v6 apart  %d ms (the time %v and %v were held by no common node; the group moves as one)\n", apart.Milliseconds(), d.l.VIPs[0], d.l.VIPs[1])
 	}
 	d.printf("  VIP holders now  %s\n", strings.Join(orNone(end), ", "))
 	if len(end) > 1 {

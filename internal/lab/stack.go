@@ -269,23 +269,17 @@ func union(per [][]string) []string {
 }
 
 // Split reports whether a group's VIPs (per: the holders of each) are on
-// different nodes: some node holds one of them but not another, which some
-// other node holds. A group held whole by two nodes (a partition) is not
-// split, nor one whose missing VIP nobody holds (a claim under way).
+// different nodes: two of them are held, but by no common node, so that no
+// node answers for the whole group. A group held whole by two nodes (a
+// partition) is not split, nor one a node holds whole while another holds
+// part of it (one node is between the two netlink calls of a claim or a
+// release: the two-holder time counts that), nor one whose other VIP nobody
+// holds (a claim under way).
 func Split(per [][]string) bool {
 	for i, hi := range per {
-		for j, hj := range per {
-			if i == j {
-				continue
-			}
-			for _, a := range hi {
-				if slices.Contains(hj, a) {
-					continue
-				}
-				// a holds VIP i, not VIP j: does another node hold j?
-				if slices.ContainsFunc(hj, func(b string) bool { return b != a }) {
-					return true
-				}
+		for _, hj := range per[i+1:] {
+			if len(hi) > 0 && len(hj) > 0 && !slices.ContainsFunc(hi, func(n string) bool { return slices.Contains(hj, n) }) {
+				return true
 			}
 		}
 	}

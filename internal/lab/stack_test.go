@@ -20,7 +20,8 @@ func TestSplit(t *testing.T) {
 		{"nobody", [][]string{nil, nil}, false},
 		{"v4 on n2, v6 not yet", [][]string{{"n2"}, nil}, false},
 		{"v4 on n2, v6 on n1", [][]string{{"n2"}, {"n1"}}, true},
-		{"n2 claiming: v4 on n1,n2, v6 on n1", [][]string{{"n1", "n2"}, {"n1"}}, true},
+		{"v4 on n1,n2, v6 on n1: n1 answers for both", [][]string{{"n1", "n2"}, {"n1"}}, false},
+		{"v4 on n1, v6 on n2,n3", [][]string{{"n1"}, {"n2", "n3"}}, true},
 		{"partition: both on n1 and n2", [][]string{{"n1", "n2"}, {"n1", "n2"}}, false},
 		{"one VIP", [][]string{{"n1", "n2"}}, false},
 	}
