@@ -125,10 +125,15 @@ type Config struct {
 	// (lab.Stack), in this order; default ipv4 alone. With any IPv6 stack
 	// every trial runs on a lab that carries IPv6.
 	Stacks []lab.Stack
-	Trials int    // per implementation and fault; default 5
-	Nodes  int    // default 2
-	Prefix string // lab namespace prefix; default "fbn"
-	OutDir string // results directory; "" writes no files
+	Trials int // per implementation and fault; default 5
+	Nodes  int // default 2
+	// ClientTimeout is the client's timeout per request; default 50 ms.
+	// Tests of behaviour set it longer (below TCP's 1 s SYN retransmission,
+	// so a SYN lost to a failover still fails its request) so that a slow
+	// answer from a busy machine is not counted as a failure.
+	ClientTimeout time.Duration
+	Prefix        string // lab namespace prefix; default "fbn"
+	OutDir        string // results directory; "" writes no files
 	// Progress receives a line per trial and notes; nil discards them.
 	Progress io.Writer
 	// Table receives the Markdown table; nil discards it.
@@ -164,6 +169,9 @@ func (c *Config) setDefaults() error {
 	if c.Nodes == 0 {
 		c.Nodes = 2
 	}
+	if c.ClientTimeout == 0 {
+		c.ClientTimeout = DefaultClientTimeout
+	}
 	if c.Nodes < 2 || c.Nodes > 50 {
 		return fmt.Errorf("--nodes %d: a failover needs 2 to 50 nodes", c.Nodes)
 	}
@@ -184,22 +192,26 @@ func (c *Config) needIPv6() bool {
 	return slices.ContainsFunc(c.Stacks, lab.Stack.NeedsIPv6)
 }
 
+// DefaultClientTimeout is Config.ClientTimeout's default.
+const DefaultClientTimeout = 50 * time.Millisecond
+
 // Priority is node i's priority (1-based): 200, 150, 100, 50, then 1.
 func Priority(i int) int { return max(200-50*(i-1), 1) }
 
 // Results is what Run measured.
 type Results struct {
-	Started   time.Time       `json:"started"`
-	Host      string          `json:"host"`
-	Nodes     int             `json:"nodes"`
-	Trials    int             `json:"trials_per_case"`
-	Impls     []string        `json:"impls"`
-	Faults    []lab.FaultKind `json:"faults"`
-	Stacks    []lab.Stack     `json:"stacks"`
-	Skipped   []string        `json:"skipped,omitempty"` // implementations not run, with why
-	Summaries []Summary       `json:"summaries"`
-	Runs      []Trial         `json:"runs"`
-	Leftovers []string        `json:"leftovers,omitempty"` // what had to be cleaned up after the run
+	Started         time.Time       `json:"started"`
+	Host            string          `json:"host"`
+	Nodes           int             `json:"nodes"`
+	Trials          int             `json:"trials_per_case"`
+	ClientTimeoutMS float64         `json:"client_timeout_ms"`
+	Impls           []string        `json:"impls"`
+	Faults          []lab.FaultKind `json:"faults"`
+	Stacks          []lab.Stack     `json:"stacks"`
+	Skipped         []string        `json:"skipped,omitempty"` // implementations not run, with why
+	Summaries       []Summary       `json:"summaries"`
+	Runs            []Trial         `json:"runs"`
+	Leftovers       []string        `json:"leftovers,omitempty"` // what had to be cleaned up after the run
 }
 
 // Run runs the benchmark: every implementation × fault × trial on a fresh
@@ -221,7 +233,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		}
 	}
 	host, _ := os.Hostname()
-	res := &Results{Started: time.Now().UTC(), Host: host, Nodes: cfg.Nodes, Trials: cfg.Trials, Faults: cfg.Faults, Stacks: cfg.Stacks}
+	res := &Results{Started: time.Now().UTC(), Host: host, Nodes: cfg.Nodes, Trials: cfg.Trials, Faults: cfg.Faults, Stacks: cfg.Stacks, ClientTimeoutMS: msOf(cfg.ClientTimeout)}
 	var impls []Impl
 	for _, im := range cfg.Impls {
 		if im.Kind == KindKeepalived && cfg.Keepalived == "" {

@@ -35,7 +35,7 @@ func WriteMarkdown(w io.Writer, res *Results) error {
 		return writeStackedMarkdown(w, res)
 	}
 	b := &bytes.Buffer{}
-	fmt.Fprintf(b, "Failover benchmark: %d node(s), %d trial(s) per row, client request every 5 ms (50 ms timeout) on a fresh TCP connection.\n\n", res.Nodes, res.Trials)
+	fmt.Fprintf(b, "Failover benchmark: %d node(s), %d trial(s) per row, client request every 5 ms (%s ms timeout) on a fresh TCP connection.\n\n", res.Nodes, res.Trials, timeoutMS(res))
 	b.WriteString("| fault | implementation | trials | outage median | p90 | max | failed requests (median) | two holders median / max | holder changes median / max | holders at end | heal → one holder median / max |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, fault := range res.Faults {
@@ -62,6 +62,14 @@ func WriteMarkdown(w io.Writer, res *Results) error {
 	return err
 }
 
+// timeoutMS is the client's timeout in ms ("50" for results without one).
+func timeoutMS(res *Results) string {
+	if res.ClientTimeoutMS == 0 {
+		return fmtMS(msOf(DefaultClientTimeout))
+	}
+	return fmtMS(res.ClientTimeoutMS)
+}
+
 // stacked reports whether the run measured anything but the IPv4 VIP alone.
 func stacked(res *Results) bool {
 	return len(res.Stacks) > 1 || (len(res.Stacks) == 1 && res.Stacks[0] != lab.StackIPv4)
@@ -74,7 +82,7 @@ func stacked(res *Results) bool {
 // the VIP.
 func writeStackedMarkdown(w io.Writer, res *Results) error {
 	b := &bytes.Buffer{}
-	fmt.Fprintf(b, "Failover benchmark: %d node(s), %d trial(s) per row, client request every 5 ms (50 ms timeout) on a fresh TCP connection; the same lab (with IPv6) for every row.\n\n", res.Nodes, res.Trials)
+	fmt.Fprintf(b, "Failover benchmark: %d node(s), %d trial(s) per row, client request every 5 ms (%s ms timeout) on a fresh TCP connection; the same lab (with IPv6) for every row.\n\n", res.Nodes, res.Trials, timeoutMS(res))
 	b.WriteString("| fault | implementation | VIP | trials | outage median | / IPv4 | p90 | max | failed requests (median) | two holders median / max | v4, v6 apart median / max | VIP off the killed node median / max | holders at end | heal → one holder median / max |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	type key struct {

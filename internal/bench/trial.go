@@ -328,7 +328,7 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault lab.FaultKind, t *
 		return fmt.Errorf("waiting for %s alone to hold the VIP: %w", first.Name, err)
 	}
 
-	client, err := l.StartClient(ctx, lab.ClientOptions{Target: target, Every: clientEvery})
+	client, err := l.StartClient(ctx, lab.ClientOptions{Target: target, Every: clientEvery, Timeout: r.cfg.ClientTimeout})
 	if err != nil {
 		return err
 	}
