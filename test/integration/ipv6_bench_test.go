@@ -101,6 +101,13 @@ func TestIPv6Targets(t *testing.T) {
 				t.Fatalf("trial of stack %q broke %q, want %q and n1", tr.Stack, tr.Holder, c.stack)
 			}
 			c.check(t, tr)
+			if t.Failed() {
+				for _, p := range tr.Samples {
+					if !p.OK && p.MS > -100 {
+						t.Logf("failed request sent at %+.1f ms: %s", p.MS, p.Err)
+					}
+				}
+			}
 		})
 	}
 }
