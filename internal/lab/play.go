@@ -165,8 +165,10 @@ type PlayStatus struct {
 	// client requests.
 	VIPs   []string `json:"vips"`
 	Target string   `json:"client_target"`
-	// Apart (a dual-stack group): one node has one of the VIPs and another
-	// node the other, now (lab.Split).
+	// VIPHolders are the holders of each of VIPs (kernel state), in order.
+	VIPHolders [][]string `json:"vip_holders"`
+	// Apart (a dual-stack group): the VIPs are held, but by no common node
+	// (lab.Split).
 	Apart   bool         `json:"vips_apart,omitempty"`
 	Profile string       `json:"profile"`
 	Binary  string       `json:"binary"`
@@ -225,10 +227,13 @@ func (p *Play) Status(ctx context.Context) PlayStatus {
 	if err != nil {
 		st.Errors = append(st.Errors, err.Error())
 	}
-	if len(l.VIPs) > 1 {
-		if per, err := l.HoldersOf(l.VIPs); err == nil {
-			st.Apart = Split(per)
+	if per, err := l.HoldersOf(l.VIPs); err == nil {
+		for _, h := range per {
+			st.VIPHolders = append(st.VIPHolders, orEmpty(h))
 		}
+		st.Apart = Split(per)
+	} else {
+		st.Errors = append(st.Errors, err.Error())
 	}
 	st.Holders = orEmpty(holders)
 	for _, n := range l.Nodes() {
@@ -456,6 +461,13 @@ func FormatPlayStatus(w io.Writer, st PlayStatus, now time.Time) error {
 		fmt.Fprintf(&b, "VIP held by: %s%s\n", st.Holders[0], since)
 	default:
 		fmt.Fprintf(&b, "VIP held by: %s%s  WARNING: more than one node\n", strings.Join(st.Holders, ", "), since)
+	}
+	if len(st.VIPs) > 1 && len(st.VIPHolders) == len(st.VIPs) {
+		parts := make([]string, len(st.VIPs))
+		for i, v := range st.VIPs {
+			parts[i] = v + " " + noneOr(st.VIPHolders[i])
+		}
+		fmt.Fprintf(&b, "  by address: %s\n", strings.Join(parts, "; "))
 	}
 	if st.Apart {
 		fmt.Fprintf(&b, "WARNING: the group's addresses are on different nodes\n")

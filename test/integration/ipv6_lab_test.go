@@ -35,6 +35,9 @@ func TestLabUpIPv6(t *testing.T) {
 	if !slices.Equal(st.VIPs, []string{"2001:db8:18::100"}) || st.Target != "[2001:db8:18::100]:8080" {
 		t.Errorf("status VIPs %q, client target %q", st.VIPs, st.Target)
 	}
+	if len(st.VIPHolders) != 1 || !slices.Equal(st.VIPHolders[0], st.Holders) {
+		t.Errorf("status holders by VIP %q, holders %q", st.VIPHolders, st.Holders)
+	}
 	if n := nodeOf(st, "n2"); n.IP6 != "2001:db8:18::12" {
 		t.Errorf("n2's IPv6 address %q", n.IP6)
 	}
