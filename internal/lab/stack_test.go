@@ -1,9 +1,15 @@
 package lab
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"io"
+	"net"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,5 +183,53 @@ func TestDualStackRecorder(t *testing.T) {
 	}
 	if ok, err := n2.HasAddr(NodeIP6(2)); err != nil || !ok {
 		t.Errorf("after power on n2 lost its own %v (%v)", NodeIP6(2), err)
+	}
+}
+
+// TestServeAndClientIPv6: `lab serve --listen :8080` listens on both
+// families, and `lab client` takes an IPv6 literal target ("[::1]:PORT").
+func TestServeAndClientIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, "n7", ":"+strconv.Itoa(port), pw) }()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, pr)
+	if !strings.Contains(line, `"addr":"[::]:`) {
+		t.Errorf("serve listens on %s, want [::] (both families)", line)
+	}
+	for _, target := range []string{"[::1]:" + strconv.Itoa(port), "127.0.0.1:" + strconv.Itoa(port)} {
+		var out strings.Builder
+		if err := RunClient(ctx, ClientConfig{Target: target, Every: 5 * time.Millisecond, Timeout: 2 * time.Second, Count: 3}, &out); err != nil {
+			t.Fatalf("client to %s: %v", target, err)
+		}
+		var s []Sample
+		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("client line %q: %v", l, err)
+			}
+			if x, ok := ParseSample(Line{Text: l, Fields: m}); ok {
+				s = append(s, x)
+			}
+		}
+		if len(s) != 3 || !allFrom(s, "n7") {
+			t.Errorf("client to %s: %+v\n%s", target, s, out.String())
+		}
+	}
+	cancel()
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Errorf("serve: %v", err)
 	}
 }
