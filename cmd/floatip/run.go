@@ -20,7 +20,7 @@ import (
 type configFlags struct {
 	Config    string   `short:"c" placeholder:"FILE" help:"YAML configuration file (every key: floatip config example); flags override it. Default: /etc/floatip/floatip.yaml if it exists."`
 	Interface string   `short:"i" placeholder:"IF" help:"Interface the VIPs live on, e.g. eth0."`
-	VIP       []string `name:"vip" placeholder:"A.B.C.D" help:"A VIP (repeatable); replaces the file's groups with one group named default."`
+	VIP       []string `name:"vip" placeholder:"ADDR" help:"A VIP, IPv4 or IPv6 (repeatable); replaces the file's groups with one group named default."`
 	Priority  *int     `short:"p" placeholder:"1..254" help:"Priority of this node; the highest live node claims a free VIP first (default 100)."`
 	NodeName  string   `placeholder:"NAME" help:"This node's name in logs (default: hostname)."`
 	Profile   string   `placeholder:"default|fast" help:"Timing preset: default, or fast (about 4x quicker failover, 5x more probes)."`

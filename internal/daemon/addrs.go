@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/floatip/floatip/internal/config"
@@ -23,12 +24,20 @@ type Addrs6 interface {
 
 // dualAddrs is the Addrs of a daemon with IPv6 VIPs: IPv4 VIPs go to the
 // IPv4 manager as /32s, IPv6 VIPs to v6 as /128s, with the same lifetime
-// and renewal. Link reports the addresses of both families. (Address
-// changes are watched for IPv4 only: an IPv6 VIP removed by hand comes back
-// at the holder's next renewal.)
+// and renewal. Link reports the addresses of both families, and Watch the
+// removal of IPv6 addresses besides the IPv4 events.
 type dualAddrs struct {
 	Addrs // IPv4, and the link
 	v6    Addrs6
+	// watchFailed is told when watching the IPv6 addresses fails (the
+	// IPv4 watch goes on); nil ignores it.
+	watchFailed func(error)
+}
+
+// removedWatcher is an Addrs6 that reports the IPv6 addresses deleted from
+// the interface (ifaddr6.Addrs.WatchRemoved).
+type removedWatcher interface {
+	WatchRemoved(ctx context.Context, removed func(netip.Addr)) error
 }
 
 // split returns the IPv4 and the IPv6 addresses of vips, in order.
@@ -106,7 +115,27 @@ func (a dualAddrs) Link() (ifaddr.Link, error) {
 	return l, nil
 }
 
+// Watch is the IPv4 manager's Watch plus an AddrRemoved event for every
+// IPv6 address deleted; it returns when both watches ended.
 func (a dualAddrs) Watch(ctx context.Context, events chan<- ifaddr.Event) error {
+	w, ok := a.v6.(removedWatcher)
+	if !ok {
+		return a.Addrs.Watch(ctx, events)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	var v6 sync.WaitGroup
+	defer func() { cancel(); v6.Wait() }()
+	v6.Go(func() {
+		err := w.WatchRemoved(wctx, func(v netip.Addr) {
+			select {
+			case events <- ifaddr.Event{Kind: ifaddr.AddrRemoved, Addr: v}:
+			case <-wctx.Done():
+			}
+		})
+		if err != nil && a.watchFailed != nil {
+			a.watchFailed(err)
+		}
+	})
 	return a.Addrs.Watch(ctx, events)
 }
 

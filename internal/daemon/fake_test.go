@@ -16,15 +16,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdlayher/ndp"
+
 	"github.com/floatip/floatip/internal/arp"
 	"github.com/floatip/floatip/internal/config"
 	"github.com/floatip/floatip/internal/hooks"
 	"github.com/floatip/floatip/internal/ifaddr"
+	"github.com/floatip/floatip/internal/nd"
 )
 
 // A fake LAN for the daemon core: every node has a fake ARP socket
-// (FrameConn) and a fake kernel (Addrs) that holds the VIPs and answers
-// probes for them like Linux does. Frames travel encoded, through the real
+// (FrameConn), with IPv6 VIPs a fake ND socket too (NDConn, behind the
+// wire), and a fake kernel (Addrs) that holds the VIPs and answers
+// probes and Neighbor Solicitations for them like Linux does. The LAN
+// forwards an IPv6 multicast frame only to the ND sockets that joined its
+// group (all-nodes always), like a switch that snoops MLD with a querier. Frames travel encoded, through the real
 // codec, so no two daemons share a packet. Tests run in a testing/synctest
 // bubble: the daemons' timers and the clock are fake, and a test waits for
 // a condition with a deadline in fake time.
@@ -39,6 +45,7 @@ type fakeNode struct {
 	name  string
 	mac   net.HardwareAddr
 	conn  *fakeConn
+	nd    *fakeNDConn // nil without IPv6
 	addrs *fakeAddrs
 	cut   atomic.Bool // unplugged: no frames in or out
 }
@@ -57,6 +64,10 @@ func (l *fakeLAN) node(name string, i int) *fakeNode {
 // send puts a frame from node from (nil: a stranger) on the LAN.
 func (l *fakeLAN) send(from *fakeNode, b []byte) {
 	if from != nil && from.cut.Load() {
+		return
+	}
+	if len(b) >= 14 && b[12] == 0x86 && b[13] == 0xdd {
+		l.sendND(from, b)
 		return
 	}
 	var p arp.Packet
@@ -83,6 +94,149 @@ func (l *fakeLAN) send(from *fakeNode, b []byte) {
 		default: // a full socket buffer drops the frame, like the kernel
 		}
 	}
+}
+
+// sendND delivers an IPv6 frame: unicast to its MAC, multicast to the ND
+// sockets that joined the group. A node's kernel answers an NS for an
+// address it holds as Linux does (see docs/ipv6.md): a DAD NS with an NA
+// to all-nodes (Override, target link-layer option), a unicast NS with a
+// solicited NA unicast to the sender, without Override or link-layer
+// option, a multicast NS from an address with a solicited NA with both.
+func (l *fakeLAN) sendND(from *fakeNode, b []byte) {
+	var f nd.Frame
+	decoded := f.UnmarshalBinary(b) == nil
+	dst := net.HardwareAddr(b[0:6])
+	group := dst[0]&1 != 0
+	l.mu.Lock()
+	nodes := slices.Clone(l.nodes)
+	l.mu.Unlock()
+	for _, to := range nodes {
+		if to == from || to.cut.Load() {
+			continue
+		}
+		if !group && !bytes.Equal(dst, to.mac) {
+			continue
+		}
+		if t := f.Target(); decoded && f.IsSolicitation() && to.addrs.has(t) &&
+			(!group || bytes.Equal(dst, nd.MulticastMAC(nd.SolicitedNode(t)))) {
+			var ans *nd.Frame
+			switch {
+			case f.SourceIP.IsUnspecified():
+				ans = nd.NewAdvertisement(to.mac, t, false, nil)
+			case !group:
+				ans = nd.NewReply(to.mac, f.Source, t, f.SourceIP, false, nil)
+				na := ans.Message.(*ndp.NeighborAdvertisement)
+				na.Override, na.Options = false, nil
+			default:
+				ans = nd.NewReply(to.mac, f.SenderMAC(), t, f.SourceIP, false, nil)
+			}
+			if enc, err := ans.MarshalBinary(); err == nil {
+				defer l.send(to, enc)
+			}
+		}
+		if to.nd == nil || group && !to.nd.member(dst) {
+			continue
+		}
+		select {
+		case to.nd.in <- slices.Clone(b):
+		default:
+		}
+	}
+}
+
+// fakeNDConn is a node's ND socket (NDConn): it receives the IPv6
+// multicast groups it joined, and all-nodes.
+type fakeNDConn struct {
+	node      *fakeNode
+	in        chan []byte
+	closeOnce sync.Once
+	closed    chan struct{}
+	mu        sync.Mutex
+	groups    map[netip.Addr]int
+	writes    atomic.Int64
+}
+
+func newFakeNDConn(n *fakeNode) *fakeNDConn {
+	return &fakeNDConn{node: n, in: make(chan []byte, 4096), closed: make(chan struct{}), groups: map[netip.Addr]int{}}
+}
+
+func (c *fakeNDConn) member(mac net.HardwareAddr) bool {
+	if bytes.Equal(mac, nd.MulticastMAC(nd.AllNodes)) {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for g := range c.groups {
+		if bytes.Equal(mac, nd.MulticastMAC(g)) {
+			return true
+		}
+	}
+	return false
+}
+
+// joined reports whether the socket is in g.
+func (c *fakeNDConn) joined(g netip.Addr) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.groups[g] > 0
+}
+
+func (c *fakeNDConn) Read() (*nd.Frame, error) {
+	select {
+	case b := <-c.in:
+		f := new(nd.Frame)
+		if err := f.UnmarshalBinary(b); err != nil {
+			return nil, err
+		}
+		return f, nil
+	case <-c.closed:
+		return nil, fmt.Errorf("read: %w", net.ErrClosed)
+	}
+}
+
+func (c *fakeNDConn) Write(f *nd.Frame) error {
+	c.writes.Add(1)
+	select {
+	case <-c.closed:
+		return fmt.Errorf("write: %w", net.ErrClosed)
+	default:
+	}
+	b, err := f.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	c.node.lan.send(c.node, b)
+	return nil
+}
+
+func (c *fakeNDConn) JoinGroup(g netip.Addr) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.groups[g]++
+	return nil
+}
+
+func (c *fakeNDConn) LeaveGroup(g netip.Addr) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.groups[g] == 0 {
+		return fmt.Errorf("leave %v: not joined", g)
+	}
+	c.groups[g]--
+	if c.groups[g] == 0 {
+		delete(c.groups, g)
+	}
+	return nil
+}
+
+func (c *fakeNDConn) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	return nil
+}
+
+// linkLocal is the node's link-local address, fe80::<i+1>.
+func (n *fakeNode) linkLocal() netip.Addr {
+	return netip.AddrFrom16([16]byte{0: 0xfe, 1: 0x80, 15: n.mac[5]})
 }
 
 type fakeConn struct {
@@ -244,7 +398,7 @@ func (a *fakeAddrs) Link() (ifaddr.Link, error) {
 	l := a.link
 	l.Addrs = slices.Clone(l.Addrs)
 	for v := range a.vips {
-		l.Addrs = append(l.Addrs, netip.PrefixFrom(v, 32))
+		l.Addrs = append(l.Addrs, netip.PrefixFrom(v, v.BitLen()))
 	}
 	return l, nil
 }
@@ -367,6 +521,11 @@ func (l *fakeLAN) newTestNode(t *testing.T, cfg config.Config, deps func(*Deps))
 	fn := l.node(cfg.NodeName, len(l.nodes))
 	n := &testNode{fakeNode: fn, t: t, cfg: cfg, next: cfg}
 	dp := Deps{Conn: fn.conn, Addrs: fn.addrs, MAC: fn.mac}
+	if hasIPv6VIPs(cfg.Groups) {
+		// As the OS layer does: the wire over both sockets.
+		fn.nd = newFakeNDConn(fn)
+		dp.Conn, dp.IPv6 = newWire(fn.conn, fn.nd, fn.linkLocal), true
+	}
 	if deps != nil {
 		deps(&dp)
 	}

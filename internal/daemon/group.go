@@ -280,6 +280,8 @@ func (g *group) run(start election.Start) {
 		// snooping switch, for as long as the group runs.
 		if err := m.JoinVIPs(g.vips); err != nil {
 			g.log.Error("joining the solicited-node groups of the IPv6 VIPs; other nodes' probes may not reach this node", "err", err)
+		} else if _, v6 := split(g.vips); len(v6) > 0 {
+			g.log.Debug("joined the solicited-node groups of the IPv6 VIPs", "vips", len(v6), "node_groups", m.Groups())
 		}
 		defer func() {
 			if err := m.LeaveVIPs(g.vips); err != nil {
@@ -494,13 +496,13 @@ func (g *group) write(p *arp.Packet) error {
 	}
 	g.sendFails++
 	if g.sendFails == 1 {
-		g.log.Warn("sending ARP frame failed", "err", err, "tries", 1+sendRetries)
+		g.log.Warn("sending frame failed", "err", err, "tries", 1+sendRetries)
 	}
 	if g.sendFails < sendFailLimit {
 		return nil
 	}
 	g.sendFails = 0
-	g.log.Error("sending ARP frames keeps failing", "err", err, "frames", sendFailLimit)
+	g.log.Error("sending frames keeps failing", "err", err, "frames", sendFailLimit)
 	return fmt.Errorf("%d frames in a row failed %d tries each: %w", sendFailLimit, 1+sendRetries, err)
 }
 

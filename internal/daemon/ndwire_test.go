@@ -117,7 +117,9 @@ func TestToND(t *testing.T) {
 // TestFromND is the receive half: each kind of frame the machine may see,
 // and what the machine reads in it.
 func TestFromND(t *testing.T) {
-	opt := func(k arp.Kind, flags uint8) *nd.Option { return &nd.Option{Trailer: arp.Trailer{Kind: k, Priority: 150, Flags: flags, NodeID: 9}} }
+	opt := func(k arp.Kind, flags uint8) *nd.Option {
+		return &nd.Option{Trailer: arp.Trailer{Kind: k, Priority: 150, Flags: flags, NodeID: 9}}
+	}
 	unicastNS := nd.NewSolicitation(ndPeer, ndUs, ndPeerLL, ndVIP, nil)
 	kernelUnicastNA := nd.NewReply(ndPeer, ndUs, ndVIP, ndLL, false, nil)
 	na := kernelUnicastNA.Message.(*ndp.NeighborAdvertisement)

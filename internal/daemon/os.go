@@ -30,6 +30,7 @@ import (
 	"github.com/floatip/floatip/internal/ifaddr6"
 	"github.com/floatip/floatip/internal/ifcheck"
 	"github.com/floatip/floatip/internal/metrics"
+	"github.com/floatip/floatip/internal/nd"
 	ndafpacket "github.com/floatip/floatip/internal/nd/afpacket"
 )
 
@@ -63,13 +64,19 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	ipv6 := hasIPv6VIPs(cfg.Groups)
 	var addrs6 *ifaddr6Addrs
 	if ipv6 {
+		if err := checkIPv6(cfg.Interface); err != nil {
+			mgr.Close()
+			return err
+		}
 		a6, err := ifaddr6.Open(cfg.Interface, netns.None())
 		if err != nil {
 			mgr.Close()
 			return err
 		}
 		addrs6 = &ifaddr6Addrs{Addrs: a6}
-		addrs = dualAddrs{Addrs: mgr, v6: addrs6}
+		addrs = dualAddrs{Addrs: mgr, v6: addrs6, watchFailed: func(err error) {
+			log.Error("watching the IPv6 addresses failed; an IPv6 VIP removed by hand comes back only at the next renewal", "err", err)
+		}}
 	}
 	handedOver := false // once the core owns addrs, it closes it
 	defer func() {
@@ -110,9 +117,24 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return err
 	}
 	var frames FrameConn = conn
-	authDeps, seq, err := setupAuth(cfg, conn, m)
+	sealers := []sealer{conn}
+	var ndc *ndafpacket.Conn
+	if ipv6 {
+		if ndc, err = ndafpacket.Listen(ifi); err != nil {
+			conn.Close()
+			if metricsLn != nil {
+				metricsLn.Close()
+			}
+			return fmt.Errorf("IPv6 VIPs: %w", err)
+		}
+		sealers = append(sealers, ndc)
+	}
+	authDeps, seq, err := setupAuth(cfg, sealers, m)
 	if err != nil {
 		conn.Close()
+		if ndc != nil {
+			ndc.Close()
+		}
 		if metricsLn != nil {
 			metricsLn.Close()
 		}
@@ -121,16 +143,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if authDeps != nil {
 		frames = sealCounter{conn, m}
 	}
-	if ipv6 {
-		ndc, err := ndafpacket.Listen(ifi)
-		if err != nil {
-			conn.Close()
-			if metricsLn != nil {
-				metricsLn.Close()
-			}
-			return fmt.Errorf("IPv6 VIPs: %w", err)
+	if ndc != nil {
+		var nds NDConn = ndc
+		if authDeps != nil {
+			nds = ndSealCounter{ndc, m}
 		}
-		w := newWire(frames, ndc, addrs6.linkLocal)
+		w := newWire(frames, nds, addrs6.linkLocal)
 		w.SetRouter(cfg.IPv6.NARouter)
 		frames = w
 	}
@@ -173,9 +191,16 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	return err
 }
 
-// setupAuth reads the keys and the sequence state and makes conn seal and
-// verify; nil without auth. Errors name the configuration entry or file.
-func setupAuth(cfg config.Config, conn *afpacket.Conn, m *metrics.Metrics) (*AuthDeps, *auth.Sequence, error) {
+// sealer is a socket that seals and verifies frames (the ARP and the ND
+// afpacket.Conn).
+type sealer interface {
+	SetAuth(s *auth.Signer, v *auth.Verifier) error
+}
+
+// setupAuth reads the keys and the sequence state and makes the conns seal
+// and verify, with one signer and one verifier (one replay table for both
+// families); nil without auth. Errors name the configuration entry or file.
+func setupAuth(cfg config.Config, conns []sealer, m *metrics.Metrics) (*AuthDeps, *auth.Sequence, error) {
 	ring, err := cfg.LoadKeys()
 	if err != nil || ring == nil {
 		return nil, nil, err
@@ -185,8 +210,11 @@ func setupAuth(cfg config.Config, conn *afpacket.Conn, m *metrics.Metrics) (*Aut
 		return nil, nil, fmt.Errorf("auth.sequence_file: %w", err)
 	}
 	v := auth.NewVerifier(ring, auth.VerifierOptions{})
-	if err := conn.SetAuth(auth.NewSigner(ring, seq), v); err != nil {
-		return nil, nil, err
+	s := auth.NewSigner(ring, seq)
+	for _, c := range conns {
+		if err := c.SetAuth(s, v); err != nil {
+			return nil, nil, err
+		}
 	}
 	m.AuthTable(v.Stats)
 	return &AuthDeps{
@@ -197,8 +225,11 @@ func setupAuth(cfg config.Config, conn *afpacket.Conn, m *metrics.Metrics) (*Aut
 				return nil, err
 			}
 			v.SetRing(r) // keeps the replay table
-			if err := conn.SetAuth(auth.NewSigner(r, seq), v); err != nil {
-				return nil, err
+			s := auth.NewSigner(r, seq)
+			for _, c := range conns {
+				if err := c.SetAuth(s, v); err != nil {
+					return nil, err
+				}
 			}
 			return r.IDs(), nil
 		},
@@ -245,6 +276,21 @@ func (c sealCounter) Write(p *arp.Packet) error {
 	return err
 }
 
+// ndSealCounter counts the ND frames Conn could not seal (and so did not
+// send).
+type ndSealCounter struct {
+	*ndafpacket.Conn
+	m *metrics.Metrics
+}
+
+func (c ndSealCounter) Write(f *nd.Frame) error {
+	err := c.Conn.Write(f)
+	if errors.Is(err, ndafpacket.ErrSeal) {
+		c.m.SealFailure()
+	}
+	return err
+}
+
 // checkLink reads the interface and refuses one floatip cannot work on.
 func checkLink(cfg config.Config, addrs Addrs) (ifaddr.Link, error) {
 	link, err := addrs.Link()
@@ -261,6 +307,21 @@ func checkLink(cfg config.Config, addrs Addrs) (ifaddr.Link, error) {
 		return link, err
 	}
 	return link, nil
+}
+
+// checkIPv6 refuses IPv6 VIPs on an interface without IPv6: the kernel
+// would refuse every claim, and the group would fault forever.
+func checkIPv6(ifname string) error {
+	b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + ifname + "/disable_ipv6")
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("IPv6 VIPs configured, but this host has no IPv6 on %q (no /proc/sys/net/ipv6/conf/%s)", ifname, ifname)
+	case err != nil:
+		return nil // cannot tell; the first claim will say
+	case strings.TrimSpace(string(b)) != "0":
+		return fmt.Errorf("IPv6 VIPs configured, but IPv6 is disabled on %q: set net.ipv6.conf.%s.disable_ipv6=0", ifname, ifname)
+	}
+	return nil
 }
 
 // checkVIPs is Deps.CheckVIPs on the real interface: see package ifcheck.

@@ -191,6 +191,8 @@ func (w *wire) Groups() int {
 type vipMember interface {
 	JoinVIPs(vips []netip.Addr) error
 	LeaveVIPs(vips []netip.Addr) error
+	// Groups is the number of multicast groups joined now.
+	Groups() int
 }
 
 // routerFlag is a FrameConn whose NA Router flag a reload sets.

@@ -21,6 +21,7 @@
 package ifaddr6
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -29,6 +30,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -39,6 +41,7 @@ type Addrs struct {
 	name  string
 	index int
 	h     *netlink.Handle
+	ns    netns.NsHandle // for WatchRemoved; the caller's, kept open by it
 }
 
 // Open opens the interface name in the network namespace ns; netns.None()
@@ -59,7 +62,7 @@ func Open(name string, ns netns.NsHandle) (*Addrs, error) {
 		h.Close()
 		return nil, fmt.Errorf("ifaddr6: interface %q: %w", name, err)
 	}
-	return &Addrs{name: name, index: l.Attrs().Index, h: h}, nil
+	return &Addrs{name: name, index: l.Attrs().Index, h: h, ns: ns}, nil
 }
 
 // Close closes the netlink socket. Claimed addresses stay until their
@@ -195,4 +198,53 @@ func (a *Addrs) Present(addrs []netip.Addr) (map[netip.Addr]bool, error) {
 		res[ip] = have[ip.WithZone("")]
 	}
 	return res, nil
+}
+
+// WatchRemoved calls removed with every IPv6 address deleted from the
+// interface (by hand, by another program, or by the kernel when its valid
+// lifetime ran out) until ctx ends, and then returns nil. Additions and
+// renewals are not reported: the subscription is to IPv6 address events
+// only, and RTM_NEWADDR messages are dropped after their header, so a
+// holder's renewals cost little. removed runs on WatchRemoved's goroutine.
+func (a *Addrs) WatchRemoved(ctx context.Context, removed func(netip.Addr)) error {
+	s, err := nl.SubscribeAt(a.ns, netns.None(), unix.NETLINK_ROUTE, unix.RTNLGRP_IPV6_IFADDR)
+	if err != nil {
+		return fmt.Errorf("ifaddr6: watch addresses of %s: %w", a.name, err)
+	}
+	stop := context.AfterFunc(ctx, s.Close) // ends a blocked Receive
+	defer func() {
+		if stop() {
+			s.Close()
+		}
+	}()
+	for {
+		msgs, from, err := s.Receive()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("ifaddr6: watch addresses of %s: %w", a.name, err)
+		}
+		if from.Pid != nl.PidKernel {
+			continue
+		}
+		for _, m := range msgs {
+			if m.Header.Type != unix.RTM_DELADDR || len(m.Data) < unix.SizeofIfAddrmsg {
+				continue
+			}
+			msg := nl.DeserializeIfAddrmsg(m.Data)
+			if int(msg.Index) != a.index || msg.Family != unix.AF_INET6 {
+				continue
+			}
+			attrs, err := nl.ParseRouteAttr(m.Data[unix.SizeofIfAddrmsg:])
+			if err != nil {
+				continue
+			}
+			for _, at := range attrs {
+				if at.Attr.Type == unix.IFA_ADDRESS && len(at.Value) == 16 {
+					removed(netip.AddrFrom16([16]byte(at.Value)))
+				}
+			}
+		}
+	}
 }

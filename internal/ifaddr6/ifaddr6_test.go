@@ -3,6 +3,7 @@
 package ifaddr6
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"runtime"
@@ -209,4 +210,62 @@ func mustLink(t *testing.T, h *netlink.Handle, name string) netlink.Link {
 		t.Fatal(err)
 	}
 	return l
+}
+
+func TestWatchRemoved(t *testing.T) {
+	ns := newNS(t)
+	a, err := Open("v6a", ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	keep, del, expire := netip.MustParseAddr("2001:db8:7::1"), netip.MustParseAddr("2001:db8:7::2"), netip.MustParseAddr("2001:db8:7::3")
+	if err := a.Claim([]netip.Addr{keep, del}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan netip.Addr, 16)
+	done := make(chan error, 1)
+	go func() { done <- a.WatchRemoved(ctx, func(v netip.Addr) { got <- v }) }()
+	// The subscription is made on the watcher's goroutine: renew until
+	// its first deletion shows it is in place, then check what follows.
+	deadline := time.Now().Add(5 * time.Second)
+	for seen := false; !seen; {
+		if time.Now().After(deadline) {
+			t.Fatal("no deletion reported")
+		}
+		if err := a.Claim([]netip.Addr{del}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Release([]netip.Addr{del}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case v := <-got:
+			if v != del {
+				t.Fatalf("reported %v, want %v", v, del)
+			}
+			seen = true
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	// A renewal is not a removal; an expiry by the kernel is.
+	if err := a.Claim([]netip.Addr{keep}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Claim([]netip.Addr{expire}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case v := <-got:
+		if v != expire {
+			t.Fatalf("reported %v, want only the expired %v", v, expire)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the kernel's deletion at the end of the lifetime was not reported")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("WatchRemoved after cancel: %v", err)
+	}
 }

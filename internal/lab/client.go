@@ -44,7 +44,7 @@ func ParseSample(l Line) (Sample, bool) {
 
 // ClientOptions configures StartClient; zero fields take the defaults.
 type ClientOptions struct {
-	Target   netip.AddrPort // default VIP:8080, the IPv6 VIP when the lab's VIPs have one
+	Target   netip.AddrPort // default the lab's first VIP (Lab.VIPs[0]), port 8080
 	Every    time.Duration  // default 5 ms
 	Timeout  time.Duration  // default 50 ms
 	Count    int            // default 0: no limit
@@ -60,7 +60,11 @@ type Client struct {
 // VIP (by default every 5 ms, 50 ms timeout, at most 10 min).
 func (l *Lab) StartClient(ctx context.Context, o ClientOptions) (*Client, error) {
 	if !o.Target.IsValid() {
-		o.Target = clientTarget(l)
+		vip := l.VIP
+		if len(l.VIPs) > 0 {
+			vip = l.VIPs[0]
+		}
+		o.Target = netip.AddrPortFrom(vip, ServicePort)
 	}
 	if o.Every == 0 {
 		o.Every = 5 * time.Millisecond

@@ -242,7 +242,7 @@ func (d *demo) run(ctx context.Context, profile string) error {
 	d.printf("%s (after %s)\n", old, roundMS(time.Since(t0)))
 
 	d.start = time.Now()
-	client, err := d.l.StartClient(ctx, ClientOptions{})
+	client, err := d.l.StartClient(ctx, ClientOptions{Target: clientTarget(d.l)})
 	if err != nil {
 		return err
 	}

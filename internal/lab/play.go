@@ -136,7 +136,7 @@ func StartPlay(ctx context.Context, o PlayOptions) (_ *Play, err error) {
 		return nil, err
 	}
 	fmt.Fprintf(o.Progress, "%s\n", h[0])
-	p.client, err = l.StartClient(pctx, ClientOptions{Every: PlayEvery, Duration: 100000 * time.Hour})
+	p.client, err = l.StartClient(pctx, ClientOptions{Target: clientTarget(l), Every: PlayEvery, Duration: 100000 * time.Hour})
 	if err != nil {
 		return nil, err
 	}

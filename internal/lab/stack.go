@@ -79,8 +79,9 @@ func StackOptions(o Options, s Stack) (Options, error) {
 	return o, nil
 }
 
-// clientTarget is where the lab client goes by default: the IPv6 VIP of the
-// group when it has one, else its (IPv4) VIP.
+// clientTarget is where the demo's and lab up's client goes: the IPv6 VIP
+// of the group when it has one, else its (IPv4) VIP. (StartClient's default
+// is the lab's first VIP.)
 func clientTarget(l *Lab) netip.AddrPort {
 	vip := l.VIP
 	if len(l.VIPs) > 0 {

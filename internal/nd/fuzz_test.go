@@ -47,6 +47,11 @@ func FuzzUnmarshal(f *testing.F) {
 }
 
 func checkFrame(t *testing.T, b []byte) {
+	// The auth field's locator reads raw bytes from the wire too: it must
+	// stay inside the frame whatever it is given.
+	if off, n, ok := AuthField(b); ok && (off < 0 || off+n > len(b)) {
+		t.Fatalf("AuthField %d+%d outside a frame of %d bytes", off, n, len(b))
+	}
 	var fr Frame
 	err := fr.UnmarshalBinary(b)
 	if err != nil {

@@ -28,7 +28,7 @@ func TestMalformedFramesAreIgnored(t *testing.T) {
 	if out, err := junk.CombinedOutput(); err != nil {
 		t.Fatalf("sending junk frames: %v\n%s", err, out)
 	}
-	if _, err := c.daemons["n1"].WaitMsg(c.ctx, 15*time.Second, "ignored malformed ARP frames", nil); err != nil {
+	if _, err := c.daemons["n1"].WaitMsg(c.ctx, 15*time.Second, "ignored malformed frames", nil); err != nil {
 		t.Fatalf("n1 did not log the malformed frames: %v", err)
 	}
 	c.holdsFor([]string{"n1"}, time.Second, "after junk frames")

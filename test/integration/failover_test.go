@@ -427,7 +427,7 @@ func TestBadInputGivesOneLineErrors(t *testing.T) {
 		{"impossible timing", []string{"check", "--config", bad}, 2, bad + ":5: timing.lifetime"},
 		{"loose key file", []string{"check", "--config", loose}, 2, loose + ":4: auth.key_file: auth: key file " + key + " has mode 0644"},
 		{"unknown interface", []string{"run", "--interface", "nosuch0", "--vip", "198.18.0.100"}, 1, `interface "nosuch0" not found`},
-		{"ipv6 vip", []string{"run", "--interface", "lo", "--vip", "fd00::1"}, 2, "IPv6 VIPs are not supported yet"},
+		{"link-local ipv6 vip", []string{"run", "--interface", "lo", "--vip", "fe80::1"}, 2, "--vip: fe80::1 is a link-local address (fe80::/10)"},
 		{"bad vip", []string{"run", "--interface", "lo", "--vip", "198.18.0.300"}, 2, `"198.18.0.300" is not an IPv4 address`},
 	}
 	for _, tt := range tests {

@@ -11,6 +11,11 @@
 // are not checked in the filter, so that the codec rejects, and the caller
 // can log and count, what a stranger forged.
 //
+// With SetAuth every frame that carries floatip's option is sealed (the
+// auth block of package auth in the option's Auth, see nd.SealFrame) and
+// every such frame read is verified; the kernel's own messages carry no
+// option and pass unauthenticated.
+//
 // Multicast groups are joined at the IPv6 layer (IPV6_JOIN_GROUP on a
 // helper UDP socket that is never read), not only as a link-layer
 // membership: the kernel then also sends MLD reports for the group, which a
@@ -33,6 +38,7 @@ import (
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 
+	"github.com/floatip/floatip/internal/auth"
 	"github.com/floatip/floatip/internal/nd"
 )
 
@@ -70,7 +76,35 @@ type Conn struct {
 	joiner  groupJoiner
 	groups  map[netip.Addr]int // joins per group
 
+	auth atomic.Pointer[authPair] // SetAuth
+	// ownOut: the kernel keeps our own transmissions from the socket
+	// (PACKET_IGNORE_OUTGOING), so a frame with our MAC that Read sees
+	// came from the wire: someone impersonates us.
+	ownOut bool
+
 	closed atomic.Bool
+}
+
+type authPair struct {
+	s *auth.Signer
+	v *auth.Verifier
+}
+
+// ErrSeal is wrapped by Write's error when a frame could not be sealed
+// (the sequence number's state file could not be written): the frame was
+// not sent.
+var ErrSeal = errors.New("frame not sealed")
+
+// SetAuth makes the Conn seal every frame with floatip's option it writes
+// with s and verify every such frame it reads with v; nil, nil turns that
+// off. Safe to call while Read and Write run (a reload's new keys).
+func (c *Conn) SetAuth(s *auth.Signer, v *auth.Verifier) error {
+	if s == nil || v == nil {
+		c.auth.Store(nil)
+		return nil
+	}
+	c.auth.Store(&authPair{s, v})
+	return nil
 }
 
 // Listen opens an AF_PACKET socket that receives and sends ND frames on ifi
@@ -93,13 +127,14 @@ func Listen(ifi *net.Interface) (*Conn, error) {
 	if err != nil {
 		return nil, listenError(ifi.Name, err)
 	}
-	ignoreOutgoing(pc)
+	ownOut := ignoreOutgoing(pc)
 	u, err := net.ListenPacket("udp6", "[::]:0")
 	if err != nil {
 		pc.Close()
 		return nil, fmt.Errorf("nd: listen on %q: socket for multicast groups: %w", ifi.Name, err)
 	}
 	c := newConn(pc, ipv6.NewPacketConn(u), ifi)
+	c.ownOut = ownOut
 	if err := c.JoinGroup(nd.AllNodes); err != nil {
 		c.Close()
 		return nil, err
@@ -108,16 +143,19 @@ func Listen(ifi *net.Interface) (*Conn, error) {
 }
 
 // ignoreOutgoing asks the kernel not to loop our own transmissions, and its
-// own NAs for our VIPs, back to the socket. Read still drops frames from our
-// MAC on kernels older than 4.20.
-func ignoreOutgoing(pc *packet.Conn) {
+// own NAs for our VIPs, back to the socket, and reports whether it took the
+// option. Read drops frames from our MAC on kernels older than 4.20, which
+// do not.
+func ignoreOutgoing(pc *packet.Conn) bool {
 	rc, err := pc.SyscallConn()
 	if err != nil {
-		return
+		return false
 	}
+	ok := false
 	rc.Control(func(fd uintptr) {
-		_ = unix.SetsockoptInt(int(fd), unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
+		ok = unix.SetsockoptInt(int(fd), unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1) == nil
 	})
+	return ok
 }
 
 func listenError(ifname string, err error) error {
@@ -194,8 +232,16 @@ func (c *Conn) LeaveGroup(g netip.Addr) error {
 
 // Read blocks for the next ND frame from another host.
 //
-// Frames from our own MAC, and frames that are not an NS or NA (nd.ErrNotND;
-// none pass the socket filter), are skipped. A frame that does not parse or
+// Our own transmissions and our kernel's NAs never reach Read
+// (PACKET_IGNORE_OUTGOING), so a frame whose Ethernet source is our MAC
+// came from a host impersonating us: it is returned, never authenticated,
+// for the caller to count (on a kernel without that option such frames
+// are skipped). Frames that are not an NS or NA (nd.ErrNotND; none pass
+// the socket filter) are skipped. With SetAuth, a frame whose
+// floatip option carries an auth block is verified: a good one is returned
+// with Authenticated set, a bad one (tag, key, replay, ...) dropped and
+// returned as an error for which auth.ReasonOf is not ""; frames without a
+// block are returned unauthenticated. A frame that does not parse or
 // fails the RFC 4861 checks is returned as an error wrapping nd.ErrMalformed
 // (and nd.ErrHopLimit or nd.ErrChecksum where those apply); the caller
 // should log and count it and keep reading. A deadline ends a blocked Read
@@ -213,7 +259,8 @@ func (c *Conn) Read() (*nd.Frame, error) {
 			return nil, c.ioError("read", err)
 		}
 		frame := c.buf[:n]
-		if len(frame) >= 12 && bytes.Equal(frame[6:12], c.mac) {
+		own := len(frame) >= 12 && bytes.Equal(frame[6:12], c.mac)
+		if own && !c.ownOut {
 			continue
 		}
 		f := new(nd.Frame)
@@ -223,14 +270,31 @@ func (c *Conn) Read() (*nd.Frame, error) {
 			}
 			return nil, fmt.Errorf("nd: read on %q from %v: %w", c.ifi.Name, from, err)
 		}
+		if a := c.auth.Load(); a != nil && f.Option != nil && !own {
+			sealed, err := nd.OpenFrame(frame, auth.BlockLen, func(b []byte) error {
+				_, _, err := a.v.Open(b, [6]byte(frame[6:12]))
+				return err
+			})
+			if err != nil {
+				return nil, fmt.Errorf("nd: read on %q from %v: %w", c.ifi.Name, from, err)
+			}
+			f.Authenticated = sealed
+		}
 		return f, nil
 	}
 }
 
-// Write marshals f and sends it to f.Destination.
+// Write marshals f and sends it to f.Destination; with SetAuth a frame
+// with floatip's option is sealed.
 func (c *Conn) Write(f *nd.Frame) error {
-	b, err := f.MarshalBinary()
-	if err != nil {
+	var b []byte
+	var err error
+	if a := c.auth.Load(); a != nil && f.Option != nil {
+		b, err = nd.SealFrame(f, auth.BlockLen, a.s.Seal)
+		if err != nil {
+			return fmt.Errorf("nd: write on %q: %w: %w", c.ifi.Name, ErrSeal, err)
+		}
+	} else if b, err = f.MarshalBinary(); err != nil {
 		return fmt.Errorf("nd: write on %q: %w", c.ifi.Name, err)
 	}
 	if _, err := c.pc.WriteTo(b, &packet.Addr{HardwareAddr: f.Destination}); err != nil {

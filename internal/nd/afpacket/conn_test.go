@@ -14,6 +14,7 @@ import (
 	"golang.org/x/net/bpf"
 
 	"github.com/floatip/floatip/internal/arp"
+	"github.com/floatip/floatip/internal/auth"
 	"github.com/floatip/floatip/internal/nd"
 )
 
@@ -190,5 +191,54 @@ func TestConnGroups(t *testing.T) {
 	}
 	if err := c.JoinGroup(g); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("JoinGroup after Close: %v, want net.ErrClosed", err)
+	}
+}
+
+type seq struct{ n uint64 }
+
+func (s *seq) Next() (uint64, error) { s.n++; return uint64(time.Now().UnixNano()) + s.n, nil }
+
+func TestConnAuth(t *testing.T) {
+	ring, err := auth.NewKeyRing(auth.NewKey([auth.KeySize]byte{0: 7}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// B seals what it writes; A reads it.
+	out := &fakePacketConn{}
+	b := newConn(out, &fakeJoiner{joined: map[string]int{}}, &net.Interface{Name: "test0", MTU: 1500, HardwareAddr: macB})
+	b.SetAuth(auth.NewSigner(ring, &seq{}), auth.NewVerifier(ring, auth.VerifierOptions{}))
+	opt := &nd.Option{Trailer: arp.Trailer{Kind: arp.KindAnnounce, Priority: 150, NodeID: 2}}
+	for _, f := range []*nd.Frame{nd.NewAdvertisement(macB, vip, false, opt), nd.NewAdvertisement(macB, vip, false, nil)} {
+		if err := b.Write(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sealed, kernel := out.written[0], out.written[1]
+	forged := append([]byte(nil), sealed...)
+	var fr nd.Frame
+	if err := fr.UnmarshalBinary(forged); err != nil {
+		t.Fatal(err)
+	}
+	off, _, _ := nd.AuthField(forged)
+	forged[off-16+8] = 254 // the priority
+	// A forger recomputes the checksum too: fix it with the codec.
+	fr.Option.Priority, fr.Option.Auth = 254, append([]byte(nil), fr.Option.Auth...)
+	forged = marshal(t, &fr)
+
+	in := &fakePacketConn{frames: [][]byte{sealed, sealed, forged, kernel}}
+	a := newConn(in, &fakeJoiner{joined: map[string]int{}}, &net.Interface{Name: "test0", MTU: 1500, HardwareAddr: macA})
+	a.SetAuth(auth.NewSigner(ring, &seq{}), auth.NewVerifier(ring, auth.VerifierOptions{}))
+	got, err := a.Read()
+	if err != nil || !got.Authenticated || got.Option.Priority != 150 {
+		t.Fatalf("sealed frame: %+v, %v; want it authenticated", got, err)
+	}
+	if _, err := a.Read(); auth.ReasonOf(err) != auth.ReasonReplay {
+		t.Errorf("the same frame again: %v, want a replay", err)
+	}
+	if _, err := a.Read(); auth.ReasonOf(err) != auth.ReasonBadTag {
+		t.Errorf("an edited frame: %v, want a bad tag", err)
+	}
+	if got, err := a.Read(); err != nil || got.Authenticated {
+		t.Errorf("the kernel's NA: %+v, %v; want it unauthenticated, no error", got, err)
 	}
 }
