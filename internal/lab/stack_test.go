@@ -184,6 +184,17 @@ func TestDualStackRecorder(t *testing.T) {
 	if ok, err := n2.HasAddr(NodeIP6(2)); err != nil || !ok {
 		t.Errorf("after power on n2 lost its own %v (%v)", NodeIP6(2), err)
 	}
+	// A link flap: the kernel drops the global IPv6 addresses of a link
+	// that goes down; the heal gives the node its own back.
+	if err := n1.Inject(Fault{Kind: FaultLinkDown}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.Heal(ctx, FaultLinkDown); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := n1.HasAddr(NodeIP6(1)); err != nil || !ok {
+		t.Errorf("after a link flap n1 lacks its own %v (%v)", NodeIP6(1), err)
+	}
 }
 
 // TestServeAndClientIPv6: `lab serve --listen :8080` listens on both
