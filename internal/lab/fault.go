@@ -299,7 +299,6 @@ func (n *Node) dropRulesDir(what, cond string, from, to bool) string {
 	return s
 }
 
-// setLink sets the node's own eth0 up or down.
 // restoreIP6 adds the node's own IPv6 address again if the kernel deleted
 // it (see FaultLinkDown).
 func (n *Node) restoreIP6() error {
@@ -312,6 +311,7 @@ func (n *Node) restoreIP6() error {
 	return n.lab.runIP("-n", n.NS, "addr", "add", netip.PrefixFrom(n.IP6, Subnet6.Bits()).String(), "dev", "eth0", "nodad")
 }
 
+// setLink sets the node's own eth0 up or down.
 func (n *Node) setLink(up bool) error {
 	link, err := n.link()
 	if err != nil {
