@@ -26,6 +26,8 @@ type benchCmd struct {
 	Nodes      int           `default:"2" help:"Nodes per lab (priorities 200, 150, 100, ...)."`
 	Out        string        `default:"bench-results" placeholder:"DIR" help:"Directory for the CSV, JSON and SVG results."`
 	Prefix     string        `default:"fbn" help:"Name prefix of the lab's namespaces."`
+	IPv6       bool          `name:"ipv6" help:"Run every implementation and fault twice, with the IPv4 VIP and with the IPv6 VIP 2001:db8:18::100 (the same lab, with IPv6, for both); the table puts each IPv6 row under its IPv4 one with the ratio of their outages."`
+	DualStack  bool          `name:"dual-stack" help:"Also run a dual-stack group (198.18.0.100 and 2001:db8:18::100 in one group; the client requests the IPv6 one) and measure the time its two addresses were on different nodes. Implies the IPv4 rows; add --ipv6 for the IPv6-only ones."`
 
 	Scale bool          `help:"Run the scale benchmark instead: 1000 VIPs in 10 groups on 3 nodes; failover ratio (worst sampled VIP outage / single-VIP outage), idle CPU and RSS per daemon, over --trials trials (--faults, --impls and --nodes do not apply)."`
 	Idle  time.Duration `default:"10s" help:"With --scale: the window over which idle CPU is measured."`
@@ -59,7 +61,15 @@ func (c *benchCmd) Run() error {
 		}
 		faults = append(faults, k)
 	}
+	stacks := []lab.Stack{lab.StackIPv4}
+	if c.IPv6 {
+		stacks = append(stacks, lab.StackIPv6)
+	}
+	if c.DualStack {
+		stacks = append(stacks, lab.StackDual)
+	}
 	_, err := bench.Run(ctx, bench.Config{
+		Stacks:   stacks,
 		Impls:    impls,
 		Faults:   faults,
 		Trials:   c.Trials,

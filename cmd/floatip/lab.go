@@ -125,6 +125,25 @@ type labDemoCmd struct {
 	SVG     string `name:"svg" placeholder:"FILE" help:"Where to write the picture of the failover (default: floatip-lab-FAULT.svg in the temporary directory)."`
 	Prefix  string `default:"flab" help:"Name prefix of the lab's namespaces."`
 	Quorum  string `enum:",etcd" default:"" help:"etcd: also run a three-member etcd (one member on each of n1, n2, n3; needs 3 nodes) and give floatip the quorum, a 5 s lease; a partition then lasts 10 s, so that the cut-off holder's lease runs out."`
+	labStackFlags
+}
+
+// labStackFlags choose what the lab's group floats.
+type labStackFlags struct {
+	IPv6      bool `name:"ipv6" help:"Float the IPv6 VIP 2001:db8:18::100 alone (every namespace gets IPv6, the bridge an MLD querier; the client requests [VIP]:8080)."`
+	DualStack bool `name:"dual-stack" help:"Float 198.18.0.100 and 2001:db8:18::100 as one group (they move together; the client requests the IPv6 one)."`
+}
+
+func (f labStackFlags) stack() (lab.Stack, error) {
+	switch {
+	case f.IPv6 && f.DualStack:
+		return "", errors.New("--ipv6 and --dual-stack: pick one (--ipv6 floats the IPv6 VIP alone, --dual-stack both addresses in one group)")
+	case f.IPv6:
+		return lab.StackIPv6, nil
+	case f.DualStack:
+		return lab.StackDual, nil
+	}
+	return lab.StackIPv4, nil
 }
 
 // Help lists the demo's flags under `floatip lab --help`: kong shows a
@@ -147,14 +166,18 @@ func (c *labDemoCmd) Run() error {
 		}
 		return nil
 	}
+	stack, err := c.stack()
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	svg := c.SVG
 	if svg == "" {
 		svg = filepath.Join(os.TempDir(), "floatip-lab-"+c.Fault+".svg")
 	}
-	err := lab.RunDemo(ctx, lab.DemoOptions{
-		Fault: lab.FaultKind(c.Fault), Nodes: c.Nodes, Profile: c.Profile, Keep: c.Keep, Prefix: c.Prefix, Out: out,
+	err = lab.RunDemo(ctx, lab.DemoOptions{
+		Fault: lab.FaultKind(c.Fault), Nodes: c.Nodes, Profile: c.Profile, Keep: c.Keep, Prefix: c.Prefix, Out: out, Stack: stack,
 		SVG: svg, Invocation: invocation(), Quorum: c.Quorum,
 	})
 	switch {
@@ -174,6 +197,10 @@ func flagsHelp(cmd any) string {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		tag := f.Tag
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			b.WriteString(flagsHelp(reflect.Zero(f.Type).Interface()))
+			continue
+		}
 		if _, isCmd := tag.Lookup("cmd"); isCmd || !f.IsExported() {
 			continue
 		}
@@ -239,14 +266,19 @@ type labUpCmd struct {
 	Nodes   int    `default:"3" help:"Number of nodes, 1 to 80 (priorities 200, 150, 100, ...)."`
 	Profile string `enum:"default,fast" default:"default" help:"Timing profile passed to floatip: ${enum}."`
 	Quorum  string `enum:",etcd" default:"" help:"etcd: also run a three-member etcd (one member on each of n1, n2, n3; needs 3 nodes) and give floatip the quorum, a 5 s lease (faults etcd-cut and quorum-lost then work too)."`
+	labStackFlags
 	labPrefix
 }
 
 func (c *labUpCmd) Run() error {
+	stack, err := c.stack()
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Printf("starting a lab of %d nodes in the background (log: %s)... ", c.Nodes, lab.PlayLog(c.Prefix))
-	st, err := lab.UpPlay(ctx, lab.PlayOptions{Prefix: c.Prefix, Nodes: c.Nodes, Profile: c.Profile, Quorum: c.Quorum})
+	st, err := lab.UpPlay(ctx, lab.PlayOptions{Prefix: c.Prefix, Nodes: c.Nodes, Profile: c.Profile, Quorum: c.Quorum, Stack: stack})
 	if err != nil {
 		fmt.Println("failed")
 		return err
@@ -366,6 +398,7 @@ type labSuperviseCmd struct {
 	Nodes   int    `default:"3"`
 	Profile string `default:"default"`
 	Quorum  string `default:""`
+	Stack   string `default:"ipv4"`
 	labPrefix
 }
 
@@ -373,5 +406,9 @@ func (c *labSuperviseCmd) Run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	signal.Ignore(syscall.SIGHUP)
-	return lab.Supervise(ctx, lab.PlayOptions{Prefix: c.Prefix, Nodes: c.Nodes, Profile: c.Profile, Quorum: c.Quorum, Progress: os.Stdout})
+	stack, err := lab.ParseStack(c.Stack)
+	if err != nil {
+		return err
+	}
+	return lab.Supervise(ctx, lab.PlayOptions{Prefix: c.Prefix, Nodes: c.Nodes, Profile: c.Profile, Quorum: c.Quorum, Stack: stack, Progress: os.Stdout})
 }

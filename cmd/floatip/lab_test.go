@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/floatip/floatip/internal/lab"
 )
 
 func TestInvocation(t *testing.T) {
@@ -51,10 +53,31 @@ func TestLabHelpListsDemoFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Parse([]string{"lab", "--help"})
-	for _, want := range []string{"--fault=FAULT", "--nodes=NODES", "--keep", "--cleanup", "--svg=FILE", "--prefix=PREFIX", "poweroff, stop, crash, partition, service", "lab up", "lab fault", "lab exec"} {
+	for _, want := range []string{"--fault=FAULT", "--nodes=NODES", "--keep", "--cleanup", "--svg=FILE", "--prefix=PREFIX", "--ipv6", "--dual-stack", "poweroff, stop, crash, partition, service", "lab up", "lab fault", "lab exec"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("floatip lab --help lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+func TestLabStackFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want lab.Stack
+	}{
+		{[]string{"lab"}, lab.StackIPv4},
+		{[]string{"lab", "--ipv6"}, lab.StackIPv6},
+		{[]string{"lab", "--dual-stack"}, lab.StackDual},
+	} {
+		if got, err := parse(t, c.args...).Lab.Demo.stack(); err != nil || got != c.want {
+			t.Errorf("%v: stack %q, %v; want %q", c.args, got, err, c.want)
+		}
+	}
+	if got, err := parse(t, "lab", "up", "--ipv6").Lab.Up.stack(); err != nil || got != lab.StackIPv6 {
+		t.Errorf("lab up --ipv6: stack %q, %v", got, err)
+	}
+	if _, err := parse(t, "lab", "--ipv6", "--dual-stack").Lab.Demo.stack(); err == nil || !strings.Contains(err.Error(), "pick one") {
+		t.Errorf("--ipv6 with --dual-stack: %v, want a one-line refusal", err)
 	}
 }
 

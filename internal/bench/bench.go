@@ -121,10 +121,19 @@ type Config struct {
 	Keepalived string          // keepalived executable; "" looks it up in PATH
 	Impls      []Impl          // default: all
 	Faults     []lab.FaultKind // default: AllFaults
-	Trials     int             // per implementation and fault; default 5
-	Nodes      int             // default 2
-	Prefix     string          // lab namespace prefix; default "fbn"
-	OutDir     string          // results directory; "" writes no files
+	// Stacks are the VIPs each implementation and fault is run with
+	// (lab.Stack), in this order; default ipv4 alone. With any IPv6 stack
+	// every trial runs on a lab that carries IPv6.
+	Stacks []lab.Stack
+	Trials int // per implementation and fault; default 5
+	Nodes  int // default 2
+	// ClientTimeout is the client's timeout per request; default 50 ms.
+	// Tests of behaviour set it longer (below TCP's 1 s SYN retransmission,
+	// so a SYN lost to a failover still fails its request) so that a slow
+	// answer from a busy machine is not counted as a failure.
+	ClientTimeout time.Duration
+	Prefix        string // lab namespace prefix; default "fbn"
+	OutDir        string // results directory; "" writes no files
 	// Progress receives a line per trial and notes; nil discards them.
 	Progress io.Writer
 	// Table receives the Markdown table; nil discards it.
@@ -143,6 +152,14 @@ func (c *Config) setDefaults() error {
 			return fmt.Errorf("unknown fault %q (want one of %s)", f, FaultNames())
 		}
 	}
+	if len(c.Stacks) == 0 {
+		c.Stacks = []lab.Stack{lab.StackIPv4}
+	}
+	for _, s := range c.Stacks {
+		if !slices.Contains(lab.Stacks, s) {
+			return fmt.Errorf("unknown stack %q (want ipv4, ipv6 or dual)", s)
+		}
+	}
 	if c.Trials == 0 {
 		c.Trials = 5
 	}
@@ -151,6 +168,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Nodes == 0 {
 		c.Nodes = 2
+	}
+	if c.ClientTimeout == 0 {
+		c.ClientTimeout = DefaultClientTimeout
 	}
 	if c.Nodes < 2 || c.Nodes > 50 {
 		return fmt.Errorf("--nodes %d: a failover needs 2 to 50 nodes", c.Nodes)
@@ -167,21 +187,31 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
+// needIPv6 reports whether a stack of the run needs IPv6 in the lab.
+func (c *Config) needIPv6() bool {
+	return slices.ContainsFunc(c.Stacks, lab.Stack.NeedsIPv6)
+}
+
+// DefaultClientTimeout is Config.ClientTimeout's default.
+const DefaultClientTimeout = 50 * time.Millisecond
+
 // Priority is node i's priority (1-based): 200, 150, 100, 50, then 1.
 func Priority(i int) int { return max(200-50*(i-1), 1) }
 
 // Results is what Run measured.
 type Results struct {
-	Started   time.Time       `json:"started"`
-	Host      string          `json:"host"`
-	Nodes     int             `json:"nodes"`
-	Trials    int             `json:"trials_per_case"`
-	Impls     []string        `json:"impls"`
-	Faults    []lab.FaultKind `json:"faults"`
-	Skipped   []string        `json:"skipped,omitempty"` // implementations not run, with why
-	Summaries []Summary       `json:"summaries"`
-	Runs      []Trial         `json:"runs"`
-	Leftovers []string        `json:"leftovers,omitempty"` // what had to be cleaned up after the run
+	Started         time.Time       `json:"started"`
+	Host            string          `json:"host"`
+	Nodes           int             `json:"nodes"`
+	Trials          int             `json:"trials_per_case"`
+	ClientTimeoutMS float64         `json:"client_timeout_ms"`
+	Impls           []string        `json:"impls"`
+	Faults          []lab.FaultKind `json:"faults"`
+	Stacks          []lab.Stack     `json:"stacks"`
+	Skipped         []string        `json:"skipped,omitempty"` // implementations not run, with why
+	Summaries       []Summary       `json:"summaries"`
+	Runs            []Trial         `json:"runs"`
+	Leftovers       []string        `json:"leftovers,omitempty"` // what had to be cleaned up after the run
 }
 
 // Run runs the benchmark: every implementation × fault × trial on a fresh
@@ -203,7 +233,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		}
 	}
 	host, _ := os.Hostname()
-	res := &Results{Started: time.Now().UTC(), Host: host, Nodes: cfg.Nodes, Trials: cfg.Trials, Faults: cfg.Faults}
+	res := &Results{Started: time.Now().UTC(), Host: host, Nodes: cfg.Nodes, Trials: cfg.Trials, Faults: cfg.Faults, Stacks: cfg.Stacks, ClientTimeoutMS: msOf(cfg.ClientTimeout)}
 	var impls []Impl
 	for _, im := range cfg.Impls {
 		if im.Kind == KindKeepalived && cfg.Keepalived == "" {
@@ -223,21 +253,25 @@ run:
 	for _, im := range impls {
 		for _, fault := range cfg.Faults {
 			for n := 1; n <= cfg.Trials; n++ {
-				if err := ctx.Err(); err != nil {
-					runErr = err
-					break run
-				}
-				t := r.trial(ctx, im, fault, n)
-				if t.err != nil && ctx.Err() != nil {
-					runErr = ctx.Err() // interrupted: the trial does not count
-					break run
-				}
-				res.Runs = append(res.Runs, t)
-				fmt.Fprintf(cfg.Progress, "%s %s trial %d/%d: %s\n", im.Name, fault, n, cfg.Trials, t.brief())
-				// Every further trial would fail the same way.
-				if errors.Is(t.err, errLeftover) || errors.Is(t.err, lab.ErrExists) {
-					runErr = t.err
-					break run
+				// The stacks of one trial number back to back, so that a
+				// change in the machine's load hits every stack alike.
+				for _, stack := range cfg.Stacks {
+					if err := ctx.Err(); err != nil {
+						runErr = err
+						break run
+					}
+					t := r.trial(ctx, im, fault, stack, n)
+					if t.err != nil && ctx.Err() != nil {
+						runErr = ctx.Err() // interrupted: the trial does not count
+						break run
+					}
+					res.Runs = append(res.Runs, t)
+					fmt.Fprintf(cfg.Progress, "%s%s %s trial %d/%d: %s\n", im.Name, stackTag(stack), fault, n, cfg.Trials, t.brief())
+					// Every further trial would fail the same way.
+					if errors.Is(t.err, errLeftover) || errors.Is(t.err, lab.ErrExists) {
+						runErr = t.err
+						break run
+					}
 				}
 			}
 		}

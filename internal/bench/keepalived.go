@@ -16,12 +16,20 @@ import (
 
 // KeepalivedConfig is the configuration of keepalived on one node: one VRRPv3
 // instance on eth0, everyone starting as BACKUP (preemption on, the default),
-// the VIP as a /32.
+// the VIPs as host routes (/32, /128).
+//
+// The first VIP's family is the instance's: an IPv6 one makes it a VRRPv3
+// instance over IPv6 (adverts from the link-local to ff02::12; keepalived
+// 2.2.7 needs no native_ipv6 for that, it is deprecated). keepalived wants
+// every address of virtual_ipaddress in one family, so the others (the
+// IPv6 VIP of a dual-stack group) go under virtual_ipaddress_excluded: added
+// and removed with the instance, left out of the adverts, as keepalived's
+// manual suggests for a mixture.
 //
 // check, when not empty, is a command that tests the node's service: it
 // becomes a vrrp_script at keepalived's shortest interval (1 s, whole
 // seconds only) with fall 2 and rise 2, tracked by the instance.
-func KeepalivedConfig(node string, priority int, advert time.Duration, vip netip.Addr, check string) string {
+func KeepalivedConfig(node string, priority int, advert time.Duration, vips []netip.Addr, check string) string {
 	script, track := "", ""
 	if check != "" {
 		script = fmt.Sprintf(`
@@ -50,10 +58,28 @@ vrrp_instance VI_1 {
     priority %d
     advert_int %s
     virtual_ipaddress {
-        %s/32 dev eth0
-    }%s
+%s    }%s
 }
-`, node, script, priority, seconds(advert), vip, track)
+`, node, script, priority, seconds(advert), keepalivedAddrs(vips), track)
+}
+
+// keepalivedAddrs renders the VIPs: those of the first one's family in
+// virtual_ipaddress (the caller's block), the rest in an excluded block.
+func keepalivedAddrs(vips []netip.Addr) string {
+	var in, out strings.Builder
+	for _, v := range vips {
+		line := fmt.Sprintf("        %s dev eth0\n", netip.PrefixFrom(v, v.BitLen()))
+		if v.Is4() == vips[0].Is4() {
+			in.WriteString(line)
+		} else {
+			out.WriteString(line)
+		}
+	}
+	if out.Len() > 0 {
+		in.WriteString("    }\n    virtual_ipaddress_excluded {\n")
+		in.WriteString(out.String())
+	}
+	return in.String()
 }
 
 // seconds renders d as keepalived's advert_int: "1", "0.1".
@@ -65,13 +91,13 @@ func seconds(d time.Duration) string {
 // keepalived in the node's namespace, in the foreground, VRRP only, logging
 // to the console, with pid files of its own (a stale shared pid file makes
 // keepalived refuse to start).
-func startKeepalived(ctx context.Context, bin, dir string, nd *lab.Node, advert time.Duration, vip netip.Addr, check string) (*lab.Proc, error) {
+func startKeepalived(ctx context.Context, bin, dir string, nd *lab.Node, advert time.Duration, vips []netip.Addr, check string) (*lab.Proc, error) {
 	nodeDir := filepath.Join(dir, nd.Name)
 	if err := os.MkdirAll(nodeDir, 0o755); err != nil {
 		return nil, err
 	}
 	conf := filepath.Join(nodeDir, "keepalived.conf")
-	if err := os.WriteFile(conf, []byte(KeepalivedConfig(nd.Name, Priority(nd.Index), advert, vip, check)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(KeepalivedConfig(nd.Name, Priority(nd.Index), advert, vips, check)), 0o644); err != nil {
 		return nil, err
 	}
 	return nd.StartDaemon(ctx, bin, KeepalivedArgs(conf, nodeDir)...)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -30,8 +31,11 @@ func FaultSVG(fault lab.FaultKind) string { return "fault-" + string(fault) + ".
 // WriteMarkdown writes the table of summaries, one row per implementation and
 // fault, grouped by fault, with a legend.
 func WriteMarkdown(w io.Writer, res *Results) error {
+	if stacked(res) {
+		return writeStackedMarkdown(w, res)
+	}
 	b := &bytes.Buffer{}
-	fmt.Fprintf(b, "Failover benchmark: %d node(s), %d trial(s) per row, client request every 5 ms (50 ms timeout) on a fresh TCP connection.\n\n", res.Nodes, res.Trials)
+	fmt.Fprintf(b, "Failover benchmark: %d node(s), %d trial(s) per row, client request every 5 ms (%s ms timeout) on a fresh TCP connection.\n\n", res.Nodes, res.Trials, timeoutMS(res))
 	b.WriteString("| fault | implementation | trials | outage median | p90 | max | failed requests (median) | two holders median / max | holder changes median / max | holders at end | heal → one holder median / max |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, fault := range res.Faults {
@@ -56,6 +60,128 @@ func WriteMarkdown(w io.Writer, res *Results) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// timeoutMS is the client's timeout in ms ("50" for results without one).
+func timeoutMS(res *Results) string {
+	if res.ClientTimeoutMS == 0 {
+		return fmtMS(msOf(DefaultClientTimeout))
+	}
+	return fmtMS(res.ClientTimeoutMS)
+}
+
+// stacked reports whether the run measured anything but the IPv4 VIP alone.
+func stacked(res *Results) bool {
+	return len(res.Stacks) > 1 || (len(res.Stacks) == 1 && res.Stacks[0] != lab.StackIPv4)
+}
+
+// writeStackedMarkdown is WriteMarkdown for a run with IPv6: each
+// implementation's rows of one fault together, a row per stack, with the
+// IPv6 and dual-stack outage over the IPv4 one of the same run, the time a
+// dual-stack group's VIPs were apart and when a killed node's kernel dropped
+// the VIP.
+func writeStackedMarkdown(w io.Writer, res *Results) error {
+	b := &bytes.Buffer{}
+	fmt.Fprintf(b, "Failover benchmark: %d node(s), %d trial(s) per row, client request every 5 ms (%s ms timeout) on a fresh TCP connection; the same lab (with IPv6) for every row.\n\n", res.Nodes, res.Trials, timeoutMS(res))
+	b.WriteString("| fault | implementation | VIP | trials | outage median | / IPv4 | p90 | max | failed requests (median) | two holders median / max | v4, v6 apart median / max | VIP off the killed node median / max | holders at end | heal → one holder median / max |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	type key struct {
+		impl  string
+		fault lab.FaultKind
+		stack lab.Stack
+	}
+	by := map[key]Summary{}
+	var impls []string
+	for _, s := range res.Summaries {
+		by[key{s.Impl, s.Fault, s.Stack}] = s
+		if !slices.Contains(impls, s.Impl) {
+			impls = append(impls, s.Impl)
+		}
+	}
+	for _, fault := range res.Faults {
+		for _, im := range impls {
+			for _, st := range res.Stacks {
+				s, ok := by[key{im, fault, st}]
+				if !ok {
+					continue
+				}
+				v4, has4 := by[key{im, fault, lab.StackIPv4}]
+				b.WriteString(stackedRow(s, v4, has4))
+			}
+		}
+	}
+	b.WriteString("\nVIP: the group's addresses (IPv4 198.18.0.100, IPv6 2001:db8:18::100, dual: both in one group, the client requesting the IPv6 one). ")
+	b.WriteString("/ IPv4: the row's outage median over the IPv4 row's of the same implementation and fault in this run. ")
+	b.WriteString("Two holders: time after the fault during which any VIP of the group was on two nodes (polled every 10 ms). ")
+	b.WriteString("v4, v6 apart (dual stack): time during which both addresses were held but by no common node (no node answered for the whole group). ")
+	b.WriteString("VIP off the killed node (crash): from the kill -9 to when the killed node's kernel no longer had the VIP (floatip: its valid lifetime runs out; \"never\": still there when the trial ended). ")
+	b.WriteString("The other columns as in the IPv4 table. ")
+	fmt.Fprintf(b, "Disturbed: the client sent fewer than %.0f%% of its requests in each of %d attempts (a busy machine); such trials are counted but suspect.\n", 100*MinClientRate, Attempts)
+	if len(res.Skipped) > 0 {
+		fmt.Fprintf(b, "\nSkipped: %s.\n", strings.Join(res.Skipped, "; "))
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+func stackedRow(s, v4 Summary, has4 bool) string {
+	label := s.Stack.Label()
+	if s.Trials == 0 {
+		return fmt.Sprintf("| %s | %s | %s | 0 of %d (errors) | – | – | – | – | – | – | – | – | – | – |\n", s.Fault, s.Impl, label, s.Errors)
+	}
+	trials := strconv.Itoa(s.Trials)
+	if s.Errors > 0 {
+		trials = fmt.Sprintf("%d (+%d errors)", s.Trials, s.Errors)
+	}
+	if s.Disturbed > 0 {
+		trials += fmt.Sprintf(" (%d disturbed)", s.Disturbed)
+	}
+	lb := ""
+	if s.NotRecovered > 0 {
+		lb = "≥ "
+	}
+	ratio := "–"
+	if s.Stack != lab.StackIPv4 && has4 && v4.Trials > 0 && v4.OutageMedianMS > 0 {
+		ratio = strconv.FormatFloat(s.OutageMedianMS/v4.OutageMedianMS, 'f', 2, 64) + "×"
+	}
+	apart := "–"
+	if s.Stack == lab.StackDual {
+		apart = fmt.Sprintf("%s / %s ms", fmtMS(s.SplitMedianMS), fmtMS(s.SplitMaxMS))
+	}
+	gone := "–"
+	if s.Fault == lab.FaultCrash {
+		switch {
+		case s.GoneMedianMS != nil:
+			gone = fmt.Sprintf("%s / %s ms", fmtMS(*s.GoneMedianMS), fmtMS(*s.GoneMaxMS))
+			if s.Stuck > 0 {
+				gone += fmt.Sprintf(" (%d never)", s.Stuck)
+			}
+		default:
+			gone = "never"
+		}
+	}
+	ends := strconv.Itoa(s.HoldersEndMajority)
+	if s.HoldersEndWorst != s.HoldersEndMajority {
+		ends += fmt.Sprintf(" (worst %d)", s.HoldersEndWorst)
+	}
+	heal := "–"
+	if s.Fault == lab.FaultPartition {
+		switch {
+		case s.HealToOneMedianMS != nil:
+			heal = fmt.Sprintf("%s / %s ms", fmtMS(*s.HealToOneMedianMS), fmtMS(*s.HealToOneMaxMS))
+			if s.Unsettled > 0 {
+				heal += fmt.Sprintf(" (%d never)", s.Unsettled)
+			}
+		default:
+			heal = "never"
+		}
+	}
+	return fmt.Sprintf("| %s | %s | %s | %s | %s%s ms | %s | %s%s ms | %s%s ms | %s | %s / %s ms | %s | %s | %s | %s |\n",
+		s.Fault, s.Impl, label, trials,
+		lb, fmtMS(s.OutageMedianMS), ratio, lb, fmtMS(s.OutageP90MS), lb, fmtMS(s.OutageMaxMS),
+		strconv.FormatFloat(s.FailedMedian, 'f', -1, 64),
+		fmtMS(s.TwoHoldersMedianMS), fmtMS(s.TwoHoldersMaxMS),
+		apart, gone, ends, heal)
 }
 
 func markdownRow(s Summary) string {
@@ -154,25 +280,42 @@ func WriteFiles(dir string, res *Results) error {
 		return err
 	}
 	for _, fault := range res.Faults {
-		if err := write(FaultSVG(fault), func(w io.Writer) error { return WriteSVG(w, fault, res.Impls, res.Runs) }); err != nil {
+		if err := write(FaultSVG(fault), func(w io.Writer) error { return WriteSVG(w, fault, RowNames(res), res.Runs) }); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// RowNames are the rows of the pictures: each implementation, and with
+// IPv6 each implementation per stack ("floatip", "floatip (IPv6)", ...).
+func RowNames(res *Results) []string {
+	if !stacked(res) {
+		return res.Impls
+	}
+	var out []string
+	for _, im := range res.Impls {
+		for _, st := range res.Stacks {
+			out = append(out, im+stackTag(st))
+		}
+	}
+	return out
+}
+
 // WriteSummaryCSV writes one row per summary.
 func WriteSummaryCSV(w io.Writer, sums []Summary) error {
 	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"impl", "fault", "trials", "errors", "outage_median_ms", "outage_p90_ms", "outage_max_ms",
+	_ = cw.Write([]string{"impl", "fault", "stack", "trials", "errors", "outage_median_ms", "outage_p90_ms", "outage_max_ms",
 		"disturbed", "not_recovered", "failed_requests_median", "two_holders_median_ms", "two_holders_max_ms",
-		"holders_end_majority", "holders_end_worst", "heal_to_one_median_ms", "heal_to_one_max_ms", "unsettled"})
+		"holders_end_majority", "holders_end_worst", "heal_to_one_median_ms", "heal_to_one_max_ms", "unsettled",
+		"split_median_ms", "split_max_ms", "vip_gone_median_ms", "vip_gone_max_ms", "vip_stuck"})
 	for _, s := range sums {
-		_ = cw.Write([]string{s.Impl, string(s.Fault), strconv.Itoa(s.Trials), strconv.Itoa(s.Errors),
+		_ = cw.Write([]string{s.Impl, string(s.Fault), string(s.Stack), strconv.Itoa(s.Trials), strconv.Itoa(s.Errors),
 			num(s.OutageMedianMS), num(s.OutageP90MS), num(s.OutageMaxMS),
 			strconv.Itoa(s.Disturbed), strconv.Itoa(s.NotRecovered), num(s.FailedMedian), num(s.TwoHoldersMedianMS), num(s.TwoHoldersMaxMS),
 			strconv.Itoa(s.HoldersEndMajority), strconv.Itoa(s.HoldersEndWorst),
-			optMS(s.HealToOneMedianMS), optMS(s.HealToOneMaxMS), strconv.Itoa(s.Unsettled)})
+			optMS(s.HealToOneMedianMS), optMS(s.HealToOneMaxMS), strconv.Itoa(s.Unsettled),
+			num(s.SplitMedianMS), num(s.SplitMaxMS), optMS(s.GoneMedianMS), optMS(s.GoneMaxMS), strconv.Itoa(s.Stuck)})
 	}
 	cw.Flush()
 	return cw.Error()
@@ -181,19 +324,19 @@ func WriteSummaryCSV(w io.Writer, sums []Summary) error {
 // WriteTrialsCSV writes one row per trial.
 func WriteTrialsCSV(w io.Writer, trials []Trial) error {
 	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"impl", "fault", "trial", "error", "fault_at", "holder", "outage_ms", "recovered",
+	_ = cw.Write([]string{"impl", "fault", "stack", "trial", "error", "fault_at", "holder", "outage_ms", "recovered",
 		"failed_requests", "requests_after_fault", "first_new_ms", "answering_after", "two_holders_ms",
-		"holders_end", "heal_ms", "heal_to_one_ms", "end_ms", "client_rate", "disturbed", "attempts"})
+		"holders_end", "heal_ms", "heal_to_one_ms", "end_ms", "client_rate", "disturbed", "attempts", "split_ms", "vip_gone_ms"})
 	for _, t := range trials {
 		at := ""
 		if !t.FaultAt.IsZero() {
 			at = t.FaultAt.UTC().Format("2006-01-02T15:04:05.000000Z")
 		}
-		_ = cw.Write([]string{t.Impl, string(t.Fault), strconv.Itoa(t.Trial), t.Err, at, t.Holder,
+		_ = cw.Write([]string{t.Impl, string(t.Fault), string(t.Stack), strconv.Itoa(t.Trial), t.Err, at, t.Holder,
 			num(t.OutageMS), strconv.FormatBool(t.Recovered), strconv.Itoa(t.Failed), strconv.Itoa(t.Requests),
 			optMS(t.FirstNewMS), t.After, num(t.TwoHoldersMS), strings.Join(t.HoldersEnd, " "),
 			optMS(t.HealMS), optMS(t.HealToOneMS), num(t.EndMS),
-			num(t.ClientRate), strconv.FormatBool(t.Disturbed), strconv.Itoa(t.Attempts)})
+			num(t.ClientRate), strconv.FormatBool(t.Disturbed), strconv.Itoa(t.Attempts), num(t.SplitMS), optMS(t.GoneMS)})
 	}
 	cw.Flush()
 	return cw.Error()
@@ -203,11 +346,11 @@ func WriteTrialsCSV(w io.Writer, trials []Trial) error {
 // relative to the fault.
 func WriteSamplesCSV(w io.Writer, trials []Trial) error {
 	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"impl", "fault", "trial", "t_ms", "ok", "node", "err"})
+	_ = cw.Write([]string{"impl", "fault", "stack", "trial", "t_ms", "ok", "node", "err"})
 	for _, t := range trials {
 		tr := strconv.Itoa(t.Trial)
 		for _, p := range t.Samples {
-			_ = cw.Write([]string{t.Impl, string(t.Fault), tr, num(p.MS), strconv.FormatBool(p.OK), p.Node, p.Err})
+			_ = cw.Write([]string{t.Impl, string(t.Fault), string(t.Stack), tr, num(p.MS), strconv.FormatBool(p.OK), p.Node, p.Err})
 		}
 	}
 	cw.Flush()

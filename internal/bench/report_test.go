@@ -158,8 +158,8 @@ func TestWriteMarkdownAndCSV(t *testing.T) {
 	if len(recs) != 1+len(trials) {
 		t.Errorf("trials.csv has %d records, want %d", len(recs), 1+len(trials))
 	}
-	if recs[4][3] == "" {
-		t.Error("the failed trial's error is missing")
+	if recs[0][4] != "error" || recs[4][4] == "" {
+		t.Errorf("the failed trial's error is missing: %q / %q", recs[0], recs[4])
 	}
 
 	var sb bytes.Buffer
@@ -172,5 +172,52 @@ func TestWriteMarkdownAndCSV(t *testing.T) {
 	}
 	if len(recs) != 1+len(trials[0].Samples) {
 		t.Errorf("samples.csv has %d records, want %d", len(recs), 1+len(trials[0].Samples))
+	}
+}
+
+func TestWriteStackedMarkdown(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	trials := []Trial{
+		{Impl: "floatip", Fault: lab.FaultPowerOff, Stack: lab.StackIPv4, Trial: 1, OutageMS: 200, Recovered: true, Failed: 40, HoldersEnd: []string{"n2"}},
+		{Impl: "floatip", Fault: lab.FaultPowerOff, Stack: lab.StackIPv6, Trial: 1, OutageMS: 220, Recovered: true, Failed: 44, HoldersEnd: []string{"n2"}},
+		{Impl: "floatip", Fault: lab.FaultPowerOff, Stack: lab.StackDual, Trial: 1, OutageMS: 210, Recovered: true, Failed: 42, SplitMS: 0, HoldersEnd: []string{"n2"}},
+		{Impl: "floatip", Fault: lab.FaultCrash, Stack: lab.StackIPv6, Trial: 1, OutageMS: 3100, Recovered: true, GoneMS: f(3050), HoldersEnd: []string{"n2"}},
+		{Impl: "keepalived-1s", Fault: lab.FaultCrash, Stack: lab.StackIPv6, Trial: 1, TwoHoldersMS: 5000, Recovered: true, HoldersEnd: []string{"n1", "n2"}},
+	}
+	res := &Results{Nodes: 2, Trials: 1, Impls: []string{"floatip", "keepalived-1s"},
+		Faults: []lab.FaultKind{lab.FaultPowerOff, lab.FaultCrash}, Stacks: []lab.Stack{lab.StackIPv4, lab.StackIPv6, lab.StackDual},
+		Runs: trials, Summaries: Summarize(trials)}
+	var md bytes.Buffer
+	if err := WriteMarkdown(&md, res); err != nil {
+		t.Fatal(err)
+	}
+	got := md.String()
+	for _, want := range []string{
+		"| poweroff | floatip | IPv4 | 1 | 200 ms | – | 200 ms |",
+		"| poweroff | floatip | IPv6 | 1 | 220 ms | 1.10× | 220 ms |",
+		"| poweroff | floatip | dual | 1 | 210 ms | 1.05× | 210 ms | 210 ms | 42 | 0 / 0 ms | 0 / 0 ms | – |",
+		"| crash | floatip | IPv6 | 1 | 3100 ms | – |",
+		"| 3050 / 3050 ms |",
+		"| crash | keepalived-1s | IPv6 | 1 | 0 ms | – | 0 ms | 0 ms | 0 | 5000 / 5000 ms | – | never | 2 | – |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %q:\n%s", want, got)
+		}
+	}
+	// Each implementation's stacks together, IPv4 first.
+	if i4, i6 := strings.Index(got, "| poweroff | floatip | IPv4"), strings.Index(got, "| poweroff | floatip | IPv6"); i4 < 0 || i6 < i4 {
+		t.Error("the IPv6 row does not follow the IPv4 one")
+	}
+	if rows := RowNames(res); strings.Join(rows, ",") != "floatip,floatip (IPv6),floatip (dual),keepalived-1s,keepalived-1s (IPv6),keepalived-1s (dual)" {
+		t.Errorf("RowNames = %q", rows)
+	}
+	// An IPv4-only run keeps the old table.
+	res.Stacks = []lab.Stack{lab.StackIPv4}
+	md.Reset()
+	if err := WriteMarkdown(&md, res); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(md.String(), "| VIP |") {
+		t.Errorf("an IPv4-only run has the stack column:\n%s", md.String())
 	}
 }

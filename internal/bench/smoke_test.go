@@ -151,3 +151,87 @@ func assertNothingLeft(t *testing.T, prefix string, before map[int]bool) {
 		}
 	}
 }
+
+// TestSmokeIPv6 is TestSmoke for `floatip bench --ipv6`: floatip under
+// poweroff with the IPv4 and the IPv6 VIP on the same lab, and keepalived's
+// IPv6 VRRP under stop; it checks that each stack measured an outage and
+// that the table puts the IPv6 row beside the IPv4 one with their ratio.
+func TestSmokeIPv6(t *testing.T) {
+	testutil.RequireRoot(t)
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	prefix := fmt.Sprintf("fbs%d", os.Getpid()%100000)
+	before := keepalivedPids()
+	t.Cleanup(func() { _ = lab.Cleanup(prefix) })
+	cases := []struct {
+		impl   string
+		fault  lab.FaultKind
+		stacks []lab.Stack
+		rows   []string
+	}{
+		{"floatip", lab.FaultPowerOff, []lab.Stack{lab.StackIPv4, lab.StackIPv6}, []string{"| poweroff | floatip | IPv4 | 1 |", "| poweroff | floatip | IPv6 | 1 |"}},
+		{"keepalived-0.1s", lab.FaultStop, []lab.Stack{lab.StackIPv6}, []string{"| stop | keepalived-0.1s | IPv6 | 1 |"}},
+	}
+	for _, c := range cases {
+		t.Run(c.impl+"/"+string(c.fault), func(t *testing.T) {
+			im, err := LookupImpl(c.impl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if im.Kind == KindKeepalived {
+				if _, err := exec.LookPath("keepalived"); err != nil {
+					if testutil.InCI() {
+						t.Fatal("keepalived is not installed; under CI=true the CI script installs it")
+					}
+					t.Skip("keepalived is not installed (apt-get install keepalived)")
+				}
+			}
+			out := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			var progress, table bytes.Buffer
+			res, err := Run(ctx, Config{
+				Binary: floatipBin, Impls: []Impl{im}, Faults: []lab.FaultKind{c.fault}, Stacks: c.stacks,
+				Trials: 1, Nodes: 2, Prefix: prefix, OutDir: out, Progress: &progress, Table: &table,
+			})
+			t.Logf("%s%s", progress.String(), table.String())
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if len(res.Runs) != len(c.stacks) {
+				t.Fatalf("%d runs, want %d", len(res.Runs), len(c.stacks))
+			}
+			for i, tr := range res.Runs {
+				if tr.Err != "" {
+					t.Fatalf("the %s trial failed: %s", tr.Stack, tr.Err)
+				}
+				if tr.Stack != c.stacks[i] {
+					t.Errorf("run %d is of stack %q, want %q", i, tr.Stack, c.stacks[i])
+				}
+				if tr.OutageMS <= 0 || tr.Failed == 0 || !tr.Recovered {
+					t.Errorf("%s: outage %v ms, %d failed, recovered %v: want a measured, finite outage", tr.Stack, tr.OutageMS, tr.Failed, tr.Recovered)
+				}
+			}
+			for _, row := range c.rows {
+				if !strings.Contains(table.String(), row) {
+					t.Errorf("table lacks the row %q:\n%s", row, table.String())
+				}
+			}
+			if len(c.stacks) > 1 && !strings.Contains(table.String(), "×") {
+				t.Errorf("table lacks the IPv6/IPv4 outage ratio:\n%s", table.String())
+			}
+			if b, err := os.ReadFile(filepath.Join(out, FaultSVG(c.fault))); err == nil {
+				if rows := svgRows(t, b); len(rows) != len(c.stacks) {
+					t.Errorf("SVG rows %q, want one per stack", rows)
+				}
+			} else {
+				t.Error(err)
+			}
+			if len(res.Leftovers) > 0 {
+				t.Errorf("leftovers: %v", res.Leftovers)
+			}
+			assertNothingLeft(t, prefix, before)
+		})
+	}
+}

@@ -57,6 +57,7 @@ func majority(xs []int) int {
 type Summary struct {
 	Impl   string        `json:"impl"`
 	Fault  lab.FaultKind `json:"fault"`
+	Stack  lab.Stack     `json:"stack"`
 	Trials int           `json:"trials"` // trials that ran
 	Errors int           `json:"errors"` // trials that could not run
 	// Disturbed counts trials (included in the statistics) whose client
@@ -90,19 +91,29 @@ type Summary struct {
 	HealToOneMedianMS *float64 `json:"heal_to_one_median_ms,omitempty"`
 	HealToOneMaxMS    *float64 `json:"heal_to_one_max_ms,omitempty"`
 	Unsettled         int      `json:"unsettled,omitempty"`
+
+	// Dual stack: the time the group's VIPs were on different nodes.
+	SplitMedianMS float64 `json:"split_median_ms,omitempty"`
+	SplitMaxMS    float64 `json:"split_max_ms,omitempty"`
+	// Crash: from the fault to the VIP's leaving the killed
+	// node's kernel (Trial.GoneMS); Stuck counts trials where it never did.
+	GoneMedianMS *float64 `json:"vip_gone_median_ms,omitempty"`
+	GoneMaxMS    *float64 `json:"vip_gone_max_ms,omitempty"`
+	Stuck        int      `json:"vip_stuck,omitempty"`
 }
 
-// Summarize groups trials by implementation and fault, in the order each pair
-// first appears, and aggregates each group.
+// Summarize groups trials by implementation, fault and stack, in the order
+// each first appears, and aggregates each group.
 func Summarize(trials []Trial) []Summary {
 	type key struct {
 		impl  string
 		fault lab.FaultKind
+		stack lab.Stack
 	}
 	var order []key
 	groups := map[key][]Trial{}
 	for _, t := range trials {
-		k := key{t.Impl, t.Fault}
+		k := key{t.Impl, t.Fault, t.Stack}
 		if _, ok := groups[k]; !ok {
 			order = append(order, k)
 		}
@@ -110,14 +121,16 @@ func Summarize(trials []Trial) []Summary {
 	}
 	out := make([]Summary, 0, len(order))
 	for _, k := range order {
-		out = append(out, summarize(k.impl, k.fault, groups[k]))
+		s := summarize(k.impl, k.fault, groups[k])
+		s.Stack = k.stack
+		out = append(out, s)
 	}
 	return out
 }
 
 func summarize(impl string, fault lab.FaultKind, trials []Trial) Summary {
 	s := Summary{Impl: impl, Fault: fault}
-	var outage, failed, two, heal, moves []float64
+	var outage, failed, two, heal, moves, split, gone []float64
 	var ends []int
 	partition := false
 	for _, t := range trials {
@@ -132,6 +145,14 @@ func summarize(impl string, fault lab.FaultKind, trials []Trial) Summary {
 		outage = append(outage, t.OutageMS)
 		failed = append(failed, float64(t.Failed))
 		two = append(two, t.TwoHoldersMS)
+		split = append(split, t.SplitMS)
+		if t.Fault == lab.FaultCrash {
+			if t.GoneMS != nil {
+				gone = append(gone, *t.GoneMS)
+			} else {
+				s.Stuck++
+			}
+		}
 		moves = append(moves, float64(t.Moves))
 		s.MovesMax = max(s.MovesMax, t.Moves)
 		if !t.Recovered {
@@ -163,6 +184,11 @@ func summarize(impl string, fault lab.FaultKind, trials []Trial) Summary {
 	s.TwoHoldersMaxMS = Max(two)
 	s.MovesMedian = Median(moves)
 	s.HoldersEndMajority = majority(ends)
+	s.SplitMedianMS, s.SplitMaxMS = Median(split), Max(split)
+	if len(gone) > 0 {
+		med, mx := Median(gone), Max(gone)
+		s.GoneMedianMS, s.GoneMaxMS = &med, &mx
+	}
 	if partition && len(heal) > 0 {
 		med, mx := Median(heal), Max(heal)
 		s.HealToOneMedianMS, s.HealToOneMaxMS = &med, &mx
@@ -195,6 +221,29 @@ func TwoHolderTime(obs []lab.HolderObs, from, to time.Time) time.Duration {
 			end = to
 		}
 		if len(o.Holders) >= 2 && end.After(start) {
+			total += end.Sub(start)
+		}
+	}
+	return total
+}
+
+// TwoHolderTimeGroup is TwoHolderTime for a group: how long, between from
+// and to, any of its VIPs was on two or more nodes.
+func TwoHolderTimeGroup(obs []lab.GroupObs, from, to time.Time) time.Duration {
+	var total time.Duration
+	for i, o := range obs {
+		end := to
+		if i+1 < len(obs) {
+			end = obs[i+1].At
+		}
+		start := o.At
+		if start.Before(from) {
+			start = from
+		}
+		if end.After(to) {
+			end = to
+		}
+		if slices.ContainsFunc(o.Holders, func(h []string) bool { return len(h) >= 2 }) && end.After(start) {
 			total += end.Sub(start)
 		}
 	}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -58,7 +59,7 @@ func TestSummarize(t *testing.T) {
 		{Impl: "floatip", Fault: lab.FaultPowerOff, Trial: 4, OutageMS: 260, Recovered: true, Failed: 50, TwoHoldersMS: 20, HoldersEnd: []string{"n2"}},
 		{Impl: "keepalived-1s", Fault: lab.FaultCrash, Trial: 1, TwoHoldersMS: 5000, Recovered: true, HoldersEnd: []string{"n1", "n2"}},
 		{Impl: "keepalived-1s", Fault: lab.FaultCrash, Trial: 2, TwoHoldersMS: 5100, Recovered: true, HoldersEnd: []string{"n1", "n2"}},
-		{Impl: "keepalived-1s", Fault: lab.FaultCrash, Trial: 3, TwoHoldersMS: 0, OutageMS: 9000, Recovered: false, Failed: 1800, HoldersEnd: []string{}},
+		{Impl: "keepalived-1s", Fault: lab.FaultCrash, Trial: 3, TwoHoldersMS: 0, OutageMS: 9000, Recovered: false, Failed: 1800, HoldersEnd: []string{}, GoneMS: f(4000)},
 		{Impl: "floatip", Fault: lab.FaultPartition, Trial: 1, OutageMS: 160, Recovered: true, Failed: 30, TwoHoldersMS: 3000, HoldersEnd: []string{"n1"}, HealToOneMS: f(150)},
 		{Impl: "floatip", Fault: lab.FaultPartition, Trial: 2, OutageMS: 170, Recovered: true, Failed: 32, TwoHoldersMS: 3010, HoldersEnd: []string{"n1"}, HealToOneMS: f(170)},
 		{Impl: "floatip", Fault: lab.FaultPartition, Trial: 3, OutageMS: 175, Recovered: true, Failed: 33, TwoHoldersMS: 4000, HoldersEnd: []string{"n1", "n2"}},
@@ -77,6 +78,7 @@ func TestSummarize(t *testing.T) {
 			OutageMedianMS: 0, OutageP90MS: 7200, OutageMaxMS: 9000, NotRecovered: 1,
 			FailedMedian: 0, TwoHoldersMedianMS: 5000, TwoHoldersMaxMS: 5100,
 			HoldersEndMajority: 2, HoldersEndWorst: 2,
+			GoneMedianMS: f(4000), GoneMaxMS: f(4000), Stuck: 2,
 		},
 		{
 			Impl: "floatip", Fault: lab.FaultPartition, Trials: 3,
@@ -161,7 +163,7 @@ func TestSettledAt(t *testing.T) {
 }
 
 func TestKeepalivedConfig(t *testing.T) {
-	got := KeepalivedConfig("n2", 150, 100*time.Millisecond, mustAddr("198.18.0.100"), "")
+	got := KeepalivedConfig("n2", 150, 100*time.Millisecond, []netip.Addr{mustAddr("198.18.0.100")}, "")
 	for _, want := range []string{"router_id n2", "vrrp_version 3", "state BACKUP", "interface eth0",
 		"virtual_router_id 51", "priority 150", "advert_int 0.1", "198.18.0.100/32 dev eth0"} {
 		if !contains(got, want) {
@@ -171,12 +173,25 @@ func TestKeepalivedConfig(t *testing.T) {
 	if contains(got, "vrrp_script") || contains(got, "track_script") {
 		t.Errorf("a config without a check has a script:\n%s", got)
 	}
-	got = KeepalivedConfig("n2", 150, time.Second, mustAddr("198.18.0.100"), "/x/floatip lab httpcheck --url http://127.0.0.1:8080/")
+	got = KeepalivedConfig("n2", 150, time.Second, []netip.Addr{mustAddr("198.18.0.100")}, "/x/floatip lab httpcheck --url http://127.0.0.1:8080/")
 	for _, want := range []string{"vrrp_script chk_service", `script "/x/floatip lab httpcheck --url http://127.0.0.1:8080/"`,
 		"interval 1", "fall 2", "rise 2", "track_script {\n        chk_service\n    }"} {
 		if !contains(got, want) {
 			t.Errorf("config with a check lacks %q:\n%s", want, got)
 		}
+	}
+	if contains(got, "excluded") {
+		t.Errorf("an IPv4-only config has an excluded block:\n%s", got)
+	}
+	// IPv6: the instance's family is the VIP's; dual stack: the IPv6 VIP
+	// rides along, excluded from the IPv4 adverts.
+	got = KeepalivedConfig("n1", 200, time.Second, []netip.Addr{mustAddr("2001:db8:18::100")}, "")
+	if !contains(got, "virtual_ipaddress {\n        2001:db8:18::100/128 dev eth0\n    }") || contains(got, "excluded") {
+		t.Errorf("IPv6 config:\n%s", got)
+	}
+	got = KeepalivedConfig("n1", 200, time.Second, []netip.Addr{mustAddr("198.18.0.100"), mustAddr("2001:db8:18::100")}, "")
+	if !contains(got, "virtual_ipaddress {\n        198.18.0.100/32 dev eth0\n    }\n    virtual_ipaddress_excluded {\n        2001:db8:18::100/128 dev eth0\n    }") {
+		t.Errorf("dual-stack config:\n%s", got)
 	}
 	if got := seconds(time.Second); got != "1" {
 		t.Errorf("seconds(1s) = %q, want 1", got)

@@ -27,7 +27,8 @@ func SVGWindow(fault lab.FaultKind) (from, to float64) {
 	return SVGFromMS, SVGToMS
 }
 
-// WriteSVG draws one fault: a row per implementation (in the order of impls),
+// WriteSVG draws one fault: a row per implementation (in the order of impls;
+// "floatip (IPv6)" names the IPv6 trials of floatip, see RowNames),
 // a lane per trial, a mark per client request between SVGFromMS and SVGToMS
 // around the fault — green-ish per answering node, red when it failed — and
 // amber where two nodes held the VIP. Trials that did not run are left out.
@@ -41,7 +42,7 @@ func WriteSVG(w io.Writer, fault lab.FaultKind, impls []string, trials []Trial) 
 	for _, im := range impls {
 		r := row{impl: im}
 		for _, t := range trials {
-			if t.Impl == im && t.Fault == fault && t.Err == "" {
+			if t.Impl+stackTag(t.Stack) == im && t.Fault == fault && t.Err == "" {
 				r.trials = append(r.trials, t)
 				for _, p := range t.Samples {
 					if p.OK && p.Node != "" {

@@ -21,7 +21,10 @@ import (
 type Trial struct {
 	Impl  string        `json:"impl"`
 	Fault lab.FaultKind `json:"fault"`
-	Trial int           `json:"trial"` // 1-based
+	// Stack is the VIPs the group floats: ipv4 (the lab's IPv4 VIP), ipv6
+	// or dual (both in one group; the client requests the IPv6 one).
+	Stack lab.Stack `json:"stack"`
+	Trial int       `json:"trial"` // 1-based
 	// Err is why the trial could not run (setup failed, the first holder
 	// never appeared, ...); the other fields are then incomplete and the
 	// trial is left out of the statistics.
@@ -41,7 +44,14 @@ type Trial struct {
 	FirstNewMS *float64 `json:"first_new_ms,omitempty"`
 	After      string   `json:"answering_after"` // node of the last successful request
 
-	TwoHoldersMS float64 `json:"two_holders_ms"` // after FaultAt, polled every 10 ms
+	TwoHoldersMS float64 `json:"two_holders_ms"` // after FaultAt, polled every 10 ms: any VIP of the group on two nodes
+	// SplitMS (dual stack): after FaultAt, how long the group's VIPs were
+	// on different nodes (lab.Split); the target is 0.
+	SplitMS float64 `json:"split_ms"`
+	// GoneMS (crash and stop): from FaultAt to when the broken node's
+	// kernel had none of the group's VIPs left; nil when it still had one
+	// at the end.
+	GoneMS *float64 `json:"vip_gone_ms,omitempty"`
 	// Moves counts the changes of the polled holders after FaultAt (a
 	// failover and its return are two); the loss faults want 0.
 	Moves      int      `json:"moves"`
@@ -103,6 +113,16 @@ func (t Trial) brief() string {
 	if t.TwoHoldersMS > 0 {
 		fmt.Fprintf(&b, ", two holders %.0f ms", t.TwoHoldersMS)
 	}
+	if t.Stack == lab.StackDual {
+		fmt.Fprintf(&b, ", v4/v6 apart %.0f ms", t.SplitMS)
+	}
+	if t.Fault == lab.FaultCrash {
+		if t.GoneMS != nil {
+			fmt.Fprintf(&b, ", VIP gone from %s after %.0f ms", t.Holder, *t.GoneMS)
+		} else {
+			fmt.Fprintf(&b, ", VIP still on %s at the end", t.Holder)
+		}
+	}
 	if _, loss := LossFaults[t.Fault]; loss || t.Moves > 0 {
 		fmt.Fprintf(&b, ", %d holder changes", t.Moves)
 	}
@@ -153,10 +173,10 @@ const (
 	Attempts      = 3
 )
 
-func (r *runner) trial(ctx context.Context, im Impl, fault lab.FaultKind, n int) Trial {
+func (r *runner) trial(ctx context.Context, im Impl, fault lab.FaultKind, stack lab.Stack, n int) Trial {
 	var t Trial
 	for attempt := 1; ; attempt++ {
-		t = Trial{Impl: im.Name, Fault: fault, Trial: n, Attempts: attempt}
+		t = Trial{Impl: im.Name, Fault: fault, Stack: stack, Trial: n, Attempts: attempt}
 		err := r.runTrial(ctx, im, fault, &t)
 		if err != nil {
 			t.Err = err.Error()
@@ -171,7 +191,7 @@ func (r *runner) trial(ctx context.Context, im Impl, fault lab.FaultKind, n int)
 			return t
 		}
 		fmt.Fprintf(r.cfg.Progress, "%s %s trial %d: the client sent only %.0f%% of its requests (the machine is busy); running it again\n",
-			im.Name, fault, n, 100*t.ClientRate)
+			im.Name+stackTag(stack), fault, n, 100*t.ClientRate)
 	}
 }
 
@@ -179,7 +199,9 @@ func (r *runner) trial(ctx context.Context, im Impl, fault lab.FaultKind, n int)
 type daemons map[string]*lab.Proc
 
 func (r *runner) runTrial(ctx context.Context, im Impl, fault lab.FaultKind, t *Trial) (err error) {
-	l, err := lab.Up(ctx, lab.Options{Prefix: r.cfg.Prefix, Nodes: r.cfg.Nodes, Binary: r.cfg.Binary})
+	// Every trial of a run that measures IPv6 runs on a lab with IPv6, the
+	// IPv4 ones too: the same lab for every row.
+	l, err := lab.Up(ctx, lab.WithIPv6(lab.Options{Prefix: r.cfg.Prefix, Nodes: r.cfg.Nodes, Binary: r.cfg.Binary}, r.cfg.needIPv6()))
 	if err != nil {
 		return err
 	}
@@ -207,6 +229,14 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault lab.FaultKind, t *
 		}
 	}()
 
+	vips, err := l.StackVIPs(t.Stack)
+	if err != nil {
+		return err
+	}
+	target, err := l.Target(t.Stack)
+	if err != nil {
+		return err
+	}
 	nodes := l.Nodes()
 	for _, nd := range nodes {
 		if _, err := nd.StartService(ctx); err != nil {
@@ -248,14 +278,14 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault lab.FaultKind, t *
 			if extra, err = authConfig(nd); err != nil {
 				return err
 			}
-			p, err = nd.StartFloatip(ctx, append([]string{"--priority", strconv.Itoa(Priority(nd.Index)), "--profile", im.Profile}, extra...)...)
+			p, err = nd.StartFloatipVIPs(ctx, vips, append([]string{"--priority", strconv.Itoa(Priority(nd.Index)), "--profile", im.Profile}, extra...)...)
 		case KindKeepalived:
 			if kdir == "" {
 				if kdir, err = os.MkdirTemp("", "floatip-bench-keepalived-"); err != nil {
 					return err
 				}
 			}
-			p, err = startKeepalived(ctx, r.cfg.Keepalived, kdir, nd, im.Advert, l.VIP, keepalivedCheck)
+			p, err = startKeepalived(ctx, r.cfg.Keepalived, kdir, nd, im.Advert, vips, keepalivedCheck)
 			if p != nil {
 				kpids = append(kpids, p.Pid())
 				r.noteStarted([]int{p.Pid()})
@@ -276,7 +306,7 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault lab.FaultKind, t *
 	if err := start(first); err != nil {
 		return err
 	}
-	if _, err := l.WaitHolders(ctx, lab.HeldBy(first.Name), StartLimit, ds.procs()...); err != nil {
+	if _, err := l.WaitGroupHolders(ctx, vips, lab.HeldBy(first.Name), StartLimit, ds.procs()...); err != nil {
 		return fmt.Errorf("waiting for %s to hold the VIP: %w", first.Name, err)
 	}
 	for _, nd := range nodes[1:] {
@@ -294,27 +324,27 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault lab.FaultKind, t *
 			r.noteStarted(kids)
 		}
 	}
-	if _, err := l.WaitHolders(ctx, lab.HeldBy(first.Name), StartLimit, ds.procs()...); err != nil {
+	if _, err := l.WaitGroupHolders(ctx, vips, lab.HeldBy(first.Name), StartLimit, ds.procs()...); err != nil {
 		return fmt.Errorf("waiting for %s alone to hold the VIP: %w", first.Name, err)
 	}
 
-	client, err := l.StartClient(ctx, lab.ClientOptions{Every: clientEvery})
+	client, err := l.StartClient(ctx, lab.ClientOptions{Target: target, Every: clientEvery, Timeout: r.cfg.ClientTimeout})
 	if err != nil {
 		return err
 	}
 	if _, err := client.WaitSample(ctx, 5*time.Second, func(s lab.Sample) bool { return s.OK }); err != nil {
 		return fmt.Errorf("the client never got an answer from the VIP: %w", err)
 	}
-	poll := l.RecordHolders(ctx)
+	poll := l.RecordGroup(ctx, vips)
 	defer poll.Stop()
 
 	if err := lab.Sleep(ctx, Settle); err != nil {
 		return err
 	}
-	if h, err := l.Holders(); err != nil {
+	if per, err := l.HoldersOf(vips); err != nil {
 		return err
-	} else if !slices.Equal(h, []string{first.Name}) {
-		return fmt.Errorf("before the fault the holders are %s, not %s", orNone(h), first.Name)
+	} else if slices.ContainsFunc(per, func(h []string) bool { return !slices.Equal(h, []string{first.Name}) }) {
+		return fmt.Errorf("before the fault the holders are %s, not %s", lab.FormatGroupObs(vips, lab.GroupObs{Holders: per}), first.Name)
 	}
 
 	// T0.
@@ -391,7 +421,7 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault lab.FaultKind, t *
 		} else {
 			end = later(end, healAt.Add(RecoverLimit))
 		}
-		if _, werr := l.WaitHolders(ctx, lab.ExactlyOne, RecoverLimit); werr == nil {
+		if _, werr := l.WaitGroupHolders(ctx, vips, lab.ExactlyOne, RecoverLimit); werr == nil {
 			end = later(end, time.Now().Add(time.Second))
 		} else if ctx.Err() != nil {
 			return ctx.Err()
@@ -402,7 +432,11 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault lab.FaultKind, t *
 	}
 	samples := client.Stop()
 	endAt := time.Now()
-	obs := poll.Stop()
+	group := poll.Stop()
+	// The target's holders stand for the group in the fields a single VIP
+	// had (holder changes, holders at the end, heal to one holder); the
+	// group's own measures come from every VIP.
+	obs := lab.Series(group, len(vips)-1)
 
 	res := lab.Measure(samples, faultAt)
 	t.OutageMS = msOf(res.Outage)
@@ -418,7 +452,15 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault lab.FaultKind, t *
 		}
 		t.Samples = append(t.Samples, Point{MS: msOf(s.At.Sub(faultAt)), OK: s.OK, Node: s.Node, Err: s.Err})
 	}
-	t.TwoHoldersMS = msOf(TwoHolderTime(obs, faultAt, endAt))
+	t.TwoHoldersMS = msOf(TwoHolderTimeGroup(group, faultAt, endAt))
+	if len(vips) > 1 {
+		t.SplitMS = msOf(lab.SplitTime(group, faultAt, endAt))
+	}
+	if fault == lab.FaultCrash || fault == lab.FaultStop {
+		if at, ok := lab.GoneAt(group, first.Name, faultAt); ok {
+			t.GoneMS = ptr(msOf(at.Sub(faultAt)))
+		}
+	}
 	if len(obs) > 0 {
 		t.HoldersEnd = obs[len(obs)-1].Holders
 	}
@@ -444,6 +486,14 @@ func (r *runner) runTrial(ctx context.Context, im Impl, fault lab.FaultKind, t *
 		}
 	}
 	return nil
+}
+
+// stackTag is " (IPv6)" for the progress lines of a non-IPv4 trial.
+func stackTag(s lab.Stack) string {
+	if s == "" || s == lab.StackIPv4 {
+		return ""
+	}
+	return " (" + s.Label() + ")"
 }
 
 // clientEvery is the client's request interval.

@@ -25,7 +25,11 @@ type DemoOptions struct {
 	// Keep: afterwards start a lab to play in with the same nodes, profile
 	// and prefix (UpPlay, as `floatip lab up`) and leave it running.
 	Keep   bool
-	Prefix string    // namespace prefix (default DefaultPrefix)
+	Prefix string // namespace prefix (default DefaultPrefix)
+	// Stack is what the group floats: the IPv4 VIP (default), the IPv6
+	// one, or both (dual: the client requests the IPv6 VIP, and the demo
+	// also reports how long the two were on different nodes).
+	Stack  Stack
 	Binary string    // see Options.Binary
 	Out    io.Writer // the demo's output; nil discards it
 	// SVG is where to write the picture of the run ("" for none).
@@ -119,12 +123,19 @@ func RunDemo(ctx context.Context, o DemoOptions) error {
 	if o.Quorum != "" && o.Quorum != "etcd" {
 		return fmt.Errorf("--quorum %q: want etcd", o.Quorum)
 	}
-	l, err := Up(ctx, Options{Prefix: o.Prefix, Nodes: o.Nodes, Binary: o.Binary, Progress: out})
+	if o.Stack == "" {
+		o.Stack = StackIPv4
+	}
+	lo, err := StackOptions(Options{Prefix: o.Prefix, Nodes: o.Nodes, Binary: o.Binary, Progress: out}, o.Stack)
+	if err != nil {
+		return err
+	}
+	l, err := Up(ctx, lo)
 	if err != nil {
 		return err
 	}
 	printMap(out, l)
-	d := &demo{l: l, out: out, fault: o.Fault, partitionFor: DemoPartitionFor}
+	d := &demo{l: l, out: out, fault: o.Fault, stack: o.Stack, partitionFor: DemoPartitionFor}
 	d.quorum, err = startQuorum(ctx, l, o.Quorum, out)
 	if d.quorum != "" {
 		d.partitionFor = 2 * QuorumTTL
@@ -149,7 +160,7 @@ func RunDemo(ctx context.Context, o DemoOptions) error {
 	}
 	if o.Keep && err == nil {
 		fmt.Fprintf(out, "\n--keep: starting a fresh lab of %d nodes in the background to play with (log: %s)... ", o.Nodes, PlayLog(l.Prefix))
-		st, kerr := UpPlay(ctx, PlayOptions{Prefix: l.Prefix, Nodes: o.Nodes, Profile: o.Profile, Binary: o.Binary, Quorum: o.Quorum})
+		st, kerr := UpPlay(ctx, PlayOptions{Prefix: l.Prefix, Nodes: o.Nodes, Profile: o.Profile, Binary: o.Binary, Quorum: o.Quorum, Stack: o.Stack})
 		if kerr != nil {
 			fmt.Fprintf(out, "failed\n")
 			return kerr
@@ -161,14 +172,36 @@ func RunDemo(ctx context.Context, o DemoOptions) error {
 	return err
 }
 
-// printMap prints the lab's layout once: nodes, client, VIP.
+// printMap prints the lab's layout once: nodes, client, VIP; with IPv6 each
+// namespace's IPv6 address beside its IPv4 one.
 func printMap(w io.Writer, l *Lab) {
-	fmt.Fprintf(w, "\nthe lab: one L2 segment (bridge br0 in %s), %v\n", l.brNS, Subnet)
-	for _, n := range l.Nodes() {
-		fmt.Fprintf(w, "  %-6s %-13s namespace %s\n", n.Name, n.IP, n.NS)
+	if !l.IPv6 {
+		fmt.Fprintf(w, "\nthe lab: one L2 segment (bridge br0 in %s), %v\n", l.brNS, Subnet)
+		for _, n := range l.Nodes() {
+			fmt.Fprintf(w, "  %-6s %-13s namespace %s\n", n.Name, n.IP, n.NS)
+		}
+		fmt.Fprintf(w, "  %-6s %-13s namespace %s (requests the VIP)\n", "client", l.client.IP, l.client.NS)
+		fmt.Fprintf(w, "  %-6s %-13s floats between the nodes\n\n", "VIP", l.VIP)
+		return
 	}
-	fmt.Fprintf(w, "  %-6s %-13s namespace %s (requests the VIP)\n", "client", l.client.IP, l.client.NS)
-	fmt.Fprintf(w, "  %-6s %-13s floats between the nodes\n\n", "VIP", l.VIP)
+	fmt.Fprintf(w, "\nthe lab: one L2 segment (bridge br0 in %s, MLD snooping with a querier), %v and %v\n", l.brNS, Subnet, Subnet6)
+	for _, n := range l.Nodes() {
+		fmt.Fprintf(w, "  %-6s %-13s %-18s namespace %s\n", n.Name, n.IP, n.IP6, n.NS)
+	}
+	fmt.Fprintf(w, "  %-6s %-13s %-18s namespace %s (requests %v)\n", "client", l.client.IP, l.client.IP6, l.client.NS, clientTarget(l))
+	v4, v6 := "-", "-"
+	for _, v := range l.VIPs {
+		if v.Is4() {
+			v4 = v.String()
+		} else {
+			v6 = v.String()
+		}
+	}
+	what := "floats between the nodes"
+	if len(l.VIPs) > 1 {
+		what = "float between the nodes together (one group)"
+	}
+	fmt.Fprintf(w, "  %-6s %-13s %-18s %s\n\n", "VIP", v4, v6, what)
 }
 
 // demo is one run of the failover demo.
@@ -177,6 +210,8 @@ type demo struct {
 	watch   *HolderRecorder
 	out     io.Writer
 	fault   FaultKind
+	stack   Stack
+	group   *GroupRecorder   // every VIP of the group, both families
 	daemons map[string]*Proc // node name -> floatip
 	// quorum is the daemons' quorum configuration ("" none).
 	quorum       string
@@ -191,7 +226,9 @@ type demo struct {
 	endAt   time.Time
 	samples []Sample
 	obs     []HolderObs
-	ran     bool // the run got as far as the fault and its aftermath
+	// groupObs: a dual-stack group's readings, both families.
+	groupObs []GroupObs
+	ran      bool // the run got as far as the fault and its aftermath
 }
 
 func (d *demo) printf(format string, args ...any) {
@@ -253,7 +290,7 @@ func (d *demo) run(ctx context.Context, profile string) error {
 	// Wait for the highest priority to hold, not for any single holder: when
 	// every node starts at once, a lower one may claim first and yield a
 	// millisecond later, and the demo would then break a standby.
-	d.printf("waiting for %s (the highest priority) to hold %v alone... ", nodes[0].Name, d.l.VIP)
+	d.printf("waiting for %s (the highest priority) to hold %s alone... ", nodes[0].Name, vipList(d.l.VIPs))
 	t0 := time.Now()
 	holders, err := d.l.WaitHolders(ctx, HeldBy(nodes[0].Name), DemoRecover, d.daemonList()...)
 	if err != nil {
@@ -264,18 +301,22 @@ func (d *demo) run(ctx context.Context, profile string) error {
 	d.printf("%s (after %s)\n", old, roundMS(time.Since(t0)))
 
 	d.start = time.Now()
-	client, err := d.l.StartClient(ctx, ClientOptions{})
+	client, err := d.l.StartClient(ctx, ClientOptions{Target: clientTarget(d.l)})
 	if err != nil {
 		return err
 	}
 	if _, err := client.WaitSample(ctx, 5*time.Second, func(s Sample) bool { return s.OK }); err != nil {
 		return fmt.Errorf("the client never got an answer from the VIP: %w", err)
 	}
-	d.printf("client in %s requests http://%v:%d/ every 5 ms (50 ms timeout)\n\n", d.l.ClientNode().NS, d.l.VIP, ServicePort)
+	d.printf("client in %s requests http://%v/ every 5 ms (50 ms timeout)\n\n", d.l.ClientNode().NS, clientTarget(d.l))
 	d.printf("%-12s  %-5s %-7s %8s  %s\n", "time", "seen", "nodes", "median", "client requests answered since the line before, and daemon events")
 
 	d.watch = d.l.RecordHolders(ctx)
 	defer d.watch.Stop()
+	if len(d.l.VIPs) > 1 {
+		d.group = d.l.RecordGroup(ctx, d.l.VIPs)
+		defer d.group.Stop()
+	}
 	pr := newPrinter(d, client)
 	prDone := make(chan struct{})
 	prCtx, prStop := context.WithCancel(ctx)
@@ -319,6 +360,9 @@ func (d *demo) run(ctx context.Context, profile string) error {
 	}
 	samples := client.Stop()
 	d.obs = d.watch.Stop()
+	if d.group != nil {
+		d.groupObs = d.group.Stop()
+	}
 	stopPrinter()
 	end, _ := d.l.Holders()
 	d.endAt = time.Now()
@@ -554,9 +598,13 @@ func (d *demo) printSummary(old string, r Result, samples []Sample, end []string
 	if two := MultiHolder(d.obs, r.FaultAt, d.endAt); two > 0 {
 		d.printf("  two holders      %d ms in all (the kernel showed the VIP on more than one node)\n", two.Milliseconds())
 	}
+	if d.group != nil {
+		apart := SplitTime(d.groupObs, r.FaultAt, d.endAt)
+		d.printf("  v4 and v6 apart  %d ms (the time %v and %v were held by no common node; the group moves as one)\n", apart.Milliseconds(), d.l.VIPs[0], d.l.VIPs[1])
+	}
 	d.printf("  VIP holders now  %s\n", strings.Join(orNone(end), ", "))
 	if len(end) > 1 {
-		d.printf("  warning          more than one node holds %v\n", d.l.VIP)
+		d.printf("  warning          more than one node holds %v\n", d.l.VIPs[0])
 	}
 }
 

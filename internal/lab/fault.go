@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,7 +54,12 @@ const (
 	// Heal removes the rules.
 	FaultLoss FaultKind = "loss"
 	// FaultLinkDown takes the node's eth0 down (the daemon sees the carrier
-	// go); Heal brings it up again. Inject then Heal is a link flap.
+	// go); Heal brings it up again. Inject then Heal is a link flap. Linux
+	// deletes an interface's global IPv6 addresses when it goes down
+	// (keep_addr_on_down 0, the default): the node's own ones and any IPv6
+	// VIP. Heal puts the node's own back, as the network configuration of
+	// a real machine does when the link comes up (ifup); the VIP is the
+	// daemon's business.
 	FaultLinkDown FaultKind = "linkdown"
 	// FaultEtcdCut cuts the node off etcd only: its namespace drops what it
 	// sends to etcd's client port (Node.BlockEtcdClient), while it still
@@ -264,6 +270,9 @@ func (n *Node) Heal(ctx context.Context, kind FaultKind) error {
 		err = n.nftInBridge("delete table bridge " + n.faultTable(strings.ReplaceAll(string(kind), "-", "_")) + "\n")
 	case FaultLinkDown:
 		if err = n.setLink(true); err == nil {
+			err = n.restoreIP6()
+		}
+		if err == nil {
 			err = n.waitCarrier(3 * time.Second)
 		}
 	case FaultEtcdCut:
@@ -324,6 +333,18 @@ func (n *Node) dropRulesDir(what, cond string, from, to bool) string {
 		s += "add rule bridge " + table + " forward oifname \"" + n.Name + "\" " + cond + "drop\n"
 	}
 	return s
+}
+
+// restoreIP6 adds the node's own IPv6 address again if the kernel deleted
+// it (see FaultLinkDown).
+func (n *Node) restoreIP6() error {
+	if !n.IP6.IsValid() {
+		return nil
+	}
+	if ok, err := n.HasAddr(n.IP6); err != nil || ok {
+		return err
+	}
+	return n.lab.runIP("-n", n.NS, "addr", "add", netip.PrefixFrom(n.IP6, Subnet6.Bits()).String(), "dev", "eth0", "nodad")
 }
 
 // setLink sets the node's own eth0 up or down.

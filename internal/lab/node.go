@@ -340,16 +340,29 @@ func waitStopped(pids []int, deadline time.Time) {
 	}
 }
 
-// PowerOn simulates the node booting again: every IPv4 address on eth0 other
-// than the node's own is removed (a rebooted machine has lost its VIPs), and
-// the link comes back. No process is started.
+// PowerOn simulates the node booting again: every address on eth0 other
+// than the node's own (and its IPv6 link-local) is removed (a rebooted
+// machine has lost its VIPs), and the link comes back. No process is
+// started.
 func (n *Node) PowerOn() error {
 	addrs, err := n.Addrs()
 	if err != nil {
 		return err
 	}
+	if n.IP6.IsValid() {
+		// The IPv6 VIPs too (the link-local stays: the kernel's own).
+		a6, err := n.Addrs6()
+		if err != nil {
+			return err
+		}
+		for _, a := range a6 {
+			if a.Addr() != n.IP6 && !a.Addr().IsLinkLocalUnicast() {
+				addrs = append(addrs, a)
+			}
+		}
+	}
 	for _, a := range addrs {
-		if a.Addr() != n.IP {
+		if a.Addr() != n.IP && a.Addr() != n.IP6 {
 			if err := n.lab.runIP("-n", n.NS, "addr", "del", a.String(), "dev", "eth0"); err != nil {
 				return err
 			}

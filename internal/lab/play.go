@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -27,6 +28,9 @@ type PlayOptions struct {
 	Prefix  string // default DefaultPrefix
 	Nodes   int    // 1..MaxNodes, default 3; node i gets Priority(i, Nodes)
 	Profile string // floatip's --profile, default "default"
+	// Stack is what the group floats: the IPv4 VIP (default), the IPv6 VIP,
+	// or both in one group (dual).
+	Stack Stack
 	// Binary is the floatip executable; default os.Executable(). UpPlay
 	// copies it into PlayDir (a `go run` build is deleted when go run
 	// exits, and the supervisor restarts daemons long after).
@@ -57,6 +61,12 @@ func (o *PlayOptions) setDefaults() error {
 	}
 	if o.Quorum != "" && o.Nodes < 3 {
 		return fmt.Errorf("--nodes %d: with --quorum the lab runs an etcd member on each of three nodes, so it needs at least 3", o.Nodes)
+	}
+	if o.Stack == "" {
+		o.Stack = StackIPv4
+	}
+	if _, err := StackOptions(lo, o.Stack); err != nil {
+		return err
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
@@ -98,7 +108,11 @@ func StartPlay(ctx context.Context, o PlayOptions) (_ *Play, err error) {
 	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
-	l, err := Up(ctx, Options{Prefix: o.Prefix, Nodes: o.Nodes, Binary: o.Binary, Progress: o.Progress})
+	lo, err := StackOptions(Options{Prefix: o.Prefix, Nodes: o.Nodes, Binary: o.Binary, Progress: o.Progress}, o.Stack)
+	if err != nil {
+		return nil, err
+	}
+	l, err := Up(ctx, lo)
 	if err != nil {
 		return nil, err
 	}
@@ -139,13 +153,13 @@ func StartPlay(ctx context.Context, o PlayOptions) (_ *Play, err error) {
 		d.SetKeep(playKeepDaemon)
 		daemons = append(daemons, d)
 	}
-	fmt.Fprintf(o.Progress, "ok\nwaiting for one holder of %v... ", l.VIP)
-	h, err := l.WaitHolders(ctx, ExactlyOne, DemoRecover, daemons...)
+	fmt.Fprintf(o.Progress, "ok\nwaiting for one holder of %s... ", vipList(l.VIPs))
+	h, err := l.WaitGroupHolders(ctx, l.VIPs, ExactlyOne, DemoRecover, daemons...)
 	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(o.Progress, "%s\n", h[0])
-	p.client, err = l.StartClient(pctx, ClientOptions{Every: PlayEvery, Duration: 100000 * time.Hour})
+	p.client, err = l.StartClient(pctx, ClientOptions{Target: clientTarget(l), Every: PlayEvery, Duration: 100000 * time.Hour})
 	if err != nil {
 		return nil, err
 	}
@@ -168,8 +182,17 @@ func (p *Play) Close() error {
 
 // PlayStatus is what `floatip lab status` shows.
 type PlayStatus struct {
-	Prefix  string       `json:"prefix"`
-	VIP     string       `json:"vip"`
+	Prefix string `json:"prefix"`
+	VIP    string `json:"vip"` // the first of VIPs, which Holders are of
+	// VIPs are the group's addresses (IPv4 first); Target is what the
+	// client requests.
+	VIPs   []string `json:"vips"`
+	Target string   `json:"client_target"`
+	// VIPHolders are the holders of each of VIPs (kernel state), in order.
+	VIPHolders [][]string `json:"vip_holders"`
+	// Apart (a dual-stack group): the VIPs are held, but by no common node
+	// (lab.Split).
+	Apart   bool         `json:"vips_apart,omitempty"`
 	Profile string       `json:"profile"`
 	Quorum  string       `json:"quorum,omitempty"` // the etcd endpoints
 	Binary  string       `json:"binary"`
@@ -187,6 +210,7 @@ type PlayNode struct {
 	Name     string   `json:"name"`
 	NS       string   `json:"namespace"`
 	IP       string   `json:"ip"`
+	IP6      string   `json:"ip6,omitempty"`
 	Priority int      `json:"priority"` // the daemon's (control socket), else the one it was started with
 	Socket   string   `json:"socket"`
 	Daemon   string   `json:"daemon"` // running, exited, frozen, powered off
@@ -219,14 +243,25 @@ type PlayChange struct {
 // holders from the kernel, the client's recent samples.
 func (p *Play) Status(ctx context.Context) PlayStatus {
 	l := p.Lab
-	st := PlayStatus{Prefix: l.Prefix, VIP: l.VIP.String(), Profile: p.Profile, Quorum: p.Quorum, Binary: l.Binary, Started: p.Started}
+	st := PlayStatus{Prefix: l.Prefix, VIP: l.VIPs[0].String(), Target: clientTarget(l).String(), Profile: p.Profile, Quorum: p.Quorum, Binary: l.Binary, Started: p.Started}
+	for _, v := range l.VIPs {
+		st.VIPs = append(st.VIPs, v.String())
+	}
 	holders, err := l.Holders()
 	if err != nil {
 		st.Errors = append(st.Errors, err.Error())
 	}
+	if per, err := l.HoldersOf(l.VIPs); err == nil {
+		for _, h := range per {
+			st.VIPHolders = append(st.VIPHolders, orEmpty(h))
+		}
+		st.Apart = Split(per)
+	} else {
+		st.Errors = append(st.Errors, err.Error())
+	}
 	st.Holders = orEmpty(holders)
 	for _, n := range l.Nodes() {
-		pn := PlayNode{Name: n.Name, NS: n.NS, IP: n.IP.String(), Priority: p.prios[n.Name], Socket: n.Socket(),
+		pn := PlayNode{Name: n.Name, NS: n.NS, IP: n.IP.String(), IP6: addrOrEmpty(n.IP6), Priority: p.prios[n.Name], Socket: n.Socket(),
 			HoldsVIP: slices.Contains(holders, n.Name), Faults: []string{}}
 		for _, f := range n.Faults() {
 			pn.Faults = append(pn.Faults, f.String())
@@ -273,6 +308,13 @@ func (p *Play) Status(ctx context.Context) PlayStatus {
 	}
 	st.Client = clientStatus(p.client, time.Now())
 	return st
+}
+
+func addrOrEmpty(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }
 
 func orEmpty(s []string) []string {
@@ -401,12 +443,26 @@ func (p *Play) Heal(kind, node string) ([]string, error) {
 // the client.
 func FormatPlayStatus(w io.Writer, st PlayStatus, now time.Time) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "lab %s: VIP %s, profile %s, up %s\n", st.Prefix, st.VIP, st.Profile, now.Sub(st.Started).Round(time.Second))
+	vips := st.VIP
+	if len(st.VIPs) > 1 {
+		vips = strings.Join(st.VIPs, " and ") + " (one group)"
+	}
+	fmt.Fprintf(&b, "lab %s: VIP %s, profile %s, up %s\n", st.Prefix, vips, st.Profile, now.Sub(st.Started).Round(time.Second))
 	if st.Quorum != "" {
 		fmt.Fprintf(&b, "quorum: etcd %s (lease TTL %s)\n", st.Quorum, QuorumTTL)
 	}
-	fmt.Fprintf(&b, "  %-4s %-13s %-4s %-12s %-10s %-4s %-10s %s\n", "NODE", "ADDRESS", "PRIO", "DAEMON", "STATE", "VIP", "FAULTS", "SEES HOLDER")
+	addrW := 13
 	for _, n := range st.Nodes {
+		if n.IP6 != "" {
+			addrW = max(addrW, len(n.IP)+1+len(n.IP6))
+		}
+	}
+	fmt.Fprintf(&b, "  %-4s %-*s %-4s %-12s %-10s %-4s %-10s %s\n", "NODE", addrW, "ADDRESS", "PRIO", "DAEMON", "STATE", "VIP", "FAULTS", "SEES HOLDER")
+	for _, n := range st.Nodes {
+		addr := n.IP
+		if n.IP6 != "" {
+			addr += " " + n.IP6
+		}
 		vip := "-"
 		if n.HoldsVIP {
 			vip = "yes"
@@ -419,7 +475,7 @@ func FormatPlayStatus(w io.Writer, st PlayStatus, now time.Time) error {
 		if faults == "" {
 			faults = "-"
 		}
-		fmt.Fprintf(&b, "  %-4s %-13s %-4d %-12s %-10s %-4s %-10s %s\n", n.Name, n.IP, n.Priority, n.Daemon, state, vip, faults, dash(n.Holder))
+		fmt.Fprintf(&b, "  %-4s %-*s %-4d %-12s %-10s %-4s %-10s %s\n", n.Name, addrW, addr, n.Priority, n.Daemon, state, vip, faults, dash(n.Holder))
 	}
 	since := ""
 	if !st.Since.IsZero() {
@@ -433,8 +489,22 @@ func FormatPlayStatus(w io.Writer, st PlayStatus, now time.Time) error {
 	default:
 		fmt.Fprintf(&b, "VIP held by: %s%s  WARNING: more than one node\n", strings.Join(st.Holders, ", "), since)
 	}
+	if len(st.VIPs) > 1 && len(st.VIPHolders) == len(st.VIPs) {
+		parts := make([]string, len(st.VIPs))
+		for i, v := range st.VIPs {
+			parts[i] = v + " " + noneOr(st.VIPHolders[i])
+		}
+		fmt.Fprintf(&b, "  by address: %s\n", strings.Join(parts, "; "))
+	}
+	if st.Apart {
+		fmt.Fprintf(&b, "WARNING: the group's addresses are on different nodes\n")
+	}
 	c := st.Client
-	fmt.Fprintf(&b, "client (%s, a request every %s, last %s): %d ok, %d failed", ClientIP, PlayEvery, c.Window, c.OK, c.Failed)
+	client := ClientIP.String()
+	if strings.HasPrefix(st.Target, "[") {
+		client = ClientIP6.String() + " to " + st.Target
+	}
+	fmt.Fprintf(&b, "client (%s, a request every %s, last %s): %d ok, %d failed", client, PlayEvery, c.Window, c.OK, c.Failed)
 	if len(c.Answering) > 0 {
 		fmt.Fprintf(&b, "; answered by %s", keysOfCount(c.Answering))
 	}

@@ -231,7 +231,7 @@ func UpPlay(ctx context.Context, o PlayOptions) (PlayStatus, error) {
 	}
 	defer logf.Close()
 	cmd := exec.Command(playBinary(o.Prefix), "lab", "supervise", "--prefix", o.Prefix,
-		"--nodes", strconv.Itoa(o.Nodes), "--profile", o.Profile, "--quorum", o.Quorum)
+		"--nodes", strconv.Itoa(o.Nodes), "--profile", o.Profile, "--quorum", o.Quorum, "--stack", string(o.Stack))
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
