@@ -62,6 +62,7 @@ type quorumState struct {
 	reason   string    // why we would claim
 	nextCall time.Time // awaiting: the next claiming probe
 	lost     uint64    // keys lost or run out while holding
+	releases uint64    // ReleaseKey actions emitted (the elector's Resign calls)
 }
 
 // QuorumView is the key as the machine sees it, for the status.
@@ -120,6 +121,7 @@ func (m *Machine) releaseKey() {
 		return
 	}
 	m.qs.want, m.qs.have, m.qs.token = false, false, 0
+	m.qs.releases++
 	m.emit(ReleaseKey{})
 }
 
@@ -202,8 +204,10 @@ func (m *Machine) quorumEvent(now time.Time, ev quorum.Event) {
 	}
 	switch ev := ev.(type) {
 	case quorum.Granted:
-		if !m.qs.want {
-			return // given up meanwhile; the elector resigns it
+		if !m.qs.want || ev.Resigns < m.qs.releases {
+			// Given up meanwhile (even if wanted again since): the
+			// elector resigns that key, and grants again if we want it.
+			return
 		}
 		m.qs.have, m.qs.token, m.qs.deadline = true, ev.Token, ev.Deadline
 		m.note(slog.LevelInfo, "quorum key granted", "token", int64(ev.Token), "deadline_in", ev.Deadline.Sub(now).Round(time.Millisecond).String())

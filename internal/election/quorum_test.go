@@ -17,7 +17,7 @@ const qTTL = 5 * time.Second
 // granted is the Granted a keepalive sent now would give.
 func (h *harness) granted(tok quorum.Token) []Action {
 	h.t.Helper()
-	return h.do(Quorum{Ev: quorum.Granted{Token: tok, Deadline: quorum.LeaseDeadline(h.now, qTTL)}})
+	return h.do(Quorum{Ev: quorum.Granted{Token: tok, Deadline: quorum.LeaseDeadline(h.now, qTTL), Resigns: h.m.qs.releases}})
 }
 
 // index returns the position of the first action of type T, -1 if none.
@@ -312,5 +312,49 @@ func TestQuorumOffUnchanged(t *testing.T) {
 		if !a.Until.IsZero() {
 			t.Fatalf("AddVIPs.Until set without a quorum")
 		}
+	}
+}
+
+// The stale-Granted race: the machine wants the key, gives it up (a holder
+// answered), and wants it again before the elector's events caught up. A
+// Granted the elector sent before it saw the Resign names a key the
+// elector is now deleting (its Lost follows, once the delete is done, and
+// by then a standby may hold the key): the machine must not claim on it.
+func TestQuorumStaleGrantedAfterReleaseAndWantAgain(t *testing.T) {
+	h := newHarness(t, withQuorum())
+	h.startFresh()
+	for h.m.State() == StateProbing {
+		h.tick()
+	}
+	h.wantState(StateCandidate)
+	h.runFor(h.p.Timing.CheckInterval)
+	acts := h.frame(kernelReply(macPeerA, macSelf))
+	h.wantState(StateStandby)
+	if countOf[ReleaseKey](acts) != 1 {
+		t.Fatalf("back to standby: want one ReleaseKey: %s", dump(acts))
+	}
+	// The holder vanishes again: the machine wants the key again.
+	var all []Action
+	for i := 0; countOf[WantKey](all) == 0 && i < 10000; i++ {
+		all = append(all, h.tick()...)
+	}
+	h.wantState(StateCandidate)
+	if countOf[WantKey](all) != 1 {
+		t.Fatalf("holder gone again: want one WantKey: %s", dump(all))
+	}
+	// The Granted of the first campaign arrives now (the elector granted
+	// before it saw one Resign).
+	acts = h.do(Quorum{Ev: quorum.Granted{Token: 4, Deadline: quorum.LeaseDeadline(h.now, qTTL), Resigns: 0}})
+	if countOf[AddVIPs](acts) != 0 || h.m.Quorum().Owned {
+		t.Fatalf("claimed on a Granted from before its ReleaseKey: %s", dump(acts))
+	}
+	h.wantState(StateCandidate)
+	// The elector's Lost for the resigned key, then the new campaign's
+	// Granted (after the one Resign): now it claims.
+	h.do(Quorum{Ev: quorum.Lost{Cause: quorum.CauseResigned}})
+	acts = h.do(Quorum{Ev: quorum.Granted{Token: 9, Deadline: quorum.LeaseDeadline(h.now, qTTL), Resigns: 1}})
+	h.wantState(StateHolder)
+	if countOf[AddVIPs](acts) == 0 {
+		t.Fatalf("fresh Granted after the Resign: %s", dump(acts))
 	}
 }

@@ -37,9 +37,17 @@ type Event interface{ quorumEvent() }
 
 // Granted says this node owns the group's key now. It may hold the group
 // (add the VIPs) until Deadline, unless an Extended moves it later.
+//
+// Resigns is how many Resign calls the elector had acted on when it
+// granted. A consumer that called Resign more often than that gave this
+// key up after it was granted, even if it called Campaign again since: the
+// elector is deleting that key (its Lost comes once the delete is done,
+// when another node may already hold it), so the consumer must ignore
+// this Granted and wait for the next one.
 type Granted struct {
 	Token    Token
 	Deadline time.Time
+	Resigns  uint64
 }
 
 // Extended says the lease of a held key was renewed: the node may hold

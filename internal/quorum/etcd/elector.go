@@ -297,7 +297,7 @@ func (e *elector) run() {
 				go e.watchKey(wctx, r.el.Key(), r.el.Rev(), r.rev, h.deleted)
 				e.setStatus(quorum.RoleHolding, h.token)
 				e.b.log.Info("etcd: key granted", "group", e.group, "token", int64(h.token), "deadline_in", v.deadline.Sub(now).String())
-				push(quorum.Granted{Token: h.token, Deadline: v.deadline})
+				push(quorum.Granted{Token: h.token, Deadline: v.deadline, Resigns: uint64(resigned)})
 			}
 		}
 	}
