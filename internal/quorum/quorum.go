@@ -127,7 +127,9 @@ type Elector interface {
 	Campaign()
 	// Resign gives the key up (the VIPs must already be removed) or stops
 	// campaigning. A holder gets Lost{CauseResigned} once the key is
-	// deleted or the attempt failed (then the lease's expiry frees it).
+	// deleted or the attempt failed (then the elector deletes the key
+	// again until etcd answers or the lease ends: the backend keeps the
+	// lease alive, so its expiry alone would never free the key).
 	// Resign followed at once by Campaign still gives the key up first.
 	Resign()
 	// Fence deletes the key of the holder with this token, guarded by the
