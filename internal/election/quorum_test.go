@@ -358,3 +358,51 @@ func TestQuorumStaleGrantedAfterReleaseAndWantAgain(t *testing.T) {
 		t.Fatalf("fresh Granted after the Resign: %s", dump(acts))
 	}
 }
+
+// A host that is not floatip claims the VIP while the holder owns the key
+// (ARP says one thing, etcd another). With the default policy (yield,
+// RFC 5227) the holder removes the VIPs first and only then gives the key
+// up, so the next floatip holder never overlaps it; with defend it keeps
+// both.
+func TestQuorumForeignClaimWhileHoldingTheKey(t *testing.T) {
+	alien := func() *arp.Packet { return arp.NewAnnouncement(macAlien, vip1, nil) }
+	conflict := func(h *harness) {
+		h.t.Helper()
+		h.frame(alien())
+		h.advance(10 * time.Millisecond)
+		h.tick()
+		h.wantState(StateHolder)
+		h.runFor(time.Second)
+		h.do(Quorum{Ev: quorum.Extended{Deadline: quorum.LeaseDeadline(h.now, qTTL)}})
+	}
+	t.Run("yield", func(t *testing.T) {
+		h := quorumHolder(t, withPolicy(Yield))
+		conflict(h)
+		h.runFor(300 * time.Millisecond)
+		acts := h.frame(alien())
+		h.wantState(StateStandby)
+		rm, rel := index[RemoveVIPs](acts), index[ReleaseKey](acts)
+		if rm < 0 || rel < 0 || rm > rel {
+			t.Fatalf("yielding to a foreign host: want RemoveVIPs, then ReleaseKey: %s", dump(acts))
+		}
+		if h.m.Quorum().Owned || h.m.Quorum().Wanting {
+			t.Fatalf("still owns or wants the key after yielding: %+v", h.m.Quorum())
+		}
+	})
+	t.Run("defend", func(t *testing.T) {
+		h := quorumHolder(t, withPolicy(Defend))
+		conflict(h)
+		for range 5 {
+			h.runFor(time.Second)
+			h.do(Quorum{Ev: quorum.Extended{Deadline: quorum.LeaseDeadline(h.now, qTTL)}})
+			acts := h.frame(alien())
+			if countOf[RemoveVIPs](acts) != 0 || countOf[ReleaseKey](acts) != 0 {
+				t.Fatalf("defend policy gave the VIP or the key up: %s", dump(acts))
+			}
+		}
+		h.wantState(StateHolder)
+		if !h.m.Quorum().Owned {
+			t.Fatalf("lost the key while defending: %+v", h.m.Quorum())
+		}
+	})
+}
