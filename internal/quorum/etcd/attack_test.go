@@ -125,3 +125,45 @@ func TestFailedResignStillFreesTheKey(t *testing.T) {
 	t.Logf("standby granted %v after the holder's failed resign", gb.at.Sub(lost.at).Round(time.Millisecond))
 	noOverlap(t, a, b)
 }
+
+// The stale-Granted race at its source: Campaign, Resign and Campaign
+// again in a row, faster than the events. Every Granted the elector sent
+// before it acted on the Resign carries Resigns 0 and is followed by a
+// Lost (its key is being deleted); the key this node ends up holding was
+// granted with Resigns 1, so a machine that counted its one Resign takes
+// only that one.
+func TestGrantedCountsResigns(t *testing.T) {
+	l, c := cluster(t)
+	a := newNode(t, l.Node(1), c, prefix(t), 5*time.Second)
+	a.e.Campaign()
+	g, _ := a.wait(0, 10*time.Second, "Granted", isGranted)
+	if r := g.ev.(quorum.Granted).Resigns; r != 0 {
+		t.Fatalf("first Granted: Resigns %d, want 0", r)
+	}
+	for round := uint64(1); round <= 5; round++ {
+		mark := a.mark()
+		a.e.Resign()
+		a.e.Campaign()
+		a.wait(mark, 10*time.Second, "Granted after the Resign", func(ev quorum.Event) bool {
+			g, ok := ev.(quorum.Granted)
+			return ok && g.Resigns == round
+		})
+		evs := a.events()[mark:]
+		t.Logf("round %d: %s", round, describe(evs))
+		stale := false
+		for _, e := range evs {
+			switch ev := e.ev.(type) {
+			case quorum.Granted:
+				if stale {
+					t.Errorf("round %d: a Granted before the stale one's Lost: %s", round, describe(evs))
+				}
+				stale = ev.Resigns < round
+			case quorum.Lost:
+				stale = false
+			}
+		}
+	}
+	if st := a.b.Status(); len(st.Groups) != 1 || st.Groups[0].Role != quorum.RoleHolding {
+		t.Errorf("status %+v: want holding", st)
+	}
+}
