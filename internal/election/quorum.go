@@ -25,7 +25,8 @@ import (
 // their bound (AddVIPs.Until), removes them at quorum.DropBy(deadline)
 // when no Extended came, and at once on Lost, and then faults with
 // FaultQuorumLost (probing again after faultRetry while still wanting the
-// key). A holder with the key never yields to an ARP claim. After a
+// key). A holder with the key yields only to a better node that really
+// holds the VIP (two holders exist already: yielding ends it). After a
 // successful fence the machine deletes the vanished holder's key
 // (FenceKey) with the token of the last Holder event that named it.
 

@@ -194,12 +194,35 @@ func TestQuorumLostDropsAtOnce(t *testing.T) {
 	}
 }
 
-func TestQuorumHolderWithKeyDefendsAgainstBetterClaim(t *testing.T) {
+// A better node that really holds the VIP (its kernel confirms) wins
+// even over a holder with the key: two holders exist already (our key is
+// stale, or the other node does not ask the referee: a rolling reload
+// that removes quorum:), and only yielding ends that. The VIPs go first,
+// then the key.
+func TestQuorumHolderWithKeyYieldsToConfirmedBetterHolder(t *testing.T) {
 	h := quorumHolder(t, withPriority(100))
 	acts := h.frame(peerAnnounce(macPeerA, 200))
 	h.wantState(StateHolder)
 	if countOf[RemoveVIPs](acts) != 0 {
-		t.Fatalf("a holder with the key yielded to an ARP claim: %s", dump(acts))
+		t.Fatalf("yielded to an unconfirmed claim: %s", dump(acts))
+	}
+	acts = h.frame(kernelReply(macPeerA, macSelf))
+	h.wantState(StateStandby)
+	rm, rel := index[RemoveVIPs](acts), index[ReleaseKey](acts)
+	if rm < 0 || rel < 0 || rm > rel {
+		t.Fatalf("yielding: want RemoveVIPs, then ReleaseKey: %s", dump(acts))
+	}
+}
+
+// A claim that is not confirmed (a forged frame) does not make a holder
+// with the key yield.
+func TestQuorumHolderWithKeyKeepsVIPOnUnconfirmedClaim(t *testing.T) {
+	h := quorumHolder(t, withPriority(100))
+	h.frame(peerAnnounce(macPeerA, 200))
+	acts := h.runFor(h.p.Timing.CheckInterval * 3)
+	h.wantState(StateHolder)
+	if countOf[RemoveVIPs](acts) != 0 || countOf[ReleaseKey](acts) != 0 {
+		t.Fatalf("an unconfirmed claim made it yield: %s", dump(acts))
 	}
 }
 
