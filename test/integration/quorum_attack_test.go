@@ -3,8 +3,12 @@ package integration
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -251,4 +255,108 @@ func TestQuorumHolderARPCutEtcdFine(t *testing.T) {
 		t.Errorf("n2 did not follow n1 again after the heal: %v", err)
 	}
 	q.noOverlap(stop, worst)
+}
+
+// unitStopTimeout is TimeoutStopSec of the systemd unit floatip ships.
+func unitStopTimeout(t *testing.T) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile("../../packaging/floatip.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "TimeoutStopSec="); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("TimeoutStopSec=%s: %v", v, err)
+			}
+			return time.Duration(n) * time.Second
+		}
+	}
+	t.Fatal("packaging/floatip.service: no TimeoutStopSec")
+	return 0
+}
+
+// A graceful stop (SIGTERM) of the holder while it is cut off from etcd:
+// the VIP goes first, the process exits within the unit's stop timeout
+// (its resign and revoke cannot reach etcd and must not wait for it), and
+// the standby holds only once the old lease expired.
+func TestQuorumGracefulStopCutOffFromEtcd(t *testing.T) {
+	budget := unitStopTimeout(t)
+	q := newQuorumLab(t, 5*time.Second)
+	q.startTwo()
+	stop := make(chan struct{})
+	worst := q.watchHolders(stop)
+	n1, p := q.Node(1), q.daemons["n1"]
+	if err := n1.BlockEtcdClient(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n1.UnblockEtcdClient() })
+	term := time.Now()
+	if err := p.SignalMain(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(3 * budget):
+		t.Fatalf("n1 still runs %v after SIGTERM", 3*budget)
+	}
+	exited := p.ExitedAt()
+	removed, err := p.WaitMsg(q.ctx, time.Second, "vip removed", func(l lab.Line) bool { return l.Time().After(term) })
+	if err != nil {
+		t.Fatalf("n1 exited without removing the VIP: %v", err)
+	}
+	if has, _ := n1.HasVIP(); has {
+		t.Errorf("n1's kernel still has the VIP after its stop")
+	}
+	t.Logf("SIGTERM: VIP removed after %v, exited after %v (the unit allows %v)",
+		removed.Time().Sub(term).Round(time.Millisecond), exited.Sub(term).Round(time.Millisecond), budget)
+	if exited.Sub(term) >= budget {
+		t.Errorf("n1 took %v to stop cut off from etcd: the unit's TimeoutStopSec=%v kills it first", exited.Sub(term).Round(time.Millisecond), budget)
+	}
+	q.waitHolders(lab.HeldBy("n2"), q.ttl+10*time.Second, "n2 to take over once n1's lease expired")
+	t.Logf("n2 holds %v after the SIGTERM", time.Since(term).Round(time.Millisecond))
+	q.noOverlap(stop, worst)
+}
+
+// A reload that removes quorum: from the holder (a rolling change, the
+// first node done): the nodes then disagree on the referee, and the ARP
+// protocol must still end with one holder, not both for good.
+func TestQuorumReloadRemovingQuorumOnHolder(t *testing.T) {
+	q := newQuorumLab(t, 5*time.Second)
+	own := filepath.Join(t.TempDir(), "n1.yaml")
+	body, err := os.ReadFile(q.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(own, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	q.start(q.Node(1), "--config", own)
+	q.waitHolders(lab.HeldBy("n1"), 20*time.Second, "n1 to hold the VIP with the quorum key")
+	q.start(q.Node(2), "--config", q.cfg)
+	q.waitState("n2", "standby", 10*time.Second)
+	if err := os.WriteFile(own, []byte("# no quorum\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec := q.RecordHolders(q.ctx)
+	reload := time.Now()
+	if err := q.daemons["n1"].SignalMain(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.daemons["n1"].WaitMsg(q.ctx, 10*time.Second, "reloaded", func(l lab.Line) bool { return l.Time().After(reload) }); err != nil {
+		t.Fatalf("n1 did not reload: %v", err)
+	}
+	// A while for the dust to settle, then one holder, and it stays so.
+	for end := time.Now().Add(2 * q.ttl); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+	}
+	h, _ := q.Holders()
+	rec.Stop()
+	for _, c := range rec.Changes() {
+		t.Logf("+%v: %s", c.At.Sub(reload).Round(time.Millisecond), c)
+	}
+	if len(h) != 1 {
+		t.Fatalf("holders %v %v after removing quorum: from the holder, want one", h, 2*q.ttl)
+	}
+	q.holdsFor(h, q.ttl, "after removing quorum: from the holder")
 }
