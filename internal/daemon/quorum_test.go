@@ -55,6 +55,7 @@ type fakeElector struct {
 	want    bool
 	queued  bool
 	holding bool
+	resigns uint64 // Resign calls
 }
 
 func newFakeReferee() *fakeReferee { return &fakeReferee{queues: map[string][]*fakeElector{}} }
@@ -187,7 +188,7 @@ func (r *fakeReferee) settleAll() {
 			h.holding = true
 			r.rev++
 			r.granted = append(r.granted, h.b.name+"/"+h.group)
-			h.push(quorum.Granted{Token: quorum.Token(r.rev), Deadline: h.b.deadline})
+			h.push(quorum.Granted{Token: quorum.Token(r.rev), Deadline: h.b.deadline, Resigns: h.resigns})
 		}
 	}
 }
@@ -249,6 +250,7 @@ func (e *fakeElector) Resign() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e.want = false
+	e.resigns++
 	if !e.b.reachable {
 		return // the key goes when the lease expires
 	}

@@ -1073,9 +1073,14 @@ func (m *Machine) conflict(now time.Time, p *arp.Packet, pr *peer, authed bool) 
 		m.foreignMAC, m.foreignUntil = nil, time.Time{}
 	}
 	m.stats.Conflicts++
-	// A holder that owns the quorum key keeps the VIP: the claimant
-	// cannot own the key, whatever its priority.
-	if m.beats(pr.priority, pr.mac) && !m.keyHeld(now) {
+	// A better node that really holds the VIP (confirmed as below) wins
+	// even over a holder that owns the quorum key: two holders exist
+	// already, and yielding can only end that. Under a referee it happens
+	// only when our key is stale (its Lost still on the way) or when the
+	// claimant does not ask the referee (a rolling reload that adds or
+	// removes quorum:); keeping the VIP then left both nodes holding for
+	// good.
+	if m.beats(pr.priority, pr.mac) {
 		if !authed && !m.confirms(now, p) {
 			m.verifyClaim(now, pr)
 			return

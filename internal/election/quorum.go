@@ -25,7 +25,8 @@ import (
 // their bound (AddVIPs.Until), removes them at quorum.DropBy(deadline)
 // when no Extended came, and at once on Lost, and then faults with
 // FaultQuorumLost (probing again after faultRetry while still wanting the
-// key). A holder with the key never yields to an ARP claim. After a
+// key). A holder with the key yields only to a better node that really
+// holds the VIP (two holders exist already: yielding ends it). After a
 // successful fence the machine deletes the vanished holder's key
 // (FenceKey) with the token of the last Holder event that named it.
 
@@ -62,6 +63,7 @@ type quorumState struct {
 	reason   string    // why we would claim
 	nextCall time.Time // awaiting: the next claiming probe
 	lost     uint64    // keys lost or run out while holding
+	releases uint64    // ReleaseKey actions emitted (the elector's Resign calls)
 }
 
 // QuorumView is the key as the machine sees it, for the status.
@@ -120,6 +122,7 @@ func (m *Machine) releaseKey() {
 		return
 	}
 	m.qs.want, m.qs.have, m.qs.token = false, false, 0
+	m.qs.releases++
 	m.emit(ReleaseKey{})
 }
 
@@ -202,8 +205,10 @@ func (m *Machine) quorumEvent(now time.Time, ev quorum.Event) {
 	}
 	switch ev := ev.(type) {
 	case quorum.Granted:
-		if !m.qs.want {
-			return // given up meanwhile; the elector resigns it
+		if !m.qs.want || ev.Resigns < m.qs.releases {
+			// Given up meanwhile (even if wanted again since): the
+			// elector resigns that key, and grants again if we want it.
+			return
 		}
 		m.qs.have, m.qs.token, m.qs.deadline = true, ev.Token, ev.Deadline
 		m.note(slog.LevelInfo, "quorum key granted", "token", int64(ev.Token), "deadline_in", ev.Deadline.Sub(now).Round(time.Millisecond).String())

@@ -17,7 +17,7 @@ const qTTL = 5 * time.Second
 // granted is the Granted a keepalive sent now would give.
 func (h *harness) granted(tok quorum.Token) []Action {
 	h.t.Helper()
-	return h.do(Quorum{Ev: quorum.Granted{Token: tok, Deadline: quorum.LeaseDeadline(h.now, qTTL)}})
+	return h.do(Quorum{Ev: quorum.Granted{Token: tok, Deadline: quorum.LeaseDeadline(h.now, qTTL), Resigns: h.m.qs.releases}})
 }
 
 // index returns the position of the first action of type T, -1 if none.
@@ -194,12 +194,35 @@ func TestQuorumLostDropsAtOnce(t *testing.T) {
 	}
 }
 
-func TestQuorumHolderWithKeyDefendsAgainstBetterClaim(t *testing.T) {
+// A better node that really holds the VIP (its kernel confirms) wins
+// even over a holder with the key: two holders exist already (our key is
+// stale, or the other node does not ask the referee: a rolling reload
+// that removes quorum:), and only yielding ends that. The VIPs go first,
+// then the key.
+func TestQuorumHolderWithKeyYieldsToConfirmedBetterHolder(t *testing.T) {
 	h := quorumHolder(t, withPriority(100))
 	acts := h.frame(peerAnnounce(macPeerA, 200))
 	h.wantState(StateHolder)
 	if countOf[RemoveVIPs](acts) != 0 {
-		t.Fatalf("a holder with the key yielded to an ARP claim: %s", dump(acts))
+		t.Fatalf("yielded to an unconfirmed claim: %s", dump(acts))
+	}
+	acts = h.frame(kernelReply(macPeerA, macSelf))
+	h.wantState(StateStandby)
+	rm, rel := index[RemoveVIPs](acts), index[ReleaseKey](acts)
+	if rm < 0 || rel < 0 || rm > rel {
+		t.Fatalf("yielding: want RemoveVIPs, then ReleaseKey: %s", dump(acts))
+	}
+}
+
+// A claim that is not confirmed (a forged frame) does not make a holder
+// with the key yield.
+func TestQuorumHolderWithKeyKeepsVIPOnUnconfirmedClaim(t *testing.T) {
+	h := quorumHolder(t, withPriority(100))
+	h.frame(peerAnnounce(macPeerA, 200))
+	acts := h.runFor(h.p.Timing.CheckInterval * 3)
+	h.wantState(StateHolder)
+	if countOf[RemoveVIPs](acts) != 0 || countOf[ReleaseKey](acts) != 0 {
+		t.Fatalf("an unconfirmed claim made it yield: %s", dump(acts))
 	}
 }
 
@@ -313,4 +336,96 @@ func TestQuorumOffUnchanged(t *testing.T) {
 			t.Fatalf("AddVIPs.Until set without a quorum")
 		}
 	}
+}
+
+// The stale-Granted race: the machine wants the key, gives it up (a holder
+// answered), and wants it again before the elector's events caught up. A
+// Granted the elector sent before it saw the Resign names a key the
+// elector is now deleting (its Lost follows, once the delete is done, and
+// by then a standby may hold the key): the machine must not claim on it.
+func TestQuorumStaleGrantedAfterReleaseAndWantAgain(t *testing.T) {
+	h := newHarness(t, withQuorum())
+	h.startFresh()
+	for h.m.State() == StateProbing {
+		h.tick()
+	}
+	h.wantState(StateCandidate)
+	h.runFor(h.p.Timing.CheckInterval)
+	acts := h.frame(kernelReply(macPeerA, macSelf))
+	h.wantState(StateStandby)
+	if countOf[ReleaseKey](acts) != 1 {
+		t.Fatalf("back to standby: want one ReleaseKey: %s", dump(acts))
+	}
+	// The holder vanishes again: the machine wants the key again.
+	var all []Action
+	for i := 0; countOf[WantKey](all) == 0 && i < 10000; i++ {
+		all = append(all, h.tick()...)
+	}
+	h.wantState(StateCandidate)
+	if countOf[WantKey](all) != 1 {
+		t.Fatalf("holder gone again: want one WantKey: %s", dump(all))
+	}
+	// The Granted of the first campaign arrives now (the elector granted
+	// before it saw one Resign).
+	acts = h.do(Quorum{Ev: quorum.Granted{Token: 4, Deadline: quorum.LeaseDeadline(h.now, qTTL), Resigns: 0}})
+	if countOf[AddVIPs](acts) != 0 || h.m.Quorum().Owned {
+		t.Fatalf("claimed on a Granted from before its ReleaseKey: %s", dump(acts))
+	}
+	h.wantState(StateCandidate)
+	// The elector's Lost for the resigned key, then the new campaign's
+	// Granted (after the one Resign): now it claims.
+	h.do(Quorum{Ev: quorum.Lost{Cause: quorum.CauseResigned}})
+	acts = h.do(Quorum{Ev: quorum.Granted{Token: 9, Deadline: quorum.LeaseDeadline(h.now, qTTL), Resigns: 1}})
+	h.wantState(StateHolder)
+	if countOf[AddVIPs](acts) == 0 {
+		t.Fatalf("fresh Granted after the Resign: %s", dump(acts))
+	}
+}
+
+// A host that is not floatip claims the VIP while the holder owns the key
+// (ARP says one thing, etcd another). With the default policy (yield,
+// RFC 5227) the holder removes the VIPs first and only then gives the key
+// up, so the next floatip holder never overlaps it; with defend it keeps
+// both.
+func TestQuorumForeignClaimWhileHoldingTheKey(t *testing.T) {
+	alien := func() *arp.Packet { return arp.NewAnnouncement(macAlien, vip1, nil) }
+	conflict := func(h *harness) {
+		h.t.Helper()
+		h.frame(alien())
+		h.advance(10 * time.Millisecond)
+		h.tick()
+		h.wantState(StateHolder)
+		h.runFor(time.Second)
+		h.do(Quorum{Ev: quorum.Extended{Deadline: quorum.LeaseDeadline(h.now, qTTL)}})
+	}
+	t.Run("yield", func(t *testing.T) {
+		h := quorumHolder(t, withPolicy(Yield))
+		conflict(h)
+		h.runFor(300 * time.Millisecond)
+		acts := h.frame(alien())
+		h.wantState(StateStandby)
+		rm, rel := index[RemoveVIPs](acts), index[ReleaseKey](acts)
+		if rm < 0 || rel < 0 || rm > rel {
+			t.Fatalf("yielding to a foreign host: want RemoveVIPs, then ReleaseKey: %s", dump(acts))
+		}
+		if h.m.Quorum().Owned || h.m.Quorum().Wanting {
+			t.Fatalf("still owns or wants the key after yielding: %+v", h.m.Quorum())
+		}
+	})
+	t.Run("defend", func(t *testing.T) {
+		h := quorumHolder(t, withPolicy(Defend))
+		conflict(h)
+		for range 5 {
+			h.runFor(time.Second)
+			h.do(Quorum{Ev: quorum.Extended{Deadline: quorum.LeaseDeadline(h.now, qTTL)}})
+			acts := h.frame(alien())
+			if countOf[RemoveVIPs](acts) != 0 || countOf[ReleaseKey](acts) != 0 {
+				t.Fatalf("defend policy gave the VIP or the key up: %s", dump(acts))
+			}
+		}
+		h.wantState(StateHolder)
+		if !h.m.Quorum().Owned {
+			t.Fatalf("lost the key while defending: %+v", h.m.Quorum())
+		}
+	})
 }

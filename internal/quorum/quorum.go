@@ -37,9 +37,17 @@ type Event interface{ quorumEvent() }
 
 // Granted says this node owns the group's key now. It may hold the group
 // (add the VIPs) until Deadline, unless an Extended moves it later.
+//
+// Resigns is how many Resign calls the elector had acted on when it
+// granted. A consumer that called Resign more often than that gave this
+// key up after it was granted, even if it called Campaign again since: the
+// elector is deleting that key (its Lost comes once the delete is done,
+// when another node may already hold it), so the consumer must ignore
+// this Granted and wait for the next one.
 type Granted struct {
 	Token    Token
 	Deadline time.Time
+	Resigns  uint64
 }
 
 // Extended says the lease of a held key was renewed: the node may hold
@@ -119,7 +127,9 @@ type Elector interface {
 	Campaign()
 	// Resign gives the key up (the VIPs must already be removed) or stops
 	// campaigning. A holder gets Lost{CauseResigned} once the key is
-	// deleted or the attempt failed (then the lease's expiry frees it).
+	// deleted or the attempt failed (then the elector deletes the key
+	// again until etcd answers or the lease ends: the backend keeps the
+	// lease alive, so its expiry alone would never free the key).
 	// Resign followed at once by Campaign still gives the key up first.
 	Resign()
 	// Fence deletes the key of the holder with this token, guarded by the

@@ -109,3 +109,25 @@ func TestStrings(t *testing.T) {
 		}
 	}
 }
+
+// A wall-clock step (NTP, date -s; the lab's namespaces share the host's
+// clock, so the tests cannot step it) must not move a deadline: the
+// deadlines are built from time.Now() by Add, which keeps Go's monotonic
+// reading, and compared with Sub/Before, which use it. A time without one
+// (Round(0), UTC(), a parsed or Unix time) would be compared on the wall
+// clock, so none may reach these functions: this pins that they keep it.
+func TestDeadlinesKeepTheMonotonicClock(t *testing.T) {
+	now := time.Now()
+	mono := func(what string, tm time.Time) {
+		t.Helper()
+		if !strings.Contains(tm.String(), " m=") {
+			t.Errorf("%s %v has no monotonic clock reading: a wall-clock step would move it", what, tm)
+		}
+	}
+	dl := LeaseDeadline(now, 5*time.Second)
+	mono("LeaseDeadline", dl)
+	mono("DropBy", DropBy(dl))
+	if l, ok := VIPLifetime(now, dl); !ok || l != 3*time.Second {
+		t.Errorf("VIPLifetime(now, deadline) = %v, %v; want 3s", l, ok)
+	}
+}

@@ -126,6 +126,17 @@ type held struct {
 	stop     context.CancelFunc // stops the key watch
 }
 
+// owed is a key this node gave up whose delete failed: the backend keeps
+// the lease alive, so its expiry never frees the key, and the standbys
+// would wait for it for as long as this node runs. The elector deletes it
+// (guarded by its revision) again until that succeeds or the lease is
+// over (then the key goes with it, and Close revokes it).
+type owed struct {
+	key   string
+	token quorum.Token
+	l     *lease
+}
+
 type campaignResult struct {
 	el  *concurrency.Election
 	l   *lease
@@ -144,6 +155,9 @@ func (e *elector) run() {
 		retry    <-chan time.Time
 		fails    streak // campaigns failing in a row
 		resigned int    // Resign calls acted on
+		owe      *owed  // a given-up key whose delete failed
+		oweNow   bool   // delete owe on this pass
+		oweAt    <-chan time.Time
 	)
 	push := func(ev quorum.Event) {
 		// Coalesce: only the latest deadline and holder matter.
@@ -184,16 +198,25 @@ func (e *elector) run() {
 		if h != nil {
 			switch {
 			case closing != nil || !want || newResign:
-				rctx, cancel := context.WithTimeout(e.ctx, e.b.ttl)
+				// Bounded by one request's time, not the TTL: a stop
+				// must not wait on a cluster it cannot reach (the VIPs
+				// are gone already, and Close revokes the lease).
+				parent := e.ctx
 				if closing != nil {
-					rctx, cancel = context.WithTimeout(closing, e.b.ttl)
+					parent = closing
 				}
+				rctx, cancel := context.WithTimeout(parent, e.b.resignTimeout())
+				key := h.el.Key()
 				err := h.el.Resign(rctx)
 				cancel()
-				if err != nil {
-					e.b.log.Warn("etcd: resign failed; the key goes when the lease expires", "group", e.group, "err", err)
-				} else {
+				switch {
+				case err == nil:
 					e.b.log.Info("etcd: resigned", "group", e.group)
+				case closing != nil:
+					e.b.log.Warn("etcd: resign failed; closing revokes the lease", "group", e.group, "err", err)
+				default:
+					e.b.log.Warn("etcd: resign failed; deleting the key again until etcd answers", "group", e.group, "err", err)
+					owe, oweAt = &owed{key: key, token: h.token, l: h.l}, time.After(retryInterval)
 				}
 				lose(quorum.CauseResigned, err)
 			case v.l != h.l:
@@ -205,6 +228,23 @@ func (e *elector) run() {
 			case v.deadline.After(h.deadline):
 				h.deadline = v.deadline
 				push(quorum.Extended{Deadline: v.deadline})
+			}
+		}
+		if owe != nil {
+			switch {
+			case closing != nil || v.l != owe.l:
+				owe, oweNow, oweAt = nil, false, nil // the lease (revoked by Close, or over) takes the key
+			case oweNow:
+				oweNow = false
+				dctx, cancel := context.WithTimeout(e.ctx, e.b.resignTimeout())
+				err := deleteGuarded(dctx, e.b.cli, owe.key, owe.token)
+				cancel()
+				if err == nil || errors.Is(err, quorum.ErrStaleToken) {
+					e.b.log.Info("etcd: deleted the key given up earlier", "group", e.group, "token", int64(owe.token))
+					owe, oweAt = nil, nil
+				} else {
+					oweAt = time.After(retryInterval)
+				}
 			}
 		}
 		if camp != nil && (closing != nil || !want || newResign || v.l != campL) {
@@ -227,7 +267,7 @@ func (e *elector) run() {
 			}
 			return // undelivered events are dropped: nobody reads any more
 		}
-		if want && closing == nil && h == nil && camp == nil && retry == nil && v.l != nil && time.Now().Before(v.deadline) {
+		if want && closing == nil && h == nil && camp == nil && retry == nil && owe == nil && v.l != nil && time.Now().Before(v.deadline) {
 			cctx, stop := context.WithCancel(e.ctx)
 			camp, campL, campStop = make(chan campaignResult, 1), v.l, stop
 			e.setStatus(quorum.RoleCampaigning, 0)
@@ -251,6 +291,8 @@ func (e *elector) run() {
 		case <-v.changed:
 		case <-retry:
 			retry = nil
+		case <-oweAt:
+			oweAt, oweNow = nil, true
 		case out <- next:
 			pending = pending[1:]
 		case <-deleted:
@@ -280,15 +322,9 @@ func (e *elector) run() {
 				e.setStatus(quorum.RoleIdle, 0)
 			case !stillWant || v.l != r.l || !now.Before(v.deadline):
 				// Won, but no longer wanted or no longer counted on:
-				// give the key back at once.
+				// give the key back at once (again until it is gone).
 				e.setStatus(quorum.RoleIdle, 0)
-				e.b.wg.Add(1)
-				go func() {
-					defer e.b.wg.Done()
-					rctx, cancel := context.WithTimeout(e.b.ctx, e.b.ttl)
-					defer cancel()
-					_ = r.el.Resign(rctx)
-				}()
+				owe, oweNow = &owed{key: r.el.Key(), token: quorum.Token(r.el.Rev()), l: r.l}, true
 			default:
 				fails.ok()
 				wctx, stop := context.WithCancel(e.ctx)
@@ -297,7 +333,7 @@ func (e *elector) run() {
 				go e.watchKey(wctx, r.el.Key(), r.el.Rev(), r.rev, h.deleted)
 				e.setStatus(quorum.RoleHolding, h.token)
 				e.b.log.Info("etcd: key granted", "group", e.group, "token", int64(h.token), "deadline_in", v.deadline.Sub(now).String())
-				push(quorum.Granted{Token: h.token, Deadline: v.deadline})
+				push(quorum.Granted{Token: h.token, Deadline: v.deadline, Resigns: uint64(resigned)})
 			}
 		}
 	}

@@ -241,6 +241,11 @@ func (b *Backend) view() view {
 // attemptTimeout bounds one request: short enough to retry within a lease.
 func (b *Backend) attemptTimeout() time.Duration { return min(time.Second, b.ttl/4) }
 
+// resignTimeout bounds a resign: two requests' time. A failed resign is
+// retried (elector.run), and a stop must not wait on an unreachable
+// cluster for the lease's TTL.
+func (b *Backend) resignTimeout() time.Duration { return 2 * b.attemptTimeout() }
+
 // keep holds a lease for as long as the Backend lives, taking a new one
 // whenever the current one is over.
 func (b *Backend) keep(ctx context.Context) {

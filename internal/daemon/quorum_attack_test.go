@@ -1,0 +1,102 @@
+package daemon
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/floatip/floatip/internal/config"
+	"github.com/floatip/floatip/internal/quorum"
+)
+
+// overlapWatch samples the nodes' addresses every millisecond of the
+// bubble's clock and counts the samples in which more than one node has
+// the VIP. stop ends it and returns the count.
+func overlapWatch(nodes ...*testNode) (stop func() int) {
+	var n atomic.Int64
+	done, quit := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			held := 0
+			for _, x := range nodes {
+				if x.addrs.has(vip1) {
+					held++
+				}
+			}
+			if held > 1 {
+				n.Add(1)
+			}
+			select {
+			case <-quit:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	return func() int { close(quit); <-done; return int(n.Load()) }
+}
+
+// A reload on the holder that changes its quorum (TTL, endpoints) or
+// removes it: the group restarts on a new backend (a new lease) or on ARP
+// alone, and the old backend is closed. The VIP must never stay on both
+// nodes, and one node holds after. Removing quorum: used to leave both
+// holding for good: the standby, granted the key the holder resigned,
+// claimed, and as a key holder never yielded to the better node's ARP
+// claim, which, without a referee, never yielded to a worse one.
+func TestQuorumReloadChangingQuorumOnHolder(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*quorum.EtcdConfig)
+	}{
+		{"ttl", func(c *quorum.EtcdConfig) { c.TTL = 6 * time.Second }},
+		{"endpoints", func(c *quorum.EtcdConfig) { c.Endpoints = []string{"198.18.0.12:2379"} }},
+		{"removed", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ref := newFakeReferee()
+				lan := &fakeLAN{}
+				a, _ := lan.quorumNode(t, ref, "a", 200)
+				b, _ := lan.quorumNode(t, ref, "b", 100)
+				if h := soleHolder(t, "web", vip1, a, b); h != a {
+					t.Fatalf("%s holds, want a", h.name)
+				}
+				stop := overlapWatch(a, b)
+				next := quorumConfig("a", 200)
+				if tc.change != nil {
+					ec := next.Quorum.Etcd
+					tc.change(&ec)
+					q := &config.Quorum{Etcd: ec}
+					next.Quorum, next.Groups[0].Quorum = q, q
+				} else {
+					next.Quorum, next.Groups[0].Quorum = nil, nil
+				}
+				a.next = next
+				if err := a.d.Reload(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				soleHolder(t, "web", vip1, a, b)
+				time.Sleep(4 * fakeTTL)
+				h := soleHolder(t, "web", vip1, a, b)
+				if n := stop(); n > 0 {
+					t.Fatalf("the VIP was on both nodes in %d samples (1 ms apart) around the reload", n)
+				}
+				t.Logf("%s holds after the reload", h.name)
+				ref.mu.Lock()
+				defer ref.mu.Unlock()
+				if !ref.backends[0].closed {
+					t.Fatalf("the holder's old backend is still open after the reload")
+				}
+				if tc.change == nil {
+					return // a holds on ARP alone now; b still asks the referee
+				}
+				if q := ref.queues["web"]; len(q) == 0 || !q[0].holding || q[0].b.name != h.name {
+					t.Fatalf("%s holds the VIP without the key", h.name)
+				}
+			})
+		})
+	}
+}
