@@ -207,47 +207,17 @@ func distanceFromOne(n int) int {
 // VIP according to obs (sorted by time): each observation counts until the
 // next one (the last until to).
 func TwoHolderTime(obs []lab.HolderObs, from, to time.Time) time.Duration {
-	var total time.Duration
-	for i, o := range obs {
-		end := to
-		if i+1 < len(obs) {
-			end = obs[i+1].At
-		}
-		start := o.At
-		if start.Before(from) {
-			start = from
-		}
-		if end.After(to) {
-			end = to
-		}
-		if len(o.Holders) >= 2 && end.After(start) {
-			total += end.Sub(start)
-		}
-	}
-	return total
+	return lab.TimeWhere(obs, func(o lab.HolderObs) time.Time { return o.At }, from, to,
+		func(o lab.HolderObs) bool { return len(o.Holders) >= 2 })
 }
 
 // TwoHolderTimeGroup is TwoHolderTime for a group: how long, between from
 // and to, any of its VIPs was on two or more nodes.
 func TwoHolderTimeGroup(obs []lab.GroupObs, from, to time.Time) time.Duration {
-	var total time.Duration
-	for i, o := range obs {
-		end := to
-		if i+1 < len(obs) {
-			end = obs[i+1].At
-		}
-		start := o.At
-		if start.Before(from) {
-			start = from
-		}
-		if end.After(to) {
-			end = to
-		}
-		if slices.ContainsFunc(o.Holders, func(h []string) bool { return len(h) >= 2 }) && end.After(start) {
-			total += end.Sub(start)
-		}
-	}
-	return total
+	return lab.TimeWhere(obs, func(o lab.GroupObs) time.Time { return o.At }, from, to,
+		func(o lab.GroupObs) bool {
+			return slices.ContainsFunc(o.Holders, func(h []string) bool { return len(h) >= 2 })
+		})
 }
 
 // SettledAt is when the VIP came to have exactly one holder for good, as

@@ -384,20 +384,28 @@ func WholeSeries(obs []GroupObs) []HolderObs {
 // different nodes (Split), each reading counting until the next (the last
 // until to).
 func SplitTime(obs []GroupObs, from, to time.Time) time.Duration {
+	return TimeWhere(obs, func(o GroupObs) time.Time { return o.At }, from, to, func(o GroupObs) bool { return Split(o.Holders) })
+}
+
+// TimeWhere is how long, between from and to, the readings in obs (sorted
+// by the time at gives) showed what holds says: each reading counts until
+// the next one (the last until to). The benchmark's two-holder times and
+// SplitTime are this with their own predicate.
+func TimeWhere[T any](obs []T, at func(T) time.Time, from, to time.Time, holds func(T) bool) time.Duration {
 	var total time.Duration
 	for i, o := range obs {
 		end := to
 		if i+1 < len(obs) {
-			end = obs[i+1].At
+			end = at(obs[i+1])
 		}
-		start := o.At
+		start := at(o)
 		if start.Before(from) {
 			start = from
 		}
 		if end.After(to) {
 			end = to
 		}
-		if Split(o.Holders) && end.After(start) {
+		if holds(o) && end.After(start) {
 			total += end.Sub(start)
 		}
 	}
