@@ -124,11 +124,8 @@ func writeStackedMarkdown(w io.Writer, res *Results) error {
 	return err
 }
 
-func stackedRow(s, v4 Summary, has4 bool) string {
-	label := s.Stack.Label()
-	if s.Trials == 0 {
-		return fmt.Sprintf("| %s | %s | %s | 0 of %d (errors) | – | – | – | – | – | – | – | – | – | – |\n", s.Fault, s.Impl, label, s.Errors)
-	}
+// trialsCell is a row's trial count with its errors and disturbed trials.
+func trialsCell(s Summary) string {
 	trials := strconv.Itoa(s.Trials)
 	if s.Errors > 0 {
 		trials = fmt.Sprintf("%d (+%d errors)", s.Trials, s.Errors)
@@ -136,10 +133,47 @@ func stackedRow(s, v4 Summary, has4 bool) string {
 	if s.Disturbed > 0 {
 		trials += fmt.Sprintf(" (%d disturbed)", s.Disturbed)
 	}
-	lb := ""
+	return trials
+}
+
+// lowerBound marks outages that are lower bounds (a trial never recovered).
+func lowerBound(s Summary) string {
 	if s.NotRecovered > 0 {
-		lb = "≥ "
+		return "≥ "
 	}
+	return ""
+}
+
+// endsCell is the usual number of holders at the end, with the worst.
+func endsCell(s Summary) string {
+	ends := strconv.Itoa(s.HoldersEndMajority)
+	if s.HoldersEndWorst != s.HoldersEndMajority {
+		ends += fmt.Sprintf(" (worst %d)", s.HoldersEndWorst)
+	}
+	return ends
+}
+
+// healCell is a partition row's time from the heal to one holder.
+func healCell(s Summary) string {
+	if s.Fault != lab.FaultPartition {
+		return "–"
+	}
+	if s.HealToOneMedianMS == nil {
+		return "never"
+	}
+	heal := fmt.Sprintf("%s / %s ms", fmtMS(*s.HealToOneMedianMS), fmtMS(*s.HealToOneMaxMS))
+	if s.Unsettled > 0 {
+		heal += fmt.Sprintf(" (%d never)", s.Unsettled)
+	}
+	return heal
+}
+
+func stackedRow(s, v4 Summary, has4 bool) string {
+	label := s.Stack.Label()
+	if s.Trials == 0 {
+		return fmt.Sprintf("| %s | %s | %s | 0 of %d (errors) | – | – | – | – | – | – | – | – | – | – |\n", s.Fault, s.Impl, label, s.Errors)
+	}
+	trials, lb := trialsCell(s), lowerBound(s)
 	ratio := "–"
 	if s.Stack != lab.StackIPv4 && has4 && v4.Trials > 0 && v4.OutageMedianMS > 0 {
 		ratio = strconv.FormatFloat(s.OutageMedianMS/v4.OutageMedianMS, 'f', 2, 64) + "×"
@@ -160,22 +194,7 @@ func stackedRow(s, v4 Summary, has4 bool) string {
 			gone = "never"
 		}
 	}
-	ends := strconv.Itoa(s.HoldersEndMajority)
-	if s.HoldersEndWorst != s.HoldersEndMajority {
-		ends += fmt.Sprintf(" (worst %d)", s.HoldersEndWorst)
-	}
-	heal := "–"
-	if s.Fault == lab.FaultPartition {
-		switch {
-		case s.HealToOneMedianMS != nil:
-			heal = fmt.Sprintf("%s / %s ms", fmtMS(*s.HealToOneMedianMS), fmtMS(*s.HealToOneMaxMS))
-			if s.Unsettled > 0 {
-				heal += fmt.Sprintf(" (%d never)", s.Unsettled)
-			}
-		default:
-			heal = "never"
-		}
-	}
+	ends, heal := endsCell(s), healCell(s)
 	return fmt.Sprintf("| %s | %s | %s | %s | %s%s ms | %s | %s%s ms | %s%s ms | %s | %s / %s ms | %s | %s | %s | %s |\n",
 		s.Fault, s.Impl, label, trials,
 		lb, fmtMS(s.OutageMedianMS), ratio, lb, fmtMS(s.OutageP90MS), lb, fmtMS(s.OutageMaxMS),
@@ -188,33 +207,8 @@ func markdownRow(s Summary) string {
 	if s.Trials == 0 {
 		return fmt.Sprintf("| %s | %s | 0 of %d (errors) | – | – | – | – | – | – | – | – |\n", s.Fault, s.Impl, s.Errors)
 	}
-	trials := strconv.Itoa(s.Trials)
-	if s.Errors > 0 {
-		trials = fmt.Sprintf("%d (+%d errors)", s.Trials, s.Errors)
-	}
-	if s.Disturbed > 0 {
-		trials += fmt.Sprintf(" (%d disturbed)", s.Disturbed)
-	}
-	lb := ""
-	if s.NotRecovered > 0 {
-		lb = "≥ "
-	}
-	ends := strconv.Itoa(s.HoldersEndMajority)
-	if s.HoldersEndWorst != s.HoldersEndMajority {
-		ends += fmt.Sprintf(" (worst %d)", s.HoldersEndWorst)
-	}
-	heal := "–"
-	if s.Fault == lab.FaultPartition {
-		switch {
-		case s.HealToOneMedianMS != nil:
-			heal = fmt.Sprintf("%s / %s ms", fmtMS(*s.HealToOneMedianMS), fmtMS(*s.HealToOneMaxMS))
-			if s.Unsettled > 0 {
-				heal += fmt.Sprintf(" (%d never)", s.Unsettled)
-			}
-		default:
-			heal = "never"
-		}
-	}
+	trials, lb := trialsCell(s), lowerBound(s)
+	ends, heal := endsCell(s), healCell(s)
 	return fmt.Sprintf("| %s | %s | %s | %s%s ms | %s%s ms | %s%s ms | %s | %s / %s ms | %s / %d | %s | %s |\n",
 		s.Fault, s.Impl, trials,
 		lb, fmtMS(s.OutageMedianMS), lb, fmtMS(s.OutageP90MS), lb, fmtMS(s.OutageMaxMS),
