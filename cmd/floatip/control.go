@@ -123,7 +123,7 @@ func (c releaseCmd) Run() error {
 	if err := c.client().Release(ctx, c.Group); err != nil {
 		return err
 	}
-	fmt.Printf("released %s: this node stays standby\n", groupsText(c.Group))
+	fmt.Printf("released %s: a standby takes it over (if no node can, every standby on hold or none at all, this node claims it again after its checks, so the VIP is never left on no node; `floatip hold` keeps it away for good)\n", groupsText(c.Group))
 	return nil
 }
 
