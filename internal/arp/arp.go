@@ -98,6 +98,13 @@ const FlagClaiming uint8 = 1 << 1
 // wait for it.
 const FlagPassive uint8 = 1 << 2
 
+// FlagKeyFirst, on a holder's beacon, says the holder gave its quorum key
+// up and will release the VIP as soon as another node owns the key (a
+// graceful stop): the best standby campaigns at once, but adds the VIP
+// only after the holder's release frame. A node that predates the flag
+// takes the frame for an ordinary beacon.
+const FlagKeyFirst uint8 = 1 << 3
+
 // Trailer is floatip's own data, placed right after the 28-byte ARP payload
 // inside the padding of a minimum-size Ethernet frame (or past it: hosts
 // ignore what follows the ARP payload), so ordinary hosts process the ARP

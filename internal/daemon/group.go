@@ -122,7 +122,16 @@ func params(cfg *config.Config, gc config.Group, mac net.HardwareAddr) election.
 		AuthRequired:  cfg.Auth.Enabled() && cfg.Auth.Require,
 		FenceAllowed:  fenceAllowed(cfg),
 		Quorum:        gc.Quorum != nil,
+		QuorumTTL:     quorumTTL(&gc),
 	}
+}
+
+// quorumTTL is the group's referee lease TTL, zero without a referee.
+func quorumTTL(gc *config.Group) time.Duration {
+	if gc.Quorum == nil {
+		return 0
+	}
+	return gc.Quorum.Etcd.TTL
 }
 
 // fenceAllowed is the MACs that fencing: required may fence: the peers:
@@ -317,6 +326,7 @@ func (g *group) run(start election.Start) {
 	if g.apply(g.m.Handle(g.d.now(), start)) {
 		return
 	}
+	stopping := g.ctx.Done()
 	for {
 		g.heartbeat.Store(int64(g.d.since(g.d.started)))
 		now := g.d.now()
@@ -336,7 +346,10 @@ func (g *group) run(start election.Start) {
 		}
 		var done bool
 		select {
-		case <-g.ctx.Done():
+		case <-stopping:
+			// A key-first stop under a referee (election.Machine) is done
+			// only once another node owns the key: keep running until then.
+			stopping = nil
 			done = g.apply(g.m.Handle(g.d.now(), election.Stop{}))
 		case ev := <-g.events:
 			done = g.apply(g.m.Handle(g.d.now(), ev))

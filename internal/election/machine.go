@@ -184,6 +184,11 @@ type Params struct {
 	// only while it owns the group's key (Quorum events), and claims only
 	// when granted it.
 	Quorum bool
+	// QuorumTTL is the referee's lease TTL: a standby granted the key
+	// after a key-first stop waits at most this (plus
+	// quorum.KernelSlack) for the old holder's VIP to be gone. Zero
+	// counts as quorum.MaxTTL.
+	QuorumTTL time.Duration
 }
 
 // FencePolicy says whether to fence (STONITH) a vanished holder first.
@@ -676,6 +681,10 @@ func (m *Machine) tick(now time.Time) {
 		if !m.retryAt.IsZero() && !now.Before(m.retryAt) {
 			m.toWaiting(now, StateProbing, nil, "retrying after a fault")
 		}
+	case StateStopped:
+		if !m.qs.handoffUntil.IsZero() && !now.Before(m.qs.handoffUntil) {
+			m.finishStop("no other node took the quorum key in time")
+		}
 	}
 }
 
@@ -993,7 +1002,12 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 	if pr == nil {
 		return
 	}
+	if p.Trailer.Kind == arp.KindRelease && bytes.Equal(m.holder, p.SenderHardwareAddr) {
+		m.qs.firstFrom, m.qs.firstBound = nil, time.Time{} // its VIP is gone
+	}
 	switch {
+	case p.Trailer.Kind == arp.KindBeacon && p.Trailer.Flags&arp.FlagKeyFirst != 0:
+		m.keyFirstNotice(now, p, pr)
 	case p.Trailer.Kind == arp.KindRelease && !bytes.Equal(m.holder, p.SenderHardwareAddr):
 		// Only the current holder may release the VIP or hand it to us.
 		m.ignoredRelease(now, p)
@@ -1205,6 +1219,9 @@ func (m *Machine) stop(now time.Time) {
 	}
 	held := m.state == StateHolder
 	m.clearTimers()
+	if held && m.keyFirstStop(now) {
+		return
+	}
 	if held {
 		// Delete first, then tell the standbys: the best one claims at once.
 		m.emit(RemoveVIPs{})

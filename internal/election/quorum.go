@@ -1,10 +1,12 @@
 package election
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/floatip/floatip/internal/arp"
@@ -64,7 +66,20 @@ type quorumState struct {
 	nextCall time.Time // awaiting: the next claiming probe
 	lost     uint64    // keys lost or run out while holding
 	releases uint64    // ReleaseKey actions emitted (the elector's Resign calls)
+
+	// A key-first stop (keyFirstStop): the stopping holder keeps the
+	// VIPs until handoffUntil or until a Holder event names another node.
+	handoffUntil time.Time
+	// The standby's side: firstFrom is the holder whose key-first notice
+	// we heard and whose release frame has not come; while it is set we
+	// add no VIP before firstBound (set when the key is granted).
+	firstFrom  net.HardwareAddr
+	firstBound time.Time
 }
+
+// keyFirstWait bounds how long a stopping holder that gave its key up
+// keeps its VIPs waiting for another node to own the key.
+const keyFirstWait = time.Second
 
 // QuorumView is the key as the machine sees it, for the status.
 type QuorumView struct {
@@ -93,6 +108,10 @@ func (m *Machine) keyHeld(now time.Time) bool {
 // can still be given a kernel lifetime that ends before its deadline.
 func (m *Machine) mayHold(now time.Time) bool {
 	if !m.keyHeld(now) {
+		return false
+	}
+	if m.qs.firstFrom != nil && (m.qs.firstBound.IsZero() || now.Before(m.qs.firstBound)) {
+		// The old holder may still have the VIP (key-first stop).
 		return false
 	}
 	_, ok := quorum.VIPLifetime(now, m.qs.deadline)
@@ -137,6 +156,12 @@ func (m *Machine) quorumTimers() []time.Time {
 	}
 	if m.state == StateCandidate && m.qs.awaiting {
 		ts = append(ts, m.qs.nextCall)
+		if !m.qs.firstBound.IsZero() {
+			ts = append(ts, m.qs.firstBound)
+		}
+	}
+	if m.state == StateStopped && !m.qs.handoffUntil.IsZero() {
+		ts = append(ts, m.qs.handoffUntil)
 	}
 	return ts
 }
@@ -193,6 +218,12 @@ func (m *Machine) claimingCall(now time.Time) {
 }
 
 func (m *Machine) awaitTick(now time.Time) {
+	if !m.qs.firstBound.IsZero() && !now.Before(m.qs.firstBound) {
+		m.tryClaimWithKey(now)
+		if m.state != StateCandidate {
+			return
+		}
+	}
 	if !m.qs.nextCall.IsZero() && !now.Before(m.qs.nextCall) {
 		m.claimingCall(now)
 	}
@@ -211,6 +242,16 @@ func (m *Machine) quorumEvent(now time.Time, ev quorum.Event) {
 			return
 		}
 		m.qs.have, m.qs.token, m.qs.deadline = true, ev.Token, ev.Deadline
+		if m.qs.firstFrom != nil && m.qs.firstBound.IsZero() {
+			// The old holder's VIP lifetime ends before its lease
+			// deadline, at most a TTL after its last keepalive, which
+			// was before its resign and so before this grant.
+			ttl := m.p.QuorumTTL
+			if ttl <= 0 {
+				ttl = quorum.MaxTTL
+			}
+			m.qs.firstBound = now.Add(ttl + quorum.KernelSlack)
+		}
 		m.note(slog.LevelInfo, "quorum key granted", "token", int64(ev.Token), "deadline_in", ev.Deadline.Sub(now).Round(time.Millisecond).String())
 		m.tryClaimWithKey(now)
 	case quorum.Extended:
@@ -235,6 +276,9 @@ func (m *Machine) quorumEvent(now time.Time, ev quorum.Event) {
 		}
 	case quorum.Holder:
 		m.qs.holder = ev
+		if !m.qs.handoffUntil.IsZero() && ev.Name != "" && !ev.Self {
+			m.finishStop(ev.Name + " owns the quorum key now")
+		}
 	case quorum.Fenced:
 		if ev.Err != nil {
 			lvl := slog.LevelWarn
@@ -258,8 +302,69 @@ func (m *Machine) tryClaimWithKey(now time.Time) {
 	if m.state != StateCandidate || !m.qs.awaiting || !m.mayHold(now) {
 		return
 	}
+	if m.qs.firstFrom != nil {
+		// mayHold passed: the bound passed without the release frame.
+		m.note(slog.LevelInfo, "the old holder's VIP lifetime has run out: claiming", "old_holder", m.who(m.qs.firstFrom))
+		m.qs.firstFrom, m.qs.firstBound = nil, time.Time{}
+	}
 	m.qs.awaiting = false
 	m.toHolder(now, m.qs.reason+"; quorum key granted", false)
+}
+
+// keyFirstStop stops a holder under a referee key first, VIP second: it
+// gives the key up, tells the standbys (FlagKeyFirst), keeps the VIPs and
+// waits (finishStop) until another node owns the key or keyFirstWait,
+// never past the lease's drop time. The best standby campaigns on the
+// notice and claims on our release frame at once, as without a referee,
+// instead of campaigning only after it. It returns false (stop as usual)
+// without the key or without a live standby.
+func (m *Machine) keyFirstStop(now time.Time) bool {
+	if !m.p.Quorum || !m.keyHeld(now) || !m.liveStandby(now) {
+		return false
+	}
+	m.releaseKey()
+	for range 2 {
+		m.emit(Send{Packet: arp.NewProbe(m.p.MAC, arp.Broadcast, m.p.VIPs[0], m.trailer(arp.KindBeacon, arp.FlagHolder|arp.FlagKeyFirst))})
+	}
+	m.qs.handoffUntil = now.Add(keyFirstWait)
+	if drop := quorum.DropBy(m.qs.deadline); drop.Before(m.qs.handoffUntil) {
+		m.qs.handoffUntil = drop
+	}
+	m.transition(StateStopped, "stopping: gave the quorum key up; keeping the VIP until another node owns the key")
+	return true
+}
+
+// finishStop ends a key-first stop: the VIPs go, then the release frame.
+func (m *Machine) finishStop(why string) {
+	m.qs.handoffUntil = time.Time{}
+	m.emit(RemoveVIPs{})
+	m.sendRelease()
+	m.note(slog.LevelInfo, "stopped: released the VIP and told the standbys", "why", why)
+	m.emit(Done{})
+}
+
+// liveStandby reports whether a live standby that would claim is known.
+func (m *Machine) liveStandby(now time.Time) bool {
+	for _, p := range m.peers {
+		if !p.holder && !p.passive && now.Sub(p.lastSeen) <= 3*m.p.Timing.BeaconInterval {
+			return true
+		}
+	}
+	return false
+}
+
+// keyFirstNotice is a standby hearing its holder's key-first stop: the
+// best live standby campaigns now, so that the key is ours by the time the
+// holder's release frame comes. A forged notice costs one campaign.
+func (m *Machine) keyFirstNotice(now time.Time, p *arp.Packet, pr *peer) {
+	if !m.p.Quorum || m.state != StateStandby || m.passive() || !bytes.Equal(m.holder, p.SenderHardwareAddr) || m.rank(now) != 0 {
+		return
+	}
+	if !bytes.Equal(m.qs.firstFrom, pr.mac) { // (it comes twice)
+		m.note(slog.LevelInfo, "the holder gave its quorum key up before releasing the VIP: campaigning now", "holder", m.who(pr.mac))
+		m.qs.firstFrom, m.qs.firstBound = slices.Clone(pr.mac), time.Time{}
+	}
+	m.wantKey()
 }
 
 // fenceKey deletes the key of the holder that fencing confirmed dead, when

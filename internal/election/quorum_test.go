@@ -1,6 +1,7 @@
 package election
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -428,4 +429,125 @@ func TestQuorumForeignClaimWhileHoldingTheKey(t *testing.T) {
 			t.Fatalf("lost the key while defending: %+v", h.m.Quorum())
 		}
 	})
+}
+
+// keyFirstBeacon is a stopping holder's notice that it gave the key up.
+func keyFirstBeacon(from net.HardwareAddr, prio uint8) *arp.Packet {
+	return arp.NewProbe(from, arp.Broadcast, vip1, tr(arp.KindBeacon, prio, arp.FlagHolder|arp.FlagKeyFirst))
+}
+
+func releaseFrameAt(acts []Action) int {
+	for i, a := range acts {
+		if s, ok := a.(Send); ok && s.Packet.Trailer != nil && s.Packet.Trailer.Kind == arp.KindRelease {
+			return i
+		}
+	}
+	return -1
+}
+
+// stoppingKeyFirst is a quorum holder that knows a live standby and was
+// told to stop: it gave the key up and still has the VIPs.
+func stoppingKeyFirst(t *testing.T) *harness {
+	t.Helper()
+	h := quorumHolder(t)
+	h.frame(peerBeacon(macPeerA, 50))
+	acts := h.do(Stop{})
+	h.wantState(StateStopped)
+	if countOf[ReleaseKey](acts) != 1 || countOf[RemoveVIPs](acts) != 0 || countOf[Done](acts) != 0 || releaseFrameAt(acts) >= 0 {
+		t.Fatalf("key-first stop: want ReleaseKey and the VIPs kept, no release frame, not done: %s", dump(acts))
+	}
+	notice := 0
+	for _, p := range sends(acts) {
+		if p.Trailer != nil && p.Trailer.Kind == arp.KindBeacon && p.Trailer.Flags&arp.FlagKeyFirst != 0 {
+			notice++
+		}
+	}
+	if notice == 0 {
+		t.Fatalf("key-first stop: no FlagKeyFirst beacon: %s", dump(acts))
+	}
+	return h
+}
+
+func TestQuorumStopKeyFirstThenVIP(t *testing.T) {
+	h := stoppingKeyFirst(t)
+	// Our own key's Holder event changes nothing; another node's ends it.
+	if acts := h.do(Quorum{Ev: quorum.Holder{Name: "self", Token: 7, Self: true}}); countOf[RemoveVIPs](acts) != 0 {
+		t.Fatalf("own Holder event: %s", dump(acts))
+	}
+	acts := h.do(Quorum{Ev: quorum.Holder{Name: "n2", Token: 8}})
+	rm, frame, done := index[RemoveVIPs](acts), releaseFrameAt(acts), index[Done](acts)
+	if rm < 0 || frame < 0 || done < 0 || !(rm < frame && frame < done) {
+		t.Fatalf("another holder: want RemoveVIPs, the release frame, Done: %s", dump(acts))
+	}
+	if countOf[ReleaseKey](acts) != 0 {
+		t.Fatalf("released the key twice: %s", dump(acts))
+	}
+	h.checkDeadlineZero()
+}
+
+func TestQuorumStopKeyFirstTimeout(t *testing.T) {
+	h := stoppingKeyFirst(t)
+	start := h.now
+	var acts []Action
+	for countOf[Done](acts) == 0 && h.now.Sub(start) < time.Minute {
+		acts = append(acts, h.tick()...)
+	}
+	if h.now.Sub(start) < keyFirstWait {
+		t.Fatalf("gave the VIPs up after %v, before the wait ran out", h.now.Sub(start))
+	}
+	rm, frame, done := index[RemoveVIPs](acts), releaseFrameAt(acts), index[Done](acts)
+	if rm < 0 || frame < 0 || done < 0 || !(rm < frame && frame < done) {
+		t.Fatalf("timeout: want RemoveVIPs, the release frame, Done: %s", dump(acts))
+	}
+}
+
+// quorumStandby follows holder macPeerA (priority 200) under a referee.
+func quorumStandby(t *testing.T) *harness {
+	t.Helper()
+	h := newHarness(t, withQuorum(), func(p *Params) { p.QuorumTTL = qTTL })
+	h.becomeStandby(macPeerA)
+	h.frame(peerAnnounce(macPeerA, 200))
+	h.wantState(StateStandby)
+	acts := h.frame(keyFirstBeacon(macPeerA, 200))
+	if countOf[WantKey](acts) != 1 {
+		t.Fatalf("key-first notice: want WantKey: %s", dump(acts))
+	}
+	acts = append(h.frame(keyFirstBeacon(macPeerA, 200)), h.granted(9)...)
+	h.wantState(StateStandby)
+	if countOf[AddVIPs](acts) != 0 {
+		t.Fatalf("granted while the old holder has the VIP: added it: %s", dump(acts))
+	}
+	return h
+}
+
+func TestQuorumKeyFirstStandbyClaimsOnRelease(t *testing.T) {
+	h := quorumStandby(t)
+	acts := h.frame(peerRelease(macPeerA, 200))
+	h.wantState(StateHolder)
+	if countOf[AddVIPs](acts) == 0 {
+		t.Fatalf("release frame with the key: no AddVIPs: %s", dump(acts))
+	}
+}
+
+// Without the old holder's release frame (it died after its notice) the
+// standby claims only once the old holder's VIP must be gone: grant time
+// + TTL + quorum.KernelSlack.
+func TestQuorumKeyFirstStandbyWaitsForBound(t *testing.T) {
+	h := quorumStandby(t)
+	bound := h.now.Add(qTTL + quorum.KernelSlack)
+	var acts []Action
+	for h.m.State() != StateHolder && h.now.Before(bound.Add(time.Minute)) {
+		a := h.tick()
+		if h.m.Quorum().Owned {
+			a = append(a, h.do(Quorum{Ev: quorum.Extended{Deadline: quorum.LeaseDeadline(h.now, qTTL)}})...)
+		}
+		if countOf[AddVIPs](a) != 0 && h.now.Before(bound) {
+			t.Fatalf("added the VIPs at %s, before the bound %s: %s", h.rel(h.now), h.rel(bound), dump(a))
+		}
+		acts = append(acts, a...)
+	}
+	h.wantState(StateHolder)
+	if countOf[AddVIPs](acts) == 0 {
+		t.Fatalf("no AddVIPs: %s", dump(acts))
+	}
 }
