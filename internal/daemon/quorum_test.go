@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -189,6 +190,12 @@ func (r *fakeReferee) settleAll() {
 			r.rev++
 			r.granted = append(r.granted, h.b.name+"/"+h.group)
 			h.push(quorum.Granted{Token: quorum.Token(r.rev), Deadline: h.b.deadline, Resigns: h.resigns})
+			// Every node's elector watches the key (as etcd's does).
+			for _, b := range r.backends {
+				if e := b.electors[h.group]; e != nil && !b.closed {
+					e.push(quorum.Holder{Name: h.b.name, Token: quorum.Token(r.rev), Self: e == h})
+				}
+			}
 		}
 	}
 }
@@ -278,6 +285,18 @@ type lifetimes struct {
 	all   []time.Duration
 	stall time.Duration // the next Claim returns this much later (the process froze around it)
 	slow  time.Duration // every Claim takes this long (a loaded machine)
+	// onRelease, when set, runs before each Release.
+	onRelease func()
+}
+
+func (l *lifetimes) Release(vips []netip.Addr) error {
+	l.mu.Lock()
+	f := l.onRelease
+	l.mu.Unlock()
+	if f != nil {
+		f()
+	}
+	return l.Addrs.Release(vips)
 }
 
 func (l *lifetimes) Claim(vips []netip.Addr, lifetime time.Duration) error {
@@ -445,6 +464,57 @@ func TestQuorumStopResignsBeforeLeaseExpires(t *testing.T) {
 		if took := time.Since(stopped); took >= fakeTTL {
 			t.Fatalf("b took over %v after a stopped: it waited for the lease", took)
 		}
+	})
+}
+
+// A graceful stop under a referee hands the key over first: the standby
+// owns the key before the old holder removes the VIP, and adds it on the
+// release frame, never while the old holder still has it, and with no
+// moment between (the fake LAN and addresses take no time).
+func TestQuorumStopHandsKeyFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ref := newFakeReferee()
+		lan := &fakeLAN{}
+		a, alt := lan.quorumNode(t, ref, "a", 200)
+		b, _ := lan.quorumNode(t, ref, "b", 100)
+		if h := soleHolder(t, "web", vip1, a, b); h != a {
+			t.Fatalf("holder %s, want a", h.name)
+		}
+		// Let a hear b's probes, so that it knows a live standby.
+		time.Sleep(time.Second)
+		var keyAtRemove atomic.Value // the key's holder when a removes the VIP
+		alt.mu.Lock()
+		alt.onRelease = func() {
+			if keyAtRemove.Load() == nil {
+				keyAtRemove.Store(ref.keyHolder("web"))
+			}
+		}
+		alt.mu.Unlock()
+		stopped := make(chan struct{})
+		go func() { a.stop(); close(stopped) }()
+		start := time.Now()
+		for a.addrs.has(vip1) {
+			if b.addrs.has(vip1) {
+				t.Fatalf("two holders %v after the stop", time.Since(start))
+			}
+			if time.Since(start) > time.Minute {
+				t.Fatal("a never removed the VIP")
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		// (Every goroutine was blocked before this poll: b has handled
+		// a's release frame.)
+		if !b.addrs.has(vip1) {
+			t.Fatalf("the VIP was on no node after a removed it")
+		}
+		if got := keyAtRemove.Load(); got != "b" {
+			t.Fatalf("a removed the VIP while the key was %q's, want b's: the key was not handed over first", got)
+		}
+		<-stopped
+		if got := ref.keyHolder("web"); got != "b" {
+			t.Fatalf("key holder %q, want b", got)
+		}
+		waitFor(t, "b to hold", func() bool { return b.state("web") == "holder" })
 	})
 }
 
