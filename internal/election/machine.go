@@ -916,6 +916,8 @@ func (m *Machine) frame(now time.Time, p *arp.Packet, authed bool) {
 		}
 	}
 	switch m.state {
+	case StateStopped:
+		m.keyFirstReady(p, pr)
 	case StateProbing, StateStandby:
 		m.waitingFrame(now, p, pr)
 	case StateCandidate, StateFencing:

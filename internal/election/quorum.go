@@ -81,6 +81,30 @@ type quorumState struct {
 // keeps its VIPs waiting for another node to own the key.
 const keyFirstWait = time.Second
 
+// keyFirstGrace is how long a stopping holder still waits for the new
+// key holder's ready beacon after a Holder event named it.
+const keyFirstGrace = 200 * time.Millisecond
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// keyFirstReady ends a key-first stop on the beacon of a standby that
+// owns the key now (FlagKeyFirst without FlagHolder). A forged one only
+// makes us release at once, as without a referee: the standbys still
+// claim only with the key.
+func (m *Machine) keyFirstReady(p *arp.Packet, pr *peer) {
+	t := p.Trailer
+	if m.state != StateStopped || m.qs.handoffUntil.IsZero() || pr == nil || t == nil ||
+		t.Kind != arp.KindBeacon || t.Flags&arp.FlagKeyFirst == 0 || t.Flags&arp.FlagHolder != 0 {
+		return
+	}
+	m.finishStop(m.who(pr.mac) + " owns the quorum key now")
+}
+
 // QuorumView is the key as the machine sees it, for the status.
 type QuorumView struct {
 	Wanting, Owned bool
@@ -251,6 +275,12 @@ func (m *Machine) quorumEvent(now time.Time, ev quorum.Event) {
 				ttl = quorum.MaxTTL
 			}
 			m.qs.firstBound = now.Add(ttl + quorum.KernelSlack)
+			if m.state == StateStandby {
+				// Tell the stopping holder we own the key: it releases now.
+				for range 2 {
+					m.emit(Send{Packet: arp.NewProbe(m.p.MAC, m.qs.firstFrom, m.p.VIPs[0], m.trailer(arp.KindBeacon, arp.FlagKeyFirst))})
+				}
+			}
 		}
 		m.note(slog.LevelInfo, "quorum key granted", "token", int64(ev.Token), "deadline_in", ev.Deadline.Sub(now).Round(time.Millisecond).String())
 		m.tryClaimWithKey(now)
@@ -277,7 +307,9 @@ func (m *Machine) quorumEvent(now time.Time, ev quorum.Event) {
 	case quorum.Holder:
 		m.qs.holder = ev
 		if !m.qs.handoffUntil.IsZero() && ev.Name != "" && !ev.Self {
-			m.finishStop(ev.Name + " owns the quorum key now")
+			// Its key exists, but its Campaign may still be on the way
+			// (etcd answers it later): wait for its ready beacon, briefly.
+			m.qs.handoffUntil = minTime(m.qs.handoffUntil, now.Add(keyFirstGrace))
 		}
 	case quorum.Fenced:
 		if ev.Err != nil {
@@ -326,10 +358,7 @@ func (m *Machine) keyFirstStop(now time.Time) bool {
 	for range 2 {
 		m.emit(Send{Packet: arp.NewProbe(m.p.MAC, arp.Broadcast, m.p.VIPs[0], m.trailer(arp.KindBeacon, arp.FlagHolder|arp.FlagKeyFirst))})
 	}
-	m.qs.handoffUntil = now.Add(keyFirstWait)
-	if drop := quorum.DropBy(m.qs.deadline); drop.Before(m.qs.handoffUntil) {
-		m.qs.handoffUntil = drop
-	}
+	m.qs.handoffUntil = minTime(now.Add(keyFirstWait), quorum.DropBy(m.qs.deadline))
 	m.transition(StateStopped, "stopping: gave the quorum key up; keeping the VIP until another node owns the key")
 	return true
 }

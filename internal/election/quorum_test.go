@@ -436,6 +436,12 @@ func keyFirstBeacon(from net.HardwareAddr, prio uint8) *arp.Packet {
 	return arp.NewProbe(from, arp.Broadcast, vip1, tr(arp.KindBeacon, prio, arp.FlagHolder|arp.FlagKeyFirst))
 }
 
+// readyBeacon is a standby's word that it owns the key after a key-first
+// notice.
+func readyBeacon(from net.HardwareAddr, prio uint8) *arp.Packet {
+	return arp.NewProbe(from, macSelf, vip1, tr(arp.KindBeacon, prio, arp.FlagKeyFirst))
+}
+
 func releaseFrameAt(acts []Action) int {
 	for i, a := range acts {
 		if s, ok := a.(Send); ok && s.Packet.Trailer != nil && s.Packet.Trailer.Kind == arp.KindRelease {
@@ -474,7 +480,19 @@ func TestQuorumStopKeyFirstThenVIP(t *testing.T) {
 	if acts := h.do(Quorum{Ev: quorum.Holder{Name: "self", Token: 7, Self: true}}); countOf[RemoveVIPs](acts) != 0 {
 		t.Fatalf("own Holder event: %s", dump(acts))
 	}
-	acts := h.do(Quorum{Ev: quorum.Holder{Name: "n2", Token: 8}})
+	// Another node's key (its Campaign may not have returned yet) only
+	// shortens the wait.
+	if acts := h.do(Quorum{Ev: quorum.Holder{Name: "n2", Token: 8}}); countOf[RemoveVIPs](acts) != 0 {
+		t.Fatalf("Holder event before the ready beacon: %s", dump(acts))
+	}
+	if got := h.m.Deadline(); !got.Equal(h.now.Add(keyFirstGrace)) {
+		t.Fatalf("after the Holder event: Deadline %s, want %s", h.rel(got), h.rel(h.now.Add(keyFirstGrace)))
+	}
+	// A holder's beacon is no ready beacon.
+	if acts := h.frame(keyFirstBeacon(macPeerA, 50)); countOf[RemoveVIPs](acts) != 0 {
+		t.Fatalf("a holder's key-first beacon ended the stop: %s", dump(acts))
+	}
+	acts := h.frame(readyBeacon(macPeerA, 50))
 	rm, frame, done := index[RemoveVIPs](acts), releaseFrameAt(acts), index[Done](acts)
 	if rm < 0 || frame < 0 || done < 0 || !(rm < frame && frame < done) {
 		t.Fatalf("another holder: want RemoveVIPs, the release frame, Done: %s", dump(acts))
@@ -516,6 +534,15 @@ func quorumStandby(t *testing.T) *harness {
 	h.wantState(StateStandby)
 	if countOf[AddVIPs](acts) != 0 {
 		t.Fatalf("granted while the old holder has the VIP: added it: %s", dump(acts))
+	}
+	ready := 0
+	for _, p := range sends(acts) {
+		if p.Trailer != nil && p.Trailer.Kind == arp.KindBeacon && p.Trailer.Flags == arp.FlagKeyFirst && p.Destination.String() == macPeerA.String() {
+			ready++
+		}
+	}
+	if ready == 0 {
+		t.Fatalf("granted: no ready beacon to the old holder: %s", dump(acts))
 	}
 	return h
 }
