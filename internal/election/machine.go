@@ -1010,6 +1010,8 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 	switch {
 	case p.Trailer.Kind == arp.KindBeacon && p.Trailer.Flags&arp.FlagKeyFirst != 0:
 		m.keyFirstNotice(now, p, pr)
+	case p.Trailer.Kind == arp.KindBeacon && pr.holder && m.qs.firstFrom != nil && bytes.Equal(m.qs.firstFrom, p.SenderHardwareAddr):
+		m.keyFirstCancel()
 	case p.Trailer.Kind == arp.KindRelease && !bytes.Equal(m.holder, p.SenderHardwareAddr):
 		// Only the current holder may release the VIP or hand it to us.
 		m.ignoredRelease(now, p)

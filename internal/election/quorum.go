@@ -382,6 +382,17 @@ func (m *Machine) liveStandby(now time.Time) bool {
 	return false
 }
 
+// keyFirstCancel: the holder whose key-first notice we heard beacons as
+// a holder again (the notice was forged, or it kept running): forget the
+// notice and give the key up, as a standby does.
+func (m *Machine) keyFirstCancel() {
+	m.note(slog.LevelInfo, "the holder still beacons as holder after its key-first notice: not taking the key", "holder", m.who(m.qs.firstFrom))
+	m.qs.firstFrom, m.qs.firstBound = nil, time.Time{}
+	if m.state == StateStandby {
+		m.releaseKey()
+	}
+}
+
 // keyFirstNotice is a standby hearing its holder's key-first stop: the
 // best live standby campaigns now, so that the key is ours by the time the
 // holder's release frame comes. A forged notice costs one campaign.

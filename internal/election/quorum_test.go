@@ -578,3 +578,20 @@ func TestQuorumKeyFirstStandbyWaitsForBound(t *testing.T) {
 		t.Fatalf("no AddVIPs: %s", dump(acts))
 	}
 }
+
+// A key-first notice followed by the holder's ordinary beacon (forged, or
+// the holder kept running) is forgotten: the standby gives the key up and
+// a later claim is not held back by the old notice.
+func TestQuorumKeyFirstNoticeCancelledByHolderBeacon(t *testing.T) {
+	h := newHarness(t, withQuorum(), func(p *Params) { p.QuorumTTL = qTTL })
+	h.becomeStandby(macPeerA)
+	h.frame(peerAnnounce(macPeerA, 200))
+	if acts := h.frame(keyFirstBeacon(macPeerA, 200)); countOf[WantKey](acts) != 1 {
+		t.Fatalf("notice: %s", dump(acts))
+	}
+	acts := h.frame(arp.NewProbe(macPeerA, arp.Broadcast, vip1, tr(arp.KindBeacon, 200, arp.FlagHolder)))
+	if countOf[ReleaseKey](acts) != 1 || h.m.qs.firstFrom != nil {
+		t.Fatalf("holder beacon after the notice: want ReleaseKey and the notice forgotten: %s", dump(acts))
+	}
+	h.wantState(StateStandby)
+}
