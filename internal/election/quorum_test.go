@@ -249,6 +249,9 @@ func TestQuorumResignWhenBackToStandby(t *testing.T) {
 	}
 }
 
+// Without a live standby (nobody could take the key) a stop removes the
+// VIPs first, as before; with one it hands the key over first
+// (TestQuorumStopKeyFirstThenVIP).
 func TestQuorumStopOrder(t *testing.T) {
 	h := quorumHolder(t)
 	acts := h.do(Stop{})
