@@ -16,10 +16,14 @@
 // cluster), takes a lease and keeps it, retrying all along; Status says
 // what it is waiting for.
 //
-// concurrency.Election.Campaign does not return when the session's lease
-// expires while it waits, and returns success when every older key is gone
-// even if its own went with the lease: so a campaign is cancelled when its
-// lease ends, and its result is checked with a read before Granted.
+// A campaign writes the key concurrency.Election.Campaign would write and
+// waits for it to lead with reads of a short timeout (retried) after each
+// watch event, each fence and at least every attemptTimeout, instead of
+// Campaign's single watch with no per-request timeout, whose stream may
+// sit on a powered-off member's connection for seconds (see
+// elector.campaign); the key won is resumed as a concurrency.Election. A
+// campaign is cancelled when its lease ends. A fence retries short
+// attempts for up to a TTL.
 package etcd
 
 import (

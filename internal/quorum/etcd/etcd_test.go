@@ -567,3 +567,57 @@ func findLeader(t *testing.T, cli *clientv3.Client, c *lab.EtcdCluster) *lab.Etc
 	t.Fatal("no etcd member says it is the leader")
 	return nil
 }
+
+// A fence sent while etcd cannot answer (quorum lost for longer than one
+// request's timeout) is retried, and deletes the key once the quorum is
+// back, within a TTL: it does not give up after one attempt and leave the
+// standby waiting for the fenced holder's lease to expire.
+func TestFenceRetriesUntilEtcdAnswers(t *testing.T) {
+	l, c := cluster(t)
+	// A long TTL, so that neither lease is over while the quorum is lost.
+	ttl := 10 * time.Second
+	a := newNode(t, l.Node(1), c, prefix(t), ttl)
+	b := newNode(t, l.Node(2), c, prefix(t), ttl)
+	a.e.Campaign()
+	g, _ := a.wait(0, 10*time.Second, "Granted", isGranted)
+	tok := g.ev.(quorum.Granted).Token
+	b.e.Campaign()
+	b.wait(0, 10*time.Second, "Holder n1", isHolder("n1"))
+
+	// The leader and one follower down: the member left has no leader, so
+	// every request of the fence times out until they are back.
+	m1 := findLeader(t, a.b.cli, c)
+	var m2 *lab.EtcdMember
+	for _, m := range c.Members() {
+		if m != m1 {
+			m2 = m
+			break
+		}
+	}
+	t.Cleanup(func() {
+		for _, m := range []*lab.EtcdMember{m1, m2} {
+			if !m.Running() {
+				m.Start()
+			}
+		}
+		c.WaitHealthy(context.Background(), 20*time.Second)
+	})
+	if err := errors.Join(m1.Kill(), m2.Kill()); err != nil {
+		t.Fatal(err)
+	}
+	from := b.mark()
+	b.e.Fence(tok)
+	// The outage outlasts several request timeouts (the fault's length,
+	// not an assertion).
+	time.Sleep(3 * time.Second)
+	if err := errors.Join(m1.Start(), m2.Start()); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := b.wait(from, 2*ttl, "Fenced", func(ev quorum.Event) bool { _, ok := ev.(quorum.Fenced); return ok })
+	if err := f.ev.(quorum.Fenced).Err; err != nil {
+		t.Fatalf("Fence(%d) across the outage: %v, want the key deleted once etcd answers", tok, err)
+	}
+	a.wait(0, 2*ttl, "Lost key deleted", isLost(quorum.CauseKeyDeleted))
+	b.wait(from, 2*ttl, "Granted", isGranted)
+	noOverlap(t, a, b)
+}
