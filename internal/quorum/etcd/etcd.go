@@ -339,6 +339,12 @@ func (b *Backend) hold(ctx context.Context, l *lease) quorum.Cause {
 	timer := time.NewTimer(interval)
 	defer timer.Stop()
 	failing := false
+	// The session's Done says only that the client's own keepalive stream
+	// gave up: it does so when no answer came for a TTL, as when its
+	// stream sits on a powered-off member's connection while the other
+	// members renew our keepalives. So it is a reason to ask at once, not
+	// proof that the lease is gone (ErrLeaseNotFound is).
+	sessDone := l.sess.Done()
 	for {
 		b.mu.Lock()
 		dl := l.deadline
@@ -352,8 +358,10 @@ func (b *Backend) hold(ctx context.Context, l *lease) quorum.Cause {
 			select {
 			case <-ctx.Done():
 				return quorum.CauseResigned
-			case <-l.sess.Done():
-				return quorum.CauseLeaseGone
+			case <-sessDone:
+				sessDone = nil
+				b.log.Info("etcd: the client's keepalive stream ended; checking the lease", "lease", fmt.Sprintf("%x", int64(l.id)))
+				next = time.Now()
 			case <-timer.C:
 			}
 			continue
