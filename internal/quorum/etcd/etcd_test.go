@@ -621,3 +621,34 @@ func TestFenceRetriesUntilEtcdAnswers(t *testing.T) {
 	b.wait(from, 2*ttl, "Granted", isGranted)
 	noOverlap(t, a, b)
 }
+
+// The client's own keepalive stream for the session ending (as it does a
+// TTL after its stream went to a powered-off member's connection) does
+// not end a lease that etcd still renews: the holder keeps its key and
+// its deadline goes on being extended.
+func TestSessionEndKeepsLiveLease(t *testing.T) {
+	l, c := cluster(t)
+	ttl := 3 * time.Second
+	a := newNode(t, l.Node(1), c, prefix(t), ttl)
+	a.e.Campaign()
+	a.wait(0, 10*time.Second, "Granted", isGranted)
+	v := a.b.view()
+	from := a.mark()
+	v.l.sess.Orphan() // ends the session's keepalive stream, as a stuck stream's timeout does
+	select {
+	case <-v.l.sess.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session did not end")
+	}
+	// Two extensions after the session ended: the keeper's keepalives go on.
+	_, i := a.wait(from, 2*ttl, "Extended", func(ev quorum.Event) bool { _, ok := ev.(quorum.Extended); return ok })
+	a.wait(i+1, 2*ttl, "Extended again", func(ev quorum.Event) bool { _, ok := ev.(quorum.Extended); return ok })
+	for _, e := range a.events()[from:] {
+		if _, ok := e.ev.(quorum.Lost); ok {
+			t.Fatalf("lost the key when the session's keepalive stream ended: %s", describe(a.events()[from:]))
+		}
+	}
+	if st := a.b.Status(); st.Groups[0].Role != quorum.RoleHolding || st.Lease != int64(v.l.id) {
+		t.Fatalf("status %+v: want still holding on lease %x", st, int64(v.l.id))
+	}
+}
