@@ -341,14 +341,16 @@ func (e *elector) recheckInterval() time.Duration { return e.b.attemptTimeout() 
 // waitLead puts key (if it is not there yet) and returns its create
 // revision and the revision at which a read found it leading.
 func (e *elector) waitLead(ctx context.Context, l *lease, key string) (createRev, rev int64, err error) {
+	timeouts := 0 // attempts in a row that timed out
 	for createRev == 0 {
-		actx, cancel := context.WithTimeout(ctx, e.b.attemptTimeout())
+		actx, cancel := context.WithTimeout(ctx, e.b.tryTimeout(timeouts))
 		tr, err := e.b.cli.Txn(actx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 			Then(clientv3.OpPut(key, e.b.name, clientv3.WithLease(l.id))).
 			Else(clientv3.OpGet(key)).Commit()
 		cancel()
 		switch {
 		case err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+			timeouts++
 			continue // one attempt timed out: try again (the put is idempotent)
 		case err != nil:
 			return 0, 0, err
@@ -358,17 +360,23 @@ func (e *elector) waitLead(ctx context.Context, l *lease, key string) (createRev
 			createRev = tr.Responses[0].GetResponseRange().Kvs[0].CreateRevision
 		}
 	}
+	timeouts = 0
 	for {
-		actx, cancel := context.WithTimeout(ctx, e.b.attemptTimeout())
+		actx, cancel := context.WithTimeout(ctx, e.b.tryTimeout(timeouts))
 		resp, err := e.b.cli.Get(actx, e.pfx+"/", clientv3.WithFirstCreate()...)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return 0, 0, ctx.Err()
 			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				timeouts++
+				continue // the next attempt likely goes to another member
+			}
 			sleep(ctx, retryInterval)
 			continue
 		}
+		timeouts = 0
 		if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision > createRev {
 			return 0, 0, fmt.Errorf("our key %s is gone (its lease expired?)", key)
 		}
@@ -511,7 +519,7 @@ func (e *elector) fenceKey(ctx context.Context, t quorum.Token, within time.Dura
 		return fmt.Errorf("quorum: fence %s token %d: not connected to etcd", e.pfx, t)
 	}
 	for n := 1; ; n++ {
-		err := e.fenceOnce(ctx, t)
+		err := e.fenceOnce(ctx, t, e.b.tryTimeout(n-1))
 		if err == nil || errors.Is(err, quorum.ErrStaleToken) || errors.Is(err, errOwnKey) {
 			return err
 		}
@@ -523,14 +531,12 @@ func (e *elector) fenceKey(ctx context.Context, t quorum.Token, within time.Dura
 	}
 }
 
-// fenceAttempt bounds one request of a fence; fenceRetry is the pause
-// after an attempt that failed fast.
-func (e *elector) fenceAttempt() time.Duration { return e.b.attemptTimeout() / 2 }
-
+// fenceRetry is the pause after a fence attempt that failed.
 const fenceRetry = 50 * time.Millisecond
 
-func (e *elector) fenceOnce(ctx context.Context, t quorum.Token) error {
-	gctx, cancel := context.WithTimeout(ctx, e.fenceAttempt())
+// fenceOnce is one attempt of a fence, each request bounded by timeout.
+func (e *elector) fenceOnce(ctx context.Context, t quorum.Token, timeout time.Duration) error {
+	gctx, cancel := context.WithTimeout(ctx, timeout)
 	resp, err := e.b.cli.Get(gctx, e.pfx+"/", clientv3.WithPrefix(), clientv3.WithMinCreateRev(int64(t)), clientv3.WithMaxCreateRev(int64(t)), clientv3.WithKeysOnly())
 	cancel()
 	if err != nil {
@@ -543,7 +549,7 @@ func (e *elector) fenceOnce(ctx context.Context, t quorum.Token) error {
 	if v := e.b.view(); v.l != nil && key == fmt.Sprintf("%s/%x", e.pfx, int64(v.l.id)) {
 		return fmt.Errorf("quorum: fence %s token %d: %w", e.pfx, t, errOwnKey)
 	}
-	dctx, cancel := context.WithTimeout(ctx, e.fenceAttempt())
+	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return deleteGuarded(dctx, e.b.cli, key, t)
 }

@@ -245,6 +245,17 @@ func (b *Backend) view() view {
 // attemptTimeout bounds one request: short enough to retry within a lease.
 func (b *Backend) attemptTimeout() time.Duration { return min(time.Second, b.ttl/4) }
 
+// tryTimeout bounds the next attempt of a request the campaign or a fence
+// retries, after timeouts attempts in a row timed out: a quarter of
+// attemptTimeout first, doubling up to attemptTimeout. The client sends
+// requests round robin over the members' connections, and one of them may
+// sit on a powered-off member's connection (until gRPC's keepalive finds
+// it dead, seconds later): such an attempt costs little, and the next goes
+// to another member; a slow but live cluster still gets the full time.
+func (b *Backend) tryTimeout(timeouts int) time.Duration {
+	return min((b.attemptTimeout()/4)<<min(timeouts, 2), b.attemptTimeout())
+}
+
 // keep holds a lease for as long as the Backend lives, taking a new one
 // whenever the current one is over.
 func (b *Backend) keep(ctx context.Context) {
