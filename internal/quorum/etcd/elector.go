@@ -351,6 +351,7 @@ func (e *elector) waitLead(ctx context.Context, l *lease, key string) (createRev
 		switch {
 		case err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
 			timeouts++
+			e.b.log.Debug("etcd: campaign put timed out; retrying", "group", e.group, "attempts", timeouts)
 			continue // one attempt timed out: try again (the put is idempotent)
 		case err != nil:
 			return 0, 0, err
@@ -371,6 +372,7 @@ func (e *elector) waitLead(ctx context.Context, l *lease, key string) (createRev
 			}
 			if errors.Is(err, context.DeadlineExceeded) {
 				timeouts++
+				e.b.log.Debug("etcd: campaign read timed out; retrying", "group", e.group, "attempts", timeouts)
 				continue // the next attempt likely goes to another member
 			}
 			sleep(ctx, retryInterval)
@@ -389,12 +391,14 @@ func (e *elector) waitLead(ctx context.Context, l *lease, key string) (createRev
 		wctx, stop := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		wch := e.b.cli.Watch(wctx, e.pfx+"/", clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 		t := time.NewTimer(e.recheckInterval())
+		e.b.log.Debug("etcd: campaign waiting", "group", e.group, "leader_token", resp.Kvs[0].CreateRevision, "token", createRev)
 		select {
 		case wr, ok := <-wch:
 			if !ok || wr.Err() != nil {
 				sleep(ctx, retryInterval) // the watch ended at once: do not spin
 			}
 		case <-e.recheck:
+			e.b.log.Debug("etcd: campaign looks again after a fence", "group", e.group)
 		case <-t.C:
 		case <-ctx.Done():
 		}
@@ -507,32 +511,72 @@ func (e *elector) fence(t quorum.Token) {
 // errOwnKey: a fence token that names this node's own key.
 var errOwnKey = errors.New("that is this node's own key")
 
-// fenceKey deletes the key created at revision t, retrying attempts of a
-// short timeout each until one succeeds, the token is stale, or within
-// (a TTL: by then the fenced holder's lease has expired anyway). One
-// request of a retry may reach a live member while the one before sat on
-// a dead member's connection (a powered-off node's member).
+// fenceKey deletes the key created at revision t, in attempts started
+// every quarter of a request timeout (up to maxFenceAttempts at once)
+// until one succeeds, the token is stale, or within has passed (a TTL:
+// by then the fenced holder's lease has expired anyway). The client sends
+// requests round robin over the members' connections and one of them may
+// sit on a powered-off member's connection until gRPC's keepalive finds
+// it dead, seconds later: the next attempt goes to another member without
+// waiting for that one to time out, while an attempt that is merely slow
+// (a loaded cluster) keeps its full time. The delete is guarded by the
+// revision, so attempts that overlap are harmless.
 func (e *elector) fenceKey(ctx context.Context, t quorum.Token, within time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	if !e.b.waitReady(ctx) {
 		return fmt.Errorf("quorum: fence %s token %d: not connected to etcd", e.pfx, t)
 	}
-	for n := 1; ; n++ {
-		err := e.fenceOnce(ctx, t, e.b.tryTimeout(n-1))
-		if err == nil || errors.Is(err, quorum.ErrStaleToken) || errors.Is(err, errOwnKey) {
-			return err
+	res := make(chan error, maxFenceAttempts) // never blocks an attempt
+	inflight, n := 0, 0
+	launch := func() {
+		inflight++
+		n++
+		go func() { res <- e.fenceOnce(ctx, t, e.b.attemptTimeout()) }()
+	}
+	launch()
+	hedge := time.NewTicker(e.b.attemptTimeout() / 4)
+	defer hedge.Stop()
+	done := ctx.Done()
+	var last error
+	stale := false
+	for {
+		select {
+		case err := <-res:
+			inflight--
+			switch {
+			case err == nil:
+				return nil
+			case errors.Is(err, errOwnKey):
+				return err
+			case errors.Is(err, quorum.ErrStaleToken):
+				stale = true // an attempt still running may yet report its delete
+			default:
+				last = err
+				if ctx.Err() == nil {
+					e.b.log.Info("etcd: fence attempt failed; retrying", "group", e.group, "token", int64(t), "attempt", n, "err", err)
+				}
+			}
+		case <-hedge.C:
+			if !stale && inflight < maxFenceAttempts && ctx.Err() == nil {
+				launch()
+			}
+		case <-done:
+			done = nil
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("quorum: fence %s token %d: gave up after %d attempts: %w", e.pfx, t, n, err)
+		if inflight == 0 {
+			switch {
+			case stale:
+				return quorum.ErrStaleToken
+			case ctx.Err() != nil:
+				return fmt.Errorf("quorum: fence %s token %d: gave up after %d attempts: %w", e.pfx, t, n, last)
+			}
 		}
-		e.b.log.Info("etcd: fence attempt failed; retrying", "group", e.group, "token", int64(t), "attempt", n, "err", err)
-		sleep(ctx, fenceRetry)
 	}
 }
 
-// fenceRetry is the pause after a fence attempt that failed.
-const fenceRetry = 50 * time.Millisecond
+// maxFenceAttempts bounds the attempts of one fence running at once.
+const maxFenceAttempts = 4
 
 // fenceOnce is one attempt of a fence, each request bounded by timeout.
 func (e *elector) fenceOnce(ctx context.Context, t quorum.Token, timeout time.Duration) error {
