@@ -387,14 +387,26 @@ func (e *elector) waitLead(ctx context.Context, l *lease, key string) (createRev
 		}
 		// Wait for a change: a watch event, a fence, or the interval.
 		// WithRequireLeader: a member cut off from the others ends the
-		// watch instead of serving it stale.
+		// watch instead of serving it stale. Watch itself is called on its
+		// own goroutine: it blocks until the client's shared watch stream
+		// takes the request, and that stream may sit on a powered-off
+		// member's connection for seconds; cancelling wctx ends the call
+		// (and the Backend, which closes the client before it waits for
+		// its goroutines, owns this one).
 		wctx, stop := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		wch := e.b.cli.Watch(wctx, e.pfx+"/", clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
-		t := time.NewTimer(e.recheckInterval())
+		changed := make(chan bool, 1) // true: the watch ended at once
+		e.b.wg.Add(1)
+		go func() {
+			defer e.b.wg.Done()
+			wch := e.b.cli.Watch(wctx, e.pfx+"/", clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+			wr, ok := <-wch
+			changed <- !ok || wr.Err() != nil
+		}()
 		e.b.log.Debug("etcd: campaign waiting", "group", e.group, "leader_token", resp.Kvs[0].CreateRevision, "token", createRev)
+		t := time.NewTimer(e.recheckInterval())
 		select {
-		case wr, ok := <-wch:
-			if !ok || wr.Err() != nil {
+		case ended := <-changed:
+			if ended && ctx.Err() == nil {
 				sleep(ctx, retryInterval) // the watch ended at once: do not spin
 			}
 		case <-e.recheck:
