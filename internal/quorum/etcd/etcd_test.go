@@ -619,7 +619,8 @@ func TestFenceRetriesUntilEtcdAnswers(t *testing.T) {
 	}
 	a.wait(0, 2*ttl, "Lost key deleted", isLost(quorum.CauseKeyDeleted))
 	b.wait(from, 2*ttl, "Granted", isGranted)
-	noOverlap(t, a, b)
+	// No noOverlap here: a fence is for a holder known to be dead, and this
+	// one, alive, learns of the delete only after the fencer may be granted.
 }
 
 // The client's own keepalive stream for the session ending (as it does a
