@@ -356,6 +356,7 @@ func (b *Backend) hold(ctx context.Context, l *lease) quorum.Cause {
 	// members renew our keepalives. So it is a reason to ask at once, not
 	// proof that the lease is gone (ErrLeaseNotFound is).
 	sessDone := l.sess.Done()
+	timeouts := 0 // keepalives in a row that timed out
 	for {
 		b.mu.Lock()
 		dl := l.deadline
@@ -378,9 +379,16 @@ func (b *Backend) hold(ctx context.Context, l *lease) quorum.Cause {
 			continue
 		}
 		sent := time.Now()
-		actx, cancel := context.WithTimeout(ctx, min(b.attemptTimeout(), dl.Sub(sent)))
+		// Short first (tryTimeout): one attempt may go to a powered-off
+		// member's connection, and the holder's VIP lifetime ends soon.
+		actx, cancel := context.WithTimeout(ctx, min(b.tryTimeout(timeouts), dl.Sub(sent)))
 		resp, err := b.cli.KeepAliveOnce(actx, l.id)
 		cancel()
+		if err != nil && errors.Is(err, context.DeadlineExceeded) {
+			timeouts++
+		} else {
+			timeouts = 0
+		}
 		switch {
 		case err == nil:
 			ndl := quorum.LeaseDeadline(sent, time.Duration(resp.TTL)*time.Second)
