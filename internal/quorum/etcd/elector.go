@@ -30,6 +30,7 @@ type elector struct {
 
 	holderc chan quorum.Holder
 	fencec  chan quorum.Fenced
+	recheck chan struct{} // capacity 1: a fence ended, a campaign looks again
 
 	mu      sync.Mutex
 	want    bool
@@ -46,7 +47,8 @@ func newElector(b *Backend, group string) *elector {
 		events: make(chan quorum.Event, 16), wake: make(chan struct{}, 1),
 		ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		holderc: make(chan quorum.Holder), fencec: make(chan quorum.Fenced),
-		st: quorum.GroupStatus{Group: group},
+		recheck: make(chan struct{}, 1),
+		st:      quorum.GroupStatus{Group: group},
 	}
 	e.wg.Add(1)
 	go e.observe()
@@ -339,31 +341,121 @@ func (e *elector) run() {
 	}
 }
 
-// campaign waits for the key on lease l and checks, with a read, that it
-// really leads (Campaign also returns when its own key went with an
-// expired lease).
+// campaign puts this node's key on lease l under the group's prefix and
+// waits until it leads (the lowest create revision), checking with a read
+// (bounded by a short timeout, retried) after every change a watch on the
+// prefix reports, after every fence (e.recheck), and at least every
+// recheckInterval. concurrency.Election.Campaign waits on a single watch
+// and a Get with no per-request timeout: after a power-off the gRPC
+// stream of either may sit on the dead member's connection until gRPC's
+// keepalive declares it dead (seconds), so a key freed by fencing was
+// handed over late. The key and its name are the ones Campaign would
+// write (Prefix/group/<lease in hex>, the node's name), and the result is
+// a concurrency.Election resumed on it, so Resign works as before.
 func (e *elector) campaign(ctx context.Context, l *lease, res chan<- campaignResult) {
 	defer e.b.wg.Done()
-	el := concurrency.NewElection(l.sess, e.pfx)
-	// WithRequireLeader: a member cut off from the others ends our watch
-	// instead of serving it stale.
-	if err := el.Campaign(clientv3.WithRequireLeader(ctx), e.b.name); err != nil {
+	key := fmt.Sprintf("%s/%x", e.pfx, int64(l.id))
+	createRev, rev, err := e.waitLead(ctx, l, key)
+	if err != nil {
+		if ctx.Err() != nil {
+			// Given up (Resign, lease over, Close): take the queued key
+			// back so it cannot win later.
+			dctx, cancel := context.WithTimeout(e.b.ctx, e.b.ttl)
+			_, _ = e.b.cli.Delete(dctx, key)
+			cancel()
+		}
 		res <- campaignResult{err: fmt.Errorf("campaign on %s: %w", e.pfx, err)}
 		return
 	}
-	gctx, cancel := context.WithTimeout(ctx, e.b.attemptTimeout())
-	resp, err := e.b.cli.Get(gctx, e.pfx+"/", clientv3.WithFirstCreate()...)
-	cancel()
-	if err != nil {
-		_ = el.Resign(e.b.ctx)
-		res <- campaignResult{err: fmt.Errorf("check the campaign on %s: %w", e.pfx, err)}
-		return
+	el := concurrency.ResumeElection(l.sess, e.pfx+"/", key, createRev)
+	res <- campaignResult{el: el, l: l, rev: rev}
+}
+
+// recheckInterval bounds how long a campaign trusts its watch alone.
+func (e *elector) recheckInterval() time.Duration { return e.b.attemptTimeout() }
+
+// waitLead puts key (if it is not there yet) and returns its create
+// revision and the revision at which a read found it leading.
+func (e *elector) waitLead(ctx context.Context, l *lease, key string) (createRev, rev int64, err error) {
+	timeouts := 0 // attempts in a row that timed out
+	for createRev == 0 {
+		actx, cancel := context.WithTimeout(ctx, e.b.tryTimeout(timeouts))
+		tr, err := e.b.cli.Txn(actx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, e.b.name, clientv3.WithLease(l.id))).
+			Else(clientv3.OpGet(key)).Commit()
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+			timeouts++
+			e.b.log.Debug("etcd: campaign put timed out; retrying", "group", e.group, "attempts", timeouts)
+			continue // one attempt timed out: try again (the put is idempotent)
+		case err != nil:
+			return 0, 0, err
+		case tr.Succeeded:
+			createRev = tr.Header.Revision
+		default:
+			createRev = tr.Responses[0].GetResponseRange().Kvs[0].CreateRevision
+		}
 	}
-	if len(resp.Kvs) == 0 || string(resp.Kvs[0].Key) != el.Key() || resp.Kvs[0].CreateRevision != el.Rev() || resp.Kvs[0].Lease != int64(l.id) {
-		res <- campaignResult{err: fmt.Errorf("campaign on %s returned but our key %s does not lead (its lease expired?)", e.pfx, el.Key())}
-		return
+	timeouts = 0
+	for {
+		actx, cancel := context.WithTimeout(ctx, e.b.tryTimeout(timeouts))
+		resp, err := e.b.cli.Get(actx, e.pfx+"/", clientv3.WithFirstCreate()...)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return 0, 0, ctx.Err()
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				timeouts++
+				e.b.log.Debug("etcd: campaign read timed out; retrying", "group", e.group, "attempts", timeouts)
+				continue // the next attempt likely goes to another member
+			}
+			sleep(ctx, retryInterval)
+			continue
+		}
+		timeouts = 0
+		if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision > createRev {
+			return 0, 0, fmt.Errorf("our key %s is gone (its lease expired?)", key)
+		}
+		if kv := resp.Kvs[0]; string(kv.Key) == key && kv.CreateRevision == createRev && kv.Lease == int64(l.id) {
+			return createRev, resp.Header.Revision, nil
+		}
+		// Wait for a change: a watch event, a fence, or the interval.
+		// WithRequireLeader: a member cut off from the others ends the
+		// watch instead of serving it stale. Watch itself is called on its
+		// own goroutine: it blocks until the client's shared watch stream
+		// takes the request, and that stream may sit on a powered-off
+		// member's connection for seconds; cancelling wctx ends the call
+		// (and the Backend, which closes the client before it waits for
+		// its goroutines, owns this one).
+		wctx, stop := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		changed := make(chan bool, 1) // true: the watch ended at once
+		e.b.wg.Add(1)
+		go func() {
+			defer e.b.wg.Done()
+			wch := e.b.cli.Watch(wctx, e.pfx+"/", clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+			wr, ok := <-wch
+			changed <- !ok || wr.Err() != nil
+		}()
+		e.b.log.Debug("etcd: campaign waiting", "group", e.group, "leader_token", resp.Kvs[0].CreateRevision, "token", createRev)
+		t := time.NewTimer(e.recheckInterval())
+		select {
+		case ended := <-changed:
+			if ended && ctx.Err() == nil {
+				sleep(ctx, retryInterval) // the watch ended at once: do not spin
+			}
+		case <-e.recheck:
+			e.b.log.Debug("etcd: campaign looks again after a fence", "group", e.group)
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		stop()
+		if ctx.Err() != nil {
+			return 0, 0, ctx.Err()
+		}
 	}
-	res <- campaignResult{el: el, l: l, rev: resp.Header.Revision}
 }
 
 // watchKey closes deleted when the held key (created at createRev) is
@@ -444,14 +536,19 @@ func (e *elector) observe() {
 	}
 }
 
-// fence deletes the key created at revision t, guarded by that revision.
+// fence deletes the key created at revision t, guarded by that revision,
+// and has a waiting campaign look again at once.
 func (e *elector) fence(t quorum.Token) {
 	defer e.wg.Done()
-	err := e.fenceKey(e.ctx, t)
+	err := e.fenceKey(e.ctx, t, e.b.ttl)
 	if err != nil {
 		e.b.log.Warn("etcd: fencing failed", "group", e.group, "token", int64(t), "err", err)
 	} else {
 		e.b.log.Warn("etcd: fenced the holder's key", "group", e.group, "token", int64(t))
+	}
+	select {
+	case e.recheck <- struct{}{}:
+	default:
 	}
 	select {
 	case e.fencec <- quorum.Fenced{Token: t, Err: err}:
@@ -459,13 +556,81 @@ func (e *elector) fence(t quorum.Token) {
 	}
 }
 
-func (e *elector) fenceKey(ctx context.Context, t quorum.Token) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*e.b.attemptTimeout())
+// errOwnKey: a fence token that names this node's own key.
+var errOwnKey = errors.New("that is this node's own key")
+
+// fenceKey deletes the key created at revision t, in attempts started
+// every quarter of a request timeout (up to maxFenceAttempts at once)
+// until one succeeds, the token is stale, or within has passed (a TTL:
+// by then the fenced holder's lease has expired anyway). The client sends
+// requests round robin over the members' connections and one of them may
+// sit on a powered-off member's connection until gRPC's keepalive finds
+// it dead, seconds later: the next attempt goes to another member without
+// waiting for that one to time out, while an attempt that is merely slow
+// (a loaded cluster) keeps its full time. The delete is guarded by the
+// revision, so attempts that overlap are harmless.
+func (e *elector) fenceKey(ctx context.Context, t quorum.Token, within time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	if !e.b.waitReady(ctx) {
 		return fmt.Errorf("quorum: fence %s token %d: not connected to etcd", e.pfx, t)
 	}
-	resp, err := e.b.cli.Get(ctx, e.pfx+"/", clientv3.WithPrefix(), clientv3.WithMinCreateRev(int64(t)), clientv3.WithMaxCreateRev(int64(t)), clientv3.WithKeysOnly())
+	res := make(chan error, maxFenceAttempts) // never blocks an attempt
+	inflight, n := 0, 0
+	launch := func() {
+		inflight++
+		n++
+		go func() { res <- e.fenceOnce(ctx, t, e.b.attemptTimeout()) }()
+	}
+	launch()
+	hedge := time.NewTicker(e.b.attemptTimeout() / 4)
+	defer hedge.Stop()
+	done := ctx.Done()
+	var last error
+	stale := false
+	for {
+		select {
+		case err := <-res:
+			inflight--
+			switch {
+			case err == nil:
+				return nil
+			case errors.Is(err, errOwnKey):
+				return err
+			case errors.Is(err, quorum.ErrStaleToken):
+				stale = true // an attempt still running may yet report its delete
+			default:
+				last = err
+				if ctx.Err() == nil {
+					e.b.log.Info("etcd: fence attempt failed; retrying", "group", e.group, "token", int64(t), "attempt", n, "err", err)
+				}
+			}
+		case <-hedge.C:
+			if !stale && inflight < maxFenceAttempts && ctx.Err() == nil {
+				launch()
+			}
+		case <-done:
+			done = nil
+		}
+		if inflight == 0 {
+			switch {
+			case stale:
+				return quorum.ErrStaleToken
+			case ctx.Err() != nil:
+				return fmt.Errorf("quorum: fence %s token %d: gave up after %d attempts: %w", e.pfx, t, n, last)
+			}
+		}
+	}
+}
+
+// maxFenceAttempts bounds the attempts of one fence running at once.
+const maxFenceAttempts = 4
+
+// fenceOnce is one attempt of a fence, each request bounded by timeout.
+func (e *elector) fenceOnce(ctx context.Context, t quorum.Token, timeout time.Duration) error {
+	gctx, cancel := context.WithTimeout(ctx, timeout)
+	resp, err := e.b.cli.Get(gctx, e.pfx+"/", clientv3.WithPrefix(), clientv3.WithMinCreateRev(int64(t)), clientv3.WithMaxCreateRev(int64(t)), clientv3.WithKeysOnly())
+	cancel()
 	if err != nil {
 		return fmt.Errorf("quorum: fence %s token %d: %w", e.pfx, t, err)
 	}
@@ -474,9 +639,11 @@ func (e *elector) fenceKey(ctx context.Context, t quorum.Token) error {
 	}
 	key := string(resp.Kvs[0].Key)
 	if v := e.b.view(); v.l != nil && key == fmt.Sprintf("%s/%x", e.pfx, int64(v.l.id)) {
-		return fmt.Errorf("quorum: fence %s token %d: that is this node's own key", e.pfx, t)
+		return fmt.Errorf("quorum: fence %s token %d: %w", e.pfx, t, errOwnKey)
 	}
-	return deleteGuarded(ctx, e.b.cli, key, t)
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return deleteGuarded(dctx, e.b.cli, key, t)
 }
 
 // deleteGuarded deletes key only if it was created at revision t.

@@ -16,10 +16,14 @@
 // cluster), takes a lease and keeps it, retrying all along; Status says
 // what it is waiting for.
 //
-// concurrency.Election.Campaign does not return when the session's lease
-// expires while it waits, and returns success when every older key is gone
-// even if its own went with the lease: so a campaign is cancelled when its
-// lease ends, and its result is checked with a read before Granted.
+// A campaign writes the key concurrency.Election.Campaign would write and
+// waits for it to lead with reads of a short timeout (retried) after each
+// watch event, each fence and at least every attemptTimeout, instead of
+// Campaign's single watch with no per-request timeout, whose stream may
+// sit on a powered-off member's connection for seconds (see
+// elector.campaign); the key won is resumed as a concurrency.Election. A
+// campaign is cancelled when its lease ends. A fence retries short
+// attempts for up to a TTL.
 package etcd
 
 import (
@@ -246,6 +250,17 @@ func (b *Backend) attemptTimeout() time.Duration { return min(time.Second, b.ttl
 // cluster for the lease's TTL.
 func (b *Backend) resignTimeout() time.Duration { return 2 * b.attemptTimeout() }
 
+// tryTimeout bounds the next attempt of a request the campaign or a fence
+// retries, after timeouts attempts in a row timed out: a quarter of
+// attemptTimeout first, doubling up to attemptTimeout. The client sends
+// requests round robin over the members' connections, and one of them may
+// sit on a powered-off member's connection (until gRPC's keepalive finds
+// it dead, seconds later): such an attempt costs little, and the next goes
+// to another member; a slow but live cluster still gets the full time.
+func (b *Backend) tryTimeout(timeouts int) time.Duration {
+	return min((b.attemptTimeout()/4)<<min(timeouts, 2), b.attemptTimeout())
+}
+
 // keep holds a lease for as long as the Backend lives, taking a new one
 // whenever the current one is over.
 func (b *Backend) keep(ctx context.Context) {
@@ -340,6 +355,13 @@ func (b *Backend) hold(ctx context.Context, l *lease) quorum.Cause {
 	timer := time.NewTimer(interval)
 	defer timer.Stop()
 	failing := false
+	// The session's Done says only that the client's own keepalive stream
+	// gave up: it does so when no answer came for a TTL, as when its
+	// stream sits on a powered-off member's connection while the other
+	// members renew our keepalives. So it is a reason to ask at once, not
+	// proof that the lease is gone (ErrLeaseNotFound is).
+	sessDone := l.sess.Done()
+	timeouts := 0 // keepalives in a row that timed out
 	for {
 		b.mu.Lock()
 		dl := l.deadline
@@ -353,16 +375,25 @@ func (b *Backend) hold(ctx context.Context, l *lease) quorum.Cause {
 			select {
 			case <-ctx.Done():
 				return quorum.CauseResigned
-			case <-l.sess.Done():
-				return quorum.CauseLeaseGone
+			case <-sessDone:
+				sessDone = nil
+				b.log.Info("etcd: the client's keepalive stream ended; checking the lease", "lease", fmt.Sprintf("%x", int64(l.id)))
+				next = time.Now()
 			case <-timer.C:
 			}
 			continue
 		}
 		sent := time.Now()
-		actx, cancel := context.WithTimeout(ctx, min(b.attemptTimeout(), dl.Sub(sent)))
+		// Short first (tryTimeout): one attempt may go to a powered-off
+		// member's connection, and the holder's VIP lifetime ends soon.
+		actx, cancel := context.WithTimeout(ctx, min(b.tryTimeout(timeouts), dl.Sub(sent)))
 		resp, err := b.cli.KeepAliveOnce(actx, l.id)
 		cancel()
+		if err != nil && errors.Is(err, context.DeadlineExceeded) {
+			timeouts++
+		} else {
+			timeouts = 0
+		}
 		switch {
 		case err == nil:
 			ndl := quorum.LeaseDeadline(sent, time.Duration(resp.TTL)*time.Second)

@@ -567,3 +567,89 @@ func findLeader(t *testing.T, cli *clientv3.Client, c *lab.EtcdCluster) *lab.Etc
 	t.Fatal("no etcd member says it is the leader")
 	return nil
 }
+
+// A fence sent while etcd cannot answer (quorum lost for longer than one
+// request's timeout) is retried, and deletes the key once the quorum is
+// back, within a TTL: it does not give up after one attempt and leave the
+// standby waiting for the fenced holder's lease to expire.
+func TestFenceRetriesUntilEtcdAnswers(t *testing.T) {
+	l, c := cluster(t)
+	// A long TTL, so that neither lease is over while the quorum is lost.
+	ttl := 10 * time.Second
+	a := newNode(t, l.Node(1), c, prefix(t), ttl)
+	b := newNode(t, l.Node(2), c, prefix(t), ttl)
+	a.e.Campaign()
+	g, _ := a.wait(0, 10*time.Second, "Granted", isGranted)
+	tok := g.ev.(quorum.Granted).Token
+	b.e.Campaign()
+	b.wait(0, 10*time.Second, "Holder n1", isHolder("n1"))
+
+	// The leader and one follower down: the member left has no leader, so
+	// every request of the fence times out until they are back.
+	m1 := findLeader(t, a.b.cli, c)
+	var m2 *lab.EtcdMember
+	for _, m := range c.Members() {
+		if m != m1 {
+			m2 = m
+			break
+		}
+	}
+	t.Cleanup(func() {
+		for _, m := range []*lab.EtcdMember{m1, m2} {
+			if !m.Running() {
+				m.Start()
+			}
+		}
+		c.WaitHealthy(context.Background(), 20*time.Second)
+	})
+	if err := errors.Join(m1.Kill(), m2.Kill()); err != nil {
+		t.Fatal(err)
+	}
+	from := b.mark()
+	b.e.Fence(tok)
+	// The outage outlasts several request timeouts (the fault's length,
+	// not an assertion).
+	time.Sleep(3 * time.Second)
+	if err := errors.Join(m1.Start(), m2.Start()); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := b.wait(from, 2*ttl, "Fenced", func(ev quorum.Event) bool { _, ok := ev.(quorum.Fenced); return ok })
+	if err := f.ev.(quorum.Fenced).Err; err != nil {
+		t.Fatalf("Fence(%d) across the outage: %v, want the key deleted once etcd answers", tok, err)
+	}
+	a.wait(0, 2*ttl, "Lost key deleted", isLost(quorum.CauseKeyDeleted))
+	b.wait(from, 2*ttl, "Granted", isGranted)
+	// No noOverlap here: a fence is for a holder known to be dead, and this
+	// one, alive, learns of the delete only after the fencer may be granted.
+}
+
+// The client's own keepalive stream for the session ending (as it does a
+// TTL after its stream went to a powered-off member's connection) does
+// not end a lease that etcd still renews: the holder keeps its key and
+// its deadline goes on being extended.
+func TestSessionEndKeepsLiveLease(t *testing.T) {
+	l, c := cluster(t)
+	ttl := 3 * time.Second
+	a := newNode(t, l.Node(1), c, prefix(t), ttl)
+	a.e.Campaign()
+	a.wait(0, 10*time.Second, "Granted", isGranted)
+	v := a.b.view()
+	from := a.mark()
+	v.l.sess.Orphan() // ends the session's keepalive stream, as a stuck stream's timeout does
+	select {
+	case <-v.l.sess.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session did not end")
+	}
+	// Two extensions after the session ended: the keeper's keepalives go on.
+	_, i := a.wait(from, 2*ttl, "Extended", func(ev quorum.Event) bool { _, ok := ev.(quorum.Extended); return ok })
+	a.wait(i+1, 2*ttl, "Extended again", func(ev quorum.Event) bool { _, ok := ev.(quorum.Extended); return ok })
+	for _, e := range a.events()[from:] {
+		if _, ok := e.ev.(quorum.Lost); ok {
+			t.Fatalf("lost the key when the session's keepalive stream ended: %s", describe(a.events()[from:]))
+		}
+	}
+	if st := a.b.Status(); st.Groups[0].Role != quorum.RoleHolding || st.Lease != int64(v.l.id) {
+		t.Fatalf("status %+v: want still holding on lease %x", st, int64(v.l.id))
+	}
+}
