@@ -163,9 +163,9 @@ func sortedKeys(m map[string]uint64) []string {
 func holder(g Group) string {
 	mac, node := clean(g.Holder), clean(g.HolderNode)
 	switch {
-	case g.State == election.StateHolder && mac == "":
+	case g.State.HasVIPs() && mac == "":
 		return "this node"
-	case g.State == election.StateHolder:
+	case g.State.HasVIPs():
 		return "this node (" + mac + ")"
 	case mac == "" && node == "":
 		return "none known"

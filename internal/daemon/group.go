@@ -548,7 +548,7 @@ func (g *group) count() {
 	mt.GroupGuard(g.name, now.ForeignClaims-g.prev.ForeignClaims, now.Throttled-g.prev.Throttled,
 		now.Unconfirmed-g.prev.Unconfirmed, now.Ignored-g.prev.Ignored)
 	g.prev = now
-	mt.Holding(g.name, len(g.vips), g.m.State() == election.StateHolder)
+	mt.Holding(g.name, len(g.vips), g.m.State().HasVIPs())
 }
 
 // publish stores a snapshot of the group for Status.
@@ -578,7 +578,7 @@ func (g *group) publish() {
 
 // holderNode names the holder: this node, or a peer by peers: or its frames.
 func (g *group) holderNode() string {
-	if g.m.State() == election.StateHolder {
+	if g.m.State().HasVIPs() {
 		return g.nodeCfg.NodeName
 	}
 	return g.m.PeerName(g.m.Holder())

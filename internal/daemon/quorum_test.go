@@ -467,55 +467,77 @@ func TestQuorumStopResignsBeforeLeaseExpires(t *testing.T) {
 	})
 }
 
-// A graceful stop under a referee hands the key over first: the standby
-// owns the key before the old holder removes the VIP, and adds it on the
-// release frame, never while the old holder still has it, and with no
-// moment between (the fake LAN and addresses take no time).
-func TestQuorumStopHandsKeyFirst(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		ref := newFakeReferee()
-		lan := &fakeLAN{}
-		a, alt := lan.quorumNode(t, ref, "a", 200)
-		b, _ := lan.quorumNode(t, ref, "b", 100)
-		if h := soleHolder(t, "web", vip1, a, b); h != a {
-			t.Fatalf("holder %s, want a", h.name)
-		}
-		// Let a hear b's probes, so that it knows a live standby.
-		time.Sleep(time.Second)
-		var keyAtRemove atomic.Value // the key's holder when a removes the VIP
-		alt.mu.Lock()
-		alt.onRelease = func() {
-			if keyAtRemove.Load() == nil {
-				keyAtRemove.Store(ref.keyHolder("web"))
-			}
-		}
-		alt.mu.Unlock()
-		stopped := make(chan struct{})
-		go func() { a.stop(); close(stopped) }()
-		start := time.Now()
-		for a.addrs.has(vip1) {
-			if b.addrs.has(vip1) {
-				t.Fatalf("two holders %v after the stop", time.Since(start))
-			}
-			if time.Since(start) > time.Minute {
-				t.Fatal("a never removed the VIP")
-			}
-			time.Sleep(100 * time.Microsecond)
-		}
-		// (Every goroutine was blocked before this poll: b has handled
-		// a's release frame.)
-		if !b.addrs.has(vip1) {
-			t.Fatalf("the VIP was on no node after a removed it")
-		}
-		if got := keyAtRemove.Load(); got != "b" {
-			t.Fatalf("a removed the VIP while the key was %q's, want b's: the key was not handed over first", got)
-		}
-		<-stopped
-		if got := ref.keyHolder("web"); got != "b" {
-			t.Fatalf("key holder %q, want b", got)
-		}
-		waitFor(t, "b to hold", func() bool { return b.state("web") == "holder" })
-	})
+// A graceful stop, `floatip release` and `floatip handover` under a
+// referee hand the key over first: the standby owns the key before the old
+// holder removes the VIP, and adds it on the release frame, never while
+// the old holder still has it, and with no moment between (the fake LAN
+// and addresses take no time).
+func TestQuorumMovesHandKeyFirst(t *testing.T) {
+	for _, move := range []string{"stop", "release", "handover"} {
+		t.Run(move, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ref := newFakeReferee()
+				lan := &fakeLAN{}
+				a, alt := lan.quorumNode(t, ref, "a", 200)
+				b, _ := lan.quorumNode(t, ref, "b", 100)
+				c, _ := lan.quorumNode(t, ref, "c", 150)
+				if h := soleHolder(t, "web", vip1, a, b, c); h != a {
+					t.Fatalf("holder %s, want a", h.name)
+				}
+				// Let a hear the standbys' probes, so that it knows live ones.
+				time.Sleep(time.Second)
+				var keyAtRemove atomic.Value // the key's holder when a removes the VIP
+				alt.mu.Lock()
+				alt.onRelease = func() {
+					if keyAtRemove.Load() == nil {
+						keyAtRemove.Store(ref.keyHolder("web"))
+					}
+				}
+				alt.mu.Unlock()
+				// The best standby is c; a handover names b.
+				want := c
+				moved := make(chan error, 1)
+				ctx := context.Background()
+				switch move {
+				case "stop":
+					go func() { a.stop(); moved <- nil }()
+				case "release":
+					go func() { moved <- a.d.Release(ctx, "web") }()
+				case "handover":
+					want = b
+					go func() { moved <- a.d.Handover(ctx, "web", "b") }()
+				}
+				start := time.Now()
+				for a.addrs.has(vip1) {
+					if b.addrs.has(vip1) || c.addrs.has(vip1) {
+						t.Fatalf("two holders %v after the %s", time.Since(start), move)
+					}
+					if time.Since(start) > time.Minute {
+						t.Fatal("a never removed the VIP")
+					}
+					time.Sleep(100 * time.Microsecond)
+				}
+				// (Every goroutine was blocked before this poll: the new
+				// holder has handled a's release frame.)
+				if !want.addrs.has(vip1) {
+					t.Fatalf("the VIP was not on %s right after a removed it", want.name)
+				}
+				if got := keyAtRemove.Load(); got != want.name {
+					t.Fatalf("a removed the VIP while the key was %q's, want %s's: the key was not handed over first", got, want.name)
+				}
+				if err := <-moved; err != nil {
+					t.Fatalf("%s: %v", move, err)
+				}
+				if got := ref.keyHolder("web"); got != want.name {
+					t.Fatalf("key holder %q, want %s", got, want.name)
+				}
+				waitFor(t, want.name+" to hold", func() bool { return want.state("web") == "holder" })
+				if move != "stop" {
+					waitFor(t, "a to be a standby", func() bool { return a.state("web") == "standby" })
+				}
+			})
+		})
+	}
 }
 
 // A holder frozen around the netlink call that renews the VIPs' lifetime

@@ -222,8 +222,7 @@ func (h *harness) checkDeadlineZero() {
 	dl := h.m.Deadline()
 	switch s := h.m.State(); s {
 	case StateInit, StateStopped:
-		// (A key-first stop under a referee waits for another holder.)
-		if !dl.IsZero() && !dl.Equal(h.m.qs.handoffUntil) {
+		if !dl.IsZero() {
 			h.t.Fatalf("state %v: Deadline %v, want zero", s, h.rel(dl))
 		}
 	case StateFault:

@@ -25,12 +25,13 @@ const (
 	StateFault                  // we cannot hold the VIP (link down, claim failed)
 	StateStopped                // stopped for good
 	StateFencing                // fencing the vanished holder before claiming
+	StateReleasing              // gave the quorum key up, keeping the VIP until another node owns the key (quorum.go)
 )
 
 // stateNames spell the states everywhere: logs, the control socket's
 // status, metrics labels, hook variables and the configuration's hook
 // triggers.
-var stateNames = [...]string{"init", "probing", "standby", "candidate", "holder", "fault", "stopped", "fencing"}
+var stateNames = [...]string{"init", "probing", "standby", "candidate", "holder", "fault", "stopped", "fencing", "releasing"}
 
 // States returns every state, in order.
 func States() []State {
@@ -40,6 +41,10 @@ func States() []State {
 	}
 	return out
 }
+
+// HasVIPs reports whether a machine in state s keeps the VIPs on this
+// node: a holder, and one releasing them key first.
+func (s State) HasVIPs() bool { return s == StateHolder || s == StateReleasing }
 
 func (s State) String() string {
 	if int(s) < len(stateNames) {
@@ -681,9 +686,9 @@ func (m *Machine) tick(now time.Time) {
 		if !m.retryAt.IsZero() && !now.Before(m.retryAt) {
 			m.toWaiting(now, StateProbing, nil, "retrying after a fault")
 		}
-	case StateStopped:
-		if !m.qs.handoffUntil.IsZero() && !now.Before(m.qs.handoffUntil) {
-			m.finishStop("no other node took the quorum key in time")
+	case StateReleasing:
+		if !now.Before(m.qs.ho.until) {
+			m.finishHandoff(now, "no other node took the quorum key in time")
 		}
 	}
 }
@@ -916,8 +921,8 @@ func (m *Machine) frame(now time.Time, p *arp.Packet, authed bool) {
 		}
 	}
 	switch m.state {
-	case StateStopped:
-		m.keyFirstReady(p, pr)
+	case StateReleasing:
+		m.keyFirstReady(now, p, pr)
 	case StateProbing, StateStandby:
 		m.waitingFrame(now, p, pr)
 	case StateCandidate, StateFencing:
@@ -1156,6 +1161,8 @@ func (m *Machine) foreignClaim(now time.Time, mac net.HardwareAddr) {
 
 func (m *Machine) link(now time.Time, up bool) {
 	switch {
+	case !up && m.state == StateReleasing:
+		m.abortHandoff(now, FaultLinkDown, "link down or carrier lost")
 	case !up && m.state != StateFault && m.state != StateStopped && m.state != StateInit:
 		if m.state == StateHolder {
 			m.emit(RemoveVIPs{})
@@ -1170,15 +1177,18 @@ func (m *Machine) link(now time.Time, up bool) {
 // leaves clients on a stale MAC, and a standby that cannot check the holder
 // would count its own silence as the holder's and claim.
 func (m *Machine) sendFailed(now time.Time, ev SendFailed) {
-	switch m.state {
-	case StateInit, StateFault, StateStopped:
-		return
-	case StateHolder:
-		m.emit(RemoveVIPs{})
-	}
 	reason := "frames cannot be sent"
 	if ev.Err != nil {
 		reason += ": " + ev.Err.Error()
+	}
+	switch m.state {
+	case StateInit, StateFault, StateStopped:
+		return
+	case StateReleasing:
+		m.abortHandoff(now, FaultSendFailed, reason)
+		return
+	case StateHolder:
+		m.emit(RemoveVIPs{})
 	}
 	m.toFault(now, FaultSendFailed, reason)
 }
@@ -1205,6 +1215,10 @@ func (m *Machine) addr(now time.Time, ev AddrChanged) {
 // own checks find the VIP free again and we reclaim it (unless held), so a
 // release never leaves the VIP on no node.
 func (m *Machine) release(now time.Time, reason string) {
+	m.clearTimers()
+	if m.keyFirstHandoff(now, nil, StateStandby, reason) {
+		return
+	}
 	m.emit(RemoveVIPs{})
 	m.sendRelease()
 	m.toWaiting(now, StateStandby, nil, reason)
@@ -1221,9 +1235,14 @@ func (m *Machine) stop(now time.Time) {
 	if m.state == StateStopped {
 		return
 	}
+	if m.state == StateReleasing {
+		// A key-first handover is under way: stop when it ends.
+		m.qs.ho.then = StateStopped
+		return
+	}
 	held := m.state == StateHolder
 	m.clearTimers()
-	if held && m.keyFirstStop(now) {
+	if held && m.keyFirstHandoff(now, nil, StateStopped, "stopping") {
 		return
 	}
 	if held {

@@ -67,9 +67,8 @@ type quorumState struct {
 	lost     uint64    // keys lost or run out while holding
 	releases uint64    // ReleaseKey actions emitted (the elector's Resign calls)
 
-	// A key-first stop (keyFirstStop): the stopping holder keeps the
-	// VIPs until handoffUntil or until a Holder event names another node.
-	handoffUntil time.Time
+	// ho is our key-first handover while in StateReleasing.
+	ho handoff
 	// The standby's side: firstFrom is the holder whose key-first notice
 	// we heard and whose release frame has not come; while it is set we
 	// add no VIP before firstBound (set when the key is granted).
@@ -77,12 +76,24 @@ type quorumState struct {
 	firstBound time.Time
 }
 
-// keyFirstWait bounds how long a stopping holder that gave its key up
-// keeps its VIPs waiting for another node to own the key.
+// handoff is a key-first handover (keyFirstHandoff): we gave the key up
+// and keep the VIPs until another node owns it, then release them.
+type handoff struct {
+	until  time.Time        // release by then, whatever happens
+	to     net.HardwareAddr // the standby we hand to by unicast; nil: the best one, by broadcast
+	then   State            // StateStandby (release, handover) or StateStopped (stop)
+	reason string           // why we hand over
+	ready  bool             // the new key holder's ready beacon came
+	seen   bool             // our own watch saw another node own the key (a Holder event)
+}
+
+// keyFirstWait bounds how long a holder that gave its key up keeps its
+// VIPs waiting for another node to own the key.
 const keyFirstWait = time.Second
 
-// keyFirstGrace is how long a stopping holder still waits for the new
-// key holder's ready beacon after a Holder event named it.
+// keyFirstGrace is how long a releasing holder still waits for the other
+// half of the proof that another node owns the key (the ready beacon, or
+// our own watch's Holder event) once one half came.
 const keyFirstGrace = 200 * time.Millisecond
 
 func minTime(a, b time.Time) time.Time {
@@ -92,17 +103,24 @@ func minTime(a, b time.Time) time.Time {
 	return a
 }
 
-// keyFirstReady ends a key-first stop on the beacon of a standby that
-// owns the key now (FlagKeyFirst without FlagHolder). A forged one only
-// makes us release at once, as without a referee: the standbys still
-// claim only with the key.
-func (m *Machine) keyFirstReady(p *arp.Packet, pr *peer) {
+// keyFirstReady takes the beacon of a standby that owns the key now
+// (FlagKeyFirst without FlagHolder), one half of the proof that ends a
+// key-first handover; our own watch's Holder event is the other. Both
+// halves mean that the referee's change has reached both nodes, so the
+// new holder is not busy with it when our release frame comes. A forged
+// beacon alone only shortens the wait to keyFirstGrace: the standbys
+// still claim only with the key.
+func (m *Machine) keyFirstReady(now time.Time, p *arp.Packet, pr *peer) {
 	t := p.Trailer
-	if m.state != StateStopped || m.qs.handoffUntil.IsZero() || pr == nil || t == nil ||
-		t.Kind != arp.KindBeacon || t.Flags&arp.FlagKeyFirst == 0 || t.Flags&arp.FlagHolder != 0 {
+	if pr == nil || t == nil || t.Kind != arp.KindBeacon || t.Flags&arp.FlagKeyFirst == 0 || t.Flags&arp.FlagHolder != 0 {
 		return
 	}
-	m.finishStop(m.who(pr.mac) + " owns the quorum key now")
+	m.qs.ho.ready = true
+	if m.qs.ho.seen {
+		m.finishHandoff(now, m.who(pr.mac)+" owns the quorum key now")
+		return
+	}
+	m.qs.ho.until = minTime(m.qs.ho.until, now.Add(keyFirstGrace))
 }
 
 // QuorumView is the key as the machine sees it, for the status.
@@ -184,8 +202,8 @@ func (m *Machine) quorumTimers() []time.Time {
 			ts = append(ts, m.qs.firstBound)
 		}
 	}
-	if m.state == StateStopped && !m.qs.handoffUntil.IsZero() {
-		ts = append(ts, m.qs.handoffUntil)
+	if m.state == StateReleasing {
+		ts = append(ts, m.qs.ho.until)
 	}
 	return ts
 }
@@ -306,10 +324,8 @@ func (m *Machine) quorumEvent(now time.Time, ev quorum.Event) {
 		}
 	case quorum.Holder:
 		m.qs.holder = ev
-		if !m.qs.handoffUntil.IsZero() && ev.Name != "" && !ev.Self {
-			// Its key exists, but its Campaign may still be on the way
-			// (etcd answers it later): wait for its ready beacon, briefly.
-			m.qs.handoffUntil = minTime(m.qs.handoffUntil, now.Add(keyFirstGrace))
+		if m.state == StateReleasing && ev.Name != "" && !ev.Self {
+			m.keyElsewhere(now, ev.Name)
 		}
 	case quorum.Fenced:
 		if ev.Err != nil {
@@ -343,33 +359,92 @@ func (m *Machine) tryClaimWithKey(now time.Time) {
 	m.toHolder(now, m.qs.reason+"; quorum key granted", false)
 }
 
-// keyFirstStop stops a holder under a referee key first, VIP second: it
-// gives the key up, tells the standbys (FlagKeyFirst), keeps the VIPs and
-// waits (finishStop) until another node owns the key or keyFirstWait,
-// never past the lease's drop time. The best standby campaigns on the
-// notice and claims on our release frame at once, as without a referee,
-// instead of campaigning only after it. It returns false (stop as usual)
-// without the key or without a live standby.
-func (m *Machine) keyFirstStop(now time.Time) bool {
-	if !m.p.Quorum || !m.keyHeld(now) || !m.liveStandby(now) {
+// keyFirstHandoff moves the VIPs under a referee key first, VIPs second:
+// it gives the key up, tells the standbys (FlagKeyFirst; by unicast to
+// the one we hand to, if named) and keeps the VIPs (StateReleasing) until
+// another node owns the key (keyFirstReady, keyElsewhere) or keyFirstWait,
+// never past the lease's drop time. Then it removes them and sends the
+// release frame (finishHandoff), and the new key holder claims at once, as
+// without a referee, instead of campaigning only after it: stop, release,
+// handover, a maintenance hold and preemption all move the VIP this way.
+// It returns false (move as without a referee) when we do not own the key
+// or, for the best standby (to nil), know no live one.
+func (m *Machine) keyFirstHandoff(now time.Time, to *peer, then State, reason string) bool {
+	if !m.p.Quorum || !m.keyHeld(now) || to == nil && !m.liveStandby(now) {
 		return false
 	}
 	m.releaseKey()
-	for range 2 {
-		m.emit(Send{Packet: arp.NewProbe(m.p.MAC, arp.Broadcast, m.p.VIPs[0], m.trailer(arp.KindBeacon, arp.FlagHolder|arp.FlagKeyFirst))})
+	dst := arp.Broadcast
+	m.qs.ho = handoff{until: minTime(now.Add(keyFirstWait), quorum.DropBy(m.qs.deadline)), then: then, reason: reason}
+	if to != nil {
+		dst = to.mac
+		m.qs.ho.to = slices.Clone(to.mac)
 	}
-	m.qs.handoffUntil = minTime(now.Add(keyFirstWait), quorum.DropBy(m.qs.deadline))
-	m.transition(StateStopped, "stopping: gave the quorum key up; keeping the VIP until another node owns the key")
+	for range 2 {
+		m.emit(Send{Packet: arp.NewProbe(m.p.MAC, dst, m.p.VIPs[0], m.trailer(arp.KindBeacon, arp.FlagHolder|arp.FlagKeyFirst))})
+	}
+	m.transition(StateReleasing, reason+": gave the quorum key up; keeping the VIP until another node owns the key")
 	return true
 }
 
-// finishStop ends a key-first stop: the VIPs go, then the release frame.
-func (m *Machine) finishStop(why string) {
-	m.qs.handoffUntil = time.Time{}
+// keyElsewhere is our own watch naming the key's new holder during a
+// key-first handover.
+func (m *Machine) keyElsewhere(now time.Time, name string) {
+	if to := m.qs.ho.to; to != nil && m.PeerName(to) != "" && m.PeerName(to) != name {
+		// Not the node we hand to (it campaigned first): the release goes
+		// to every standby, and the key holder claims.
+		m.note(slog.LevelInfo, "the quorum key went to another node than the handover target: releasing to every standby", "target", m.who(to), "key_holder", name)
+		m.qs.ho.to = nil
+	}
+	m.qs.ho.seen = true
+	if m.qs.ho.ready {
+		m.finishHandoff(now, name+" owns the quorum key now")
+		return
+	}
+	// Its Campaign may still be on the way (etcd answers it later): wait
+	// for its ready beacon, briefly.
+	m.qs.ho.until = minTime(m.qs.ho.until, now.Add(keyFirstGrace))
+}
+
+// finishHandoff ends a key-first handover: the VIPs go, then the release
+// frame, then the state the handover was for.
+func (m *Machine) finishHandoff(now time.Time, why string) {
+	ho := m.qs.ho
+	m.qs.ho = handoff{}
 	m.emit(RemoveVIPs{})
-	m.sendRelease()
-	m.note(slog.LevelInfo, "stopped: released the VIP and told the standbys", "why", why)
-	m.emit(Done{})
+	dst := arp.Broadcast
+	if ho.to != nil {
+		dst = ho.to
+	}
+	for range 2 {
+		m.emit(Send{Packet: arp.NewProbe(m.p.MAC, dst, m.p.VIPs[0], m.trailer(arp.KindRelease, arp.FlagPassive))})
+	}
+	m.note(slog.LevelInfo, "released the VIP and told the standbys", "why", why)
+	m.endHandoff(now, ho, NoFault, ho.reason+": released the VIP ("+why+")")
+}
+
+// abortHandoff ends a key-first handover that cannot go on (the link went
+// down, frames cannot be sent): the VIPs go at once.
+func (m *Machine) abortHandoff(now time.Time, cause FaultCause, why string) {
+	ho := m.qs.ho
+	m.qs.ho = handoff{}
+	m.emit(RemoveVIPs{})
+	m.endHandoff(now, ho, cause, why+": removed the VIP")
+}
+
+func (m *Machine) endHandoff(now time.Time, ho handoff, cause FaultCause, reason string) {
+	switch {
+	case ho.then == StateStopped:
+		m.transition(StateStopped, reason)
+		m.emit(Done{})
+	case cause != NoFault:
+		m.toFault(now, cause, reason)
+	default:
+		m.toWaiting(now, StateStandby, ho.to, reason)
+		if ho.to != nil {
+			m.handoverUntil = now.Add(max(2*m.p.Timing.CheckInterval, 20*time.Millisecond))
+		}
+	}
 }
 
 // liveStandby reports whether a live standby that would claim is known.
@@ -393,11 +468,13 @@ func (m *Machine) keyFirstCancel() {
 	}
 }
 
-// keyFirstNotice is a standby hearing its holder's key-first stop: the
-// best live standby campaigns now, so that the key is ours by the time the
-// holder's release frame comes. A forged notice costs one campaign.
+// keyFirstNotice is a standby hearing its holder's key-first handover: the
+// best live standby (or the one it hands to by name) campaigns now, so
+// that the key is ours by the time the holder's release frame comes. A
+// forged notice costs one campaign.
 func (m *Machine) keyFirstNotice(now time.Time, p *arp.Packet, pr *peer) {
-	if !m.p.Quorum || m.state != StateStandby || m.passive() || !bytes.Equal(m.holder, p.SenderHardwareAddr) || m.rank(now) != 0 {
+	toUs := bytes.Equal(p.Destination, m.p.MAC) // a handover to us by name
+	if !m.p.Quorum || m.state != StateStandby || m.passive() || !bytes.Equal(m.holder, p.SenderHardwareAddr) || !toUs && m.rank(now) != 0 {
 		return
 	}
 	if !bytes.Equal(m.qs.firstFrom, pr.mac) { // (it comes twice)

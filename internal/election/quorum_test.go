@@ -1,6 +1,7 @@
 package election
 
 import (
+	"bytes"
 	"net"
 	"testing"
 	"time"
@@ -454,37 +455,74 @@ func releaseFrameAt(acts []Action) int {
 	return -1
 }
 
-// stoppingKeyFirst is a quorum holder that knows a live standby and was
-// told to stop: it gave the key up and still has the VIPs.
-func stoppingKeyFirst(t *testing.T) *harness {
+// keyFirstNotices counts the key-first notices in acts and checks that
+// they go to dst.
+func keyFirstNotices(t *testing.T, acts []Action, dst net.HardwareAddr) int {
 	t.Helper()
-	h := quorumHolder(t)
-	h.frame(peerBeacon(macPeerA, 50))
-	acts := h.do(Stop{})
-	h.wantState(StateStopped)
-	if countOf[ReleaseKey](acts) != 1 || countOf[RemoveVIPs](acts) != 0 || countOf[Done](acts) != 0 || releaseFrameAt(acts) >= 0 {
-		t.Fatalf("key-first stop: want ReleaseKey and the VIPs kept, no release frame, not done: %s", dump(acts))
-	}
-	notice := 0
+	n := 0
 	for _, p := range sends(acts) {
 		if p.Trailer != nil && p.Trailer.Kind == arp.KindBeacon && p.Trailer.Flags&arp.FlagKeyFirst != 0 {
-			notice++
+			if !bytes.Equal(p.Destination, dst) {
+				t.Fatalf("key-first notice to %s, want %s", p.Destination, dst)
+			}
+			n++
 		}
 	}
-	if notice == 0 {
-		t.Fatalf("key-first stop: no FlagKeyFirst beacon: %s", dump(acts))
+	return n
+}
+
+// releasingKeyFirst is a quorum holder that knows a live standby (named
+// n2) and was told to move the VIPs by ev: it gave the key up and still
+// has the VIPs.
+func releasingKeyFirst(t *testing.T, ev Event, dst net.HardwareAddr) *harness {
+	t.Helper()
+	h := quorumHolder(t)
+	h.frame(named(peerBeacon(macPeerA, 50), "n2"))
+	acts := h.do(ev)
+	h.wantState(StateReleasing)
+	if countOf[ReleaseKey](acts) != 1 || countOf[RemoveVIPs](acts) != 0 || countOf[Done](acts) != 0 || releaseFrameAt(acts) >= 0 {
+		t.Fatalf("key-first %T: want ReleaseKey and the VIPs kept, no release frame, not done: %s", ev, dump(acts))
+	}
+	if keyFirstNotices(t, acts, dst) == 0 {
+		t.Fatalf("key-first %T: no FlagKeyFirst beacon: %s", ev, dump(acts))
 	}
 	return h
 }
 
+func stoppingKeyFirst(t *testing.T) *harness {
+	t.Helper()
+	return releasingKeyFirst(t, Stop{}, arp.Broadcast)
+}
+
+// wantReleased checks a key-first handover's end: the VIPs removed, then
+// the release frame to dst, then Done for a stop.
+func wantReleased(t *testing.T, acts []Action, dst net.HardwareAddr, done bool) {
+	t.Helper()
+	rm, frame := index[RemoveVIPs](acts), releaseFrameAt(acts)
+	if rm < 0 || frame < 0 || rm > frame {
+		t.Fatalf("want RemoveVIPs, then the release frame: %s", dump(acts))
+	}
+	for _, p := range sends(acts) {
+		if p.Trailer != nil && p.Trailer.Kind == arp.KindRelease && !bytes.Equal(p.Destination, dst) {
+			t.Fatalf("release frame to %s, want %s: %s", p.Destination, dst, dump(acts))
+		}
+	}
+	if d := index[Done](acts); done != (d > frame) {
+		t.Fatalf("Done: want %v after the release frame: %s", done, dump(acts))
+	}
+	if countOf[ReleaseKey](acts) != 0 {
+		t.Fatalf("released the key twice: %s", dump(acts))
+	}
+}
+
 func TestQuorumStopKeyFirstThenVIP(t *testing.T) {
 	h := stoppingKeyFirst(t)
-	// Our own key's Holder event changes nothing; another node's ends it.
+	// Our own key's Holder event changes nothing.
 	if acts := h.do(Quorum{Ev: quorum.Holder{Name: "self", Token: 7, Self: true}}); countOf[RemoveVIPs](acts) != 0 {
 		t.Fatalf("own Holder event: %s", dump(acts))
 	}
-	// Another node's key (its Campaign may not have returned yet) only
-	// shortens the wait.
+	// Another node's key, by our own watch (its Campaign may not have
+	// returned yet), only shortens the wait.
 	if acts := h.do(Quorum{Ev: quorum.Holder{Name: "n2", Token: 8}}); countOf[RemoveVIPs](acts) != 0 {
 		t.Fatalf("Holder event before the ready beacon: %s", dump(acts))
 	}
@@ -496,14 +534,30 @@ func TestQuorumStopKeyFirstThenVIP(t *testing.T) {
 		t.Fatalf("a holder's key-first beacon ended the stop: %s", dump(acts))
 	}
 	acts := h.frame(readyBeacon(macPeerA, 50))
-	rm, frame, done := index[RemoveVIPs](acts), releaseFrameAt(acts), index[Done](acts)
-	if rm < 0 || frame < 0 || done < 0 || !(rm < frame && frame < done) {
-		t.Fatalf("another holder: want RemoveVIPs, the release frame, Done: %s", dump(acts))
-	}
-	if countOf[ReleaseKey](acts) != 0 {
-		t.Fatalf("released the key twice: %s", dump(acts))
-	}
+	wantReleased(t, acts, arp.Broadcast, true)
+	h.wantState(StateStopped)
 	h.checkDeadlineZero()
+}
+
+// The ready beacon alone (a forged one, or our watch is slow) does not end
+// the handover at once: it waits for our own watch, for keyFirstGrace.
+func TestQuorumKeyFirstReadyBeaconAloneWaits(t *testing.T) {
+	h := stoppingKeyFirst(t)
+	if acts := h.frame(readyBeacon(macPeerA, 50)); countOf[RemoveVIPs](acts) != 0 {
+		t.Fatalf("the ready beacon alone ended the stop: %s", dump(acts))
+	}
+	beacon := h.now
+	if got := h.m.Deadline(); !got.Equal(beacon.Add(keyFirstGrace)) {
+		t.Fatalf("after the ready beacon: Deadline %s, want %s", h.rel(got), h.rel(beacon.Add(keyFirstGrace)))
+	}
+	var acts []Action
+	for countOf[Done](acts) == 0 && h.now.Sub(beacon) < time.Minute {
+		acts = append(acts, h.tick()...)
+	}
+	if h.now.Before(beacon.Add(keyFirstGrace)) {
+		t.Fatalf("released %v after the ready beacon, before the grace", h.now.Sub(beacon))
+	}
+	wantReleased(t, acts, arp.Broadcast, true)
 }
 
 func TestQuorumStopKeyFirstTimeout(t *testing.T) {
@@ -516,9 +570,66 @@ func TestQuorumStopKeyFirstTimeout(t *testing.T) {
 	if h.now.Sub(start) < keyFirstWait {
 		t.Fatalf("gave the VIPs up after %v, before the wait ran out", h.now.Sub(start))
 	}
-	rm, frame, done := index[RemoveVIPs](acts), releaseFrameAt(acts), index[Done](acts)
-	if rm < 0 || frame < 0 || done < 0 || !(rm < frame && frame < done) {
-		t.Fatalf("timeout: want RemoveVIPs, the release frame, Done: %s", dump(acts))
+	wantReleased(t, acts, arp.Broadcast, true)
+	h.wantState(StateStopped)
+}
+
+// `floatip release` under a referee moves the key first too, and the node
+// stays as a standby.
+func TestQuorumReleaseKeyFirst(t *testing.T) {
+	h := releasingKeyFirst(t, Release{Reason: "test"}, arp.Broadcast)
+	h.do(Quorum{Ev: quorum.Holder{Name: "n2", Token: 8}})
+	acts := h.frame(readyBeacon(macPeerA, 50))
+	wantReleased(t, acts, arp.Broadcast, false)
+	h.wantState(StateStandby)
+}
+
+// `floatip handover` tells its target alone, and hands it the VIP by
+// unicast once it owns the key.
+func TestQuorumHandoverKeyFirst(t *testing.T) {
+	h := releasingKeyFirst(t, Handover{Name: "n2"}, macPeerA)
+	acts := append(h.frame(readyBeacon(macPeerA, 50)), h.do(Quorum{Ev: quorum.Holder{Name: "n2", Token: 8}})...)
+	wantReleased(t, acts, macPeerA, false)
+	h.wantState(StateStandby)
+}
+
+// When our watch shows another node than the target owning the key, the
+// release goes to every standby: the key holder claims.
+func TestQuorumHandoverKeyElsewhereBroadcasts(t *testing.T) {
+	h := releasingKeyFirst(t, Handover{Name: "n2"}, macPeerA)
+	acts := append(h.do(Quorum{Ev: quorum.Holder{Name: "n3", Token: 8}}), h.frame(readyBeacon(macPeerB, 50))...)
+	wantReleased(t, acts, arp.Broadcast, false)
+}
+
+// A stop during a key-first release waits for it, then stops.
+func TestQuorumStopDuringKeyFirstRelease(t *testing.T) {
+	h := releasingKeyFirst(t, Release{Reason: "test"}, arp.Broadcast)
+	if acts := h.do(Stop{}); countOf[RemoveVIPs](acts) != 0 || countOf[Done](acts) != 0 {
+		t.Fatalf("stop while releasing: %s", dump(acts))
+	}
+	h.wantState(StateReleasing)
+	acts := append(h.do(Quorum{Ev: quorum.Holder{Name: "n2", Token: 8}}), h.frame(readyBeacon(macPeerA, 50))...)
+	wantReleased(t, acts, arp.Broadcast, true)
+	h.wantState(StateStopped)
+}
+
+// The link going down while releasing removes the VIPs at once.
+func TestQuorumLinkDownDuringKeyFirst(t *testing.T) {
+	for _, ev := range []Event{Stop{}, Release{Reason: "test"}} {
+		h := releasingKeyFirst(t, ev, arp.Broadcast)
+		acts := h.do(LinkChanged{Up: false})
+		if countOf[RemoveVIPs](acts) != 1 {
+			t.Fatalf("%T, link down: no RemoveVIPs: %s", ev, dump(acts))
+		}
+		_, stop := ev.(Stop)
+		if want := StateFault; stop {
+			h.wantState(StateStopped)
+			if countOf[Done](acts) != 1 {
+				t.Fatalf("stop, link down: not done: %s", dump(acts))
+			}
+		} else {
+			h.wantState(want)
+		}
 	}
 }
 
@@ -597,4 +708,25 @@ func TestQuorumKeyFirstNoticeCancelledByHolderBeacon(t *testing.T) {
 		t.Fatalf("holder beacon after the notice: want ReleaseKey and the notice forgotten: %s", dump(acts))
 	}
 	h.wantState(StateStandby)
+}
+
+// A handover's notice by unicast makes its target campaign even when a
+// better standby exists (the broadcast notice moves only the best one).
+func TestQuorumKeyFirstUnicastNoticeToWorseStandby(t *testing.T) {
+	h := newHarness(t, withQuorum(), func(p *Params) { p.QuorumTTL = qTTL })
+	h.becomeStandby(macPeerA)
+	h.frame(peerAnnounce(macPeerA, 200))
+	h.frame(peerBeacon(macPeerB, 250)) // a better standby
+	if acts := h.frame(keyFirstBeacon(macPeerA, 200)); countOf[WantKey](acts) != 0 {
+		t.Fatalf("broadcast notice, not the best standby: campaigned: %s", dump(acts))
+	}
+	notice := arp.NewProbe(macPeerA, macSelf, vip1, tr(arp.KindBeacon, 200, arp.FlagHolder|arp.FlagKeyFirst))
+	if acts := h.frame(notice); countOf[WantKey](acts) != 1 {
+		t.Fatalf("unicast notice to us: want WantKey: %s", dump(acts))
+	}
+	acts := append(h.granted(9), h.frame(handoverTo(macPeerA, macSelf, 200))...)
+	h.wantState(StateHolder)
+	if countOf[AddVIPs](acts) == 0 {
+		t.Fatalf("handed the VIP with the key: no AddVIPs: %s", dump(acts))
+	}
 }

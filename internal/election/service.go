@@ -184,6 +184,10 @@ func (m *Machine) handover(now time.Time, ev Handover) {
 // once: the gap is one frame and one netlink call, and there is never a
 // moment with two holders.
 func (m *Machine) handTo(now time.Time, to *peer, reason string) {
+	m.clearTimers()
+	if m.keyFirstHandoff(now, to, StateStandby, reason) {
+		return
+	}
 	m.emit(RemoveVIPs{})
 	m.releaseKey()
 	for range 2 {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/floatip/floatip/internal/control"
-	"github.com/floatip/floatip/internal/election"
 )
 
 // A lab to play in (`floatip lab up`): a lab with floatip and the HTTP
@@ -285,7 +284,7 @@ func (p *Play) Status(ctx context.Context) PlayStatus {
 				pn.State, pn.Reason, pn.Holder = g.State.String(), g.Reason, g.HolderNode
 				pn.Priority = g.Priority // as the daemon runs it
 				switch {
-				case g.State == election.StateHolder:
+				case g.State.HasVIPs():
 					pn.Holder = "itself"
 				case pn.Holder == "":
 					pn.Holder = g.Holder // a MAC until names travel on the wire

@@ -61,6 +61,7 @@ floatip_group_state{group="db",state="fencing"} 0
 floatip_group_state{group="db",state="holder"} 0
 floatip_group_state{group="db",state="init"} 0
 floatip_group_state{group="db",state="probing"} 0
+floatip_group_state{group="db",state="releasing"} 0
 floatip_group_state{group="db",state="standby"} 1
 floatip_group_state{group="db",state="stopped"} 0
 floatip_group_state{group="web",state="candidate"} 0
@@ -69,6 +70,7 @@ floatip_group_state{group="web",state="fencing"} 0
 floatip_group_state{group="web",state="holder"} 1
 floatip_group_state{group="web",state="init"} 0
 floatip_group_state{group="web",state="probing"} 0
+floatip_group_state{group="web",state="releasing"} 0
 floatip_group_state{group="web",state="standby"} 0
 floatip_group_state{group="web",state="stopped"} 0
 `, "floatip_group_state")
