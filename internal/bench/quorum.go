@@ -135,6 +135,9 @@ type QuorumTrial struct {
 	OutageMS  float64 `json:"outage_ms"`
 	Recovered bool    `json:"recovered"`
 	Failed    int     `json:"failed_requests"`
+	// Failures lists the failed requests sent at or after the fault: when
+	// (ms from the fault) and why, for reading them against the logs.
+	Failures []FailedRequest `json:"failures,omitempty"`
 	// The held faults: HealMS, and from it to exactly one holder for good.
 	HealMS      *float64       `json:"heal_ms,omitempty"`
 	HealToOneMS *float64       `json:"heal_to_one_ms,omitempty"`
@@ -142,6 +145,30 @@ type QuorumTrial struct {
 	EndMS       float64        `json:"end_ms"`
 	Changes     []HolderChange `json:"holder_changes"`
 	err         error
+}
+
+// FailedRequest is one failed client request of a trial.
+type FailedRequest struct {
+	SentMS  float64 `json:"sent_ms"` // from the fault
+	EndedMS float64 `json:"ended_ms"`
+	Err     string  `json:"err"`
+}
+
+// maxFailures bounds Failures: a long outage is its count, not a list.
+const maxFailures = 20
+
+func failures(samples []lab.Sample, faultAt time.Time) []FailedRequest {
+	var fs []FailedRequest
+	for _, s := range samples {
+		if s.OK || s.At.Before(faultAt) {
+			continue
+		}
+		if len(fs) == maxFailures {
+			break
+		}
+		fs = append(fs, FailedRequest{SentMS: msOf(s.At.Sub(faultAt)), EndedMS: msOf(s.At.Add(s.Latency).Sub(faultAt)), Err: s.Err})
+	}
+	return fs
 }
 
 func (t QuorumTrial) brief() string {
@@ -550,6 +577,7 @@ func runQuorumTrial(ctx context.Context, cfg QuorumConfig, im QuorumImpl, fault 
 
 	m := lab.Measure(samples, faultAt)
 	t.OutageMS, t.Recovered, t.Failed = msOf(m.Outage), m.Recovered, m.Failed
+	t.Failures = failures(samples, faultAt)
 	t.TwoHoldersMS = msOf(TwoHolderTime(obs, faultAt, endAt))
 	t.EndMS = msOf(endAt.Sub(faultAt))
 	if len(obs) > 0 && obs[len(obs)-1].Holders != nil {
