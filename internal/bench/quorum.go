@@ -529,6 +529,9 @@ func runQuorumTrial(ctx context.Context, cfg QuorumConfig, im QuorumImpl, fault 
 		return fmt.Errorf("before the fault the holders are %s, not %s", orNone(h), first.Name)
 	}
 
+	if err := faultPhase(ctx, im.Name, string(fault), t.Trial); err != nil {
+		return err
+	}
 	t.Holder = first.Name
 	faultAt := time.Now()
 	t.FaultAt = faultAt

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/floatip/floatip/internal/tcpdiag"
 	"hash/fnv"
 	"log/slog"
 	"maps"
@@ -115,6 +116,10 @@ type Deps struct {
 	// NewQuorum makes the referee backend of a quorum: configuration
 	// (quorum.go); nil: a configuration with quorum: is refused.
 	NewQuorum NewQuorum
+	// OpenConns tells whether TCP connections to the VIPs are open, for
+	// draining them before a planned move (election.RemoveVIPs.Drain);
+	// nil removes at once.
+	OpenConns tcpdiag.Open
 }
 
 // AuthDeps are the OS layer's keys, as far as the core needs them.

@@ -34,6 +34,7 @@ type group struct {
 	vipStrings []string
 	d          *daemon
 	log        *slog.Logger
+	logBatch   *batchLog // holds log's records during apply
 	m          *election.Machine
 	events     chan election.Event
 	cmds       chan command
@@ -154,12 +155,14 @@ func (d *daemon) newGroup(cfg *config.Config, gc config.Group) *group {
 	ctx, cancel := context.WithCancel(d.ctx)
 	p := params(cfg, gc, d.mac)
 	p.Epoch = d.started // all groups' routine timers on one grid
+	lb := &batchLog{}
 	g := &group{
 		name: gc.Name, vips: probeOrder(gc.VIPs), d: d,
 		m:        election.New(p),
 		nodeCfg:  cfg,
 		groupCfg: gc,
-		log:      d.log.With("group", gc.Name),
+		log:      lb.logger(d.log.With("group", gc.Name)),
+		logBatch: lb,
 		events:   make(chan election.Event, 1024),
 		cmds:     make(chan command),
 		ctx:      ctx, cancel: cancel, done: make(chan struct{}),
@@ -401,6 +404,8 @@ func (g *group) run(start election.Start) {
 // apply carries out the machine's actions in order; it reports whether the
 // machine is done.
 func (g *group) apply(actions []election.Action) bool {
+	g.logBatch.hold()
+	defer g.logBatch.flush()
 	done := false
 	notable := false
 	mt := g.d.metrics
@@ -434,6 +439,7 @@ func (g *group) apply(actions []election.Action) bool {
 				g.log.Info("vip added", "vips", addrList(g.vips), "lifetime", lifetime.String())
 			}
 		case election.RemoveVIPs:
+			g.drain(a.Drain)
 			if err := g.d.addrs.Release(g.vips); err != nil {
 				g.log.Error("removing the VIPs", "err", err)
 			}
@@ -493,6 +499,40 @@ func (g *group) apply(actions []election.Action) bool {
 }
 
 const publishEvery = 250 * time.Millisecond
+
+// drainPoll is how often drain looks at the VIPs' connections.
+const drainPoll = time.Millisecond
+
+// drain waits, until at most until, for a moment with no TCP connection
+// open to the VIPs (election.RemoveVIPs.Drain). The VIPs are still served
+// meanwhile; a service with long-lived connections waits the whole bound,
+// and those connections break as they would have.
+func (g *group) drain(until time.Time) {
+	open := g.d.deps.OpenConns
+	if open == nil || until.IsZero() || !g.added {
+		return
+	}
+	start := g.d.now()
+	for {
+		busy, err := open(g.vips)
+		if err != nil {
+			g.log.Warn("cannot see the VIPs' connections; removing the VIPs without draining", "err", err)
+			return
+		}
+		now := g.d.now()
+		if !busy {
+			if waited := now.Sub(start); waited > 0 {
+				g.log.Debug("drained the VIPs' connections", "waited", waited.String())
+			}
+			return
+		}
+		if !now.Before(until) {
+			g.log.Info("connections to the VIPs still open; removing them anyway", "waited", now.Sub(start).Round(time.Millisecond).String())
+			return
+		}
+		time.Sleep(min(drainPoll, until.Sub(now)))
+	}
+}
 
 // A frame whose write fails is tried sendRetries more times at once (a
 // full socket buffer clears quickly); sendFailLimit frames in a row that

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/floatip/floatip/internal/tcpdiag"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -48,7 +49,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	oneProcessor()
+	processors(cfg)
 	if err := checkPrivileges(); err != nil {
 		return err
 	}
@@ -154,7 +155,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 
 	handedOver = true
-	d := newDaemon(cfg, log, opts, Deps{Conn: frames, Addrs: addrs, MAC: link.MAC, Metrics: m, Stopping: notifyStopping, CheckVIPs: checkVIPs, Auth: authDeps, IPv6: ipv6, NewQuorum: etcdQuorum})
+	d := newDaemon(cfg, log, opts, Deps{Conn: frames, Addrs: addrs, MAC: link.MAC, Metrics: m, Stopping: notifyStopping, CheckVIPs: checkVIPs, Auth: authDeps, IPv6: ipv6, NewQuorum: etcdQuorum, OpenConns: tcpdiag.OpenConns})
 	if err := d.openQuorums(cfg); err != nil {
 		d.stop()
 		if metricsLn != nil {
@@ -393,17 +394,43 @@ func missingCaps(status string) error {
 	return nil
 }
 
-// oneProcessor runs the daemon's goroutines on one processor unless
+// processors runs the daemon's goroutines on one processor unless
 // GOMAXPROCS says otherwise. The daemon waits on timers, sockets and
 // netlink; it never has two goroutines' worth of computing at once, and with
 // one P the runtime's scheduler threads and sysmon wake far less often. With
 // 1000 VIPs (floatip bench --scale, 3 trials each) an idle standby went from
 // 1.12 % to 0.77 % of a core and the holder from 0.64 % to 0.45 %, with the
 // failover ratio unchanged (1.46 and 1.43).
-func oneProcessor() {
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1)
+//
+// With a quorum the etcd client's gRPC streams are that second goroutine:
+// right after a key changes hands they decode watch events and responses
+// while the new holder must answer the old one's release frame, and on one
+// P the frame waited behind them. The quorum stop benchmark (3 nodes,
+// 10-12 trials each) measured the new holder's machine getting the release
+// frame 0.06-3.2 ms after it was on the wire on one P (3 trials over 1.5
+// ms), 0.06-0.29 ms on two; so a node with a quorum runs on two (when it has
+// them). A reload that adds the first quorum keeps the number.
+func processors(cfg config.Config) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return
 	}
+	n := 1
+	if usesQuorum(cfg) {
+		n = min(2, runtime.NumCPU())
+	}
+	runtime.GOMAXPROCS(n)
+}
+
+func usesQuorum(cfg config.Config) bool {
+	if cfg.Quorum != nil {
+		return true
+	}
+	for _, g := range cfg.Groups {
+		if g.Quorum != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // ifaddr6Addrs is ifaddr6.Addrs as the daemon's Addrs6, and the source of

@@ -97,7 +97,16 @@ type AddVIPs struct {
 }
 
 // RemoveVIPs deletes every VIP of the group from the interface.
-type RemoveVIPs struct{}
+//
+// Drain, set for a planned move (stop, release, handover), lets the daemon
+// first wait, until at most Drain, for a moment with no TCP connection open
+// to the VIPs: a connection whose local address goes away mid-request loses
+// its answer. Zero (a fault, a conflict, a lost key) removes them at once.
+type RemoveVIPs struct{ Drain time.Time }
+
+// DrainMax bounds how long a planned move waits for the VIPs' open
+// connections (RemoveVIPs.Drain). The VIPs are still served meanwhile.
+const DrainMax = 100 * time.Millisecond
 
 // Transition reports a change of state and why; the daemon logs it (and
 // later runs hooks and counts it).

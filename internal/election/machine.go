@@ -1219,7 +1219,7 @@ func (m *Machine) release(now time.Time, reason string) {
 	if m.keyFirstHandoff(now, nil, StateStandby, reason) {
 		return
 	}
-	m.emit(RemoveVIPs{})
+	m.emit(m.drainAndRemove(now))
 	m.sendRelease()
 	m.toWaiting(now, StateStandby, nil, reason)
 }
@@ -1247,7 +1247,7 @@ func (m *Machine) stop(now time.Time) {
 	}
 	if held {
 		// Delete first, then tell the standbys: the best one claims at once.
-		m.emit(RemoveVIPs{})
+		m.emit(m.drainAndRemove(now))
 		m.sendRelease()
 		m.transition(StateStopped, "stopping: released the VIP and told the standbys")
 	} else {

@@ -406,12 +406,23 @@ func (m *Machine) keyElsewhere(now time.Time, name string) {
 	m.qs.ho.until = minTime(m.qs.ho.until, now.Add(keyFirstGrace))
 }
 
+// drainAndRemove is the RemoveVIPs of a planned move: it may wait
+// DrainMax for the VIPs' open connections, never past the quorum lease's
+// drop time.
+func (m *Machine) drainAndRemove(now time.Time) RemoveVIPs {
+	until := now.Add(DrainMax)
+	if m.p.Quorum && !m.qs.deadline.IsZero() {
+		until = minTime(until, quorum.DropBy(m.qs.deadline))
+	}
+	return RemoveVIPs{Drain: until}
+}
+
 // finishHandoff ends a key-first handover: the VIPs go, then the release
 // frame, then the state the handover was for.
 func (m *Machine) finishHandoff(now time.Time, why string) {
 	ho := m.qs.ho
 	m.qs.ho = handoff{}
-	m.emit(RemoveVIPs{})
+	m.emit(m.drainAndRemove(now))
 	dst := arp.Broadcast
 	if ho.to != nil {
 		dst = ho.to

@@ -188,7 +188,7 @@ func (m *Machine) handTo(now time.Time, to *peer, reason string) {
 	if m.keyFirstHandoff(now, to, StateStandby, reason) {
 		return
 	}
-	m.emit(RemoveVIPs{})
+	m.emit(m.drainAndRemove(now))
 	m.releaseKey()
 	for range 2 {
 		m.emit(Send{Packet: arp.NewProbe(m.p.MAC, to.mac, m.p.VIPs[0], m.trailer(arp.KindRelease, arp.FlagPassive))})
