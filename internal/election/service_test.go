@@ -1321,3 +1321,29 @@ func TestStoppedStandbyIsNotAHandoverTarget(t *testing.T) {
 		t.Fatalf("handover to a standby that said goodbye: %s", dump(acts))
 	}
 }
+
+// A planned move (release, handover, stop) lets the daemon drain the VIPs'
+// connections for at most DrainMax; a fault removes them at once.
+func TestPlannedMovesDrain(t *testing.T) {
+	drainOf := func(t *testing.T, acts []Action) time.Time {
+		t.Helper()
+		for _, a := range acts {
+			if r, ok := a.(RemoveVIPs); ok {
+				return r.Drain
+			}
+		}
+		t.Fatalf("no RemoveVIPs: %s", dump(acts))
+		return time.Time{}
+	}
+	for name, ev := range map[string]Event{"release": Release{Reason: "test"}, "handover": Handover{}, "stop": Stop{}} {
+		h := holderWith(t, nil, nil)
+		h.frame(peerBeacon(macPeerA, 90))
+		if got, want := drainOf(t, h.do(ev)), h.now.Add(DrainMax); !got.Equal(want) {
+			t.Errorf("%s: Drain %s, want %s", name, h.rel(got), h.rel(want))
+		}
+	}
+	h := holderWith(t, nil, nil)
+	if got := drainOf(t, h.do(LinkChanged{Up: false})); !got.IsZero() {
+		t.Errorf("link down: Drain %s, want zero (at once)", h.rel(got))
+	}
+}

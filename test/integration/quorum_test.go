@@ -139,6 +139,35 @@ func TestQuorumGracefulStopMovesWithoutTTL(t *testing.T) {
 	q.noOverlap(stop, worst)
 }
 
+// floatip release and floatip handover under a referee move the key
+// first: with a 60 s TTL the VIP still moves at once (the key was given,
+// not left to expire), the old holder logs the key-first release, and no
+// two nodes ever hold it.
+func TestQuorumReleaseAndHandoverKeyFirst(t *testing.T) {
+	q := newQuorumLab(t, 60*time.Second)
+	q.startTwo()
+	stop := make(chan struct{})
+	worst := q.watchHolders(stop)
+	n1, n2 := q.daemons["n1"], q.daemons["n2"]
+	if out, code := runBinary(t, nil, "release", "--socket", q.Node(1).Socket()); code != 0 {
+		t.Fatalf("floatip release: exit %d\n%s", code, out)
+	}
+	q.waitHolders(lab.HeldBy("n2"), 10*time.Second, "n2 to hold after n1's release (TTL 60s)")
+	if _, err := n1.WaitMsg(q.ctx, 5*time.Second, "released the VIP and told the standbys", nil); err != nil {
+		t.Errorf("n1 did not release key first: %v", err)
+	}
+	q.waitState("n1", "standby", 10*time.Second)
+	// n1 is a live standby again; hand the VIP back to it by name.
+	if out, code := runBinary(t, nil, "handover", "--to", "n1", "--socket", q.Node(2).Socket()); code != 0 {
+		t.Fatalf("floatip handover --to n1: exit %d\n%s", code, out)
+	}
+	q.waitHolders(lab.HeldBy("n1"), 10*time.Second, "n1 to hold after n2's handover (TTL 60s)")
+	if _, err := n2.WaitMsg(q.ctx, 5*time.Second, "released the VIP and told the standbys", nil); err != nil {
+		t.Errorf("n2 did not hand over key first: %v", err)
+	}
+	q.noOverlap(stop, worst)
+}
+
 func TestQuorumPartitionNeverTwoHolders(t *testing.T) {
 	q := newQuorumLab(t, 5*time.Second)
 	q.startTwo()
