@@ -291,7 +291,8 @@ type Stats struct {
 	// yield to because the claimant did not confirm them (see conflict).
 	Unconfirmed uint64
 	// Ignored counts Release and Takeover frames not obeyed: a release
-	// not from the current holder, a takeover with preempt off.
+	// not from the current holder, a takeover with preempt off; and
+	// key-first notices right after their holder beaconed as holder.
 	Ignored uint64
 	// BadNames counts peers' frames whose node name did not validate.
 	BadNames uint64
@@ -1016,7 +1017,7 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 	case p.Trailer.Kind == arp.KindBeacon && p.Trailer.Flags&arp.FlagKeyFirst != 0:
 		m.keyFirstNotice(now, p, pr)
 	case p.Trailer.Kind == arp.KindBeacon && pr.holder && m.qs.firstFrom != nil && bytes.Equal(m.qs.firstFrom, p.SenderHardwareAddr):
-		m.keyFirstCancel()
+		m.keyFirstCancel(now)
 	case p.Trailer.Kind == arp.KindRelease && !bytes.Equal(m.holder, p.SenderHardwareAddr):
 		// Only the current holder may release the VIP or hand it to us.
 		m.ignoredRelease(now, p)

@@ -1,0 +1,110 @@
+package election
+
+import (
+	"testing"
+	"time"
+
+	"github.com/floatip/floatip/internal/arp"
+	"github.com/floatip/floatip/internal/quorum"
+)
+
+// Attacks on the key-first planned moves by a host on the LAN that forges
+// frames without authentication (with AuthRequired none of these frames
+// reaches the machine).
+
+func holderBeaconFrom(from []byte, prio uint8) *arp.Packet {
+	return arp.NewProbe(from, arp.Broadcast, vip1, tr(arp.KindBeacon, prio, arp.FlagHolder))
+}
+
+// A forger alternating key-first notices and holder beacons in the
+// holder's name must not make a standby campaign and resign once per pair
+// of frames: that is two referee requests per two forged frames, at line
+// rate. At most one campaign per beacon interval.
+func TestKeyFirstForgedNoticeFloodCampaignsBounded(t *testing.T) {
+	h := newHarness(t, withQuorum(), func(p *Params) { p.QuorumTTL = qTTL })
+	h.becomeStandby(macPeerA)
+	h.frame(peerAnnounce(macPeerA, 200))
+	start := h.now
+	var acts []Action
+	for range 200 {
+		h.advance(time.Millisecond)
+		acts = append(acts, h.frame(keyFirstBeacon(macPeerA, 200))...)
+		acts = append(acts, h.frame(holderBeaconFrom(macPeerA, 200))...)
+	}
+	h.wantState(StateStandby)
+	elapsed := h.now.Sub(start)
+	limit := 1 + int(elapsed/h.p.Timing.BeaconInterval)
+	if n := countOf[WantKey](acts); n > limit {
+		t.Fatalf("%d forged notice/beacon pairs in %v: %d campaigns (%d resigns), want at most %d",
+			200, elapsed, n, countOf[ReleaseKey](acts), limit)
+	}
+	if h.m.Stats().Ignored == 0 {
+		t.Fatalf("the ignored notices were not counted")
+	}
+}
+
+// A forged key-first notice in the name of a holder that crashes right
+// after it (or that a forger repeats after each of the holder's beacons,
+// so that one is always the last word) must not hold the standby's claim
+// back for a whole TTL after its grant. The holder was alive at the
+// notice, so its lease ran out at most a TTL after the notice, and so did
+// its VIP's lifetime: the standby, granted then, claims by notice + TTL +
+// quorum.KernelSlack, the same bound a real key-first stop gives.
+func TestKeyFirstForgedNoticeDoesNotDelayCrashFailover(t *testing.T) {
+	h := newHarness(t, withQuorum(), func(p *Params) { p.QuorumTTL = qTTL })
+	h.becomeStandby(macPeerA)
+	h.frame(peerAnnounce(macPeerA, 200))
+	notice := h.now
+	if acts := h.frame(keyFirstBeacon(macPeerA, 200)); countOf[WantKey](acts) != 1 {
+		t.Fatalf("notice: %s", dump(acts))
+	}
+	// The holder is gone: nothing more from it. Its lease runs out a TTL
+	// after its last keepalive (just before the notice): then the key is
+	// ours.
+	h.runFor(qTTL)
+	h.wantState(StateCandidate)
+	h.granted(9)
+	bound := notice.Add(qTTL + quorum.KernelSlack)
+	for h.m.State() != StateHolder && h.now.Before(bound.Add(time.Minute)) {
+		h.tick()
+		if h.m.Quorum().Owned {
+			h.do(Quorum{Ev: quorum.Extended{Deadline: quorum.LeaseDeadline(h.now, qTTL)}})
+		}
+	}
+	h.wantState(StateHolder)
+	if h.now.After(bound) {
+		t.Fatalf("claimed at %s, %v after the bound %s that the notice implies", h.rel(h.now), h.now.Sub(bound), h.rel(bound))
+	}
+}
+
+// A releasing holder keeps its bound whatever frames come: forged ready
+// beacons, holder beacons, takeovers, releases and announcements from a
+// better node may shorten the wait, never lengthen it.
+func TestKeyFirstReleasingBoundHoldsUnderFrames(t *testing.T) {
+	h := stoppingKeyFirst(t)
+	until := h.now.Add(keyFirstWait)
+	frames := []func() *arp.Packet{
+		func() *arp.Packet { return keyFirstBeacon(macPeerB, 250) },
+		func() *arp.Packet { return holderBeaconFrom(macPeerB, 250) },
+		func() *arp.Packet { return peerAnnounce(macPeerB, 250) },
+		func() *arp.Packet { return peerRelease(macPeerB, 250) },
+		func() *arp.Packet {
+			return arp.NewProbe(macPeerB, macSelf, vip1, tr(arp.KindTakeover, 250, 0))
+		},
+	}
+	var acts []Action
+	for i := 0; h.m.State() == StateReleasing && i < 10000; i++ {
+		h.advance(time.Millisecond)
+		acts = append(acts, h.frame(frames[i%len(frames)]())...)
+		if h.m.State() == StateReleasing && !h.m.Deadline().After(h.now) {
+			acts = append(acts, h.do(Tick{})...)
+		}
+	}
+	h.wantState(StateStopped)
+	if h.now.After(until) {
+		t.Fatalf("released at %s, after the bound %s", h.rel(h.now), h.rel(until))
+	}
+	if countOf[AddVIPs](acts) != 0 || countOf[WantKey](acts) != 0 {
+		t.Fatalf("frames made a releasing holder claim or campaign: %s", dump(acts))
+	}
+}
