@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"net/netip"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -99,4 +100,38 @@ func TestQuorumReloadChangingQuorumOnHolder(t *testing.T) {
 			})
 		})
 	}
+}
+
+// A reload that removes a quorum group whose node holds it moves the key
+// first (as a stop does) and hears the new key holder's ready beacon: the
+// stopping group stays routed until it is done, so the beacon (and a link
+// change) still reaches it, and it releases on the beacon instead of
+// waiting out the grace its own watch alone allows.
+func TestQuorumReloadRemovingHeldGroupHearsReadyBeacon(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ref := newFakeReferee()
+		lan := &fakeLAN{}
+		a, _ := lan.quorumNode(t, ref, "a", 200)
+		b, _ := lan.quorumNode(t, ref, "b", 100)
+		if h := soleHolder(t, "web", vip1, a, b); h != a {
+			t.Fatalf("holder %s, want a", h.name)
+		}
+		time.Sleep(time.Second) // a hears b's beacons: a live standby
+		next := quorumConfig("a", 200)
+		next.Groups[0].Name, next.Groups[0].VIPs = "other", []netip.Addr{vip2}
+		a.next = next
+		start := time.Now()
+		if err := a.d.Reload(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if a.addrs.has(vip1) {
+			t.Fatal("a kept the VIP of the group the reload removed")
+		}
+		// The fake LAN and referee take no time: the ready beacon came at
+		// once, and the release with it.
+		if took := time.Since(start); took > 0 {
+			t.Fatalf("the reload's key-first stop took %v: the stopping group did not hear the new key holder's ready beacon", took)
+		}
+		waitFor(t, "b to hold", func() bool { return b.addrs.has(vip1) && b.state("web") == "holder" })
+	})
 }
