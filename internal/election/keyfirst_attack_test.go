@@ -108,3 +108,35 @@ func TestKeyFirstReleasingBoundHoldsUnderFrames(t *testing.T) {
 		t.Fatalf("frames made a releasing holder claim or campaign: %s", dump(acts))
 	}
 }
+
+// A maintenance hold that comes while a handover is under way (key
+// first: while releasing; without a referee: while waiting for the
+// target to claim) is kept: when the target does not take the VIP, the
+// held node does not take it back, nor campaign for its key.
+func TestHoldDuringHandoverNoTakeBack(t *testing.T) {
+	check := func(t *testing.T, h *harness) {
+		t.Helper()
+		if acts := h.do(Hold{On: true}); countOf[AddVIPs](acts) != 0 {
+			t.Fatalf("hold: %s", dump(acts))
+		}
+		// The target never answers.
+		acts := h.runFor(5 * time.Second)
+		if countOf[AddVIPs](acts) != 0 || countOf[WantKey](acts) != 0 {
+			t.Fatalf("held, the node took the VIP back (or campaigned for it): %s", dump(acts))
+		}
+		if s := h.m.State(); s.HasVIPs() || s == StateCandidate {
+			t.Fatalf("held, state %v", s)
+		}
+	}
+	t.Run("key first", func(t *testing.T) {
+		check(t, releasingKeyFirst(t, Handover{Name: "n2"}, macPeerA))
+	})
+	t.Run("without a referee", func(t *testing.T) {
+		h := newHarness(t)
+		h.becomeHolder()
+		h.frame(named(peerBeacon(macPeerA, 50), "n2"))
+		h.do(Handover{Name: "n2"})
+		h.wantState(StateStandby)
+		check(t, h)
+	})
+}

@@ -619,8 +619,19 @@ func (m *Machine) tick(now time.Time) {
 			if !m.answered {
 				// The standby we handed the VIP to did not take it (it
 				// died a moment ago): the VIP is free and we know it.
-				m.toHolder(now, fmt.Sprintf("handover target %s did not take the VIP: taking it back", m.who(m.holder)), false)
-				return
+				reason := fmt.Sprintf("handover target %s did not take the VIP: taking it back", m.who(m.holder))
+				if m.passive() {
+					// A hold (or a failed check) that came since the
+					// handover: the rules of any other claim apply.
+					m.vanished = false
+					m.toCandidate(now, reason)
+					if m.state != StateProbing && m.state != StateStandby {
+						return
+					}
+				} else {
+					m.toHolder(now, reason, false)
+					return
+				}
 			}
 		}
 		if !m.verifyUntil.IsZero() && !now.Before(m.verifyUntil) {
