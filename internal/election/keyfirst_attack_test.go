@@ -140,3 +140,20 @@ func TestHoldDuringHandoverNoTakeBack(t *testing.T) {
 		check(t, h)
 	})
 }
+
+// Once the key is ours after a key-first notice, a beacon in the old
+// holder's name (forged, or queued from before its stop) no longer makes
+// us give the key up: the old holder cannot hold without the key, so its
+// release frame still finds us owning it, and the move keeps no gap.
+func TestKeyFirstHolderBeaconAfterGrantKeepsKey(t *testing.T) {
+	h := quorumStandby(t)
+	acts := h.frame(holderBeaconFrom(macPeerA, 200))
+	if countOf[ReleaseKey](acts) != 0 || !h.m.Quorum().Owned {
+		t.Fatalf("a holder beacon after the grant made the standby give its key up: %s", dump(acts))
+	}
+	acts = h.frame(peerRelease(macPeerA, 200))
+	h.wantState(StateHolder)
+	if countOf[AddVIPs](acts) == 0 || countOf[WantKey](acts) != 0 {
+		t.Fatalf("release frame: want a claim with the key held: %s", dump(acts))
+	}
+}

@@ -1027,7 +1027,9 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 	switch {
 	case p.Trailer.Kind == arp.KindBeacon && p.Trailer.Flags&arp.FlagKeyFirst != 0:
 		m.keyFirstNotice(now, p, pr)
-	case p.Trailer.Kind == arp.KindBeacon && pr.holder && m.qs.firstFrom != nil && bytes.Equal(m.qs.firstFrom, p.SenderHardwareAddr):
+	case p.Trailer.Kind == arp.KindBeacon && pr.holder && m.qs.firstFrom != nil && bytes.Equal(m.qs.firstFrom, p.SenderHardwareAddr) && !m.qs.have:
+		// (Once the key is ours the old holder cannot hold without it: a
+		// beacon in its name is forged or stale, and does not cancel.)
 		m.keyFirstCancel(now)
 	case p.Trailer.Kind == arp.KindRelease && !bytes.Equal(m.holder, p.SenderHardwareAddr):
 		// Only the current holder may release the VIP or hand it to us.
