@@ -157,3 +157,28 @@ func TestKeyFirstHolderBeaconAfterGrantKeepsKey(t *testing.T) {
 		t.Fatalf("release frame: want a claim with the key held: %s", dump(acts))
 	}
 }
+
+// A releasing holder whose watch saw another node own the key and that
+// hears a node announce the VIP (the new key holder claimed early: a
+// release frame forged in our name reached it, so it sent no ready
+// beacon) removes its VIPs at once rather than holding them alongside for
+// the rest of the grace.
+func TestKeyFirstReleasingYieldsToAnnouncingKeyHolder(t *testing.T) {
+	h := stoppingKeyFirst(t)
+	h.do(Quorum{Ev: quorum.Holder{Name: "n2", Token: 8}})
+	acts := h.frame(peerAnnounce(macPeerA, 50))
+	wantReleased(t, acts, arp.Broadcast, true)
+	h.wantState(StateStopped)
+}
+
+// An announcement alone (forged) ends the wait no sooner than a ready
+// beacon alone: after the grace, waiting for our own watch.
+func TestKeyFirstReleasingAnnouncementAloneWaits(t *testing.T) {
+	h := stoppingKeyFirst(t)
+	if acts := h.frame(peerAnnounce(macPeerB, 250)); countOf[RemoveVIPs](acts) != 0 {
+		t.Fatalf("an announcement alone ended the stop: %s", dump(acts))
+	}
+	if got := h.m.Deadline(); !got.Equal(h.now.Add(keyFirstGrace)) {
+		t.Fatalf("after the announcement: Deadline %s, want %s", h.rel(got), h.rel(h.now.Add(keyFirstGrace)))
+	}
+}

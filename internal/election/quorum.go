@@ -115,10 +115,18 @@ func minTime(a, b time.Time) time.Time {
 // halves mean that the referee's change has reached both nodes, so the
 // new holder is not busy with it when our release frame comes. A forged
 // beacon alone only shortens the wait to keyFirstGrace: the standbys
-// still claim only with the key.
+// still claim only with the key. A peer's claim of the VIP (an
+// announcement) counts as that half too: the new key holder claimed
+// without a ready beacon (a release frame forged in our name reached it
+// first), and keeping the VIP alongside it helps nobody.
 func (m *Machine) keyFirstReady(now time.Time, p *arp.Packet, pr *peer) {
 	t := p.Trailer
-	if pr == nil || t == nil || t.Kind != arp.KindBeacon || t.Flags&arp.FlagKeyFirst == 0 || t.Flags&arp.FlagHolder != 0 {
+	if pr == nil || t == nil {
+		return
+	}
+	ready := t.Kind == arp.KindBeacon && t.Flags&arp.FlagKeyFirst != 0 && t.Flags&arp.FlagHolder == 0
+	claim := !p.IsProbe() && t.Flags&arp.FlagHolder != 0
+	if !ready && !claim {
 		return
 	}
 	m.qs.ho.ready = true
