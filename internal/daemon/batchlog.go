@@ -37,7 +37,9 @@ func (b *batchLog) hold() {
 	b.mu.Unlock()
 }
 
-// flush ends the batch and writes the records that waited, in order.
+// flush ends the batch and writes the records that waited, in order. The
+// watchdog may call it for a group stuck mid-batch (stuckGroup): the rest
+// of that batch then logs at once.
 func (b *batchLog) flush() {
 	b.mu.Lock()
 	recs := b.recs

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"net/netip"
 	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -46,4 +49,66 @@ func TestBatchLogHoldsRecordsUntilFlush(t *testing.T) {
 	if want := "before first second after"; strings.Join(got, " ") != want {
 		t.Fatalf("records %q, want %q", got, want)
 	}
+}
+
+// gatedClaims blocks every Claim until gate closes (an rtnl lock held by
+// someone else for long), and says when one is waiting.
+type gatedClaims struct {
+	Addrs
+	gate    chan struct{}
+	waiting chan struct{}
+}
+
+func (g *gatedClaims) Claim(vips []netip.Addr, lifetime time.Duration) error {
+	select {
+	case g.waiting <- struct{}{}:
+	default:
+	}
+	<-g.gate
+	return g.Addrs.Claim(vips, lifetime)
+}
+
+// syncBuffer is a bytes.Buffer for a logger that several goroutines use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A group stuck in the middle of a batch (a netlink call that does not
+// return) holds the batch's log records; the watchdog, which then stops
+// its pings so that systemd restarts the daemon, writes them first: the
+// log must say what the group was doing (here: it became holder) before
+// the process is killed.
+func TestStuckGroupWritesItsHeldLogRecords(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gc := &gatedClaims{gate: make(chan struct{}), waiting: make(chan struct{}, 1)}
+		n := (&fakeLAN{}).newTestNode(t, testConfig("a", 200, grp("web", vip1.String())), func(d *Deps) {
+			gc.Addrs = d.Addrs
+			d.Addrs = gc
+		})
+		var out syncBuffer
+		n.d.log = slog.New(slog.NewTextHandler(&out, nil))
+		n.start()
+		defer close(gc.gate) // (before the node's stop, a cleanup)
+		<-gc.waiting
+		time.Sleep(time.Minute)
+		if st := n.d.stuckGroup(time.Second); st != "web" {
+			t.Fatalf("stuck group %q, want web", st)
+		}
+		if !strings.Contains(out.String(), "to=holder") {
+			t.Fatalf("the stuck group's transition to holder is not in the log:\n%s", out.String())
+		}
+	})
 }

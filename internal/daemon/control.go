@@ -240,15 +240,25 @@ func (d *daemon) Reload(ctx context.Context) error {
 	}
 	// Stopped groups leave the routing table (and the watchdog's view)
 	// first, then release all at once, so a VIP that moves to another group
-	// is released before the new group may claim it.
+	// is released before the new group may claim it. Until they are done
+	// their frames still reach them (d.stopping): a key-first stop waits
+	// for the new key holder's ready beacon.
 	routes := map[netip.Addr]*group{}
 	for _, g := range kept {
 		for _, v := range g.vips {
 			routes[v] = g
 		}
 	}
+	stopping := map[netip.Addr]*group{}
+	for _, g := range stopped {
+		for _, v := range g.vips {
+			stopping[v] = g
+		}
+	}
+	d.stopping.Store(&stopping)
 	d.routes.Store(&routes)
 	stopAll(stopped)
+	d.stopping.Store(nil)
 	for _, g := range stopped {
 		d.metrics.ForgetGroup(g.name)
 	}

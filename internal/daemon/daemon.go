@@ -165,6 +165,12 @@ type daemon struct {
 	// routes maps each VIP to its group for the frame reader and the
 	// watcher; replaced whole on reload.
 	routes atomic.Pointer[map[netip.Addr]*group]
+	// stopping maps the VIPs of the groups a reload is stopping to them
+	// until they are done, for route only: a key-first stop under a
+	// referee still hears the new key holder's ready beacon (without it
+	// the group waited out the grace its own watch allows). They have
+	// left routes, and so the watchdog's view.
+	stopping atomic.Pointer[map[netip.Addr]*group]
 
 	// Hostile frames, counted by the frame reader (the groups count what
 	// their machines see).
@@ -259,8 +265,17 @@ func (d *daemon) stop() {
 	d.addrs.Close() // after watch, which uses it, ended
 }
 
-// route returns the group a VIP belongs to, or nil.
-func (d *daemon) route(ip netip.Addr) *group { return (*d.routes.Load())[ip] }
+// route returns the group a VIP belongs to (or a stopping one it belonged
+// to), or nil.
+func (d *daemon) route(ip netip.Addr) *group {
+	if g := (*d.routes.Load())[ip]; g != nil {
+		return g
+	}
+	if s := d.stopping.Load(); s != nil {
+		return (*s)[ip]
+	}
+	return nil
+}
 
 // startGroups starts a goroutine for each group and adds it to the routes.
 func (d *daemon) startGroups(gcs []config.Group, link ifaddr.Link) {

@@ -97,3 +97,44 @@ func TestFaultDoesNotDrain(t *testing.T) {
 		}
 	})
 }
+
+// slowConns always reports open connections, and each look takes took
+// (a dump of a large socket table).
+type slowConns struct {
+	took  time.Duration
+	mu    sync.Mutex
+	looks int
+}
+
+func (f *slowConns) open([]netip.Addr) (bool, error) {
+	f.mu.Lock()
+	f.looks++
+	f.mu.Unlock()
+	time.Sleep(f.took)
+	return true, nil
+}
+
+// The drain's bound is the move's (under a referee at most the lease's
+// drop time): a drain whose bound has come does not look at all, and one
+// whose looks are slow stops before a look that would run past the
+// bound, rather than after it.
+func TestDrainKeepsItsBoundWithSlowLooks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		conns := &slowConns{took: 30 * time.Millisecond}
+		n := (&fakeLAN{}).newTestNode(t, testConfig("a", 200, grp("web", vip1.String())), func(d *Deps) { d.OpenConns = conns.open })
+		g := &group{name: "web", vips: []netip.Addr{vip1}, d: n.d, log: testLogger(t), added: true}
+		g.drain(time.Now())
+		if conns.looks != 0 {
+			t.Fatalf("a drain whose bound had come looked %d times", conns.looks)
+		}
+		start := time.Now()
+		until := start.Add(election.DrainMax)
+		g.drain(until)
+		if end := time.Now(); end.After(until) {
+			t.Fatalf("drained until %v after its start, past its bound %v (%d looks of %v)", end.Sub(start), election.DrainMax, conns.looks, conns.took)
+		}
+		if conns.looks == 0 {
+			t.Fatal("never looked at the connections")
+		}
+	})
+}

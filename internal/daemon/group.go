@@ -506,31 +506,42 @@ const drainPoll = time.Millisecond
 // drain waits, until at most until, for a moment with no TCP connection
 // open to the VIPs (election.RemoveVIPs.Drain). The VIPs are still served
 // meanwhile; a service with long-lived connections waits the whole bound,
-// and those connections break as they would have.
+// and those connections break as they would have. A look (a sock_diag
+// dump) takes longer the more sockets the node has, and cannot be cut
+// short: no look starts once the bound has come, nor one that the longest
+// look so far says would end past it (under a referee the bound is the
+// lease's drop time).
 func (g *group) drain(until time.Time) {
 	open := g.d.deps.OpenConns
 	if open == nil || until.IsZero() || !g.added {
 		return
 	}
 	start := g.d.now()
-	for {
+	var longest time.Duration // the longest look so far
+	for now, looks := start, 0; ; looks++ {
+		if !now.Add(longest).Before(until) {
+			if looks > 0 {
+				g.log.Info("connections to the VIPs still open; removing them anyway", "waited", now.Sub(start).Round(time.Millisecond).String())
+			}
+			return
+		}
 		busy, err := open(g.vips)
 		if err != nil {
 			g.log.Warn("cannot see the VIPs' connections; removing the VIPs without draining", "err", err)
 			return
 		}
-		now := g.d.now()
+		looked := g.d.now()
+		longest = max(longest, looked.Sub(now))
 		if !busy {
-			if waited := now.Sub(start); waited > 0 {
+			if waited := looked.Sub(start); waited > 0 {
 				g.log.Debug("drained the VIPs' connections", "waited", waited.String())
 			}
 			return
 		}
-		if !now.Before(until) {
-			g.log.Info("connections to the VIPs still open; removing them anyway", "waited", now.Sub(start).Round(time.Millisecond).String())
-			return
+		if looked.Before(until) {
+			time.Sleep(min(drainPoll, until.Sub(looked)))
 		}
-		time.Sleep(min(drainPoll, until.Sub(now)))
+		now = g.d.now()
 	}
 }
 

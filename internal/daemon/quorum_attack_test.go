@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"net/netip"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -95,6 +96,107 @@ func TestQuorumReloadChangingQuorumOnHolder(t *testing.T) {
 				}
 				if q := ref.queues["web"]; len(q) == 0 || !q[0].holding || q[0].b.name != h.name {
 					t.Fatalf("%s holds the VIP without the key", h.name)
+				}
+			})
+		})
+	}
+}
+
+// A reload that removes a quorum group whose node holds it moves the key
+// first (as a stop does) and hears the new key holder's ready beacon: the
+// stopping group stays routed until it is done, so the beacon (and a link
+// change) still reaches it, and it releases on the beacon instead of
+// waiting out the grace its own watch alone allows.
+func TestQuorumReloadRemovingHeldGroupHearsReadyBeacon(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ref := newFakeReferee()
+		lan := &fakeLAN{}
+		a, _ := lan.quorumNode(t, ref, "a", 200)
+		b, _ := lan.quorumNode(t, ref, "b", 100)
+		if h := soleHolder(t, "web", vip1, a, b); h != a {
+			t.Fatalf("holder %s, want a", h.name)
+		}
+		time.Sleep(time.Second) // a hears b's beacons: a live standby
+		next := quorumConfig("a", 200)
+		next.Groups[0].Name, next.Groups[0].VIPs = "other", []netip.Addr{vip2}
+		a.next = next
+		start := time.Now()
+		if err := a.d.Reload(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if a.addrs.has(vip1) {
+			t.Fatal("a kept the VIP of the group the reload removed")
+		}
+		// The fake LAN and referee take no time: the ready beacon came at
+		// once, and the release with it.
+		if took := time.Since(start); took > 0 {
+			t.Fatalf("the reload's key-first stop took %v: the stopping group did not hear the new key holder's ready beacon", took)
+		}
+		waitFor(t, "b to hold", func() bool { return b.addrs.has(vip1) && b.state("web") == "holder" })
+	})
+}
+
+// A node that holds many quorum groups stops them all key first at once:
+// each waits for its own new key holder, none for another group's wait,
+// and a group whose standby never answers (here none of them, with the
+// standby cut off after it was heard) keeps the VIP no longer than the
+// key-first bound.
+func TestQuorumStopManyGroupsKeyFirstInParallel(t *testing.T) {
+	cfgFor := func(node string, prio int) config.Config {
+		c := quorumConfig(node, prio)
+		q := c.Groups[0].Quorum
+		c.Groups = append(c.Groups, grp("db", vip2.String()), grp("mail", vip3.String()))
+		for i := range c.Groups {
+			c.Groups[i].Quorum = q
+		}
+		return c
+	}
+	for _, cut := range []bool{false, true} {
+		name := "standby answers"
+		if cut {
+			name = "standby cut off"
+		}
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ref := newFakeReferee()
+				lan := &fakeLAN{}
+				start := func(node string, prio int) *testNode {
+					n := lan.newTestNode(t, cfgFor(node, prio), func(d *Deps) { d.NewQuorum = ref.newBackend })
+					if err := n.d.openQuorums(n.cfg); err != nil {
+						t.Fatal(err)
+					}
+					return n.start()
+				}
+				a := start("a", 200)
+				b := start("b", 100)
+				for _, g := range []struct {
+					name string
+					vip  netip.Addr
+				}{{"web", vip1}, {"db", vip2}, {"mail", vip3}} {
+					if h := soleHolder(t, g.name, g.vip, a, b); h != a {
+						t.Fatalf("%s: holder %s, want a", g.name, h.name)
+					}
+				}
+				time.Sleep(time.Second) // a hears b: a live standby
+				if cut {
+					b.cut.Store(true)
+				}
+				began := time.Now()
+				a.stop()
+				took := time.Since(began)
+				// Serial waits would take three times the bound.
+				if bound := time.Second + 100*time.Millisecond; took > bound {
+					t.Fatalf("stopping three key-first groups took %v, more than one group's bound %v", took, bound)
+				}
+				// (The fake LAN and referee take no time; the timer grid a
+				// millisecond. A wait for a ready beacon would be 200 ms.)
+				if !cut && took >= 100*time.Millisecond {
+					t.Fatalf("stopping with the standby answering took %v: some group waited out its grace", took)
+				}
+				for _, v := range []netip.Addr{vip1, vip2, vip3} {
+					if a.addrs.has(v) {
+						t.Fatalf("a kept %s after stopping", v)
+					}
 				}
 			})
 		})

@@ -35,9 +35,13 @@ func (d *daemon) systemd(ctx context.Context) {
 	}
 }
 
+// stuckGroup names a group whose loop has not turned for limit, and
+// writes the log records its batch holds (batchLog): systemd restarts the
+// daemon soon, and the log must say what the group was doing.
 func (d *daemon) stuckGroup(limit time.Duration) string {
 	for _, g := range d.allGroups() {
 		if d.since(d.started)-time.Duration(g.heartbeat.Load()) > limit {
+			g.logBatch.flush()
 			return g.name
 		}
 	}

@@ -291,7 +291,8 @@ type Stats struct {
 	// yield to because the claimant did not confirm them (see conflict).
 	Unconfirmed uint64
 	// Ignored counts Release and Takeover frames not obeyed: a release
-	// not from the current holder, a takeover with preempt off.
+	// not from the current holder, a takeover with preempt off; and
+	// key-first notices right after their holder beaconed as holder.
 	Ignored uint64
 	// BadNames counts peers' frames whose node name did not validate.
 	BadNames uint64
@@ -618,8 +619,19 @@ func (m *Machine) tick(now time.Time) {
 			if !m.answered {
 				// The standby we handed the VIP to did not take it (it
 				// died a moment ago): the VIP is free and we know it.
-				m.toHolder(now, fmt.Sprintf("handover target %s did not take the VIP: taking it back", m.who(m.holder)), false)
-				return
+				reason := fmt.Sprintf("handover target %s did not take the VIP: taking it back", m.who(m.holder))
+				if m.passive() {
+					// A hold (or a failed check) that came since the
+					// handover: the rules of any other claim apply.
+					m.vanished = false
+					m.toCandidate(now, reason)
+					if m.state != StateProbing && m.state != StateStandby {
+						return
+					}
+				} else {
+					m.toHolder(now, reason, false)
+					return
+				}
 			}
 		}
 		if !m.verifyUntil.IsZero() && !now.Before(m.verifyUntil) {
@@ -1015,8 +1027,10 @@ func (m *Machine) waitingFrame(now time.Time, p *arp.Packet, pr *peer) {
 	switch {
 	case p.Trailer.Kind == arp.KindBeacon && p.Trailer.Flags&arp.FlagKeyFirst != 0:
 		m.keyFirstNotice(now, p, pr)
-	case p.Trailer.Kind == arp.KindBeacon && pr.holder && m.qs.firstFrom != nil && bytes.Equal(m.qs.firstFrom, p.SenderHardwareAddr):
-		m.keyFirstCancel()
+	case p.Trailer.Kind == arp.KindBeacon && pr.holder && m.qs.firstFrom != nil && bytes.Equal(m.qs.firstFrom, p.SenderHardwareAddr) && !m.qs.have:
+		// (Once the key is ours the old holder cannot hold without it: a
+		// beacon in its name is forged or stale, and does not cancel.)
+		m.keyFirstCancel(now)
 	case p.Trailer.Kind == arp.KindRelease && !bytes.Equal(m.holder, p.SenderHardwareAddr):
 		// Only the current holder may release the VIP or hand it to us.
 		m.ignoredRelease(now, p)

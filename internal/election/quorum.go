@@ -71,9 +71,15 @@ type quorumState struct {
 	ho handoff
 	// The standby's side: firstFrom is the holder whose key-first notice
 	// we heard and whose release frame has not come; while it is set we
-	// add no VIP before firstBound (set when the key is granted).
+	// add no VIP before firstBound (set when the key is granted, from
+	// firstAt, when the notice came).
 	firstFrom  net.HardwareAddr
+	firstAt    time.Time
 	firstBound time.Time
+	// firstCancelAt is when we last forgot a notice because its holder
+	// still beaconed as holder (keyFirstCancel): notices from it are
+	// ignored for a beacon interval after that.
+	firstCancelAt time.Time
 }
 
 // handoff is a key-first handover (keyFirstHandoff): we gave the key up
@@ -109,10 +115,18 @@ func minTime(a, b time.Time) time.Time {
 // halves mean that the referee's change has reached both nodes, so the
 // new holder is not busy with it when our release frame comes. A forged
 // beacon alone only shortens the wait to keyFirstGrace: the standbys
-// still claim only with the key.
+// still claim only with the key. A peer's claim of the VIP (an
+// announcement) counts as that half too: the new key holder claimed
+// without a ready beacon (a release frame forged in our name reached it
+// first), and keeping the VIP alongside it helps nobody.
 func (m *Machine) keyFirstReady(now time.Time, p *arp.Packet, pr *peer) {
 	t := p.Trailer
-	if pr == nil || t == nil || t.Kind != arp.KindBeacon || t.Flags&arp.FlagKeyFirst == 0 || t.Flags&arp.FlagHolder != 0 {
+	if pr == nil || t == nil {
+		return
+	}
+	ready := t.Kind == arp.KindBeacon && t.Flags&arp.FlagKeyFirst != 0 && t.Flags&arp.FlagHolder == 0
+	claim := !p.IsProbe() && t.Flags&arp.FlagHolder != 0
+	if !ready && !claim {
 		return
 	}
 	m.qs.ho.ready = true
@@ -287,12 +301,15 @@ func (m *Machine) quorumEvent(now time.Time, ev quorum.Event) {
 		if m.qs.firstFrom != nil && m.qs.firstBound.IsZero() {
 			// The old holder's VIP lifetime ends before its lease
 			// deadline, at most a TTL after its last keepalive, which
-			// was before its resign and so before this grant.
+			// was before its resign and so before its notice. (Counted
+			// from the notice, not from this grant: a forged notice in
+			// the name of a holder that then crashed must not hold our
+			// claim back for a TTL after its lease ran out.)
 			ttl := m.p.QuorumTTL
 			if ttl <= 0 {
 				ttl = quorum.MaxTTL
 			}
-			m.qs.firstBound = now.Add(ttl + quorum.KernelSlack)
+			m.qs.firstBound = m.qs.firstAt.Add(ttl + quorum.KernelSlack)
 			if m.state == StateStandby {
 				// Tell the stopping holder we own the key: it releases now.
 				for range 2 {
@@ -471,9 +488,10 @@ func (m *Machine) liveStandby(now time.Time) bool {
 // keyFirstCancel: the holder whose key-first notice we heard beacons as
 // a holder again (the notice was forged, or it kept running): forget the
 // notice and give the key up, as a standby does.
-func (m *Machine) keyFirstCancel() {
+func (m *Machine) keyFirstCancel(now time.Time) {
 	m.note(slog.LevelInfo, "the holder still beacons as holder after its key-first notice: not taking the key", "holder", m.who(m.qs.firstFrom))
-	m.qs.firstFrom, m.qs.firstBound = nil, time.Time{}
+	m.qs.firstFrom, m.qs.firstAt, m.qs.firstBound = nil, time.Time{}, time.Time{}
+	m.qs.firstCancelAt = now
 	if m.state == StateStandby {
 		m.releaseKey()
 	}
@@ -482,15 +500,22 @@ func (m *Machine) keyFirstCancel() {
 // keyFirstNotice is a standby hearing its holder's key-first handover: the
 // best live standby (or the one it hands to by name) campaigns now, so
 // that the key is ours by the time the holder's release frame comes. A
-// forged notice costs one campaign.
+// forged notice costs one campaign, and notices alternating with the
+// holder's beacons (keyFirstCancel) at most one per beacon interval: a
+// releasing holder sends no holder beacon, so a notice right after one
+// is forged (Stats.Ignored).
 func (m *Machine) keyFirstNotice(now time.Time, p *arp.Packet, pr *peer) {
 	toUs := bytes.Equal(p.Destination, m.p.MAC) // a handover to us by name
 	if !m.p.Quorum || m.state != StateStandby || m.passive() || !bytes.Equal(m.holder, p.SenderHardwareAddr) || !toUs && m.rank(now) != 0 {
 		return
 	}
+	if c := m.qs.firstCancelAt; !c.IsZero() && now.Sub(c) < m.p.Timing.BeaconInterval && !now.Before(c) {
+		m.ignored(now, "ignored a key-first notice: its holder beaconed as holder after its last one (forged notices?)", "holder", m.who(pr.mac))
+		return
+	}
 	if !bytes.Equal(m.qs.firstFrom, pr.mac) { // (it comes twice)
 		m.note(slog.LevelInfo, "the holder gave its quorum key up before releasing the VIP: campaigning now", "holder", m.who(pr.mac))
-		m.qs.firstFrom, m.qs.firstBound = slices.Clone(pr.mac), time.Time{}
+		m.qs.firstFrom, m.qs.firstAt, m.qs.firstBound = slices.Clone(pr.mac), now, time.Time{}
 	}
 	m.wantKey()
 }

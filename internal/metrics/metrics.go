@@ -171,7 +171,7 @@ func New(version string) *Metrics {
 	m.ignored = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace,
 		Name:      "ignored_commands_total",
-		Help:      "Release and takeover frames not obeyed: a release not from the current holder, a takeover with preempt off.",
+		Help:      "Release, takeover and key-first notice frames not obeyed: a release not from the current holder, a takeover with preempt off, a notice right after its holder beaconed as holder.",
 	}, []string{"group"})
 	m.spoofed = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: namespace,
