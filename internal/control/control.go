@@ -102,8 +102,8 @@ type Group struct {
 	Name string   `json:"name"` // the group's name ("default" for --vip or "vips:")
 	VIPs []string `json:"vips"` // the group's addresses, which move together; never null
 	// State is the group's election state, in the JSON a string: one of
-	// init, probing, standby, candidate, holder, fault, stopped, fencing
-	// (election.States).
+	// init, probing, standby, candidate, holder, fault, stopped, fencing,
+	// releasing (election.States).
 	State election.State `json:"state"`
 	// Since is when the group entered State, and Reason why.
 	Since  time.Time `json:"since"`

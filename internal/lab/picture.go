@@ -35,6 +35,7 @@ var stateColors = []struct{ state, color string }{
 	{"probing", "#d4a72c"},
 	{"candidate", "#bf8700"},
 	{"fencing", "#8250df"},
+	{"releasing", "#4ac26b"},
 	{"fault", "#d1242f"},
 	{"stopped", "#24292f"},
 	{"init", "#eaeef2"},

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"github.com/floatip/floatip/internal/election"
 	"io"
 	"slices"
 	"sort"
@@ -538,8 +539,17 @@ func faultName(fs []SoakFault, i int) string {
 }
 
 // notHeldStates are the daemon states in which its node must not have the
-// VIP (in "holder" it must have it).
-var notHeldStates = []string{"probing", "standby", "candidate", "fault", "stopped", "fencing"}
+// VIP (in "holder" it must have it; "releasing" may have it a moment
+// longer, and "init" has not looked yet).
+var notHeldStates = func() []string {
+	var out []string
+	for _, s := range election.States() {
+		if !s.HasVIPs() && s != election.StateInit {
+			out = append(out, s.String())
+		}
+	}
+	return out
+}()
 
 // disagreements finds the stretches longer than DisagreeGrace in which a
 // running, unfrozen daemon's state disagreed with its node's kernel.
