@@ -14,7 +14,7 @@ import (
 var manPage = clidoc.Page{
 	Description: `floatip keeps floating IPv4 addresses (VIPs) reachable across two or more Linux machines on one L2 network, with ARP alone: the node holding a VIP has it on its interface and announces it with gratuitous ARP; the others check it with ARP probes and take it over as soon as it is free, highest priority first.
 
-The holder adds each VIP with a finite lifetime and renews it, so the kernel removes the VIP by itself when the daemon dies. On SIGTERM the holder deletes its VIPs and tells the standbys, which claim at once. Health checks, notify hooks, fencing, preemption and a maintenance hold are set in the configuration file; floatip check prints the effective configuration.
+The holder adds each VIP with a finite lifetime and renews it, so the kernel removes the VIP by itself when the daemon dies. On SIGTERM the holder waits (at most 100 ms) for a moment with no TCP connection open to its VIPs, deletes them and tells the standbys, which claim at once. Health checks, notify hooks, fencing, preemption and a maintenance hold are set in the configuration file; floatip check prints the effective configuration.
 
 The Debian package installs the service but does not start it: edit /etc/floatip/floatip.yaml, check it with floatip check --config /etc/floatip/floatip.yaml, then run systemctl enable --now floatip.`,
 	Files: [][2]string{
