@@ -127,3 +127,17 @@ func TestNewRejects(t *testing.T) {
 		t.Error("Elector after Close succeeded")
 	}
 }
+
+// A retried attempt stays short for as many attempts as there are other
+// members (one of them may be a powered-off member's connection), then
+// doubles up to attemptTimeout.
+func TestTryTimeoutShortOncePerMember(t *testing.T) {
+	b := &Backend{ttl: 5 * time.Second, cfg: quorum.EtcdConfig{Endpoints: []string{"a:2379", "b:2379", "c:2379"}}}
+	full := b.attemptTimeout()
+	want := []time.Duration{full / 4, full / 4, full / 4, full / 2, full, full}
+	for i, w := range want {
+		if got := b.tryTimeout(i); got != w {
+			t.Errorf("after %d timeouts: %v, want %v", i, got, w)
+		}
+	}
+}

@@ -377,18 +377,18 @@ func (e *elector) recheckInterval() time.Duration { return e.b.attemptTimeout() 
 // waitLead puts key (if it is not there yet) and returns its create
 // revision and the revision at which a read found it leading.
 func (e *elector) waitLead(ctx context.Context, l *lease, key string) (createRev, rev int64, err error) {
-	timeouts := 0 // attempts in a row that timed out
+	every, attempt := e.b.hedgeEvery(), e.b.attemptTimeout()
 	for createRev == 0 {
-		actx, cancel := context.WithTimeout(ctx, e.b.tryTimeout(timeouts))
-		tr, err := e.b.cli.Txn(actx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, e.b.name, clientv3.WithLease(l.id))).
-			Else(clientv3.OpGet(key)).Commit()
-		cancel()
+		// (Hedged: the put is idempotent.)
+		tr, err := hedged(ctx, every, attempt, func(actx context.Context) (*clientv3.TxnResponse, error) {
+			return e.b.cli.Txn(actx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+				Then(clientv3.OpPut(key, e.b.name, clientv3.WithLease(l.id))).
+				Else(clientv3.OpGet(key)).Commit()
+		})
 		switch {
 		case err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
-			timeouts++
-			e.b.log.Debug("etcd: campaign put timed out; retrying", "group", e.group, "attempts", timeouts)
-			continue // one attempt timed out: try again (the put is idempotent)
+			e.b.log.Debug("etcd: campaign put timed out; retrying", "group", e.group)
+			continue // every attempt timed out: try again
 		case err != nil:
 			return 0, 0, err
 		case tr.Succeeded:
@@ -397,24 +397,21 @@ func (e *elector) waitLead(ctx context.Context, l *lease, key string) (createRev
 			createRev = tr.Responses[0].GetResponseRange().Kvs[0].CreateRevision
 		}
 	}
-	timeouts = 0
 	for {
-		actx, cancel := context.WithTimeout(ctx, e.b.tryTimeout(timeouts))
-		resp, err := e.b.cli.Get(actx, e.pfx+"/", clientv3.WithFirstCreate()...)
-		cancel()
+		resp, err := hedged(ctx, every, attempt, func(actx context.Context) (*clientv3.GetResponse, error) {
+			return e.b.cli.Get(actx, e.pfx+"/", clientv3.WithFirstCreate()...)
+		})
 		if err != nil {
 			if ctx.Err() != nil {
 				return 0, 0, ctx.Err()
 			}
 			if errors.Is(err, context.DeadlineExceeded) {
-				timeouts++
-				e.b.log.Debug("etcd: campaign read timed out; retrying", "group", e.group, "attempts", timeouts)
-				continue // the next attempt likely goes to another member
+				e.b.log.Debug("etcd: campaign read timed out; retrying", "group", e.group)
+				continue
 			}
 			sleep(ctx, retryInterval)
 			continue
 		}
-		timeouts = 0
 		if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision > createRev {
 			return 0, 0, fmt.Errorf("our key %s is gone (its lease expired?)", key)
 		}
@@ -560,7 +557,7 @@ func (e *elector) fence(t quorum.Token) {
 var errOwnKey = errors.New("that is this node's own key")
 
 // fenceKey deletes the key created at revision t, in attempts started
-// every quarter of a request timeout (up to maxFenceAttempts at once)
+// every hedgeEvery (up to maxFenceAttempts at once)
 // until one succeeds, the token is stale, or within has passed (a TTL:
 // by then the fenced holder's lease has expired anyway). The client sends
 // requests round robin over the members' connections and one of them may
@@ -583,7 +580,7 @@ func (e *elector) fenceKey(ctx context.Context, t quorum.Token, within time.Dura
 		go func() { res <- e.fenceOnce(ctx, t, e.b.attemptTimeout()) }()
 	}
 	launch()
-	hedge := time.NewTicker(e.b.attemptTimeout() / 4)
+	hedge := time.NewTicker(e.b.hedgeEvery())
 	defer hedge.Stop()
 	done := ctx.Done()
 	var last error

@@ -252,13 +252,18 @@ func (b *Backend) resignTimeout() time.Duration { return 2 * b.attemptTimeout() 
 
 // tryTimeout bounds the next attempt of a request the campaign or a fence
 // retries, after timeouts attempts in a row timed out: a quarter of
-// attemptTimeout first, doubling up to attemptTimeout. The client sends
-// requests round robin over the members' connections, and one of them may
-// sit on a powered-off member's connection (until gRPC's keepalive finds
-// it dead, seconds later): such an attempt costs little, and the next goes
-// to another member; a slow but live cluster still gets the full time.
+// attemptTimeout for as many attempts as there are members less one, then
+// doubling up to attemptTimeout. The client sends requests round robin over
+// the members' connections, and one of them may sit on a powered-off
+// member's connection (until gRPC's keepalive finds it dead, seconds
+// later): such an attempt costs little, and the next goes to another
+// member; a slow but live cluster still gets the full time. (Doubling from
+// the second attempt made a fenced takeover wait 250 + 500 ms when two
+// attempts in a row met the dead member's connection: 1.47 s instead of
+// 0.72 s in one of three trials.)
 func (b *Backend) tryTimeout(timeouts int) time.Duration {
-	return min((b.attemptTimeout()/4)<<min(timeouts, 2), b.attemptTimeout())
+	shift := max(0, timeouts-(len(b.cfg.Endpoints)-1))
+	return min((b.attemptTimeout()/4)<<min(shift, 2), b.attemptTimeout())
 }
 
 // keep holds a lease for as long as the Backend lives, taking a new one
