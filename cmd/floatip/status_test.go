@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/floatip/floatip/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,24 +57,6 @@ func serveStatus(t *testing.T) string {
 	return path
 }
 
-// lockedBuffer is written by the watch goroutine, read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // runWatch drives `status --watch` for the first draw and two refreshes.
 func runWatch(t *testing.T, args ...string) string {
 	t.Helper()
@@ -88,7 +71,7 @@ func runWatchTo(t *testing.T, redraw bool, args ...string) string {
 	ticks := make(chan time.Time) // unbuffered: a send returns once the previous draw is done
 	clock := st0
 	now := func() time.Time { clock = clock.Add(time.Second); return clock }
-	var out lockedBuffer
+	var out testutil.SyncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Status.watch(ctx, &out, redraw, ticks, now) }()

@@ -1,11 +1,11 @@
 package control
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/floatip/floatip/internal/testutil"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -98,7 +97,7 @@ func TestSocketNeverWiderMode(t *testing.T) {
 // served again.
 func TestConnectionCap(t *testing.T) {
 	path := sockPath(t)
-	var logBuf syncBuffer
+	var logBuf testutil.SyncBuffer
 	s := serveServer(t, path, -1, &fakeHandler{st: sampleStatus()})
 	s.SetLogger(slog.New(slog.NewTextHandler(&logBuf, nil)))
 	var idle []net.Conn
@@ -135,23 +134,6 @@ func TestConnectionCap(t *testing.T) {
 	if _, err := (Client{Path: path, Timeout: 5 * time.Second}).Status(t.Context()); err != nil {
 		t.Fatalf("status after the idle connections closed: %v", err)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 const helperEnv = "FLOATIP_CONTROL_HELPER" // "cmd path" for the helper run

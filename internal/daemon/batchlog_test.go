@@ -3,10 +3,10 @@ package daemon
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/floatip/floatip/internal/testutil"
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -68,24 +68,6 @@ func (g *gatedClaims) Claim(vips []netip.Addr, lifetime time.Duration) error {
 	return g.Addrs.Claim(vips, lifetime)
 }
 
-// syncBuffer is a bytes.Buffer for a logger that several goroutines use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A group stuck in the middle of a batch (a netlink call that does not
 // return) holds the batch's log records; the watchdog, which then stops
 // its pings so that systemd restarts the daemon, writes them first: the
@@ -98,7 +80,7 @@ func TestStuckGroupWritesItsHeldLogRecords(t *testing.T) {
 			gc.Addrs = d.Addrs
 			d.Addrs = gc
 		})
-		var out syncBuffer
+		var out testutil.SyncBuffer
 		n.d.log = slog.New(slog.NewTextHandler(&out, nil))
 		n.start()
 		defer close(gc.gate) // (before the node's stop, a cleanup)

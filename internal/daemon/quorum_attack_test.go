@@ -58,13 +58,7 @@ func TestQuorumReloadChangingQuorumOnHolder(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				ref := newFakeReferee()
-				lan := &fakeLAN{}
-				a, _ := lan.quorumNode(t, ref, "a", 200)
-				b, _ := lan.quorumNode(t, ref, "b", 100)
-				if h := soleHolder(t, "web", vip1, a, b); h != a {
-					t.Fatalf("%s holds, want a", h.name)
-				}
+				ref, _, a, b := quorumPair(t)
 				stop := overlapWatch(a, b)
 				next := quorumConfig("a", 200)
 				if tc.change != nil {
@@ -109,13 +103,7 @@ func TestQuorumReloadChangingQuorumOnHolder(t *testing.T) {
 // waiting out the grace its own watch alone allows.
 func TestQuorumReloadRemovingHeldGroupHearsReadyBeacon(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ref := newFakeReferee()
-		lan := &fakeLAN{}
-		a, _ := lan.quorumNode(t, ref, "a", 200)
-		b, _ := lan.quorumNode(t, ref, "b", 100)
-		if h := soleHolder(t, "web", vip1, a, b); h != a {
-			t.Fatalf("holder %s, want a", h.name)
-		}
+		_, _, a, b := quorumPair(t)
 		time.Sleep(time.Second) // a hears b's beacons: a live standby
 		next := quorumConfig("a", 200)
 		next.Groups[0].Name, next.Groups[0].VIPs = "other", []netip.Addr{vip2}

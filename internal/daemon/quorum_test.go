@@ -326,6 +326,20 @@ func quorumConfig(node string, prio int) config.Config {
 	return c
 }
 
+// quorumPair starts a (priority 200) and b (100) on one fake referee and
+// waits until a holds the group.
+func quorumPair(t *testing.T) (*fakeReferee, *fakeLAN, *testNode, *testNode) {
+	t.Helper()
+	ref := newFakeReferee()
+	lan := &fakeLAN{}
+	a, _ := lan.quorumNode(t, ref, "a", 200)
+	b, _ := lan.quorumNode(t, ref, "b", 100)
+	if h := soleHolder(t, "web", vip1, a, b); h != a {
+		t.Fatalf("holder %s, want a", h.name)
+	}
+	return ref, lan, a, b
+}
+
 // quorumNode starts a node whose group has a quorum on ref.
 func (l *fakeLAN) quorumNode(t *testing.T, ref *fakeReferee, node string, prio int) (*testNode, *lifetimes) {
 	t.Helper()
@@ -371,13 +385,7 @@ func TestQuorumOneHolderOwnsTheKey(t *testing.T) {
 
 func TestQuorumUnreachableHolderDropsBeforeTakeover(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ref := newFakeReferee()
-		lan := &fakeLAN{}
-		a, _ := lan.quorumNode(t, ref, "a", 200)
-		b, _ := lan.quorumNode(t, ref, "b", 100)
-		if h := soleHolder(t, "web", vip1, a, b); h != a {
-			t.Fatalf("holder %s, want a", h.name)
-		}
+		ref, _, a, b := quorumPair(t)
 		// a cannot reach the referee (and still hears b on the LAN).
 		ref.setReachable("a", false)
 		cut := time.Now()
@@ -440,13 +448,7 @@ func TestQuorumStandbyNeverClaimsWithoutKey(t *testing.T) {
 
 func TestQuorumStopResignsBeforeLeaseExpires(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ref := newFakeReferee()
-		lan := &fakeLAN{}
-		a, _ := lan.quorumNode(t, ref, "a", 200)
-		b, _ := lan.quorumNode(t, ref, "b", 100)
-		if h := soleHolder(t, "web", vip1, a, b); h != a {
-			t.Fatalf("holder %s, want a", h.name)
-		}
+		ref, _, a, b := quorumPair(t)
 		stopped := time.Now()
 		a.stop()
 		if a.addrs.has(vip1) {

@@ -1,14 +1,13 @@
 package health
 
 import (
-	"bytes"
+	"github.com/floatip/floatip/internal/testutil"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,24 +34,6 @@ func noReport(t *testing.T, m *Monitor) {
 		t.Fatalf("unexpected report %+v", r)
 	default:
 	}
-}
-
-// lockedBuffer is a log destination safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestNoChecksAlwaysHealthy(t *testing.T) {
@@ -126,7 +107,7 @@ func TestMonitorEndToEnd(t *testing.T) {
 	defer ln.Close()
 
 	const fall, rise = 3, 2
-	logs := &lockedBuffer{}
+	logs := &testutil.SyncBuffer{}
 	m := New([]Check{
 		{Name: "port", Kind: KindTCP, Address: ln.Addr().String(), Interval: 10 * time.Millisecond, Timeout: time.Second},
 		{Name: "web", Kind: KindHTTP, URL: srv.URL + "/healthz", Interval: 10 * time.Millisecond, Timeout: time.Second,
